@@ -39,9 +39,9 @@ type Fault struct {
 
 // APIStats counts what the credentials endpoint answered.
 type APIStats struct {
-	Requests int         // every request that reached the handler
-	ByStatus map[int]int // by HTTP status of the answer
-	Minted   int         // credentials issued (including wrong-scope ones)
+	Requests int         `json:"requests"`  // every request that reached the handler
+	ByStatus map[int]int `json:"by_status"` // by HTTP status of the answer (0: client gave up)
+	Minted   int         `json:"minted"`    // credentials issued (including wrong-scope ones)
 }
 
 // CredentialsResponse is the documented 200 body.

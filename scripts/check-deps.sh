@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Fails when a package imports against the intended direction
+# (cmd -> fs -> bucket -> creds; internal/ only from tests and dev commands),
+# or when the mount-ws binary would link the S3 server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mod=$(go list -m)
+fail=0
+
+# forbidden[pkg]="patterns it must not import" (non-test imports only)
+declare -A forbidden=(
+  [creds]="$mod/bucket $mod/fs $mod/cmd $mod/internal"
+  [bucket]="$mod/fs $mod/cmd $mod/internal"
+  [fs]="$mod/cmd $mod/creds $mod/internal"
+)
+for pkg in "${!forbidden[@]}"; do
+  [ -d "$pkg" ] || continue
+  imports=$(go list -f '{{join .Imports "\n"}}' "./$pkg/..." 2>/dev/null || true)
+  for bad in ${forbidden[$pkg]}; do
+    if grep -qE "^$bad(/|$)" <<<"$imports"; then
+      echo "check-deps: $pkg imports $bad"; fail=1
+    fi
+  done
+done
+
+if [ -d cmd/mount-ws ]; then
+  if go list -deps ./cmd/mount-ws | grep -qE 'versitygw|/internal/wsstack'; then
+    echo "check-deps: cmd/mount-ws links the S3 server (versitygw or internal/wsstack)"; fail=1
+  fi
+fi
+exit $fail

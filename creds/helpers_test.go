@@ -1,0 +1,199 @@
+package creds
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Test secrets: distinctive, so a search of logs and errors finds any leak.
+const (
+	testToken   = "tok-SUPERSECRET-bearer-0123456789"
+	testSecret  = "sk-SUPERSECRET-access-9876543210"
+	testSession = "st-SUPERSECRET-session-5555555555"
+)
+
+// fakeAPI is an httptest workspace API. By default it mints credentials
+// with a fresh access key per request; respond overrides the answer.
+type fakeAPI struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	requests atomic.Int64
+	ttl      atomic.Int64 // nanoseconds
+
+	mu      sync.Mutex
+	now     func() time.Time                          // guarded by mu: the clock expirations are computed on
+	respond func(w http.ResponseWriter, n int64) bool // guarded by mu: returns true if it answered
+	scope   Scope                                     // guarded by mu
+	lastReq *http.Request                             // guarded by mu
+}
+
+func newFakeAPI(t *testing.T) *fakeAPI {
+	t.Helper()
+	f := &fakeAPI{t: t, now: time.Now, scope: Scope{
+		Bucket: "ws-bucket", Prefix: "acme/data/", Endpoint: "http://127.0.0.1:9", Region: "us-east-1",
+	}}
+	f.ttl.Store(int64(time.Hour))
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
+	n := f.requests.Add(1)
+	f.mu.Lock()
+	f.lastReq = r.Clone(context.Background())
+	respond, now, scope := f.respond, f.now, f.scope
+	f.mu.Unlock()
+	if r.Header.Get("Authorization") != "Bearer "+testToken && !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer rotated-") {
+		writeEnvelope(w, 401, "authentication_error", "Authentication failed")
+		return
+	}
+	if respond != nil && respond(w, n) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(f.body(n, now(), scope))
+}
+
+// body is a valid answer for request n.
+func (f *fakeAPI) body(n int64, now time.Time, s Scope) map[string]any {
+	return map[string]any{
+		"access_key_id":     fmt.Sprintf("AKIATEST%08d", n),
+		"secret_access_key": testSecret,
+		"session_token":     testSession,
+		"expiration":        now.Add(time.Duration(f.ttl.Load())).UTC().Format(time.RFC3339Nano),
+		"bucket":            s.Bucket,
+		"prefix":            s.Prefix,
+		"endpoint":          s.Endpoint,
+		"region":            s.Region,
+	}
+}
+
+func (f *fakeAPI) setRespond(fn func(w http.ResponseWriter, n int64) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.respond = fn
+}
+
+func (f *fakeAPI) setScope(s Scope) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scope = s
+}
+
+func (f *fakeAPI) setNow(now func() time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = now
+}
+
+func (f *fakeAPI) last() *http.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastReq
+}
+
+func writeEnvelope(w http.ResponseWriter, status int, typ, detail string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": status, "type": typ, "detail": detail})
+}
+
+// logBuffer captures slog output for leak checks.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuffer) count(substr string) int { return strings.Count(b.String(), substr) }
+
+func newLogger() (*slog.Logger, *logBuffer) {
+	b := &logBuffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// assertNoSecrets fails if any test secret appears in s.
+func assertNoSecrets(t *testing.T, what, s string) {
+	t.Helper()
+	for _, sec := range []string{testToken, testSecret, testSession, "SUPERSECRET"} {
+		if strings.Contains(s, sec) {
+			t.Errorf("%s contains a secret (%q):\n%s", what, sec, s)
+		}
+	}
+}
+
+// fakeClock records sleeps and advances time by them, without sleeping.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now().Round(0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sleeps = append(c.sleeps, d)
+	c.now = c.now.Add(d)
+	return ctx.Err()
+}
+
+func (c *fakeClock) slept() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.sleeps...)
+}
+
+// offsetClock is the real clock shifted by an adjustable offset: moving it
+// forward simulates a machine that was suspended.
+type offsetClock struct{ off atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time { return time.Now().Round(0).Add(time.Duration(c.off.Load())) }
+func (c *offsetClock) Sleep(ctx context.Context, d time.Duration) error {
+	return systemClock{}.Sleep(ctx, d)
+}
+func (c *offsetClock) jump(d time.Duration) { c.off.Add(int64(d)) }
+
+// testConfig is a Config for api with the test token.
+func testConfig(api *fakeAPI, logger *slog.Logger) Config {
+	return Config{
+		APIURL:          api.srv.URL,
+		Org:             "acme",
+		Workspace:       "data",
+		TokenSource:     StaticToken(testToken, "environment variable WS_TOKEN"),
+		Version:         "1.2.3",
+		Logger:          logger,
+		RequestTimeout:  2 * time.Second,
+		MountRetryBound: 2 * time.Second,
+	}
+}

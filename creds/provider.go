@@ -1,0 +1,467 @@
+package creds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// ProviderSource is the Source of the aws.Credentials a Provider returns.
+const ProviderSource = "MountWSWorkspaceProvider"
+
+// Refresh schedule constants; see the package documentation.
+const (
+	refreshWindowMin = 5 * time.Minute  // refresh at least this long before expiry...
+	expiryMarginMax  = 10 * time.Second // stop handing out credentials this long before expiry (at most)
+	loopMaxSleep     = 30 * time.Second // the loop re-reads the wall clock at least this often
+	refreshBackoff   = time.Second      // background retry backoff: base...
+	refreshBackoffMx = 30 * time.Second // ...and cap
+)
+
+// Provider hands out workspace credentials to the AWS SDK and keeps them
+// fresh in the background. It implements aws.CredentialsProvider; install it
+// directly as s3.Options.Credentials (wrapping it in aws.CredentialsCache adds
+// nothing and would hide Invalidate from the SDK).
+//
+// All methods are safe for concurrent use. A Provider owns one goroutine,
+// started by NewProvider and stopped by Close.
+type Provider struct {
+	client *Client
+	log    *slog.Logger
+	clock  Clock
+	scope  Scope         // pinned by NewProvider; never changes
+	wait   time.Duration // ExpiredWaitBound
+
+	backoffBase, backoffMax time.Duration // background retry backoff
+	maxSleep                time.Duration // longest loop sleep before re-reading the wall clock
+
+	kick   chan struct{}      // capacity 1: asks the loop to look at the state now
+	cancel context.CancelFunc // stops the loop
+	done   chan struct{}      // closed when the loop has returned
+
+	reactiveRetries atomic.Uint64 // requests retried by the reactive middleware
+
+	// mu guards the fields below. It is never held across a network call
+	// or a sleep. No other lock is taken while holding it.
+	mu           sync.Mutex
+	cur          *entry        // the credentials handed out; never nil
+	prev         *entry        // the credentials cur replaced, or nil
+	changed      chan struct{} // closed and replaced when cur changes or on Close
+	lastErr      error         // the last refresh error; nil after a success
+	failingSince time.Time     // first failure of the current streak; zero when healthy
+	outageLogged bool          // the "expired and cannot refresh" line was logged for this streak
+	driftWarned  Scope         // the endpoint/region change last warned about
+	closed       bool
+	stats        Stats // Failures map owned here; copied by Stats()
+}
+
+// entry is one set of credentials with its refresh schedule, all on the
+// wall clock.
+type entry struct {
+	creds     Credentials
+	fetched   time.Time
+	refreshAt time.Time // jittered moment the background refresh starts
+	staleAt   time.Time // unjittered start of the refresh window
+	validTo   time.Time // last moment the credentials are handed out
+	invalid   bool      // guarded by Provider.mu: storage rejected them (Invalidate)
+}
+
+// newEntry computes the schedule for credentials fetched at now. With
+// lifetime L the refresh window is max(L/4, 5 min), capped at L/2; the
+// refresh starts up to 20% of the window earlier still, at random, so many
+// mounts do not call the API in the same second. Credentials are handed out
+// until min(10 s, L/10) before they expire, so a request signed with them
+// reaches the storage before they expire.
+func newEntry(c Credentials, now time.Time) *entry {
+	life := c.Expiration.Sub(now)
+	window := min(max(life/4, refreshWindowMin), life/2)
+	margin := min(expiryMarginMax, life/10)
+	staleAt := c.Expiration.Add(-window)
+	return &entry{
+		creds:     c,
+		fetched:   now,
+		staleAt:   staleAt,
+		refreshAt: staleAt.Add(-jitterUpTo(window / 5)),
+		validTo:   c.Expiration.Add(-margin),
+	}
+}
+
+// usable reports whether e may be handed out at now. Caller holds mu.
+func (e *entry) usable(now time.Time) bool { return !e.invalid && now.Before(e.validTo) }
+
+func (e *entry) aws() aws.Credentials {
+	return aws.Credentials{
+		AccessKeyID:     e.creds.AccessKeyID,
+		SecretAccessKey: e.creds.SecretAccessKey.Reveal(),
+		SessionToken:    e.creds.SessionToken.Reveal(),
+		Source:          ProviderSource,
+		CanExpire:       true,
+		Expires:         e.creds.Expiration,
+	}
+}
+
+// Stats is a snapshot of a Provider's counters, for metrics and status output.
+type Stats struct {
+	// Refreshes counts successful fetches, the initial one included.
+	Refreshes uint64
+	// Failures counts failed refresh attempts by kind.
+	Failures map[FailureKind]uint64
+	// Invalidations counts credentials dropped because storage rejected them.
+	Invalidations uint64
+	// ReactiveRetries counts storage requests retried after a rejection.
+	ReactiveRetries uint64
+	// ScopeDrifts counts refreshes that named another endpoint or region
+	// (accepted; the pinned ones stay in use).
+	ScopeDrifts uint64
+	// LastRefresh is when the held credentials were fetched.
+	LastRefresh time.Time
+	// Expiration is when the held credentials expire.
+	Expiration time.Time
+	// TimeToExpiry is Expiration minus now; negative once expired.
+	TimeToExpiry time.Duration
+	// Failing is true while refreshes fail; LastError is the latest failure.
+	Failing   bool
+	LastError error
+}
+
+// NewProvider fetches the first credentials (retrying temporary failures
+// for at most cfg.MountRetryBound), pins their Scope and starts the
+// background refresh. The error of a failed first fetch is returned as is,
+// classified by the package's sentinels. ctx bounds only this first fetch;
+// the background refresh runs until Close.
+func NewProvider(ctx context.Context, cfg Config) (*Provider, error) {
+	return newProvider(ctx, cfg, nil)
+}
+
+// newProvider is NewProvider with a hook to adjust timings before the loop
+// starts (tests).
+func newProvider(ctx context.Context, cfg Config, tune func(*Provider)) (*Provider, error) {
+	c, err := NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	bound := cfg.MountRetryBound
+	if bound <= 0 {
+		bound = DefaultMountRetryBound
+	}
+	cr, err := c.FetchWithRetry(ctx, bound)
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{
+		client:      c,
+		log:         c.log.With("workspace", c.workspace),
+		clock:       c.clock,
+		scope:       cr.Scope,
+		wait:        cfg.ExpiredWaitBound,
+		backoffBase: refreshBackoff,
+		backoffMax:  refreshBackoffMx,
+		maxSleep:    loopMaxSleep,
+		kick:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		changed:     make(chan struct{}),
+		stats:       Stats{Failures: map[FailureKind]uint64{}},
+	}
+	if p.wait <= 0 {
+		p.wait = DefaultExpiredWaitBound
+	}
+	if tune != nil {
+		tune(p)
+	}
+	now := p.clock.Now()
+	p.cur = newEntry(cr, now)
+	p.stats.Refreshes, p.stats.LastRefresh = 1, now
+	p.log.Info("workspace credentials obtained",
+		"bucket", cr.Bucket, "prefix", cr.Prefix, "endpoint", cr.Endpoint, "region", cr.Region,
+		"key", keyHint(cr.AccessKeyID), "expires", cr.Expiration, "refresh_at", p.cur.refreshAt)
+
+	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	go p.run(loopCtx)
+	return p, nil
+}
+
+// Scope returns the storage location pinned when the Provider was created.
+func (p *Provider) Scope() Scope { return p.scope }
+
+// Retrieve implements aws.CredentialsProvider. While the held credentials
+// are valid (judged on the wall clock) it returns them at once, without
+// network access. Otherwise (expired, or rejected by storage) it waits for
+// the background refresh, at most Config.ExpiredWaitBound or until ctx is
+// done, and then fails with an error wrapping ErrExpired (and the last
+// refresh error). After Close it fails with ErrClosed once the held
+// credentials are no longer valid.
+func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	now := p.clock.Now()
+	p.mu.Lock()
+	e := p.cur
+	if e.usable(now) {
+		if !now.Before(e.refreshAt) {
+			// The loop's timer may lag the wall clock (after a suspend).
+			p.poke()
+		}
+		p.mu.Unlock()
+		return e.aws(), nil
+	}
+	p.mu.Unlock()
+	return p.waitUsable(ctx)
+}
+
+var _ aws.CredentialsProvider = (*Provider)(nil)
+
+// waitUsable waits for usable credentials; see Retrieve.
+func (p *Provider) waitUsable(ctx context.Context) (aws.Credentials, error) {
+	timer := time.NewTimer(p.wait)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		e, changed, closed, lastErr := p.cur, p.changed, p.closed, p.lastErr
+		usable := e.usable(p.clock.Now())
+		p.mu.Unlock()
+		if usable {
+			return e.aws(), nil
+		}
+		if closed {
+			return aws.Credentials{}, fmt.Errorf("credentials for %s: %w", p.client.workspace, ErrClosed)
+		}
+		p.poke()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return aws.Credentials{}, fmt.Errorf("wait for fresh credentials for %s: %w", p.client.workspace, ctx.Err())
+		case <-timer.C:
+			return aws.Credentials{}, p.expiredError(e, lastErr)
+		}
+	}
+}
+
+func (p *Provider) expiredError(e *entry, lastErr error) error {
+	why := fmt.Sprintf("expired at %s", e.creds.Expiration.Format(time.RFC3339))
+	if e.invalid {
+		why = "were rejected by the storage"
+	}
+	if lastErr == nil {
+		return fmt.Errorf("credentials for %s %s and no fresh ones arrived within %s: %w", p.client.workspace, why, p.wait, ErrExpired)
+	}
+	return fmt.Errorf("credentials for %s %s and no fresh ones arrived within %s: %w; last refresh error: %w", p.client.workspace, why, p.wait, ErrExpired, lastErr)
+}
+
+// Invalidate drops the held credentials if their access key ID is
+// accessKeyID, because the storage rejected them, and triggers one refresh.
+// Credentials with another key (already replaced, or never held) are left
+// alone, so a burst of rejections of the same key causes one refresh.
+// Until the refresh succeeds, Retrieve waits as for expired credentials.
+func (p *Provider) Invalidate(accessKeyID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur.creds.AccessKeyID != accessKeyID || p.cur.invalid {
+		return
+	}
+	p.cur.invalid = true
+	p.stats.Invalidations++
+	p.log.Info("storage rejected the credentials; refreshing them",
+		"key", keyHint(accessKeyID), "expires", p.cur.creds.Expiration)
+	p.poke()
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Provider) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.Failures = make(map[FailureKind]uint64, len(p.stats.Failures))
+	for k, v := range p.stats.Failures {
+		s.Failures[k] = v
+	}
+	s.ReactiveRetries = p.reactiveRetries.Load()
+	s.Expiration = p.cur.creds.Expiration
+	s.TimeToExpiry = s.Expiration.Sub(p.clock.Now())
+	s.Failing = p.lastErr != nil
+	s.LastError = p.lastErr
+	return s
+}
+
+// Close stops the background refresh and waits for it to end. Retrieve
+// keeps returning the held credentials while they are valid, then fails with
+// ErrClosed. Close is idempotent and always returns nil.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.changed)
+		p.changed = make(chan struct{})
+	}
+	p.mu.Unlock()
+	p.cancel()
+	<-p.done
+	return nil
+}
+
+// poke wakes the loop without blocking.
+func (p *Provider) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run is the refresh loop: the only place that fetches after NewProvider,
+// so concurrent callers share one refresh (single flight). It refreshes
+// when the held credentials reach their refresh point, expire or are
+// invalidated, and backs off after failures. It returns when ctx is done.
+func (p *Provider) run(ctx context.Context) {
+	defer close(p.done)
+	failures := 0
+	var retryAt time.Time // zero unless backing off
+	for {
+		now := p.clock.Now()
+		p.mu.Lock()
+		held := p.cur
+		due := held.refreshAt
+		if !held.usable(now) {
+			due = now
+		}
+		p.mu.Unlock()
+		if retryAt.After(due) {
+			due = retryAt
+		}
+		if wait := due.Sub(now); wait > 0 {
+			if !p.sleep(ctx, min(wait, p.maxSleep)) {
+				return
+			}
+			continue
+		}
+
+		cr, err := p.client.Fetch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = p.install(cr)
+		}
+		if err == nil {
+			failures, retryAt = 0, time.Time{}
+			continue
+		}
+		failures++
+		delay := p.retryDelay(err, failures, held)
+		retryAt = p.clock.Now().Add(delay)
+		p.recordFailure(err, delay)
+	}
+}
+
+// sleep waits for d, a poke or the end of ctx; it reports false for the latter.
+func (p *Provider) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-p.kick:
+	case <-t.C:
+	}
+	return true
+}
+
+// retryDelay is the wait after the failures-th consecutive failure: the
+// server's Retry-After if given, else full jitter over an exponential
+// ceiling that, while held is still valid, is also capped at half its
+// remaining validity, so a few more attempts happen before it expires.
+func (p *Provider) retryDelay(err error, failures int, held *entry) time.Duration {
+	var ae *APIError
+	if errors.As(err, &ae) && ae.RetryAfter > 0 {
+		return ae.RetryAfter
+	}
+	ceiling := backoffCeiling(failures, p.backoffBase, p.backoffMax)
+	if left := held.validTo.Sub(p.clock.Now()); left > 0 {
+		ceiling = min(ceiling, max(left/2, p.backoffBase))
+	}
+	return jitterUpTo(ceiling)
+}
+
+// install makes freshly fetched credentials the held ones, unless they name
+// another bucket or prefix (ErrScopeChanged). An endpoint or region change
+// is accepted with a warning, and the pinned values stay in use.
+func (p *Provider) install(cr Credentials) error {
+	if cr.Bucket != p.scope.Bucket || cr.Prefix != p.scope.Prefix {
+		return &ScopeChangedError{Pinned: p.scope, Got: cr.Scope}
+	}
+	got := cr.Scope
+	cr.Scope = p.scope
+	now := p.clock.Now()
+	e := newEntry(cr, now)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if got != p.scope {
+		p.stats.ScopeDrifts++
+		if got != p.driftWarned {
+			p.driftWarned = got
+			p.log.Warn("the workspace API now names another storage endpoint or region; still using the ones from mount time (remount to switch)",
+				"pinned_endpoint", p.scope.Endpoint, "pinned_region", p.scope.Region,
+				"new_endpoint", got.Endpoint, "new_region", got.Region)
+		}
+	}
+	if !p.failingSince.IsZero() {
+		p.log.Info("credential refresh recovered", "failing_for", now.Sub(p.failingSince).Round(time.Millisecond))
+	}
+	p.prev, p.cur = p.cur, e
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.stats.Refreshes++
+	p.stats.LastRefresh = now
+	p.failingSince, p.outageLogged, p.lastErr = time.Time{}, false, nil
+	p.log.Debug("credentials refreshed", "key", keyHint(cr.AccessKeyID), "expires", cr.Expiration, "refresh_at", e.refreshAt)
+	return nil
+}
+
+// recordFailure counts and logs a failed refresh: one line when a failure
+// streak starts, one error line when the held credentials become unusable
+// during the streak, debug lines otherwise.
+func (p *Provider) recordFailure(err error, delay time.Duration) {
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastErr = err
+	p.stats.Failures[KindOf(err)]++
+	usable := p.cur.usable(now)
+	switch {
+	case p.failingSince.IsZero() && usable:
+		p.failingSince = now
+		level := slog.LevelWarn
+		if errors.Is(err, ErrScopeChanged) {
+			level = slog.LevelError
+		}
+		p.log.Log(context.Background(), level, "credential refresh failed; still using the current credentials",
+			"valid_until", p.cur.validTo, "retry_in", delay.Round(time.Millisecond), "error", err)
+	case !usable && !p.outageLogged:
+		if p.failingSince.IsZero() {
+			p.failingSince = now
+		}
+		p.outageLogged = true
+		p.log.Error("credentials expired or were rejected and cannot be refreshed; storage requests fail until the workspace API answers",
+			"expired_at", p.cur.creds.Expiration, "rejected", p.cur.invalid, "retry_in", delay.Round(time.Millisecond), "error", err)
+	default:
+		p.log.Debug("credential refresh failed again", "retry_in", delay.Round(time.Millisecond), "error", err)
+	}
+}
+
+// ScopeChangedError reports a refresh that named another bucket or prefix
+// than the one pinned at mount time. errors.Is(err, ErrScopeChanged) holds.
+type ScopeChangedError struct {
+	Pinned, Got Scope
+}
+
+func (e *ScopeChangedError) Error() string {
+	return fmt.Sprintf("the workspace API now places the workspace at s3://%s/%s, but it was mounted at s3://%s/%s; the new credentials were refused (remount to use the new location)",
+		e.Got.Bucket, e.Got.Prefix, e.Pinned.Bucket, e.Pinned.Prefix)
+}
+
+// Is makes errors.Is(err, ErrScopeChanged) hold.
+func (e *ScopeChangedError) Is(target error) bool { return target == ErrScopeChanged }

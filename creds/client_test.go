@@ -216,7 +216,7 @@ func TestFetchWithRetry(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		statuses   []int                       // answers before success (0: success)
+		statuses   []int                     // answers before success (0: success)
 		retryAfter func(c *fakeClock) string // header value for 429s
 		bound      time.Duration
 		wantReqs   int64

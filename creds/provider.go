@@ -57,6 +57,7 @@ type Provider struct {
 	failingSince time.Time     // first failure of the current streak; zero when healthy
 	outageLogged bool          // the "expired and cannot refresh" line was logged for this streak
 	driftWarned  Scope         // the endpoint/region change last warned about
+	lastProbe    time.Time     // last refresh forced by an ambiguous rejection (see rejected)
 	closed       bool
 	stats        Stats // Failures map owned here; copied by Stats()
 }
@@ -221,7 +222,7 @@ func (p *Provider) waitUsable(ctx context.Context) (aws.Credentials, error) {
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		e, changed, closed, lastErr := p.cur, p.changed, p.closed, p.lastErr
+		e, changed, closed := p.cur, p.changed, p.closed
 		usable := e.usable(p.clock.Now())
 		p.mu.Unlock()
 		if usable {
@@ -236,16 +237,21 @@ func (p *Provider) waitUsable(ctx context.Context) (aws.Credentials, error) {
 		case <-ctx.Done():
 			return aws.Credentials{}, fmt.Errorf("wait for fresh credentials for %s: %w", p.client.workspace, ctx.Err())
 		case <-timer.C:
-			return aws.Credentials{}, p.expiredError(e, lastErr)
+			p.mu.Lock()
+			err := p.expiredError()
+			p.mu.Unlock()
+			return aws.Credentials{}, err
 		}
 	}
 }
 
-func (p *Provider) expiredError(e *entry, lastErr error) error {
-	why := fmt.Sprintf("expired at %s", e.creds.Expiration.Format(time.RFC3339))
-	if e.invalid {
+// expiredError describes why no usable credentials are held. Caller holds mu.
+func (p *Provider) expiredError() error {
+	why := fmt.Sprintf("expired at %s", p.cur.creds.Expiration.Format(time.RFC3339))
+	if p.cur.invalid {
 		why = "were rejected by the storage"
 	}
+	lastErr := p.lastErr
 	if lastErr == nil {
 		return fmt.Errorf("credentials for %s %s and no fresh ones arrived within %s: %w", p.client.workspace, why, p.wait, ErrExpired)
 	}
@@ -260,6 +266,11 @@ func (p *Provider) expiredError(e *entry, lastErr error) error {
 func (p *Provider) Invalidate(accessKeyID string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.invalidateLocked(accessKeyID)
+}
+
+// invalidateLocked is Invalidate. Caller holds mu.
+func (p *Provider) invalidateLocked(accessKeyID string) {
 	if p.cur.creds.AccessKeyID != accessKeyID || p.cur.invalid {
 		return
 	}

@@ -33,10 +33,17 @@ const (
 // Retrieve then waits for. A rejection is:
 //
 //   - ExpiredToken, InvalidAccessKeyId, InvalidToken or TokenRefreshRequired;
-//   - AccessDenied (or a bare 403), a connection reset or a broken pipe, but
-//     only if the signing credentials are in their refresh window, past it,
-//     or already replaced: away from expiry these mean something else, and
-//     refreshing would not help.
+//   - AccessDenied, or a 403 without a body (the answer to HEAD), when the
+//     signing credentials are in their refresh window or past it, and
+//     otherwise at most once per refresh interval: a revoked key looks the
+//     same, and genuine denials then cost at most one extra refresh per
+//     interval;
+//   - a connection reset, a broken pipe (how a large upload signed with
+//     expired credentials often ends) or a 400 without a body, only in or
+//     past the refresh window.
+//
+// A request signed with credentials that were already replaced is sent
+// again whatever the rejection.
 //
 // Each request is retried at most once by this middleware, inside each
 // attempt of the SDK's own retry loop; a request whose body cannot be
@@ -129,58 +136,69 @@ func (r *reactiveRefresh) HandleFinalize(ctx context.Context, in middleware.Fina
 }
 
 // rejected reports whether err means the storage rejected the credentials
-// with access key id, and if so invalidates them. See AddReactiveRefresh.
+// with access key id, so that the request should be sent again; if so, and
+// those credentials are still held, it invalidates them. See
+// AddReactiveRefresh for the rules.
 func (p *Provider) rejected(err error, id string) bool {
-	switch classifyRejection(err) {
-	case rejectionCertain:
-	case rejectionAmbiguous:
-		if !p.nearExpiry(id) {
-			return false
-		}
-	default:
+	r := classifyRejection(err)
+	if r == notRejected {
 		return false
 	}
-	p.Invalidate(id)
-	return true
-}
-
-// nearExpiry reports whether the credentials with access key id are in or
-// past their refresh window, invalidated, or no longer the held ones.
-func (p *Provider) nearExpiry(id string) bool {
 	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur.creds.AccessKeyID != id {
+		// Already replaced: the retry is signed with the fresh credentials.
 		return true
 	}
-	return p.cur.invalid || !now.Before(p.cur.staleAt)
+	stale := p.cur.invalid || !now.Before(p.cur.staleAt)
+	switch {
+	case r == rejectedMaybe && !stale:
+		// Away from expiry, AccessDenied usually means what it says; but a
+		// revoked key looks the same on a HEAD. Check by refreshing, at most
+		// once per refresh interval, so genuine denials cannot drive the
+		// API harder than twice its normal rate.
+		if !p.lastProbe.IsZero() && now.Sub(p.lastProbe) < p.cur.staleAt.Sub(p.cur.fetched) {
+			return false
+		}
+		p.lastProbe = now
+	case r == rejectedIfStale && !stale:
+		return false
+	}
+	p.invalidateLocked(id)
+	return true
 }
 
+// rejection is what an S3 error says about the credentials that signed the request.
 type rejection int
 
 const (
-	rejectionNone rejection = iota
-	rejectionAmbiguous
-	rejectionCertain
+	notRejected     rejection = iota
+	rejectedIfStale           // connection reset, broken pipe, bare 400: only near expiry
+	rejectedMaybe             // AccessDenied, bare 403: near expiry, or once per credentials
+	rejectedCertain           // ExpiredToken, InvalidAccessKeyId, InvalidToken, TokenRefreshRequired
 )
 
 // classifyRejection sorts an S3 error by what it says about the credentials.
+// Answers to HEAD carry no body, so their code is only the status text.
 func classifyRejection(err error) rejection {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "TokenRefreshRequired":
-			return rejectionCertain
+			return rejectedCertain
 		case "AccessDenied", "Forbidden":
-			return rejectionAmbiguous
+			return rejectedMaybe
+		case "BadRequest":
+			return rejectedIfStale
 		}
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
-		return rejectionAmbiguous
+		return rejectedMaybe
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-		return rejectionAmbiguous
+		return rejectedIfStale
 	}
-	return rejectionNone
+	return notRejected
 }

@@ -1,0 +1,457 @@
+package creds
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fastBackoff makes background retries quick for tests.
+func fastBackoff(p *Provider) {
+	p.backoffBase = 20 * time.Millisecond
+	p.backoffMax = 100 * time.Millisecond
+}
+
+func startProvider(t *testing.T, cfg Config) *Provider {
+	t.Helper()
+	p, err := newProvider(context.Background(), cfg, fastBackoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+func TestProviderRetrieve(t *testing.T) {
+	api := newFakeAPI(t)
+	p := startProvider(t, testConfig(api, nil))
+	c, err := p.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.CanExpire || c.Expires.IsZero() || c.AccessKeyID != "AKIATEST00000001" || c.SecretAccessKey != testSecret || c.SessionToken != testSession {
+		t.Errorf("credentials = %+v", c)
+	}
+	if c.Source != ProviderSource {
+		t.Errorf("source = %q", c.Source)
+	}
+	if s := p.Scope(); s.Bucket != "ws-bucket" || s.Prefix != "acme/data/" {
+		t.Errorf("scope = %+v", s)
+	}
+}
+
+// Requests never wait while valid credentials exist, and the API sees one
+// refresh per refresh interval, not one per request.
+func TestProviderRefreshAhead(t *testing.T) {
+	api := newFakeAPI(t)
+	const ttl = 1500 * time.Millisecond
+	api.ttl.Store(int64(ttl))
+	p := startProvider(t, testConfig(api, nil))
+
+	const run = 4 * time.Second
+	var calls, slow atomic.Int64
+	keys := sync.Map{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for end := time.Now().Add(run); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+				start := time.Now()
+				c, err := p.Retrieve(context.Background())
+				if err != nil {
+					t.Errorf("Retrieve: %v", err)
+					return
+				}
+				if time.Since(start) > 20*time.Millisecond {
+					slow.Add(1)
+				}
+				if !time.Now().Before(c.Expires) {
+					t.Errorf("handed out expired credentials")
+				}
+				keys.Store(c.AccessKeyID, true)
+				calls.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	// Refresh every 0.6–0.75 s (window L/2, minus up to 20% jitter).
+	reqs := api.requests.Load()
+	if reqs < 5 || reqs > 9 {
+		t.Errorf("%d API requests in %v with TTL %v, want about %v", reqs, run, ttl, int(run/(675*time.Millisecond))+1)
+	}
+	if s := slow.Load(); s > 0 {
+		t.Errorf("%d of %d Retrieve calls waited", s, calls.Load())
+	}
+	n := 0
+	keys.Range(func(any, any) bool { n++; return true })
+	if n < 5 {
+		t.Errorf("only %d distinct keys used", n)
+	}
+	if st := p.Stats(); st.Refreshes != uint64(reqs) || st.Failing || st.TimeToExpiry <= 0 {
+		t.Errorf("stats = %+v, requests %d", st, reqs)
+	}
+}
+
+func TestProviderSingleFlight(t *testing.T) {
+	api := newFakeAPI(t)
+	var slowAPI atomic.Bool
+	api.setRespond(func(w http.ResponseWriter, n int64) bool {
+		if slowAPI.Load() {
+			time.Sleep(200 * time.Millisecond)
+		}
+		return false
+	})
+	p := startProvider(t, testConfig(api, nil))
+	first, _ := p.Retrieve(context.Background())
+	slowAPI.Store(true)
+	p.Invalidate(first.AccessKeyID)
+	p.Invalidate(first.AccessKeyID) // a second rejection of the same key changes nothing
+
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			c, err := p.Retrieve(context.Background())
+			if err != nil || c.AccessKeyID == first.AccessKeyID {
+				t.Errorf("Retrieve = %v, %v", c.AccessKeyID, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := api.requests.Load(); n != 2 {
+		t.Errorf("%d API requests, want 2 (initial + one refresh)", n)
+	}
+	if st := p.Stats(); st.Invalidations != 1 || st.Refreshes != 2 {
+		t.Errorf("stats = %+v", st)
+	}
+	// Invalidating a key that is not held is a no-op.
+	p.Invalidate(first.AccessKeyID)
+	p.Invalidate("AKIAUNKNOWN")
+	if c, _ := p.Retrieve(context.Background()); c.AccessKeyID != "AKIATEST00000002" {
+		t.Errorf("key = %s", c.AccessKeyID)
+	}
+	if n := api.requests.Load(); n != 2 {
+		t.Errorf("%d API requests after no-op invalidations", n)
+	}
+}
+
+// The API is down longer than one TTL: requests fail only while no valid
+// credentials exist, the outage is logged once, and the provider recovers
+// by itself.
+func TestProviderOutageAndRecovery(t *testing.T) {
+	api := newFakeAPI(t)
+	const ttl = time.Second
+	api.ttl.Store(int64(ttl))
+	var down atomic.Bool
+	api.setRespond(func(w http.ResponseWriter, _ int64) bool {
+		if !down.Load() {
+			return false
+		}
+		writeEnvelope(w, 503, "unavailable", "maintenance "+testToken)
+		return true
+	})
+	logger, logs := newLogger()
+	cfg := testConfig(api, logger)
+	cfg.ExpiredWaitBound = 100 * time.Millisecond
+	p := startProvider(t, cfg)
+	first, _ := p.Retrieve(context.Background())
+
+	down.Store(true)
+	outageStart := time.Now()
+	var lastFail, firstFail time.Time
+	var errs []error
+	recovered := time.Time{}
+	upAt := outageStart.Add(2500 * time.Millisecond)
+	for end := outageStart.Add(4 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if down.Load() && time.Now().After(upAt) {
+			down.Store(false)
+		}
+		c, err := p.Retrieve(context.Background())
+		now := time.Now()
+		if err != nil {
+			if firstFail.IsZero() {
+				firstFail = now
+			}
+			lastFail = now
+			errs = append(errs, err)
+			continue
+		}
+		if now.After(c.Expires) {
+			t.Fatalf("expired credentials handed out")
+		}
+		if recovered.IsZero() && c.AccessKeyID != first.AccessKeyID && !down.Load() {
+			recovered = now
+		}
+	}
+	if firstFail.IsZero() {
+		t.Fatal("no failure during an outage longer than the TTL")
+	}
+	// Failures start only once the held credentials stop being valid...
+	if firstFail.Before(first.Expires.Add(-200 * time.Millisecond)) {
+		t.Errorf("first failure at %v, credentials valid until %v", firstFail, first.Expires)
+	}
+	// ...and end soon after the API is back.
+	if lastFail.After(upAt.Add(500 * time.Millisecond)) {
+		t.Errorf("still failing %v after the API came back", lastFail.Sub(upAt))
+	}
+	if recovered.IsZero() {
+		t.Fatal("never recovered")
+	}
+	for _, err := range errs {
+		if !errors.Is(err, ErrExpired) || !errors.Is(err, ErrUnavailable) {
+			t.Errorf("err = %v, want ErrExpired wrapping ErrUnavailable", err)
+		}
+		assertNoSecrets(t, "error", err.Error())
+	}
+	if n := logs.count("cannot be refreshed"); n != 1 {
+		t.Errorf("%d outage lines, want 1", n)
+	}
+	if n := logs.count("credential refresh failed; still using"); n != 1 {
+		t.Errorf("%d 'refresh failed' lines, want 1", n)
+	}
+	if n := logs.count("credential refresh recovered"); n != 1 {
+		t.Errorf("%d recovery lines, want 1", n)
+	}
+	st := p.Stats()
+	if st.Failures[FailureUnavailable] == 0 || st.Failing {
+		t.Errorf("stats = %+v", st)
+	}
+	assertNoSecrets(t, "logs", logs.String())
+}
+
+func TestProviderScopeChangeRejected(t *testing.T) {
+	api := newFakeAPI(t)
+	api.ttl.Store(int64(1200 * time.Millisecond))
+	logger, logs := newLogger()
+	cfg := testConfig(api, logger)
+	cfg.ExpiredWaitBound = 100 * time.Millisecond
+	p := startProvider(t, cfg)
+	first, _ := p.Retrieve(context.Background())
+	pinned := p.Scope()
+
+	for _, s := range []Scope{
+		{Bucket: "other-bucket", Prefix: pinned.Prefix, Endpoint: pinned.Endpoint, Region: pinned.Region},
+		{Bucket: pinned.Bucket, Prefix: "acme/other/", Endpoint: pinned.Endpoint, Region: pinned.Region},
+	} {
+		api.setScope(s)
+		p.Invalidate(first.AccessKeyID) // force a refresh now
+		_, err := p.Retrieve(context.Background())
+		if !errors.Is(err, ErrExpired) || !errors.Is(err, ErrScopeChanged) {
+			t.Errorf("scope %v: err = %v, want ErrExpired wrapping ErrScopeChanged", s, err)
+		}
+		if p.Scope() != pinned {
+			t.Errorf("scope changed to %+v", p.Scope())
+		}
+		if st := p.Stats(); st.Failures[FailureScopeChanged] == 0 {
+			t.Errorf("stats = %+v", st)
+		}
+		api.setScope(pinned)
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			c, err := p.Retrieve(context.Background())
+			if err == nil {
+				first = c
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no recovery: %v", err)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "other-bucket") {
+		t.Errorf("scope change not logged as an error:\n%s", logs)
+	}
+}
+
+// Credentials that stay valid are kept while a refresh names another bucket.
+func TestProviderScopeChangeKeepsValidCredentials(t *testing.T) {
+	api := newFakeAPI(t)
+	api.ttl.Store(int64(2 * time.Second))
+	p := startProvider(t, testConfig(api, nil))
+	first, _ := p.Retrieve(context.Background())
+	s := p.Scope()
+	s.Bucket = "moved-bucket"
+	api.setScope(s)
+	for time.Now().Before(first.Expires.Add(-400 * time.Millisecond)) {
+		c, err := p.Retrieve(context.Background())
+		if err != nil || c.AccessKeyID != first.AccessKeyID {
+			t.Fatalf("Retrieve = %s, %v; want the held credentials", c.AccessKeyID, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := p.Stats(); st.Failures[FailureScopeChanged] == 0 {
+		t.Errorf("no scope-change failure counted: %+v", st)
+	}
+}
+
+// An endpoint or region change is accepted with one warning; the pinned
+// values stay in use.
+func TestProviderEndpointDrift(t *testing.T) {
+	api := newFakeAPI(t)
+	logger, logs := newLogger()
+	p := startProvider(t, testConfig(api, logger))
+	pinned := p.Scope()
+	moved := pinned
+	moved.Endpoint, moved.Region = "https://s3.elsewhere.example", "eu-central-1"
+	api.setScope(moved)
+	for i := range 3 {
+		c, _ := p.Retrieve(context.Background())
+		p.Invalidate(c.AccessKeyID)
+		c2, err := p.Retrieve(context.Background())
+		if err != nil || c2.AccessKeyID == c.AccessKeyID {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+	}
+	if p.Scope() != pinned {
+		t.Errorf("scope = %+v, want pinned %+v", p.Scope(), pinned)
+	}
+	if n := logs.count("another storage endpoint or region"); n != 1 {
+		t.Errorf("%d drift warnings, want 1", n)
+	}
+	if st := p.Stats(); st.ScopeDrifts != 3 {
+		t.Errorf("ScopeDrifts = %d", st.ScopeDrifts)
+	}
+}
+
+// A machine that sleeps past the expiration does not hand out dead keys:
+// expiry is judged on the wall clock.
+func TestProviderWallClockJump(t *testing.T) {
+	api := newFakeAPI(t)
+	clock := &offsetClock{}
+	api.setNow(clock.Now)
+	cfg := testConfig(api, nil)
+	cfg.Clock = clock
+	p := startProvider(t, cfg)
+	first, _ := p.Retrieve(context.Background())
+	clock.jump(2 * time.Hour) // suspended for two hours
+	c, err := p.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AccessKeyID == first.AccessKeyID || !c.Expires.After(clock.Now()) {
+		t.Errorf("got %s expiring %v; now %v", c.AccessKeyID, c.Expires, clock.Now())
+	}
+	// Jumping into the refresh window (but not past expiry) returns the held
+	// credentials at once and wakes the refresh.
+	clock.jump(50 * time.Minute)
+	c2, err := p.Retrieve(context.Background())
+	if err != nil || c2.AccessKeyID != c.AccessKeyID {
+		t.Errorf("in the refresh window: %s, %v", c2.AccessKeyID, err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for api.requests.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := api.requests.Load(); n != 3 {
+		t.Errorf("%d API requests, want 3", n)
+	}
+}
+
+func TestProviderClose(t *testing.T) {
+	api := newFakeAPI(t)
+	p, err := newProvider(context.Background(), testConfig(api, nil), fastBackoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := p.Retrieve(context.Background())
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Close()
+	select {
+	case <-p.done:
+	default:
+		t.Fatal("loop still running after Close")
+	}
+	if c2, err := p.Retrieve(context.Background()); err != nil || c2.AccessKeyID != c.AccessKeyID {
+		t.Errorf("after Close: %v, %v", c2.AccessKeyID, err)
+	}
+	p.Invalidate(c.AccessKeyID)
+	if _, err := p.Retrieve(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("err = %v, want ErrClosed", err)
+	}
+}
+
+func TestProviderRetrieveHonoursContext(t *testing.T) {
+	api := newFakeAPI(t)
+	var down atomic.Bool
+	api.setRespond(func(w http.ResponseWriter, _ int64) bool {
+		if down.Load() {
+			writeEnvelope(w, 500, "x", "down")
+			return true
+		}
+		return false
+	})
+	cfg := testConfig(api, nil)
+	cfg.ExpiredWaitBound = time.Minute
+	p := startProvider(t, cfg)
+	c, _ := p.Retrieve(context.Background())
+	down.Store(true)
+	p.Invalidate(c.AccessKeyID)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := p.Retrieve(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Errorf("Retrieve ignored its context")
+	}
+}
+
+func TestNewProviderErrors(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		want   error
+		text   string
+	}{
+		{401, ErrUnauthorized, "rejected the token"},
+		{404, ErrNotFound, "does not exist"},
+		{503, ErrUnavailable, "gave up after"},
+	} {
+		api := newFakeAPI(t)
+		api.setRespond(func(w http.ResponseWriter, _ int64) bool {
+			writeEnvelope(w, tt.status, "x", "injected")
+			return true
+		})
+		cfg := testConfig(api, nil)
+		cfg.MountRetryBound = 300 * time.Millisecond
+		start := time.Now()
+		_, err := NewProvider(context.Background(), cfg)
+		if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
+			t.Errorf("%d: err = %v", tt.status, err)
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Errorf("%d: took %v with a 300ms bound", tt.status, time.Since(start))
+		}
+	}
+}
+
+func TestNewEntrySchedule(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		life, window, margin time.Duration
+	}{
+		{time.Hour, 15 * time.Minute, 10 * time.Second},
+		{12 * time.Hour, 3 * time.Hour, 10 * time.Second},
+		{15 * time.Minute, 5 * time.Minute, 10 * time.Second},
+		{6 * time.Minute, 3 * time.Minute, 10 * time.Second},
+		{3 * time.Second, 1500 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		for range 20 {
+			e := newEntry(Credentials{Expiration: now.Add(tt.life)}, now)
+			if got := now.Add(tt.life).Sub(e.staleAt); got != tt.window {
+				t.Errorf("life %v: window %v, want %v", tt.life, got, tt.window)
+			}
+			if e.refreshAt.After(e.staleAt) || e.staleAt.Sub(e.refreshAt) > tt.window/5 {
+				t.Errorf("life %v: jitter %v", tt.life, e.staleAt.Sub(e.refreshAt))
+			}
+			if got := now.Add(tt.life).Sub(e.validTo); got != tt.margin {
+				t.Errorf("life %v: margin %v, want %v", tt.life, got, tt.margin)
+			}
+		}
+	}
+}

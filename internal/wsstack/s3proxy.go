@@ -126,7 +126,8 @@ func (f *S3Fault) matches(op Op, key string) bool {
 // requests by operation and injects faults. It forwards the Host header
 // untouched, so SigV4 signatures made for the proxy's address still verify.
 type S3Proxy struct {
-	rp *httputil.ReverseProxy
+	rp        *httputil.ReverseProxy
+	transport *http.Transport // to the gateway
 
 	mu     sync.Mutex
 	faults []*S3Fault    // first match wins
@@ -140,7 +141,7 @@ func newS3Proxy(target *url.URL) *S3Proxy {
 	transport.MaxIdleConns = 512
 	transport.MaxIdleConnsPerHost = 512
 	transport.DisableCompression = true
-	p := &S3Proxy{counts: make(map[Op]uint64)}
+	p := &S3Proxy{counts: make(map[Op]uint64), transport: transport}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,7 @@ type Stack struct {
 	s3srv   *loopbackServer
 	apisrv  *loopbackServer
 	root    *s3.Client // root account, straight to the gateway
+	rootTr  *http.Transport
 	addWsMu sync.Mutex // serialises AddWorkspace's policy rewrite
 	byBkt   map[string][]Workspace
 }
@@ -123,7 +125,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if s.apisrv, err = listen(cfg.APIAddr, s.API); err != nil {
 		return nil, fmt.Errorf("workspace api: %w", err)
 	}
+	s.rootTr = http.DefaultTransport.(*http.Transport).Clone()
 	s.root = s3.New(s3.Options{
+		HTTPClient:   &http.Client{Transport: s.rootTr},
 		BaseEndpoint: aws.String(gwURL.String()),
 		Region:       cfg.Region,
 		UsePathStyle: true,
@@ -220,6 +224,13 @@ func (s *Stack) Close() error {
 		if srv != nil {
 			errs = append(errs, srv.close())
 		}
+	}
+	// Idle keep-alive connections would hold up the gateway's shutdown.
+	if s.S3 != nil {
+		s.S3.transport.CloseIdleConnections()
+	}
+	if s.rootTr != nil {
+		s.rootTr.CloseIdleConnections()
 	}
 	if s.gw != nil {
 		errs = append(errs, s.gw.close())

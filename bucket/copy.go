@@ -1,0 +1,156 @@
+package bucket
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
+)
+
+// copyConcurrency is how many parts of a multipart copy run at once.
+const copyConcurrency = 8
+
+// Copy copies the object src to dst on the server, replacing any object
+// under dst. With meta nil the metadata is copied; otherwise meta replaces
+// it (the content type is kept either way). It heads src first (to choose, by size, between CopyObject and a
+// multipart copy above the threshold of 5 GiB), and every copy request
+// carries the ETag seen then as x-amz-copy-source-if-match: if src changes
+// during the copy the copy fails with ErrPrecondition rather than mixing
+// two versions. A failed multipart copy is aborted. The returned Object
+// has dst's key, ETag, size, time and metadata.
+func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]string) (Object, error) {
+	fullSrc, err := b.keys.object(src)
+	if err != nil {
+		return Object{}, fmt.Errorf("copy: %w", err)
+	}
+	fullDst, err := b.keys.object(dst)
+	if err != nil {
+		return Object{}, fmt.Errorf("copy: %w", err)
+	}
+	head, contentType, err := b.head(ctx, src, fullSrc)
+	if err != nil {
+		return Object{}, err
+	}
+	what := src + " to " + dst
+	directive := s3types.MetadataDirectiveReplace
+	if meta == nil {
+		meta = head.Metadata
+		directive = s3types.MetadataDirectiveCopy
+	}
+	if head.Size > b.copyThreshold {
+		return b.copyMultipart(ctx, what, fullSrc, fullDst, dst, head, contentType, meta)
+	}
+	in := &s3.CopyObjectInput{
+		Bucket:            &b.bucket,
+		Key:               &fullDst,
+		CopySource:        aws.String(b.copySource(fullSrc)),
+		CopySourceIfMatch: aws.String(head.ETag),
+		MetadataDirective: directive,
+	}
+	if directive == s3types.MetadataDirectiveReplace {
+		in.Metadata = meta
+		in.ContentType = contentType
+	}
+	out, err := b.s3.CopyObject(ctx, in)
+	if err != nil {
+		return Object{}, wrap("copy", what, err)
+	}
+	obj := Object{Key: dst, Size: head.Size, Metadata: lowerKeys(meta)}
+	if r := out.CopyObjectResult; r != nil {
+		obj.ETag = aws.ToString(r.ETag)
+		obj.LastModified = aws.ToTime(r.LastModified)
+	}
+	return obj, nil
+}
+
+// copyMultipart copies with UploadPartCopy, parts in parallel.
+func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst string, head Object, contentType *string, meta map[string]string) (Object, error) {
+	size := head.Size
+	partSize := max(b.copyPartSize, ceilDiv(size, maxParts))
+	created, err := b.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: &b.bucket, Key: &fullDst, Metadata: meta, ContentType: contentType,
+	})
+	if err != nil {
+		return Object{}, wrap("copy", what, err)
+	}
+	id := aws.ToString(created.UploadId)
+	source := b.copySource(fullSrc)
+
+	nparts := int(ceilDiv(size, partSize))
+	parts := make([]s3types.CompletedPart, nparts)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(copyConcurrency)
+	for i := range nparts {
+		off := int64(i) * partSize
+		end := min(off+partSize, size) - 1
+		g.Go(func() error {
+			out, err := b.s3.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
+				Bucket:            &b.bucket,
+				Key:               &fullDst,
+				UploadId:          &id,
+				PartNumber:        aws.Int32(int32(i + 1)),
+				CopySource:        &source,
+				CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+				CopySourceIfMatch: aws.String(head.ETag),
+			})
+			if err != nil {
+				return fmt.Errorf("part %d: %w", i+1, err)
+			}
+			var etag *string
+			if out.CopyPartResult != nil {
+				etag = out.CopyPartResult.ETag
+			}
+			parts[i] = s3types.CompletedPart{ETag: etag, PartNumber: aws.Int32(int32(i + 1))}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.abort(ctx, dst, fullDst, id)
+		return Object{}, wrap("copy", what, err)
+	}
+	done, err := b.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &b.bucket,
+		Key:             &fullDst,
+		UploadId:        &id,
+		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		b.abort(ctx, dst, fullDst, id)
+		return Object{}, wrap("copy", what, err)
+	}
+	return Object{
+		Key:          dst,
+		Size:         size,
+		ETag:         aws.ToString(done.ETag),
+		LastModified: responseDate(done.ResultMetadata),
+		Metadata:     lowerKeys(meta),
+	}, nil
+}
+
+// copySource is the x-amz-copy-source of a full key: "bucket/key" with
+// every byte of the key but unreserved characters and "/" percent-encoded.
+// "+" is encoded too, since some servers decode it as a space.
+func (b *Bucket) copySource(full string) string {
+	const hex = "0123456789ABCDEF"
+	var sb strings.Builder
+	sb.Grow(len(b.bucket) + 1 + len(full)*3)
+	sb.WriteString(b.bucket)
+	sb.WriteByte('/')
+	for i := 0; i < len(full); i++ {
+		c := full[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.', c == '~', c == '/':
+			sb.WriteByte(c)
+		default:
+			sb.WriteByte('%')
+			sb.WriteByte(hex[c>>4])
+			sb.WriteByte(hex[c&15])
+		}
+	}
+	return sb.String()
+}

@@ -1,0 +1,117 @@
+package bucket
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Page is one page of a listing.
+type Page struct {
+	// Objects are the objects directly in the directory, keys relative to
+	// the prefix (not to the directory). The directory's own marker
+	// object, if there is one, is among them with Key equal to the
+	// directory.
+	Objects []Object
+	// Prefixes are the subdirectories (common prefixes), relative to the
+	// prefix and ending in "/", whether or not a marker object exists.
+	Prefixes []string
+	// Next is the continuation token for the next page; "" on the last.
+	Next string
+}
+
+// List returns one page (at most 1,000 entries) of the directory dir: ""
+// for the top of the prefix, or a relative key ending in "/". Pass the
+// previous page's Next as continuation, "" for the first page. Keys in the
+// answer are not validated; see the package documentation.
+func (b *Bucket) List(ctx context.Context, dir, continuation string) (Page, error) {
+	full, err := b.keys.dir(dir)
+	if err != nil {
+		return Page{}, fmt.Errorf("list: %w", err)
+	}
+	in := &s3.ListObjectsV2Input{
+		Bucket:    &b.bucket,
+		Prefix:    &full,
+		Delimiter: aws.String("/"),
+		MaxKeys:   aws.Int32(b.listMaxKeys),
+	}
+	if continuation != "" {
+		in.ContinuationToken = &continuation
+	}
+	out, err := b.s3.ListObjectsV2(ctx, in)
+	if err != nil {
+		return Page{}, wrap("list", dir, err)
+	}
+	p := Page{Objects: make([]Object, 0, len(out.Contents))}
+	if aws.ToBool(out.IsTruncated) {
+		p.Next = aws.ToString(out.NextContinuationToken)
+		if p.Next == "" {
+			return Page{}, fmt.Errorf("list %s: truncated page without a continuation token", dir)
+		}
+	}
+	for _, o := range out.Contents {
+		if obj, ok := b.listed(o.Key, o.Size, o.ETag, o.LastModified); ok {
+			p.Objects = append(p.Objects, obj)
+		}
+	}
+	for _, cp := range out.CommonPrefixes {
+		if rel, ok := b.keys.rel(aws.ToString(cp.Prefix)); ok && rel != "" {
+			p.Prefixes = append(p.Prefixes, rel)
+		} else {
+			b.log.Warn("listing returned a prefix outside the workspace", "dir", dir, "prefix", aws.ToString(cp.Prefix))
+		}
+	}
+	return p, nil
+}
+
+// ListAll lists every page of the directory dir; see List.
+func (b *Bucket) ListAll(ctx context.Context, dir string) ([]Object, []string, error) {
+	var objs []Object
+	var prefixes []string
+	next := ""
+	for {
+		p, err := b.List(ctx, dir, next)
+		if err != nil {
+			return nil, nil, err
+		}
+		objs = append(objs, p.Objects...)
+		prefixes = append(prefixes, p.Prefixes...)
+		if p.Next == "" {
+			return objs, prefixes, nil
+		}
+		next = p.Next
+	}
+}
+
+// ListRecursive calls fn for every object under dir ("" or ending in
+// "/"), at any depth, in key order, including directory markers. It stops
+// at and returns the first error of fn, unwrapped.
+func (b *Bucket) ListRecursive(ctx context.Context, dir string, fn func(Object) error) error {
+	full, err := b.keys.dir(dir)
+	if err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	pager := s3.NewListObjectsV2Paginator(b.s3, &s3.ListObjectsV2Input{
+		Bucket:  &b.bucket,
+		Prefix:  &full,
+		MaxKeys: aws.Int32(b.listMaxKeys),
+	})
+	for pager.HasMorePages() {
+		out, err := pager.NextPage(ctx)
+		if err != nil {
+			return wrap("list", dir, err)
+		}
+		for _, o := range out.Contents {
+			obj, ok := b.listed(o.Key, o.Size, o.ETag, o.LastModified)
+			if !ok {
+				continue
+			}
+			if err := fn(obj); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package bucket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Object describes one object.
+type Object struct {
+	// Key is relative to the prefix.
+	Key  string
+	Size int64
+	// ETag is opaque and kept as the server sent it (with its quotes);
+	// compare it for equality and pass it to Get's ifMatch.
+	ETag string
+	// LastModified has a second's precision from Head, Put and Upload,
+	// and finer from listings. For Put and Upload it is the server's Date
+	// header of the answer (the object is not read back), or the local
+	// clock if the server sent none.
+	LastModified time.Time
+	// Metadata is the user metadata (x-amz-meta-*), with lower-case keys.
+	// Only Head and Copy fill it; it is nil in listings and after Put.
+	Metadata map[string]string
+}
+
+// unsignedPayload sends a body with UNSIGNED-PAYLOAD; see New.
+var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+
+// Head returns the object's size, ETag, modification time and metadata.
+// A missing object gives an error matching fs.ErrNotExist.
+func (b *Bucket) Head(ctx context.Context, key string) (Object, error) {
+	full, err := b.keys.object(key)
+	if err != nil {
+		return Object{}, fmt.Errorf("head: %w", err)
+	}
+	obj, _, err := b.head(ctx, key, full)
+	return obj, err
+}
+
+// head is Head with the content type, which Copy keeps.
+func (b *Bucket) head(ctx context.Context, key, full string) (Object, *string, error) {
+	out, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full})
+	if err != nil {
+		return Object{}, nil, wrap("head", key, err)
+	}
+	return Object{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+		Metadata:     lowerKeys(out.Metadata),
+	}, out.ContentType, nil
+}
+
+// Get returns n bytes of the object from offset off (n < 0: to the end).
+// A range reaching past the end is cut short at the end; one starting at
+// or after the end gives an empty body. With ifMatch set (an ETag), the
+// server refuses an object with another ETag: ErrPrecondition. n == 0
+// returns an empty body without a request. The caller closes the body;
+// errors while reading it are the transport's, unclassified.
+func (b *Bucket) Get(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error) {
+	full, err := b.keys.object(key)
+	if err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	if off < 0 {
+		return nil, fmt.Errorf("get %s: negative offset %d: %w", key, off, iofs.ErrInvalid)
+	}
+	if n == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: &full}
+	switch {
+	case n > 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))
+	case off > 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", off))
+	}
+	if ifMatch != "" {
+		in.IfMatch = &ifMatch
+	}
+	out, err := b.s3.GetObject(ctx, in)
+	if err != nil {
+		if isInvalidRange(err) {
+			return io.NopCloser(strings.NewReader("")), nil
+		}
+		return nil, wrap("get", key, err)
+	}
+	return out.Body, nil
+}
+
+// isInvalidRange reports a 416: the range starts at or after the end.
+func isInvalidRange(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+		return true
+	}
+	var re *smithyhttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable
+}
+
+// Put writes size bytes of body as the object in one request, replacing
+// any object under key, with meta as its user metadata. The SDK rewinds
+// body to retry. Large objects go faster with Upload.
+func (b *Bucket) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (Object, error) {
+	full, err := b.keys.object(key)
+	if err != nil {
+		return Object{}, fmt.Errorf("put: %w", err)
+	}
+	out, err := b.s3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &b.bucket,
+		Key:           &full,
+		Body:          body,
+		ContentLength: aws.Int64(size),
+		Metadata:      meta,
+	}, unsignedPayload)
+	if err != nil {
+		return Object{}, wrap("put", key, err)
+	}
+	return Object{
+		Key:          key,
+		Size:         size,
+		ETag:         aws.ToString(out.ETag),
+		LastModified: responseDate(out.ResultMetadata),
+	}, nil
+}
+
+// Delete removes the object. Deleting a missing object succeeds (S3
+// answers 204 either way), so Delete is idempotent.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	full, err := b.keys.object(key)
+	if err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	_, err = b.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &full})
+	if err != nil {
+		if classify(err) == iofs.ErrNotExist {
+			return nil
+		}
+		return wrap("delete", key, err)
+	}
+	return nil
+}
+
+// responseDate is the Date header of the raw response in md, or now.
+func responseDate(md middleware.Metadata) time.Time {
+	if resp, ok := awsmiddleware.GetRawResponse(md).(*smithyhttp.Response); ok {
+		if t, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+			return t
+		}
+	}
+	return time.Now().Truncate(time.Second)
+}
+
+// lowerKeys returns m with lower-case keys (nil for an empty m).
+func lowerKeys(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}
+
+// listed makes an Object of a listing entry, stripping the prefix. It
+// reports false (and logs) for a key outside the prefix or equal to it.
+func (b *Bucket) listed(key *string, size *int64, etag *string, mod *time.Time) (Object, bool) {
+	rel, ok := b.keys.rel(aws.ToString(key))
+	if !ok || rel == "" {
+		if !ok {
+			b.log.Warn("listing returned a key outside the workspace", "key", aws.ToString(key))
+		}
+		return Object{}, false
+	}
+	return Object{Key: rel, Size: aws.ToInt64(size), ETag: aws.ToString(etag), LastModified: aws.ToTime(mod)}, true
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/aws/smithy-go/middleware"
+
+	"mount-ws/bucket"
+	"mount-ws/creds"
+	"mount-ws/fs"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// readyFDEnv names the descriptor on which a background child reports that
+// the mount is ready (see daemon.go).
+const readyFDEnv = "MOUNT_WS_READY_FD"
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, os.Getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.version {
+		fmt.Fprintln(stdout, "mount-ws", version)
+		return nil
+	}
+	org, ws, err := creds.ParseSlug(cfg.slug)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := checkMountpoint(cfg.mountpoint); err != nil {
+		return err
+	}
+	if !cfg.foreground && os.Getenv(readyFDEnv) == "" {
+		return startBackground(ctx, cfg, args, stderr)
+	}
+	return serve(ctx, cfg, org, ws, stderr)
+}
+
+// serve mounts and serves until unmounted or signalled.
+func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (err error) {
+	ready := readyReporter()
+	defer func() { ready.fail(err) }()
+
+	logger, closeLog, err := openLog(cfg, org, ws, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	tokens, err := creds.ResolveTokenSource(os.Getenv, cfg.tokenFile, logger)
+	if err != nil {
+		return credentialsError{err}
+	}
+	provider, err := creds.NewProvider(ctx, creds.Config{
+		APIURL:            cfg.apiURL,
+		Org:               org,
+		Workspace:         ws,
+		TokenSource:       tokens,
+		AllowInsecureHTTP: cfg.insecureHTTP,
+		Version:           version,
+		Logger:            logger,
+	})
+	if err != nil {
+		return credentialsError{err}
+	}
+	defer provider.Close()
+
+	scope := provider.Scope()
+	b, err := bucket.New(bucket.Config{
+		Bucket:      scope.Bucket,
+		Prefix:      scope.Prefix,
+		Endpoint:    scope.Endpoint,
+		Region:      scope.Region,
+		Credentials: provider,
+		APIOptions:  []func(*middleware.Stack) error{provider.AddReactiveRefresh},
+		Logger:      logger,
+	})
+	if err != nil {
+		return fmt.Errorf("storage client: %w", err)
+	}
+	// One listing before mounting: unreachable or refused storage fails
+	// here, with the reason, instead of as EIO on the first ls.
+	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = b.List(checkCtx, "", "")
+	cancel()
+	if err != nil {
+		return credentialsError{fmt.Errorf("list workspace %s/%s at %s: %w", org, ws, scope, err)}
+	}
+
+	ttl := cfg.metadataTTL
+	if ttl == 0 {
+		ttl = -1 // fs: negative means no caching
+	}
+	fsys := fs.New(b, fs.Options{
+		UID: cfg.uid, GID: cfg.gid,
+		FileMode: cfg.fileMode, DirMode: cfg.dirMode,
+		MetadataTTL:    ttl,
+		ReadOnly:       cfg.readOnly,
+		PrefetchMemory: cfg.prefetchMem,
+		Logger:         logger,
+	})
+	server, err := fs.Mount(cfg.mountpoint, fsys, fs.MountConfig{
+		FsName:     "mount-ws:" + org + "/" + ws,
+		AllowOther: cfg.allowOther,
+		Debug:      cfg.debugFuse,
+	})
+	if err != nil {
+		return mountError{fmt.Errorf("mount %s: %w", cfg.mountpoint, err)}
+	}
+	logger.Info("mounted", "workspace", org+"/"+ws, "mountpoint", cfg.mountpoint, "scope", scope.String(), "read_only", cfg.readOnly)
+	ready.ok()
+
+	done := make(chan struct{})
+	go func() {
+		server.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		logger.Info("unmounted", "mountpoint", cfg.mountpoint)
+	case <-ctx.Done():
+		logger.Info("signal received, unmounting", "mountpoint", cfg.mountpoint)
+		if err := unmount(server, done); err != nil {
+			return mountError{err}
+		}
+	}
+	return nil
+}
+
+// unmount asks the kernel to unmount, retrying while the mount is busy.
+func unmount(server interface{ Unmount() error }, done <-chan struct{}) error {
+	var err error
+	for range 50 {
+		if err = server.Unmount(); err == nil {
+			<-done
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("unmount: %w (is a process still using the mount?)", err)
+}
+
+// checkMountpoint wants an existing, empty directory.
+func checkMountpoint(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return mountError{fmt.Errorf("mountpoint %s does not exist: create it with mkdir -p %s", path, path)}
+	}
+	if err != nil {
+		return mountError{fmt.Errorf("mountpoint %s: %w (is a stale mount there? try fusermount3 -u %s)", path, err, path)}
+	}
+	if !fi.IsDir() {
+		return mountError{fmt.Errorf("mountpoint %s is not a directory", path)}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return mountError{fmt.Errorf("mountpoint %s: %w", path, err)}
+	}
+	defer f.Close()
+	if names, _ := f.Readdirnames(1); len(names) > 0 {
+		return mountError{fmt.Errorf("mountpoint %s is not empty (is something mounted there already?)", path)}
+	}
+	return nil
+}
+
+// openLog returns the logger: stderr in the foreground, a file otherwise.
+func openLog(cfg config, org, ws string, stderr io.Writer) (*slog.Logger, func(), error) {
+	path := cfg.logFile
+	if path == "" && !cfg.foreground {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			dir = os.TempDir()
+		}
+		path = filepath.Join(dir, "mount-ws", org+"-"+ws+".log")
+	}
+	w, closeFn := stderr, func() {}
+	if path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, nil, fmt.Errorf("log dir: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		w, closeFn = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: cfg.logLevel})), closeFn, nil
+}
+
+// credentialsError and mountError select the exit code (see exitCodesText).
+type credentialsError struct{ err error }
+
+func (e credentialsError) Error() string { return e.err.Error() }
+func (e credentialsError) Unwrap() error { return e.err }
+
+type mountError struct{ err error }
+
+func (e mountError) Error() string { return e.err.Error() }
+func (e mountError) Unwrap() error { return e.err }
+
+// exitCode prints err and maps it to the documented exit code.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	var (
+		u usageError
+		c credentialsError
+		m mountError
+		r reportedError
+	)
+	if !errors.As(err, &r) {
+		fmt.Fprintln(stderr, "mount-ws:", err)
+	}
+	switch {
+	case errors.As(err, &r):
+		return r.code
+	case errors.As(err, &u):
+		return 2
+	case errors.As(err, &c):
+		return 3
+	case errors.As(err, &m):
+		return 4
+	}
+	return 1
+}

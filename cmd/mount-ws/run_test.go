@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mount-ws/internal/fusetest"
+	"mount-ws/internal/wsstack"
+)
+
+var stack *wsstack.Stack
+
+const token = "cmd-test-token"
+
+func TestMain(m *testing.M) {
+	// The background mode re-executes this binary: act as mount-ws then.
+	if os.Getenv("MOUNT_WS_TEST_AS_MAIN") == "1" {
+		main()
+		return
+	}
+	dir, err := os.MkdirTemp("", "cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	stack, err = wsstack.Start(context.Background(), wsstack.Config{
+		DataDir:    dir,
+		Workspaces: []wsstack.Workspace{{Org: "cmd", WS: "ws", Tokens: []string{token}}, {Org: "cmd", WS: "other"}},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start stack:", err)
+		os.Exit(1)
+	}
+	if _, err := stack.SeedDemo(context.Background(), wsstack.Workspace{Org: "cmd", WS: "ws"}); err != nil {
+		fmt.Fprintln(os.Stderr, "seed:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stack.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// tokenFile writes tok to a private file and returns its path.
+func tokenFile(t *testing.T, tok string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCommandLineErrors(t *testing.T) {
+	good := tokenFile(t, token)
+	emptyDir := t.TempDir()
+	full := t.TempDir()
+	os.WriteFile(filepath.Join(full, "x"), nil, 0o600)
+	file := filepath.Join(full, "x")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no args", nil, 2, "want ORG/WS and MOUNTPOINT"},
+		{"one arg", []string{"cmd/ws"}, 2, "want ORG/WS and MOUNTPOINT"},
+		{"bad flag", []string{"--nope", "cmd/ws", emptyDir}, 2, "flag provided but not defined"},
+		{"bad slug", []string{"--api-url", stack.APIURL(), "cmd", emptyDir}, 2, "ORG/WS"},
+		{"bad mode", []string{"--api-url", stack.APIURL(), "--file-mode", "999", "cmd/ws", emptyDir}, 2, "octal"},
+		{"no api url", []string{"cmd/ws", emptyDir}, 2, "--api-url"},
+		{"missing mountpoint", []string{"--api-url", stack.APIURL(), "cmd/ws", emptyDir + "/nope"}, 4, "does not exist"},
+		{"mountpoint not empty", []string{"--api-url", stack.APIURL(), "cmd/ws", full}, 4, "not empty"},
+		{"mountpoint is a file", []string{"--api-url", stack.APIURL(), "cmd/ws", file}, 4, "not a directory"},
+		{"wrong token", []string{"-f", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, "wrong"), "cmd/ws", emptyDir}, 3, "token"},
+		{"no access", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/other", emptyDir}, 3, "cmd/other"},
+		{"no such workspace", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/nope", emptyDir}, 3, "cmd/nope"},
+		{"http to a remote API", []string{"-f", "--api-url", "http://example.invalid", "--token-file", good, "cmd/ws", emptyDir}, 3, "http"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, &out, &errOut)
+			code := exitCode(err, &errOut)
+			if code != tt.code || !strings.Contains(errOut.String(), tt.msg) {
+				t.Errorf("exit %d, want %d; stderr %q should contain %q", code, tt.code, errOut.String(), tt.msg)
+			}
+			if strings.Contains(errOut.String(), token) {
+				t.Error("the token appears in the error output")
+			}
+			if ents, _ := os.ReadDir(emptyDir); len(ents) != 0 {
+				t.Error("something was mounted or written in the mountpoint")
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--version"}, &out, &out); err != nil || !strings.HasPrefix(out.String(), "mount-ws ") {
+		t.Errorf("--version: %q %v", out.String(), err)
+	}
+}
+
+// waitFor polls cond until it holds or 20 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func mounted(dir string) bool {
+	b, _ := os.ReadFile("/proc/mounts")
+	return strings.Contains(string(b), " "+dir+" ")
+}
+
+func TestForegroundMountUntilSignal(t *testing.T) {
+	fusetest.Require(t)
+	mnt := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--foreground", "--read-only", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "cmd/ws", mnt}, &errOut, &errOut)
+	}()
+	waitFor(t, "the mount", func() bool { return mounted(mnt) })
+	got, err := os.ReadFile(filepath.Join(mnt, "csv/iris.csv"))
+	if err != nil || !strings.HasPrefix(string(got), "sepal_length,") {
+		t.Errorf("read through the mount: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "new.txt"), nil, 0o644); !errorsIs(err, syscall.EROFS) {
+		t.Errorf("write on --read-only: %v, want EROFS", err)
+	}
+	cancel() // as SIGTERM does
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after signal: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after the signal")
+	}
+	if mounted(mnt) {
+		t.Error("still mounted after the signal")
+	}
+	if strings.Contains(errOut.String(), token) {
+		t.Error("token in the log")
+	}
+}
+
+func TestBackgroundMountThenUmount(t *testing.T) {
+	fusetest.Require(t)
+	mnt := t.TempDir()
+	self, _ := os.Executable()
+	cmd := exec.Command(self, "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "--log-file", filepath.Join(t.TempDir(), "log"), "cmd/ws", mnt)
+	cmd.Env = append(os.Environ(), "MOUNT_WS_TEST_AS_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("background mount: %v: %s", err, out)
+	}
+	// The parent returned only once the mount was ready.
+	if !mounted(mnt) {
+		t.Fatal("parent returned before the mount was ready")
+	}
+	t.Cleanup(func() {
+		if mounted(mnt) {
+			syscall.Unmount(mnt, syscall.MNT_DETACH)
+		}
+	})
+	ents, err := os.ReadDir(filepath.Join(mnt, "many", "part-00"))
+	if err != nil || len(ents) != 500 {
+		t.Errorf("ls many/part-00: %d entries, %v", len(ents), err)
+	}
+	if err := syscall.Unmount(mnt, 0); err != nil {
+		t.Fatalf("umount: %v", err)
+	}
+	waitFor(t, "the background process to exit", func() bool {
+		out, _ := exec.Command("pgrep", "-f", "cmd/ws "+mnt).Output()
+		return len(bytes.TrimSpace(out)) == 0
+	})
+}
+
+func TestBackgroundMountReportsFailure(t *testing.T) {
+	fusetest.Require(t)
+	mnt := t.TempDir()
+	self, _ := os.Executable()
+	cmd := exec.Command(self, "--api-url", stack.APIURL(), "--token-file", tokenFile(t, "bad-token"), "--log-file", filepath.Join(t.TempDir(), "log"), "cmd/ws", mnt)
+	cmd.Env = append(os.Environ(), "MOUNT_WS_TEST_AS_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), "token") {
+		t.Errorf("background mount with a bad token: %v, output %q; want exit 3 and the reason", err, out)
+	}
+	if mounted(mnt) {
+		t.Error("mounted despite the failure")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func errorsIs(err error, target syscall.Errno) bool {
+	pe, ok := err.(*os.PathError)
+	return ok && pe.Err == target
+}

@@ -1,0 +1,40 @@
+package fs
+
+import "sync"
+
+// budget counts the bytes held by read-ahead buffers across the mount.
+// Prefetching only takes what is free; data a reader is waiting for may
+// overdraw it, so a reader never waits on another file's buffers.
+type budget struct {
+	mu    sync.Mutex
+	limit int64
+	used  int64 // guarded by mu
+	peak  int64 // guarded by mu
+}
+
+func newBudget(limit int64) *budget { return &budget{limit: limit} }
+
+// take reserves n bytes. Unless must is set it fails when they are not free.
+func (b *budget) take(n int64, must bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !must && b.used+n > b.limit {
+		return false
+	}
+	b.used += n
+	b.peak = max(b.peak, b.used)
+	return true
+}
+
+func (b *budget) give(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+}
+
+// inUse returns the bytes reserved now and the most ever reserved.
+func (b *budget) inUse() (now, peak int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used, b.peak
+}

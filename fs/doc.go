@@ -1,0 +1,37 @@
+// Package fs presents a workspace's S3 prefix as a FUSE filesystem, built on
+// go-fuse v2 (imported as fusefs). It sees the bucket only through the small
+// Bucket interface declared here, with keys relative to the workspace prefix.
+//
+// # Namespace
+//
+// A directory exists when a marker object "dir/" exists or when any key lies
+// below "dir/" (an implicit directory). When both a file "x" and keys under
+// "x/" exist, the directory wins and the file is hidden. Keys that cannot be
+// a file name (empty segments from "//", "." or "..", names over 255 bytes)
+// are skipped. Each such key is logged once.
+//
+// # Caching
+//
+// A directory keeps its last listing for Options.MetadataTTL: lookups of
+// names in it, and the attributes of READDIRPLUS, are answered from it, so
+// "ls -l" costs LIST requests only. Lookups in a directory not listed recently
+// ask S3 directly (HEAD of the object and a one-key LIST of "name/", in
+// parallel). A name found missing is remembered for Options.NegativeTTL. The
+// kernel's entry and attribute timeouts match these TTLs. A file's pages stay
+// in the kernel's cache across opens for as long as its ETag is unchanged.
+//
+// # Reads
+//
+// Each open file has a reader that detects sequential access and prefetches
+// with parallel ranged GETs in a window that doubles up to a cap; random
+// reads fetch only the aligned block they need. All prefetch buffers of the
+// mount share one memory budget (Options.PrefetchMemory). Every GET carries
+// If-Match with the ETag seen at open, so a file replaced in the bucket while
+// open fails with ESTALE instead of returning a mix of two versions.
+//
+// # Errors
+//
+// Errors become errno values in one place (errno.go): not found → ENOENT,
+// access denied → EACCES, a changed object → ESTALE, a cancelled request →
+// EINTR, anything else (S3 unreachable, no valid credentials) → EIO.
+package fs

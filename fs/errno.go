@@ -1,0 +1,78 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	iofs "io/fs"
+	"log/slog"
+	"sync"
+	"syscall"
+
+	"mount-ws/bucket"
+)
+
+// toErrno is the one place where errors become errno values. Expected
+// outcomes (not found) are not logged; anything else is logged once per
+// operation, path and errno, so a failing mount does not flood its log.
+func (f *FS) toErrno(op, path string, err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	errno := classify(err)
+	if errno != syscall.ENOENT {
+		f.logOnce(op, path, errno, err)
+	}
+	return errno
+}
+
+func classify(err error) syscall.Errno {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		return errno
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	case errors.Is(err, iofs.ErrNotExist):
+		return syscall.ENOENT
+	case errors.Is(err, iofs.ErrPermission):
+		return syscall.EACCES
+	case errors.Is(err, bucket.ErrPrecondition):
+		return syscall.ESTALE
+	}
+	return syscall.EIO
+}
+
+// errLog remembers which failures were logged already. It forgets
+// everything once it holds maxLogged of them, to bound its memory.
+type errLog struct {
+	mu   sync.Mutex
+	seen map[string]bool // guarded by mu
+}
+
+const maxLogged = 10000
+
+// firstTime reports whether k is seen for the first time.
+func (l *errLog) firstTime(k string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil || len(l.seen) >= maxLogged {
+		l.seen = make(map[string]bool)
+	}
+	dup := l.seen[k]
+	l.seen[k] = true
+	return !dup
+}
+
+func (f *FS) logOnce(op, path string, errno syscall.Errno, err error) {
+	if f.errs.firstTime(op + "\x00" + path + "\x00" + errno.Error()) {
+		f.log.Warn("operation failed", slog.String("op", op), slog.String("path", path),
+			slog.String("errno", errno.Error()), slog.Any("err", err))
+	}
+}
+
+// logSkipOnce reports a key the namespace cannot show, once per key.
+func (f *FS) logSkipOnce(key, reason string) {
+	if f.errs.firstTime("skip\x00" + key) {
+		f.log.Warn("key not shown", slog.String("key", key), slog.String("reason", reason))
+	}
+}

@@ -1,0 +1,121 @@
+package fs
+
+import (
+	"log/slog"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// FS is one mounted workspace. Create it with New and serve Root through
+// go-fuse (see Mount).
+type FS struct {
+	b      Bucket
+	opts   Options
+	log    *slog.Logger
+	budget *budget
+	errs   errLog
+	start  time.Time // mount time: the times of directories without a marker
+}
+
+// New returns a filesystem over b.
+func New(b Bucket, opts Options) *FS {
+	opts = opts.withDefaults()
+	return &FS{
+		b:      b,
+		opts:   opts,
+		log:    opts.Logger,
+		budget: newBudget(opts.PrefetchMemory),
+		start:  time.Now(),
+	}
+}
+
+// Root returns the root directory node, to pass to go-fuse.
+func (f *FS) Root() fusefs.InodeEmbedder { return f.newDir("") }
+
+// PrefetchBytes reports the read-ahead memory in use now and at its peak.
+func (f *FS) PrefetchBytes() (now, peak int64) { return f.budget.inUse() }
+
+// MountConfig is what Mount needs besides the filesystem.
+type MountConfig struct {
+	// FsName shows in /proc/mounts and df, e.g. "mount-ws:org/ws".
+	FsName string
+	// AllowOther lets users other than the mounting one in.
+	AllowOther bool
+	// Debug logs every FUSE request (very verbose).
+	Debug bool
+}
+
+// Mount mounts f at mountpoint and returns the serving fuse.Server. As
+// root it mounts with mount(2) directly; otherwise through fusermount3.
+func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
+	entry, neg := f.opts.MetadataTTL, f.opts.NegativeTTL
+	root := syscall.Getuid() == 0
+	opts := &fusefs.Options{
+		EntryTimeout:    &entry,
+		AttrTimeout:     &entry,
+		NegativeTimeout: &neg,
+		UID:             f.opts.UID,
+		GID:             f.opts.GID,
+		MountOptions: fuse.MountOptions{
+			FsName:     cfg.FsName,
+			Name:       "mount-ws",
+			AllowOther: cfg.AllowOther,
+			Debug:      cfg.Debug,
+			// Large requests: fewer round trips through the kernel for
+			// sequential reads, which the read-ahead then serves.
+			MaxWrite:     1 << 20,
+			MaxReadAhead: 1 << 20,
+			// Let the kernel send concurrent reads; read-ahead handles
+			// the reordering.
+			MaxBackground: 64,
+			// As root, mount(2) directly: no fusermount3 needed.
+			DirectMountStrict: root,
+			DirectMountFlags:  syscall.MS_NOATIME | syscall.MS_NOSUID | syscall.MS_NODEV,
+			// The mount has no xattrs; answering them in the kernel saves a
+			// round trip per file for ls and cp.
+			DisableXAttrs:        true,
+			IgnoreSecurityLabels: true,
+		},
+	}
+	if !root {
+		opts.MountOptions.Options = []string{"noatime"}
+	}
+	return fusefs.Mount(mountpoint, f.Root(), opts)
+}
+
+// fillAttr fills out with the attributes of an entry.
+func (f *FS) fillAttr(out *fuse.Attr, key string, e entry) {
+	mtime := e.mtime
+	if mtime.IsZero() {
+		mtime = f.start
+	}
+	out.Ino = inodeNumber(key, e.dir)
+	if key == "" {
+		out.Ino = 1
+	}
+	out.Uid, out.Gid = f.opts.UID, f.opts.GID
+	out.SetTimes(nil, &mtime, &mtime)
+	out.Blksize = 1 << 20
+	if e.dir {
+		out.Mode = syscall.S_IFDIR | f.opts.DirMode
+		out.Nlink = 2
+		out.Size = 4096
+		return
+	}
+	out.Mode = syscall.S_IFREG | f.opts.FileMode
+	out.Nlink = 1
+	out.Size = uint64(e.size)
+	out.Blocks = (uint64(e.size) + 511) / 512
+}
+
+// writeErrno is what every modification answers until the write path
+// exists: EROFS on a read-only mount, ENOTSUP otherwise.
+func (f *FS) writeErrno() syscall.Errno {
+	if f.opts.ReadOnly {
+		return syscall.EROFS
+	}
+	return syscall.ENOTSUP
+}

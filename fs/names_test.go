@@ -1,0 +1,99 @@
+package fs
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"mount-ws/bucket"
+)
+
+func TestAddListing(t *testing.T) {
+	long := strings.Repeat("n", 256)
+	page := bucket.Page{
+		Prefixes: []string{"d/sub/", "d//", "d/x/", "d/../", "d/" + long + "/"},
+		Objects: []bucket.Object{
+			{Key: "d/", Size: 0},                      // the directory's marker
+			{Key: "d/file.csv", Size: 10, ETag: "e1"}, // plain file
+			{Key: "d/x", Size: 5},                     // hidden by directory d/x/
+			{Key: "d/.", Size: 1},
+			{Key: "d/" + long, Size: 1},
+		},
+	}
+	var skipped []string
+	entries := map[string]entry{}
+	addListing(entries, "d/", page, func(key, reason string) { skipped = append(skipped, key) })
+	want := map[string]entry{
+		"sub":      {dir: true},
+		"x":        {dir: true},
+		"file.csv": {size: 10, etag: "e1", mtime: time.Time{}},
+	}
+	if len(entries) != len(want) {
+		t.Errorf("entries %v, want %v", entries, want)
+	}
+	for name, e := range want {
+		if entries[name] != e {
+			t.Errorf("%s: %+v, want %+v", name, entries[name], e)
+		}
+	}
+	if len(skipped) != 6 {
+		t.Errorf("skipped %q, want 6 keys (//, .., long dir, hidden x, ., long file)", skipped)
+	}
+}
+
+func TestNameProblem(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ok   bool
+	}{
+		{"a", true}, {"with space.csv", true}, {"ünïcode", true}, {strings.Repeat("a", 255), true},
+		{"", false}, {".", false}, {"..", false}, {strings.Repeat("a", 256), false}, {"a/b", false}, {"a\x00", false},
+	} {
+		if got := nameProblem(tt.name) == ""; got != tt.ok {
+			t.Errorf("nameProblem(%q) ok=%v, want %v", tt.name, got, tt.ok)
+		}
+	}
+}
+
+// FuzzAddListing: whatever keys a listing holds, every entry is a valid
+// name directly under the listed directory, and nothing panics.
+func FuzzAddListing(f *testing.F) {
+	f.Add("d/", "d/a", "d/b/")
+	f.Add("", "//x", "./")
+	f.Add("a/", "a/../b", "a/x/")
+	f.Fuzz(func(t *testing.T, prefix, objKey, subPrefix string) {
+		entries := map[string]entry{}
+		page := bucket.Page{Objects: []bucket.Object{{Key: objKey}}, Prefixes: []string{subPrefix}}
+		if !strings.HasPrefix(objKey, prefix) || !strings.HasPrefix(subPrefix, prefix) {
+			return // a listing never returns keys outside its prefix
+		}
+		addListing(entries, prefix, page, func(string, string) {})
+		for name := range entries {
+			if nameProblem(name) != "" {
+				t.Errorf("entry %q is not a valid name", name)
+			}
+		}
+	})
+}
+
+func TestInodeNumbersStableAndDistinct(t *testing.T) {
+	if inodeNumber("a/b", false) != inodeNumber("a/b", false) {
+		t.Error("inode number not stable")
+	}
+	if inodeNumber("a/b", false) == inodeNumber("a/b", true) {
+		t.Error("file and directory of one name share an inode number")
+	}
+	seen := map[uint64]string{}
+	for i := range 100000 {
+		k := "dir/file-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strconv.Itoa(i)
+		n := inodeNumber(k, false)
+		if n <= 1 {
+			t.Fatalf("inode %d for %q collides with the root", n, k)
+		}
+		if other, dup := seen[n]; dup && other != k {
+			t.Fatalf("inode collision: %q and %q", k, other)
+		}
+		seen[n] = k
+	}
+}

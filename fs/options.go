@@ -1,0 +1,70 @@
+package fs
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultMetadataTTL bounds how stale a listing or attribute may be when
+	// another client changes the bucket. Ten seconds keeps "ls -l" and a
+	// training loop's repeated stat() calls to one LIST per directory every
+	// ten seconds, while changes made elsewhere show up well within the
+	// minute that gcsfuse and goofys take (mountpoint-s3 revalidates every
+	// second, at one request per stat). Changes made through this mount are
+	// visible at once.
+	DefaultMetadataTTL = 10 * time.Second
+	// DefaultNegativeTTL is short: a file another client is about to create
+	// should not stay invisible for long.
+	DefaultNegativeTTL = time.Second
+	// DefaultPrefetchMemory caps the bytes held by all read-ahead buffers.
+	DefaultPrefetchMemory = 512 << 20
+	// DefaultFileMode and DefaultDirMode are the permissions of objects
+	// that carry none of their own.
+	DefaultFileMode = 0o644
+	DefaultDirMode  = 0o755
+)
+
+// Options tune the filesystem. The zero value is usable.
+type Options struct {
+	UID, GID          uint32
+	FileMode, DirMode uint32 // permission bits only
+	// MetadataTTL and NegativeTTL: zero means the default, a negative
+	// value no caching at all.
+	MetadataTTL time.Duration
+	NegativeTTL time.Duration
+	// ReadOnly answers EROFS to every modification.
+	ReadOnly bool
+	// PrefetchMemory caps the read-ahead buffers of all open files.
+	PrefetchMemory int64
+	Logger         *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.FileMode == 0 {
+		o.FileMode = DefaultFileMode
+	}
+	if o.DirMode == 0 {
+		o.DirMode = DefaultDirMode
+	}
+	o.MetadataTTL = ttlOrDefault(o.MetadataTTL, DefaultMetadataTTL)
+	o.NegativeTTL = ttlOrDefault(o.NegativeTTL, DefaultNegativeTTL)
+	if o.PrefetchMemory <= 0 {
+		o.PrefetchMemory = DefaultPrefetchMemory
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+func ttlOrDefault(ttl, def time.Duration) time.Duration {
+	switch {
+	case ttl == 0:
+		return def
+	case ttl < 0:
+		return 0
+	}
+	return ttl
+}

@@ -1,0 +1,232 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+)
+
+// Read-ahead tuning. After a reader has read X bytes in a row, the next
+// 2X bytes (at least minWindow, at most maxWindow) are fetched ahead, in
+// ranged GETs of up to maxChunk running in parallel: a full window keeps
+// maxWindow/maxChunk GETs in flight.
+const (
+	minWindow  = 1 << 20
+	maxWindow  = 64 << 20
+	minChunk   = 1 << 20
+	maxChunk   = 8 << 20
+	randomSize = 128 << 10 // a random read fetches this aligned block
+	// seqSlack is how far from the stream position a read may land and
+	// still count as sequential: the kernel issues readahead requests
+	// concurrently, so they arrive slightly out of order.
+	seqSlack = 4 << 20
+)
+
+// fetchFunc reads len(p) bytes at off into p; fewer only at the end of the
+// object, with io.EOF or io.ErrUnexpectedEOF.
+type fetchFunc func(ctx context.Context, p []byte, off int64) (int, error)
+
+// chunk is one ranged GET of the window, filled in the background.
+type chunk struct {
+	off, n int64
+	done   chan struct{} // closed when data and err are set
+	data   []byte
+	err    error
+}
+
+// readAhead serves reads of one open file. It is safe for concurrent use:
+// the kernel sends concurrent reads for one handle.
+type readAhead struct {
+	fetch  fetchFunc
+	size   int64
+	budget *budget
+	ctx    context.Context // cancelled by close; bounds every background fetch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background fetches
+
+	mu       sync.Mutex
+	chunks   []*chunk // sorted by off, contiguous up to frontier; guarded by mu
+	frontier int64    // end of the last chunk started; guarded by mu
+	runStart int64    // where the current sequential run began; guarded by mu
+	pos      int64    // end of the furthest read so far; guarded by mu
+	random   bool     // the last read was not sequential; guarded by mu
+	closed   bool     // guarded by mu
+}
+
+func newReadAhead(fetch fetchFunc, size int64, b *budget) *readAhead {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &readAhead{fetch: fetch, size: size, budget: b, ctx: ctx, cancel: cancel}
+}
+
+// ReadAt fills p from off and returns the count, short only at EOF.
+func (r *readAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), r.size-off)]
+	end := off + int64(len(p))
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return 0, errors.New("read after close")
+	}
+	if off < r.pos-seqSlack || off > r.pos+seqSlack {
+		// A jump: fetch only what is asked, and start a new run here.
+		r.random = true
+		r.dropLocked(func(*chunk) bool { return true })
+		r.runStart, r.frontier, r.pos = end, end, end
+		r.mu.Unlock()
+		return r.readDirect(ctx, p, off)
+	}
+	if r.random {
+		r.random = false
+		r.runStart, r.frontier = off, off
+	}
+	r.pos = max(r.pos, end)
+	r.dropLocked(func(c *chunk) bool { return c.off+c.n <= off-seqSlack })
+	r.scheduleLocked(off, end)
+	need, covered := r.coveringLocked(off, end)
+	r.mu.Unlock()
+	if !covered {
+		return r.readDirect(ctx, p, off) // a read behind the window
+	}
+
+	n := 0
+	for _, c := range need {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+		if c.err != nil {
+			r.forget(c) // so that the next read tries again
+			return n, c.err
+		}
+		start := off + int64(n) - c.off
+		if start >= int64(len(c.data)) {
+			break // the object was shorter than its size said
+		}
+		n += copy(p[n:], c.data[start:])
+	}
+	if n < len(p) {
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, nil
+}
+
+// readDirect fetches just the aligned block around [off, off+len(p)).
+func (r *readAhead) readDirect(ctx context.Context, p []byte, off int64) (int, error) {
+	start := off / randomSize * randomSize
+	end := min(r.size, (off+int64(len(p))+randomSize-1)/randomSize*randomSize)
+	buf := make([]byte, end-start)
+	n, err := r.fetch(ctx, buf, start)
+	skip := off - start
+	if int64(n) <= skip {
+		return 0, orUnexpectedEOF(err)
+	}
+	got := copy(p, buf[skip:n])
+	if got < len(p) {
+		return got, orUnexpectedEOF(err)
+	}
+	return got, nil
+}
+
+func orUnexpectedEOF(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// scheduleLocked starts the GETs that cover [from, to) and the window after
+// it. What the reader needs now is charged to the budget even when that is
+// spent; read-ahead beyond it only while the budget lasts.
+func (r *readAhead) scheduleLocked(from, to int64) {
+	if r.frontier < from {
+		r.frontier = from // the reader skipped ahead a little
+	}
+	window := min(maxWindow, max(minWindow, 2*(to-r.runStart)))
+	limit := min(r.size, to+window)
+	chunkLen := min(maxChunk, max(minChunk, window/4))
+	for r.frontier < limit {
+		n := min(chunkLen, r.size-r.frontier)
+		if !r.budget.take(n, r.frontier < to) {
+			return
+		}
+		r.startLocked(r.frontier, n)
+		r.frontier += n
+	}
+}
+
+func (r *readAhead) startLocked(off, n int64) {
+	c := &chunk{off: off, n: n, done: make(chan struct{})}
+	r.chunks = append(r.chunks, c)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(c.done)
+		buf := make([]byte, n)
+		got, err := r.fetch(r.ctx, buf, off)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			c.err = err
+			return
+		}
+		c.data = buf[:got]
+	}()
+}
+
+// coveringLocked returns the chunks that hold [from, to), in order, and
+// whether they cover all of it.
+func (r *readAhead) coveringLocked(from, to int64) ([]*chunk, bool) {
+	var out []*chunk
+	next := from
+	for _, c := range r.chunks {
+		if c.off+c.n <= from || c.off >= to {
+			continue
+		}
+		if c.off > next {
+			return nil, false
+		}
+		out = append(out, c)
+		next = c.off + c.n
+	}
+	return out, next >= to
+}
+
+// forget drops one failed chunk and everything after it, so the window is
+// fetched again from there.
+func (r *readAhead) forget(failed *chunk) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dropLocked(func(c *chunk) bool { return c.off >= failed.off })
+	if r.frontier > failed.off {
+		r.frontier = failed.off
+	}
+}
+
+// dropLocked forgets the chunks for which drop is true and returns their
+// bytes to the budget. A fetch still running keeps its buffer until it ends.
+func (r *readAhead) dropLocked(drop func(*chunk) bool) {
+	kept := r.chunks[:0]
+	for _, c := range r.chunks {
+		if drop(c) {
+			r.budget.give(c.n)
+			continue
+		}
+		kept = append(kept, c)
+	}
+	clear(r.chunks[len(kept):])
+	r.chunks = kept
+}
+
+// close cancels outstanding fetches, waits for them and returns the budget.
+// Reads after close fail.
+func (r *readAhead) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.dropLocked(func(*chunk) bool { return true })
+	r.mu.Unlock()
+	r.cancel()
+	r.wg.Wait()
+}

@@ -1,0 +1,240 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mount-ws/internal/detdata"
+)
+
+// fakeObject serves ranges of deterministic content and records requests.
+type fakeObject struct {
+	src      *detdata.Reader
+	mu       sync.Mutex
+	requests []int64 // lengths asked for
+	failNext atomic.Int32
+}
+
+func newFakeObject(size int64) *fakeObject {
+	return &fakeObject{src: detdata.New(uint64(size), size)}
+}
+
+func (o *fakeObject) fetch(ctx context.Context, p []byte, off int64) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	o.mu.Lock()
+	o.requests = append(o.requests, int64(len(p)))
+	o.mu.Unlock()
+	if o.failNext.Load() > 0 {
+		o.failNext.Add(-1)
+		return 0, errors.New("injected fetch failure")
+	}
+	n, err := o.src.ReadAt(p, off)
+	if err == io.EOF && n < len(p) {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (o *fakeObject) want(off, n int64) []byte {
+	b := make([]byte, n)
+	m, _ := o.src.ReadAt(b, off)
+	return b[:m]
+}
+
+func TestReadAheadSequential(t *testing.T) {
+	const size = 100<<20 + 12345
+	obj := newFakeObject(size)
+	b := newBudget(256 << 20)
+	ra := newReadAhead(obj.fetch, size, b)
+	var got bytes.Buffer
+	buf := make([]byte, 128<<10)
+	for off := int64(0); off < size; {
+		n, err := ra.ReadAt(context.Background(), buf, off)
+		if err != nil && err != io.EOF {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		got.Write(buf[:n])
+		off += int64(n)
+	}
+	if err := detdata.Verify(&got, size, size); err != nil {
+		t.Fatal(err)
+	}
+	ra.close()
+	if now, peak := b.inUse(); now != 0 || peak > maxWindow+2*maxChunk {
+		t.Errorf("budget after close: %d in use, peak %d", now, peak)
+	}
+	var total int64
+	big := 0
+	for _, n := range obj.requests {
+		total += n
+		if n == maxChunk {
+			big++
+		}
+	}
+	if total != size {
+		t.Errorf("fetched %d bytes for a %d-byte sequential read: data fetched twice or skipped", total, size)
+	}
+	// 100 MiB in 128 KiB reads: the window must have grown to full-size
+	// chunks, so far fewer requests than reads.
+	if big < 4 || len(obj.requests) > 40 {
+		t.Errorf("%d requests, %d of full size: the window did not grow", len(obj.requests), big)
+	}
+}
+
+func TestReadAheadConcurrentReordered(t *testing.T) {
+	// The kernel sends readahead requests concurrently, slightly out of
+	// order; every byte must still be right.
+	const size = 40 << 20
+	obj := newFakeObject(size)
+	ra := newReadAhead(obj.fetch, size, newBudget(64<<20))
+	defer ra.close()
+	const req = 128 << 10
+	var wg sync.WaitGroup
+	errs := make(chan error, size/req)
+	for base := int64(0); base < size; base += 8 * req {
+		offs := []int64{}
+		for i := int64(0); i < 8 && base+i*req < size; i++ {
+			offs = append(offs, base+i*req)
+		}
+		rand.Shuffle(len(offs), func(i, j int) { offs[i], offs[j] = offs[j], offs[i] })
+		for _, off := range offs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := make([]byte, req)
+				n, err := ra.ReadAt(context.Background(), p, off)
+				if err != nil || !bytes.Equal(p[:n], obj.want(off, req)) {
+					errs <- errors.New("wrong bytes or error")
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestReadAheadRandomFetchesSmallBlocks(t *testing.T) {
+	const size = 1 << 30
+	obj := newFakeObject(size)
+	ra := newReadAhead(obj.fetch, size, newBudget(64<<20))
+	defer ra.close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	p := make([]byte, 4096)
+	for range 200 {
+		off := rng.Int64N(size - 4096)
+		n, err := ra.ReadAt(context.Background(), p, off)
+		if err != nil || n != 4096 || !bytes.Equal(p, obj.want(off, 4096)) {
+			t.Fatalf("random read at %d: n=%d err=%v", off, n, err)
+		}
+	}
+	var total int64
+	for _, n := range obj.requests {
+		total += n
+	}
+	// Each random read costs one aligned block (two when it straddles a
+	// boundary); allow a few short sequential bursts by chance.
+	if limit := int64(200 * 2 * randomSize); total > limit {
+		t.Errorf("200 random 4 KiB reads fetched %d bytes (limit %d)", total, limit)
+	}
+}
+
+func TestReadAheadBudgetBoundsManyReaders(t *testing.T) {
+	const size = 64 << 20
+	const limit = 32 << 20
+	b := newBudget(limit)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			obj := newFakeObject(size + int64(i))
+			ra := newReadAhead(obj.fetch, size+int64(i), b)
+			defer ra.close()
+			p := make([]byte, 1<<20)
+			var got bytes.Buffer
+			for off := int64(0); off < size+int64(i); {
+				n, err := ra.ReadAt(context.Background(), p, off)
+				if err != nil && err != io.EOF {
+					t.Error(err)
+					return
+				}
+				got.Write(p[:n])
+				off += int64(n)
+			}
+			if err := detdata.Verify(&got, uint64(size+int64(i)), size+int64(i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	now, peak := b.inUse()
+	// Prefetch stays within the limit; only chunks a reader is waiting on
+	// may overdraw it, at most one read's worth per reader.
+	if now != 0 || peak > limit+8*2*maxChunk {
+		t.Errorf("budget: %d in use after close, peak %d (limit %d)", now, peak, limit)
+	}
+}
+
+func TestReadAheadRetriesAfterFailure(t *testing.T) {
+	const size = 10 << 20
+	obj := newFakeObject(size)
+	ra := newReadAhead(obj.fetch, size, newBudget(64<<20))
+	defer ra.close()
+	obj.failNext.Store(1000) // every fetch of the first window fails
+	p := make([]byte, 64<<10)
+	if _, err := ra.ReadAt(context.Background(), p, 0); err == nil {
+		t.Fatal("read succeeded while every fetch failed")
+	}
+	obj.failNext.Store(0)
+	n, err := ra.ReadAt(context.Background(), p, 0)
+	if err != nil || !bytes.Equal(p[:n], obj.want(0, int64(len(p)))) {
+		t.Fatalf("read after the failure cleared: n=%d err=%v", n, err)
+	}
+}
+
+func TestReadAheadShortObject(t *testing.T) {
+	// The object is shorter than the size it had at open (replaced).
+	obj := newFakeObject(1000)
+	ra := newReadAhead(obj.fetch, 5000, newBudget(1<<20))
+	defer ra.close()
+	p := make([]byte, 4096)
+	n, err := ra.ReadAt(context.Background(), p, 0)
+	if n != 1000 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("n=%d err=%v, want 1000 bytes and ErrUnexpectedEOF", n, err)
+	}
+}
+
+func TestReadAheadCloseCancelsFetches(t *testing.T) {
+	started := make(chan struct{}, 16)
+	stuck := func(ctx context.Context, p []byte, off int64) (int, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	ra := newReadAhead(stuck, 100<<20, newBudget(64<<20))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := ra.ReadAt(ctx, make([]byte, 4096), 0); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("read of a stuck object: %v, want the caller's deadline", err)
+	}
+	<-started
+	done := make(chan struct{})
+	go func() { ra.close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("close did not cancel the running fetches")
+	}
+}

@@ -25,11 +25,9 @@ lint: check-deps
 check-deps:
 	@./scripts/check-deps.sh
 
-## demo: the local workspace with demo data, in the foreground (Ctrl-C stops).
+## demo: the local workspace with demo data, mounted at ./mnt (Ctrl-C stops).
 demo: build
-	@echo "Note: mount-ws cannot mount yet; this starts the local workspace and"
-	@echo "prints the command that will mount it."
-	$(BIN)/ws-dev -data $(DEMO_DATA)
+	DEMO_DATA=$(DEMO_DATA) BIN=$(BIN) ./scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)

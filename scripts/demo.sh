@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Starts the local workspace (ws-dev) with its demo data, mounts demo/ws with
+# mount-ws, and keeps both running until Ctrl-C, which unmounts and stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+data=${DEMO_DATA:-.ws-dev}
+mnt=${DEMO_MNT:-$PWD/mnt}
+bin=${BIN:-bin}
+
+rm -f "$data/env"
+"$bin/ws-dev" -data "$data" &
+wsdev=$!
+
+unmount() {
+  if grep -q " $mnt fuse" /proc/mounts 2>/dev/null; then
+    if [ "$(id -u)" = 0 ]; then umount "$mnt"; else fusermount3 -u "$mnt"; fi
+  fi
+}
+cleanup() {
+  trap - EXIT INT TERM
+  echo
+  echo "Unmounting $mnt and stopping the local workspace."
+  unmount || true
+  kill "$wsdev" 2>/dev/null || true
+  wait "$wsdev" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+for _ in $(seq 600); do
+  [ -f "$data/env" ] && break
+  kill -0 "$wsdev" 2>/dev/null || { echo "ws-dev stopped; see above" >&2; exit 1; }
+  sleep 0.1
+done
+[ -f "$data/env" ] || { echo "ws-dev did not come up within 60 s" >&2; exit 1; }
+# shellcheck disable=SC1090
+. "$data/env"
+
+mkdir -p "$mnt"
+unmount || true # a mount left behind by an earlier run
+"$bin/mount-ws" --api-url "$WS_API_URL" --token-file "$WS_TOKEN_FILE" demo/ws "$mnt"
+
+cat <<EOT
+
+demo/ws is mounted at $mnt. Try, in another terminal:
+  ls -l $mnt
+  head $mnt/csv/iris.csv
+  python3 -c "import pandas as pd; print(pd.read_csv('$mnt/csv/sales-2025.csv').describe())"
+  find $mnt/many | wc -l
+  time cat $mnt/large/weights.bin > /dev/null
+
+Press Ctrl-C here to unmount and stop.
+EOT
+wait "$wsdev"

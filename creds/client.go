@@ -64,7 +64,10 @@ type Config struct {
 	// credentials once the held ones have expired, before failing with
 	// ErrExpired (default 30 s).
 	ExpiredWaitBound time.Duration
-	// Clock replaces the system clock, for tests.
+	// Clock replaces the system clock, for tests: every expiry judgement
+	// and FetchWithRetry's sleeps go through it. (The Provider's background
+	// loop also uses timers, and re-reads the Clock when they fire or when
+	// Retrieve notices the time has moved.)
 	Clock Clock
 }
 
@@ -185,8 +188,8 @@ func (c *Client) Fetch(ctx context.Context) (Credentials, error) {
 			return Credentials{}, &InvalidResponseError{Reason: fmt.Sprintf("body larger than %d bytes", MaxBodySize)}
 		}
 		cr, err := parseCredentials(body, c.clock.Now(), c.insecure)
-		if err != nil && !strings.Contains(resp.Header.Get("Content-Type"), "json") {
-			err = fmt.Errorf("%w (content type %q: is the API URL right?)", err, resp.Header.Get("Content-Type"))
+		if ct := resp.Header.Get("Content-Type"); err != nil && ct != "" && !strings.Contains(ct, "json") {
+			err = fmt.Errorf("%w (content type %q: is the API URL right?)", err, ct)
 		}
 		return cr, err
 	}

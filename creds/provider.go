@@ -26,8 +26,8 @@ const (
 
 // Provider hands out workspace credentials to the AWS SDK and keeps them
 // fresh in the background. It implements aws.CredentialsProvider; install it
-// directly as s3.Options.Credentials (wrapping it in aws.CredentialsCache adds
-// nothing and would hide Invalidate from the SDK).
+// directly as s3.Options.Credentials: wrapping it in aws.CredentialsCache adds
+// nothing, and the cache would keep serving credentials after Invalidate.
 //
 // All methods are safe for concurrent use. A Provider owns one goroutine,
 // started by NewProvider and stopped by Close.

@@ -1,0 +1,420 @@
+package bucket_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	iofs "io/fs"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"mount-ws/bucket"
+	"mount-ws/bucket/buckettest"
+	"mount-ws/internal/detdata"
+	"mount-ws/internal/wsstack"
+)
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Scoped credentials are refused outside the prefix by the server itself,
+// not only by the client's key validation.
+func TestServerRefusesOutsidePrefix(t *testing.T) {
+	ctx := ctxFor(t)
+	c := mint(t, testOrg, testWS, testToken)
+	b, err := bucket.New(bucket.Config{
+		Bucket: c.Bucket, Prefix: "", Endpoint: c.Endpoint, Region: c.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Inside its own prefix it works.
+	own := c.Prefix + "scope/own.txt"
+	if _, err := b.Put(ctx, own, strings.NewReader("x"), 1, nil); err != nil {
+		t.Fatalf("put under own prefix: %v", err)
+	}
+	other := "acme/other/x.txt"
+	sibling := strings.TrimSuffix(c.Prefix, "/") + "-evil/x.txt"
+	checks := map[string]error{}
+	_, checks["put other workspace"] = b.Put(ctx, other, strings.NewReader("x"), 1, nil)
+	_, checks["put sibling prefix"] = b.Put(ctx, sibling, strings.NewReader("x"), 1, nil)
+	_, checks["put bucket root"] = b.Put(ctx, "root.txt", strings.NewReader("x"), 1, nil)
+	_, checks["head other workspace"] = b.Head(ctx, other)
+	_, checks["get other workspace"] = b.Get(ctx, other, 0, -1, "")
+	_, _, checks["list bucket root"] = b.ListAll(ctx, "")
+	_, _, checks["list other workspace"] = b.ListAll(ctx, "acme/other/")
+	checks["delete other workspace"] = b.Delete(ctx, other)
+	_, checks["copy out of prefix"] = b.Copy(ctx, own, other, nil)
+	_, checks["upload other workspace"] = b.Upload(ctx, other, detdata.New(1, 6<<20), 6<<20, nil, bucket.UploadOptions{PartSize: 5 << 20})
+	for what, err := range checks {
+		if !errors.Is(err, iofs.ErrPermission) {
+			t.Errorf("%s: %v, want fs.ErrPermission", what, err)
+		}
+		if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, bucket.ErrCredentials) {
+			t.Errorf("%s: %v also matches another class", what, err)
+		}
+	}
+}
+
+// recorder is an API option that records the headers of every request as
+// sent (after signing), by operation.
+type recorder struct {
+	mu   sync.Mutex
+	sent map[string][]http.Header
+}
+
+func (r *recorder) install(stack *middleware.Stack) error {
+	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("test/record", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		if req, ok := in.Request.(*smithyhttp.Request); ok {
+			r.mu.Lock()
+			if r.sent == nil {
+				r.sent = map[string][]http.Header{}
+			}
+			op := middleware.GetOperationName(ctx)
+			r.sent[op] = append(r.sent[op], req.Header.Clone())
+			r.mu.Unlock()
+		}
+		return next.HandleFinalize(ctx, in)
+	}), middleware.After)
+}
+
+func (r *recorder) headers(op string) []http.Header {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sent[op]
+}
+
+// Bodies go with UNSIGNED-PAYLOAD, without checksums and without Expect:
+// 100-continue, and the gateway accepts them; GETs do not ask for
+// checksums.
+func TestRequestHeaders(t *testing.T) {
+	rec := &recorder{}
+	b := newGateway(t, func(c *bucket.Config) { c.APIOptions = append(c.APIOptions, rec.install) })
+	ctx := ctxFor(t)
+
+	// 3 MiB: above the SDK's 2 MiB Expect threshold.
+	const size = 3 << 20
+	start := time.Now()
+	if _, err := b.Put(ctx, "put.bin", detdata.New(1, size), size, nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Errorf("a 3 MiB put took %v: stalled on Expect: 100-continue?", d)
+	}
+	upSize := int64(11 << 20)
+	obj, err := b.Upload(ctx, "up.bin", detdata.New(2, upSize), upSize, nil, bucket.UploadOptions{PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := b.Get(ctx, "up.bin", 0, -1, obj.ETag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := detdata.Verify(rc, 2, upSize); err != nil {
+		t.Error(err)
+	}
+	rc.Close()
+	if rc, err := b.Get(ctx, "put.bin", 100, 1000, ""); err != nil {
+		t.Fatal(err)
+	} else {
+		rc.Close()
+	}
+
+	for _, op := range []string{"PutObject", "UploadPart"} {
+		hs := rec.headers(op)
+		if len(hs) == 0 {
+			t.Errorf("no %s recorded", op)
+		}
+		for _, h := range hs {
+			if got := h.Get("X-Amz-Content-Sha256"); got != "UNSIGNED-PAYLOAD" {
+				t.Errorf("%s: X-Amz-Content-Sha256 %q, want UNSIGNED-PAYLOAD", op, got)
+			}
+			if got := h.Get("Expect"); got != "" {
+				t.Errorf("%s: Expect %q", op, got)
+			}
+			for k := range h {
+				if strings.HasPrefix(strings.ToLower(k), "x-amz-checksum-") || strings.EqualFold(k, "X-Amz-Sdk-Checksum-Algorithm") {
+					t.Errorf("%s: checksum header %s", op, k)
+				}
+			}
+		}
+	}
+	for _, h := range rec.headers("GetObject") {
+		if got := h.Get("X-Amz-Checksum-Mode"); got != "" {
+			t.Errorf("GetObject: X-Amz-Checksum-Mode %q", got)
+		}
+	}
+}
+
+// A ranged GET of an object stored with a full-object checksum returns
+// the range, unchecked against that checksum.
+func TestRangedGetOfChecksummedObject(t *testing.T) {
+	ctx := ctxFor(t)
+	cfg := gatewayConfig(t)
+	b, err := bucket.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789"), 100_000)
+	if _, err := stack.RootClient().PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &cfg.Bucket, Key: aws.String(cfg.Prefix + "sum.bin"), Body: bytes.NewReader(data),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]int64{{0, -1}, {5, 100}, {999_990, 100}} {
+		rc, err := b.Get(ctx, "sum.bin", r[0], r[1], "")
+		if err != nil {
+			t.Fatalf("get %v: %v", r, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		end := int64(len(data))
+		if r[1] >= 0 {
+			end = min(end, r[0]+r[1])
+		}
+		if err != nil || !bytes.Equal(got, data[r[0]:end]) {
+			t.Errorf("get %v: %d bytes, %v", r, len(got), err)
+		}
+	}
+}
+
+func fastRetryer(attempts int) func() aws.Retryer {
+	return func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = attempts
+			o.MaxBackoff = 20 * time.Millisecond
+			o.RateLimiter = ratelimit.None
+		})
+	}
+}
+
+func TestThrottling(t *testing.T) {
+	ctx := ctxFor(t)
+	b := newGateway(t, func(c *bucket.Config) { c.Retryer = fastRetryer(4) })
+	if _, err := b.Put(ctx, "throttled-key", strings.NewReader("data"), 4, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.S3.ClearFaults)
+
+	// Two SlowDowns, then success: retried by the SDK.
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpGet}, KeyContains: "throttled-key", Status: 503, Times: 2})
+	before := stack.S3.Counts()[wsstack.OpGet]
+	rc, err := b.Get(ctx, "throttled-key", 0, -1, "")
+	if err != nil {
+		t.Fatalf("get after two SlowDowns: %v", err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != "data" {
+		t.Errorf("got %q", got)
+	}
+	if n := stack.S3.Counts()[wsstack.OpGet] - before; n != 3 {
+		t.Errorf("%d GETs, want 3", n)
+	}
+
+	// SlowDown on every attempt: ErrThrottled once the retries are spent.
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpHead, wsstack.OpPut}, KeyContains: "throttled-key", Status: 503})
+	_, err = b.Head(ctx, "throttled-key")
+	if !errors.Is(err, bucket.ErrThrottled) {
+		t.Errorf("head under constant SlowDown: %v, want ErrThrottled", err)
+	}
+	_, err = b.Put(ctx, "throttled-key", strings.NewReader("data"), 4, nil)
+	if !errors.Is(err, bucket.ErrThrottled) {
+		t.Errorf("put under constant SlowDown: %v, want ErrThrottled", err)
+	}
+	stack.S3.ClearFaults()
+}
+
+func TestCredentialsErrors(t *testing.T) {
+	ctx := ctxFor(t)
+	cfg := gatewayConfig(t)
+
+	// The provider fails: classified, the provider's error kept, no request sent.
+	boom := errors.New("workspace API down")
+	failing := cfg
+	failing.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{}, boom
+	})
+	b, err := bucket.New(failing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := stack.S3.Counts()[wsstack.OpHead]
+	_, err = b.Head(ctx, "x")
+	if !errors.Is(err, bucket.ErrCredentials) || !errors.Is(err, boom) {
+		t.Errorf("head with a failing provider: %v, want ErrCredentials wrapping the provider's error", err)
+	}
+	if errors.Is(err, iofs.ErrPermission) || errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("credentials error also matches another class: %v", err)
+	}
+	if n := stack.S3.Counts()[wsstack.OpHead] - before; n != 0 {
+		t.Errorf("%d HEADs sent without credentials", n)
+	}
+
+	// The server refuses revoked credentials.
+	c := mint(t, testOrg, testWS, testToken)
+	revoked := cfg
+	revoked.Credentials = credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)
+	b, err = bucket.New(revoked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.ListAll(ctx, ""); err != nil {
+		t.Fatalf("list before revoking: %v", err)
+	}
+	stack.Revoke(c.AccessKeyID)
+	_, _, err = b.ListAll(ctx, "")
+	if !errors.Is(err, bucket.ErrCredentials) {
+		t.Errorf("list with revoked credentials: %v, want ErrCredentials", err)
+	}
+}
+
+// Keys that could escape the prefix never cause a request.
+func TestInvalidKeyMakesNoRequest(t *testing.T) {
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	b, err := bucket.New(bucket.Config{
+		Bucket: "b", Prefix: "org/ws/", Endpoint: srv.URL, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""),
+		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t)
+	for _, k := range buckettest.BadKeys {
+		b.Head(ctx, k)
+		b.Get(ctx, k, 0, -1, "")
+		b.Put(ctx, k, strings.NewReader("x"), 1, nil)
+		b.Upload(ctx, k, strings.NewReader("x"), 1, nil, bucket.UploadOptions{})
+		b.AbortUpload(ctx, k, "id")
+		b.Copy(ctx, k, "ok", nil)
+		b.Copy(ctx, "ok", k, nil)
+		b.Delete(ctx, k)
+	}
+	for _, d := range buckettest.BadDirs {
+		b.List(ctx, d, "")
+		b.ListAll(ctx, d)
+		b.ListRecursive(ctx, d, func(bucket.Object) error { return nil })
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests sent for invalid keys", n)
+	}
+	// The server is reachable: a valid key does make a request.
+	b.Delete(ctx, "ok")
+	if requests.Load() == 0 {
+		t.Error("no request for a valid key")
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	b := newGateway(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := b.Head(ctx, "x")
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("head with a cancelled context: %v", err)
+	}
+	for _, class := range []error{iofs.ErrNotExist, iofs.ErrPermission, bucket.ErrCredentials, bucket.ErrThrottled, bucket.ErrPrecondition} {
+		if errors.Is(err, class) {
+			t.Errorf("cancelled: %v matches %v", err, class)
+		}
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	good := bucket.Config{Bucket: "b", Prefix: "p/", Region: "r", Credentials: credentials.NewStaticCredentialsProvider("a", "b", "")}
+	tests := map[string]func(*bucket.Config){
+		"no bucket":         func(c *bucket.Config) { c.Bucket = "" },
+		"no region":         func(c *bucket.Config) { c.Region = "" },
+		"no credentials":    func(c *bucket.Config) { c.Credentials = nil },
+		"prefix without /":  func(c *bucket.Config) { c.Prefix = "p" },
+		"prefix with ..":    func(c *bucket.Config) { c.Prefix = "p/../" },
+		"prefix with empty": func(c *bucket.Config) { c.Prefix = "p//" },
+		"absolute prefix":   func(c *bucket.Config) { c.Prefix = "/p/" },
+	}
+	for name, mutate := range tests {
+		cfg := good
+		mutate(&cfg)
+		if _, err := bucket.New(cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := bucket.New(good); err != nil {
+		t.Errorf("good config: %v", err)
+	}
+}
+
+// The fake holds keys the gateway cannot, and listings return them as
+// they are, for the layers above to decide.
+func TestFakeOddKeys(t *testing.T) {
+	b, rawPut := buckettest.NewFake(t)
+	long := strings.Repeat("n", 300)
+	for _, k := range []string{"a//b", "x", "x/y", long, "dots/../up", "dots/./here"} {
+		rawPut(k, []byte(k))
+	}
+	ctx := ctxFor(t)
+	objs, prefixes, err := b.ListAll(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range objs {
+		names = append(names, o.Key)
+	}
+	if want := []string{long, "x"}; !slices.Equal(names, want) {
+		t.Errorf("objects %q, want %q", names, want)
+	}
+	if want := []string{"a/", "dots/", "x/"}; !slices.Equal(prefixes, want) {
+		t.Errorf("prefixes %q, want %q", prefixes, want)
+	}
+	objs, prefixes, err = b.ListAll(ctx, "a/")
+	if err != nil || len(objs) != 0 || !slices.Equal(prefixes, []string{"a//"}) {
+		t.Errorf("list a/: %v %q %v", objs, prefixes, err)
+	}
+	var all []string
+	if err := b.ListRecursive(ctx, "dots/", func(o bucket.Object) error { all = append(all, o.Key); return nil }); err != nil || !slices.Equal(all, []string{"dots/../up", "dots/./here"}) {
+		t.Errorf("recursive dots/: %q, %v", all, err)
+	}
+	// Reading them by key is refused client-side, but a normal key works.
+	if _, err := b.Head(ctx, "a//b"); !errors.Is(err, bucket.ErrInvalidKey) {
+		t.Errorf("head a//b: %v", err)
+	}
+	if obj, err := b.Head(ctx, long); err != nil || obj.Size != 300 {
+		t.Errorf("head of a 300-byte name: %+v, %v", obj, err)
+	}
+	if rc, err := b.Get(ctx, "x/y", 0, -1, ""); err != nil {
+		t.Error(err)
+	} else {
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(got) != "x/y" {
+			t.Errorf("x/y holds %q", got)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func runMain(m *testing.M) int {
 }
 
 // mint fetches workspace credentials from the API emulator over HTTP.
-func mint(t *testing.T, org, ws, token string) wsstack.CredentialsResponse {
+func mint(t testing.TB, org, ws, token string) wsstack.CredentialsResponse {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, stack.APIURL()+"/api/v1/org/"+org+"/ws/"+ws+"/storage/credentials", nil)
 	if err != nil {

@@ -2,11 +2,12 @@ package bucket_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"sync/atomic"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -78,16 +79,21 @@ func mint(t testing.TB, org, ws, token string) wsstack.CredentialsResponse {
 	return c
 }
 
-var prefixSeq atomic.Int64
-
 // gatewayConfig is a Config for fresh workspace credentials, on a prefix
-// of its own under the workspace prefix.
+// of its own under the workspace prefix: the test's name and a random part,
+// so that runs with -count > 1 start empty too.
 func gatewayConfig(t *testing.T) bucket.Config {
 	t.Helper()
 	c := mint(t, testOrg, testWS, testToken)
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, t.Name())
 	return bucket.Config{
 		Bucket:      c.Bucket,
-		Prefix:      fmt.Sprintf("%st%03d/", c.Prefix, prefixSeq.Add(1)),
+		Prefix:      c.Prefix + name + "-" + rand.Text()[:8] + "/",
 		Endpoint:    c.Endpoint,
 		Region:      c.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),

@@ -21,7 +21,9 @@ const copyConcurrency = 8
 // carries the ETag seen then as x-amz-copy-source-if-match: if src changes
 // during the copy the copy fails with ErrPrecondition rather than mixing
 // two versions. A failed multipart copy is aborted. The returned Object
-// has dst's key, ETag, size, time and metadata.
+// has dst's key, ETag, size, time and metadata. Copying an object onto
+// itself (how metadata changes) needs meta: S3 refuses a copy that changes
+// nothing.
 func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]string) (Object, error) {
 	fullSrc, err := b.keys.object(src)
 	if err != nil {
@@ -70,7 +72,7 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]stri
 // copyMultipart copies with UploadPartCopy, parts in parallel.
 func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst string, head Object, contentType *string, meta map[string]string) (Object, error) {
 	size := head.Size
-	partSize := max(b.copyPartSize, ceilDiv(size, maxParts))
+	partSize := max(min(b.copyPartSize, maxPartSize), ceilDiv(size, maxParts))
 	created, err := b.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: &b.bucket, Key: &fullDst, Metadata: meta, ContentType: contentType,
 	})

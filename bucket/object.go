@@ -100,7 +100,27 @@ func (b *Bucket) Get(ctx context.Context, key string, off, n int64, ifMatch stri
 		}
 		return nil, wrap("get", key, err)
 	}
+	if in.Range != nil && out.ContentRange == nil {
+		// The server ignored the Range and sent the whole object.
+		return skipLimit(out.Body, off, n)
+	}
 	return out.Body, nil
+}
+
+// skipLimit returns rc past its first off bytes and cut to n (n < 0: to
+// the end).
+func skipLimit(rc io.ReadCloser, off, n int64) (io.ReadCloser, error) {
+	if _, err := io.CopyN(io.Discard, rc, off); err != nil && err != io.EOF {
+		rc.Close()
+		return nil, err
+	}
+	if n < 0 {
+		return rc, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(rc, n), rc}, nil
 }
 
 // isInvalidRange reports a 416: the range starts at or after the end.

@@ -307,7 +307,7 @@ func TestInvalidKeyMakesNoRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := ctxFor(t)
-	for _, k := range buckettest.BadKeys {
+	for _, k := range buckettest.BadKeys() {
 		b.Head(ctx, k)
 		b.Get(ctx, k, 0, -1, "")
 		b.Put(ctx, k, strings.NewReader("x"), 1, nil)
@@ -317,7 +317,7 @@ func TestInvalidKeyMakesNoRequest(t *testing.T) {
 		b.Copy(ctx, "ok", k, nil)
 		b.Delete(ctx, k)
 	}
-	for _, d := range buckettest.BadDirs {
+	for _, d := range buckettest.BadDirs() {
 		b.List(ctx, d, "")
 		b.ListAll(ctx, d)
 		b.ListRecursive(ctx, d, func(bucket.Object) error { return nil })
@@ -415,6 +415,37 @@ func TestFakeOddKeys(t *testing.T) {
 		rc.Close()
 		if string(got) != "x/y" {
 			t.Errorf("x/y holds %q", got)
+		}
+	}
+}
+
+// A server that ignores Range and answers 200 with the whole object still
+// gives the caller the range it asked for.
+func TestGetWhenServerIgnoresRange(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"e"`)
+		io.WriteString(w, "0123456789")
+	}))
+	t.Cleanup(srv.Close)
+	b, err := bucket.New(bucket.Config{
+		Bucket: "b", Prefix: "p/", Endpoint: srv.URL, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		off, n int64
+		want   string
+	}{{0, -1, "0123456789"}, {0, 3, "012"}, {4, 3, "456"}, {8, -1, "89"}, {8, 5, "89"}, {20, 5, ""}} {
+		rc, err := b.Get(ctxFor(t), "k", tt.off, tt.n, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || string(got) != tt.want {
+			t.Errorf("get(%d, %d) = %q, %v; want %q", tt.off, tt.n, got, err, tt.want)
 		}
 	}
 }

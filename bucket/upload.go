@@ -16,6 +16,7 @@ import (
 // Multipart limits of S3.
 const (
 	minPartSize = 5 << 20
+	maxPartSize = 5 << 30
 	maxParts    = 10000
 )
 
@@ -32,7 +33,7 @@ const abortTimeout = 30 * time.Second
 // UploadOptions tunes Upload.
 type UploadOptions struct {
 	// PartSize is the size of each part but the last (default
-	// DefaultPartSize; at least 5 MiB; raised to keep within 10,000
+	// DefaultPartSize; from 5 MiB to 5 GiB; raised to keep within 10,000
 	// parts). An object of at most PartSize bytes is sent with one Put.
 	PartSize int64
 	// Concurrency is how many parts are sent at once (default
@@ -62,7 +63,7 @@ func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size i
 	if partSize <= 0 {
 		partSize = DefaultPartSize
 	}
-	partSize = max(partSize, minPartSize, ceilDiv(size, maxParts))
+	partSize = max(min(partSize, maxPartSize), minPartSize, ceilDiv(size, maxParts))
 	if size <= partSize {
 		return b.Put(ctx, key, io.NewSectionReader(src, 0, size), size, meta)
 	}

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,9 +27,6 @@ const (
 	FakeBucket = "fake-bucket"
 	FakePrefix = "org/ws/"
 )
-
-// fakeSeq numbers the prefixes NewFakeConfig hands out.
-var fakeSeq atomic.Int64
 
 // NewFake starts an in-memory S3 server (gofakes3) for the test and returns
 // a Bucket on it, scoped to FakePrefix, and rawPut, which stores data under

@@ -612,14 +612,19 @@ func (s *suite) delete(t *testing.T) {
 	}
 }
 
-// BadKeys are relative keys every method must refuse before any request.
-var BadKeys = []string{
-	"", "/", "/abs", "..", "../x", "a/../../x", "a/..", "a/../", ".", "./x", "a/./b", "a/.",
-	"a//b", "//", "a//", "x\x00y", "\xff\xfe", strings.Repeat("k", 1025),
+// BadKeys returns relative keys every method must refuse before any
+// request.
+func BadKeys() []string {
+	return []string{
+		"", "/", "/abs", "..", "../x", "a/../../x", "a/..", "a/../", ".", "./x", "a/./b", "a/.",
+		"a//b", "//", "a//", "x\x00y", "\xff\xfe", strings.Repeat("k", 1025),
+	}
 }
 
-// BadDirs are directories List and friends must refuse.
-var BadDirs = []string{"/", "a", "a/b", "../", "a/../", "./", "a//", "//", "/a/", "x\x00/"}
+// BadDirs returns directories List and friends must refuse.
+func BadDirs() []string {
+	return []string{"/", "a", "a/b", "../", "a/../", "./", "a//", "//", "/a/", "x\x00/"}
+}
 
 func (s *suite) invalidKeys(t *testing.T) {
 	b := s.bucket(t)
@@ -630,7 +635,7 @@ func (s *suite) invalidKeys(t *testing.T) {
 			t.Errorf("%s %q: %v, want ErrInvalidKey", what, key, err)
 		}
 	}
-	for _, k := range BadKeys {
+	for _, k := range BadKeys() {
 		_, err := b.Head(ctx, k)
 		check("head", k, err)
 		_, err = b.Get(ctx, k, 0, -1, "")
@@ -648,7 +653,7 @@ func (s *suite) invalidKeys(t *testing.T) {
 		err = b.Delete(ctx, k)
 		check("delete", k, err)
 	}
-	for _, d := range BadDirs {
+	for _, d := range BadDirs() {
 		_, err := b.List(ctx, d, "")
 		check("list", d, err)
 		_, _, err = b.ListAll(ctx, d)

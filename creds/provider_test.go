@@ -46,12 +46,17 @@ func TestProviderRetrieve(t *testing.T) {
 }
 
 // Requests never wait while valid credentials exist, and the API sees one
-// refresh per refresh interval, not one per request.
+// refresh per refresh interval, not one per request. The API answers slowly,
+// so a Retrieve that waited on it would show.
 func TestProviderRefreshAhead(t *testing.T) {
 	api := newFakeAPI(t)
-	const ttl = 1500 * time.Millisecond
+	const ttl, apiDelay = 2 * time.Second, 300 * time.Millisecond
 	api.ttl.Store(int64(ttl))
 	p := startProvider(t, testConfig(api, nil))
+	api.setRespond(func(http.ResponseWriter, int64) bool {
+		time.Sleep(apiDelay)
+		return false
+	})
 
 	const run = 4 * time.Second
 	var calls, slow atomic.Int64
@@ -66,7 +71,7 @@ func TestProviderRefreshAhead(t *testing.T) {
 					t.Errorf("Retrieve: %v", err)
 					return
 				}
-				if time.Since(start) > 20*time.Millisecond {
+				if time.Since(start) >= apiDelay*3/4 {
 					slow.Add(1)
 				}
 				if !time.Now().Before(c.Expires) {
@@ -78,20 +83,21 @@ func TestProviderRefreshAhead(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// Refresh every 0.6–0.75 s (window L/2, minus up to 20% jitter).
+	// Refresh every 0.8–1.0 s (window L/2, minus up to 20% jitter), plus
+	// the API's delay.
 	reqs := api.requests.Load()
-	if reqs < 5 || reqs > 9 {
-		t.Errorf("%d API requests in %v with TTL %v, want about %v", reqs, run, ttl, int(run/(675*time.Millisecond))+1)
+	if reqs < 4 || reqs > 7 {
+		t.Errorf("%d API requests in %v with TTL %v, want about %d", reqs, run, ttl, int(run/(1200*time.Millisecond))+1)
 	}
 	if s := slow.Load(); s > 0 {
-		t.Errorf("%d of %d Retrieve calls waited", s, calls.Load())
+		t.Errorf("%d of %d Retrieve calls waited for the API", s, calls.Load())
 	}
 	n := 0
 	keys.Range(func(any, any) bool { n++; return true })
-	if n < 5 {
+	if n < 4 {
 		t.Errorf("only %d distinct keys used", n)
 	}
-	if st := p.Stats(); st.Refreshes != uint64(reqs) || st.Failing || st.TimeToExpiry <= 0 {
+	if st := p.Stats(); st.Refreshes < uint64(reqs)-1 || st.Failing || st.TimeToExpiry <= 0 {
 		t.Errorf("stats = %+v, requests %d", st, reqs)
 	}
 }
@@ -190,11 +196,11 @@ func TestProviderOutageAndRecovery(t *testing.T) {
 		t.Fatal("no failure during an outage longer than the TTL")
 	}
 	// Failures start only once the held credentials stop being valid...
-	if firstFail.Before(first.Expires.Add(-200 * time.Millisecond)) {
+	if firstFail.Before(first.Expires.Add(-ttl / 5)) {
 		t.Errorf("first failure at %v, credentials valid until %v", firstFail, first.Expires)
 	}
 	// ...and end soon after the API is back.
-	if lastFail.After(upAt.Add(500 * time.Millisecond)) {
+	if lastFail.After(upAt.Add(time.Second)) {
 		t.Errorf("still failing %v after the API came back", lastFail.Sub(upAt))
 	}
 	if recovered.IsZero() {

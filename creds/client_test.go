@@ -3,7 +3,10 @@ package creds
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -429,5 +432,33 @@ func TestResolveTokenSource(t *testing.T) {
 		if err != nil || src.String() != tt.want {
 			t.Errorf("env=%q file=%q: %v, %v; want %q", tt.env, tt.file, src, err, tt.want)
 		}
+	}
+}
+
+func TestFetchTLS(t *testing.T) {
+	api := newFakeAPI(t)
+	tlsSrv := httptest.NewUnstartedServer(api.srv.Config.Handler)
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+	cfg := testConfig(api, nil)
+	cfg.APIURL = tlsSrv.URL
+
+	// The test server's certificate is not trusted by default: refused,
+	// and not retried.
+	c := newTestClient(t, cfg)
+	_, err := c.FetchWithRetry(context.Background(), time.Minute)
+	if err == nil || IsTemporary(err) || !strings.Contains(err.Error(), "not trusted") {
+		t.Errorf("untrusted certificate: err = %v", err)
+	}
+	if n := api.requests.Load(); n != 0 {
+		t.Errorf("%d requests reached the handler", n)
+	}
+
+	// A client that trusts it works.
+	cfg.HTTPClient = tlsSrv.Client()
+	c = newTestClient(t, cfg)
+	if _, err := c.Fetch(context.Background()); err != nil {
+		t.Errorf("trusted certificate: %v", err)
 	}
 }

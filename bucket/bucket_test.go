@@ -114,10 +114,12 @@ func newGateway(t *testing.T, tune ...func(*bucket.Config)) *bucket.Bucket {
 }
 
 func TestConformanceGateway(t *testing.T) {
+	t.Parallel()
 	buckettest.Run(t, gatewayConfig)
 }
 
 func TestConformanceFake(t *testing.T) {
+	t.Parallel()
 	buckettest.Run(t, func(t *testing.T) bucket.Config {
 		cfg, _ := buckettest.NewFakeConfig(t)
 		return cfg

@@ -23,25 +23,37 @@ import (
 	"mount-ws/internal/detdata"
 )
 
-// Run runs the conformance suite. newConfig returns the Config of a Bucket
-// on a prefix of its own, empty, that no other call returns; the suite
-// adjusts some knobs (page size, copy threshold) before bucket.New.
+// Run runs the conformance suite, its subtests in parallel. newConfig
+// returns the Config of a Bucket on a prefix of its own, empty, that no
+// other call returns; it is called from several goroutines at once. The
+// suite adjusts some knobs (page size, copy threshold) before bucket.New.
 func Run(t *testing.T, newConfig func(t *testing.T) bucket.Config) {
 	s := &suite{newConfig: newConfig}
-	t.Run("PutGetHead", s.putGetHead)
-	t.Run("GetRanges", s.getRanges)
-	t.Run("IfMatch", s.ifMatch)
-	t.Run("Missing", s.missing)
-	t.Run("Metadata", s.metadata)
-	t.Run("List", s.list)
-	t.Run("ListSmallPages", s.listSmallPages)
-	t.Run("ListOver1000", s.listOver1000)
-	t.Run("Upload", s.upload)
-	t.Run("UploadFailureAborts", s.uploadFailureAborts)
-	t.Run("Copy", s.copy)
-	t.Run("CopyMultipart", s.copyMultipart)
-	t.Run("Delete", s.delete)
-	t.Run("InvalidKeys", s.invalidKeys)
+	tests := []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"PutGetHead", s.putGetHead},
+		{"GetRanges", s.getRanges},
+		{"IfMatch", s.ifMatch},
+		{"Missing", s.missing},
+		{"Metadata", s.metadata},
+		{"List", s.list},
+		{"ListSmallPages", s.listSmallPages},
+		{"ListOver1000", s.listOver1000},
+		{"Upload", s.upload},
+		{"UploadFailureAborts", s.uploadFailureAborts},
+		{"Copy", s.copy},
+		{"CopyMultipart", s.copyMultipart},
+		{"Delete", s.delete},
+		{"InvalidKeys", s.invalidKeys},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t)
+		})
+	}
 }
 
 type suite struct {
@@ -63,7 +75,7 @@ func (s *suite) bucket(t *testing.T, tune ...func(*bucket.Config)) *bucket.Bucke
 }
 
 func ctxFor(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }

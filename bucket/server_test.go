@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -447,5 +448,41 @@ func TestGetWhenServerIgnoresRange(t *testing.T) {
 		if err != nil || string(got) != tt.want {
 			t.Errorf("get(%d, %d) = %q, %v; want %q", tt.off, tt.n, got, err, tt.want)
 		}
+	}
+}
+
+// A part the server keeps failing makes Upload abort the upload: nothing
+// is left behind for the bucket to bill.
+func TestUploadAbortsOnServerFailure(t *testing.T) {
+	ctx := ctxFor(t)
+	cfg := gatewayConfig(t)
+	cfg.Retryer = fastRetryer(2)
+	b, err := bucket.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.S3.ClearFaults)
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpUploadPart}, KeyContains: "part-fails", Status: 500})
+	aborts := stack.S3.Counts()[wsstack.OpAbortMultipart]
+	var id string
+	size := int64(11 << 20)
+	_, err = b.Upload(ctx, "part-fails.bin", detdata.New(1, size), size, nil,
+		bucket.UploadOptions{PartSize: 5 << 20, OnCreate: func(u string) { id = u }})
+	stack.S3.ClearFaults()
+	if err == nil {
+		t.Fatal("upload succeeded with every part failing")
+	}
+	if n := stack.S3.Counts()[wsstack.OpAbortMultipart] - aborts; n != 1 {
+		t.Errorf("%d aborts, want 1", n)
+	}
+	_, err = stack.RootClient().ListParts(ctx, &s3.ListPartsInput{
+		Bucket: &cfg.Bucket, Key: aws.String(cfg.Prefix + "part-fails.bin"), UploadId: &id,
+	})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "NoSuchUpload" {
+		t.Errorf("list parts of the failed upload: %v, want NoSuchUpload", err)
+	}
+	if _, err := b.Head(ctx, "part-fails.bin"); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("head after the failed upload: %v", err)
 	}
 }

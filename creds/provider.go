@@ -397,7 +397,8 @@ func (p *Provider) retryDelay(err error, failures int, held *entry) time.Duratio
 }
 
 // install makes freshly fetched credentials the held ones, unless they name
-// another bucket or prefix (ErrScopeChanged). An endpoint or region change
+// another bucket or prefix (ErrScopeChanged) or are the very credentials the
+// storage just rejected (ErrInvalidResponse). An endpoint or region change
 // is accepted with a warning, and the pinned values stay in use.
 func (p *Provider) install(cr Credentials) error {
 	if cr.Bucket != p.scope.Bucket || cr.Prefix != p.scope.Prefix {
@@ -410,6 +411,11 @@ func (p *Provider) install(cr Credentials) error {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.cur.invalid && cr.AccessKeyID == p.cur.creds.AccessKeyID {
+		// Using them again would fail again; back off instead of
+		// refreshing at the rate of rejected requests.
+		return &InvalidResponseError{Field: "access_key_id", Reason: "the API handed out again the credentials the storage just rejected"}
+	}
 	if got != p.scope {
 		p.stats.ScopeDrifts++
 		if got != p.driftWarned {

@@ -2,6 +2,7 @@ package creds
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -459,5 +460,31 @@ func TestNewEntrySchedule(t *testing.T) {
 				t.Errorf("life %v: margin %v, want %v", tt.life, got, tt.margin)
 			}
 		}
+	}
+}
+
+// An API that hands out the credentials the storage just rejected is backed
+// off from, not called at the rate of rejected requests.
+func TestProviderSameRejectedKey(t *testing.T) {
+	api := newFakeAPI(t)
+	sc := api.scope
+	api.setRespond(func(w http.ResponseWriter, n int64) bool {
+		w.Header().Set("Content-Type", "application/json")
+		body := api.body(1, time.Now(), sc) // always key 1
+		_ = json.NewEncoder(w).Encode(body)
+		return true
+	})
+	cfg := testConfig(api, nil)
+	cfg.ExpiredWaitBound = 300 * time.Millisecond
+	p := startProvider(t, cfg)
+	c, _ := p.Retrieve(context.Background())
+	p.Invalidate(c.AccessKeyID)
+	_, err := p.Retrieve(context.Background())
+	if !errors.Is(err, ErrExpired) || !errors.Is(err, ErrInvalidResponse) {
+		t.Errorf("err = %v", err)
+	}
+	// Backoff 20–100 ms with full jitter: a handful of calls in 300 ms, not hundreds.
+	if n := api.requests.Load(); n > 30 {
+		t.Errorf("%d API requests in 300 ms", n)
 	}
 }

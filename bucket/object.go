@@ -37,8 +37,11 @@ type Object struct {
 	Metadata map[string]string
 }
 
-// unsignedPayload sends a body with UNSIGNED-PAYLOAD; see New.
-var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+// unsignedPayload is an operation option sending the body with
+// UNSIGNED-PAYLOAD; see New.
+func unsignedPayload(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
 
 // Head returns the object's size, ETag, modification time and metadata.
 // A missing object gives an error matching fs.ErrNotExist.

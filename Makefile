@@ -29,5 +29,13 @@ check-deps:
 demo: build
 	DEMO_DATA=$(DEMO_DATA) BIN=$(BIN) ./scripts/demo.sh
 
+## bench: mount-ws, s3fs and rclone (when installed) against the AWS SDK on
+## a local workspace; needs root and /dev/fuse; results in docs/BENCHMARKS.md.
+## BENCH_FLAGS passes flags to ws-bench, e.g. BENCH_FLAGS=-quick for a short
+## run, or "-data DIR -keep" to seed once and reuse the data.
+BENCH_FLAGS ?=
+bench: build
+	$(BIN)/ws-bench $(BENCH_FLAGS)
+
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,541 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"mount-ws/internal/wsstack"
+)
+
+// options are ws-bench's flags.
+type options struct {
+	dataDir     string
+	keep        bool
+	quick       bool
+	tools       []string
+	workloads   []string
+	mountWS     string
+	prefetchMiB int
+	verify      bool
+	rowTimeout  time.Duration
+	runs        int
+	jsonFile    string
+	mdFile      string
+}
+
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fl := flag.NewFlagSet("ws-bench", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	fl.Usage = func() {
+		fmt.Fprint(stderr, `Usage: ws-bench [flags]
+
+Starts a local workspace, seeds it, and measures mount-ws, s3fs and rclone
+(those installed) against the AWS SDK reading the same data, with a fresh
+mount and a dropped page cache for every measurement. Needs root and
+/dev/fuse. See docs/BENCHMARKS.md.
+
+Flags:
+`)
+		fl.PrintDefaults()
+	}
+	fl.StringVar(&o.dataDir, "data", "", "data dir for the S3 server, mounts and logs (default: a temporary dir under /tmp, removed after the run unless -keep); a kept dir is seeded only with what is missing")
+	fl.BoolVar(&o.keep, "keep", false, "keep the temporary data dir (its path is printed)")
+	fl.BoolVar(&o.quick, "quick", false, "small data set (256 MiB, 4×64 MiB, 2,000, 4,000, 500 objects) for a quick check")
+	tools := fl.String("tools", "mount-ws,s3fs,rclone", "comma-separated filesystems to measure; s3fs and rclone are skipped when not installed")
+	workloads := fl.String("workloads", "", "comma-separated workload ids to run (seq, par, rand, ls, find, small); default all")
+	fl.StringVar(&o.mountWS, "mount-ws", "", "mount-ws binary (default: next to ws-bench, else $PATH)")
+	fl.IntVar(&o.prefetchMiB, "prefetch-memory-mib", 512, "mount-ws --prefetch-memory-mib")
+	fl.BoolVar(&o.verify, "verify", true, "check every byte read against the seeded content (same cost on every path)")
+	fl.DurationVar(&o.rowTimeout, "row-timeout", 3*time.Minute, "limit for one measurement; a slower one is stopped and reported as failed")
+	fl.IntVar(&o.runs, "runs", 1, "measure every workload this many times (fresh mount each time) and keep each tool's best run")
+	fl.StringVar(&o.jsonFile, "json", "", "also write the results as JSON to this file")
+	fl.StringVar(&o.mdFile, "md", "", "also write the results as markdown tables to this file")
+	if err := fl.Parse(args); err != nil {
+		return o, err
+	}
+	if o.runs < 1 {
+		return o, fmt.Errorf("-runs %d: must be at least 1", o.runs)
+	}
+	if fl.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fl.Args())
+	}
+	o.tools = splitList(*tools)
+	o.workloads = splitList(*workloads)
+	// The S3 server changes the working directory: make paths absolute.
+	for _, p := range []*string{&o.dataDir, &o.mountWS, &o.jsonFile, &o.mdFile} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return o, err
+			}
+			*p = abs
+		}
+	}
+	return o, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// The workspace the benchmark mounts.
+const (
+	benchOrg = "bench"
+	benchWS  = "ws"
+	credsTTL = 2 * time.Hour // longer than any run
+)
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	began := time.Now()
+	opts, err := parseOptions(args, stderr)
+	if err != nil {
+		return err
+	}
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	data := fullDataset()
+	if opts.quick {
+		data = quickDataset()
+	}
+
+	dir, cleanupDir, err := dataDir(opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := cleanupDir(); err != nil {
+			logf("ws-bench: %v", err)
+		}
+	}()
+	for _, sub := range []string{"logs", "mnt"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return err
+		}
+	}
+	token, err := loadOrCreateToken(filepath.Join(dir, "token"))
+	if err != nil {
+		return err
+	}
+
+	stack, err := wsstack.Start(ctx, wsstack.Config{
+		DataDir:    filepath.Join(dir, "s3"),
+		TTL:        credsTTL,
+		Workspaces: []wsstack.Workspace{{Org: benchOrg, WS: benchWS, Tokens: []string{token}}},
+	})
+	if err != nil {
+		return fmt.Errorf("start local workspace: %w", err)
+	}
+	defer stack.Close()
+	stack.API.SetTTL(credsTTL)
+
+	// Credentials for the SDK, s3fs and rclone: each mints its own, with
+	// the workspace token, as a user of that tool would.
+	mintOne := func() (wsstack.CredentialsResponse, error) {
+		return mint(ctx, stack.APIURL(), benchOrg, benchWS, token)
+	}
+	sdkCreds, err := mintOne()
+	if err != nil {
+		return err
+	}
+
+	logf("Seeding %s data set in %s ...", data.Name, dir)
+	seedStart := time.Now()
+	sd := seeder{client: stack.RootClient(), bucket: sdkCreds.Bucket, prefix: sdkCreds.Prefix}
+	n, err := sd.seed(ctx, data)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	logf("Seeded %d objects in %v (%d were already there).", n, time.Since(seedStart).Round(time.Millisecond), len(data.objects())-n)
+
+	tools, notes, stopShim, err := setupTools(ctx, opts, stack, dir, token, mintOne)
+	if err != nil {
+		return err
+	}
+	defer stopShim()
+
+	chk := newChecker(opts.verify)
+	b := bench{data: data, check: chk}
+	if p, err := exec.LookPath("fio"); err == nil {
+		b.fio = p
+	} else {
+		notes = append(notes, "fio is not installed: random reads through the mounts use a Go pread loop")
+	}
+	r := runner{
+		dir: dir, stack: stack, seeder: sd, rowTimeout: opts.rowTimeout, runs: opts.runs, logf: logf,
+		sdk: sdk{client: newSDKClient(sdkCreds), bucket: sdkCreds.Bucket, prefix: sdkCreds.Prefix, check: chk},
+	}
+	rep := report{
+		Date: began, Command: "ws-bench " + strings.Join(args, " "), Machine: machineInfo(),
+		Dataset: data.Name, Verified: opts.verify,
+	}
+	for _, t := range tools {
+		rep.Tools = append(rep.Tools, toolInfo{Name: t.Name, Version: t.Version, Command: t.Command})
+	}
+	for _, w := range b.workloads() {
+		if len(opts.workloads) > 0 && !slices.Contains(opts.workloads, w.ID) {
+			continue
+		}
+		row, err := r.measure(ctx, w, tools)
+		if err != nil {
+			return err
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	if !r.droppedCaches {
+		notes = append(notes, "the page cache could not be dropped (not root?): reads may be warm")
+	}
+	rep.Notes = notes
+	rep.Seconds = time.Since(began).Seconds()
+	rep.writeText(stdout)
+	fmt.Fprintf(stdout, "\nWhole run: %v.\n", time.Since(began).Round(time.Second))
+	return writeOutputs(rep, opts)
+}
+
+// dataDir returns the data dir and how to clean it up: a temporary dir is
+// removed unless -keep, but never while something is mounted in it.
+func dataDir(opts options) (string, func() error, error) {
+	if opts.dataDir != "" {
+		if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
+			return "", nil, fmt.Errorf("data dir: %w", err)
+		}
+		return opts.dataDir, func() error { return nil }, nil
+	}
+	dir, err := os.MkdirTemp("/tmp", "ws-bench-")
+	if err != nil {
+		return "", nil, fmt.Errorf("data dir: %w", err)
+	}
+	return dir, func() error {
+		if opts.keep {
+			fmt.Fprintf(os.Stderr, "Data kept in %s (use -data %s to reuse it).\n", dir, dir)
+			return nil
+		}
+		entries, _ := os.ReadDir(filepath.Join(dir, "mnt"))
+		for _, e := range entries {
+			if mnt := filepath.Join(dir, "mnt", e.Name()); mounted(mnt) {
+				return fmt.Errorf("%s is still mounted; not removing %s", mnt, dir)
+			}
+		}
+		return os.RemoveAll(dir)
+	}, nil
+}
+
+// setupTools finds the requested filesystems and builds their commands.
+// It also starts the endpoint s3fs talks to; stop ends it.
+func setupTools(ctx context.Context, opts options, stack *wsstack.Stack, dir, token string,
+	mintOne func() (wsstack.CredentialsResponse, error)) (tools []tool, notes []string, stop func(), err error) {
+	stop = func() {}
+	tokenFile := filepath.Join(dir, "token")
+	for _, name := range opts.tools {
+		switch name {
+		case "mount-ws":
+			bin, err := findMountWS(opts.mountWS)
+			if err != nil {
+				return nil, nil, stop, err
+			}
+			tools = append(tools, mountWSTool(toolConfig{
+				mountWS: bin, apiURL: stack.APIURL(), tokenFile: tokenFile,
+				slug: benchOrg + "/" + benchWS, prefetchMiB: opts.prefetchMiB,
+			}))
+		case "s3fs":
+			path, err := exec.LookPath("s3fs")
+			if err != nil {
+				notes = append(notes, "s3fs is not installed: its column is empty")
+				continue
+			}
+			cr, err := mintOne()
+			if err != nil {
+				return nil, nil, stop, err
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, nil, stop, fmt.Errorf("s3fs endpoint: %w", err)
+			}
+			srv := &http.Server{Handler: s3fsShim(stack.S3, cr.Bucket)}
+			go srv.Serve(ln) // ends when stop closes srv
+			stop = func() { srv.Close() }
+			tools = append(tools, s3fsTool(path, toolConfig{creds: cr, s3fsURL: "http://" + ln.Addr().String()}))
+		case "rclone":
+			path, err := exec.LookPath("rclone")
+			if err != nil {
+				notes = append(notes, "rclone is not installed: its column is empty")
+				continue
+			}
+			cr, err := mintOne()
+			if err != nil {
+				return nil, nil, stop, err
+			}
+			tools = append(tools, rcloneTool(path, toolConfig{creds: cr}))
+		default:
+			return nil, nil, stop, fmt.Errorf("-tools: unknown filesystem %q (want mount-ws, s3fs, rclone)", name)
+		}
+	}
+	return tools, notes, stop, nil
+}
+
+func findMountWS(flagPath string) (string, error) {
+	if flagPath != "" {
+		return flagPath, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "mount-ws")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("mount-ws")
+	if err != nil {
+		return "", errors.New("mount-ws not found: build it (go build -o bin/ ./cmd/...) or pass -mount-ws")
+	}
+	return filepath.Abs(p)
+}
+
+// runner measures workloads one at a time.
+type runner struct {
+	dir           string
+	stack         *wsstack.Stack
+	seeder        seeder // for warming the server, uncounted
+	sdk           sdk
+	rowTimeout    time.Duration
+	runs          int
+	logf          func(format string, a ...any)
+	droppedCaches bool
+}
+
+// measure runs w through the SDK and then through each tool on a fresh
+// mount, r.runs times over, and keeps each one's best run (see best). A
+// failed measurement is recorded in the row; only an interrupted run
+// returns an error.
+func (r *runner) measure(ctx context.Context, w workload, tools []tool) (row, error) {
+	rw := row{
+		ID: w.ID, Title: w.Title, Unit: w.Unit, LowerIsBetter: w.LowerIsBetter, LargeRead: w.LargeRead,
+		SDKMethod: w.SDKMethod, MountMethod: w.MountMethod, Results: make(map[string]*result),
+	}
+	for range r.runs {
+		res := r.measureSDK(ctx, w)
+		r.logResult(w, sdkName, res)
+		rw.Results[sdkName] = best(rw.Results[sdkName], res, w.LowerIsBetter)
+		for _, t := range tools {
+			if ctx.Err() != nil {
+				return rw, ctx.Err()
+			}
+			res := r.measureMount(ctx, w, t)
+			r.logResult(w, t.Name, res)
+			rw.Results[t.Name] = best(rw.Results[t.Name], res, w.LowerIsBetter)
+		}
+	}
+	rw.setRatios()
+	return rw, ctx.Err()
+}
+
+// best returns the better of two runs of one measurement: a failure wins
+// (it must not be hidden by a lucky run), then the faster run. The peak RSS
+// is the highest of both.
+func best(a, b *result, lowerIsBetter bool) *result {
+	if a == nil {
+		return b
+	}
+	rss := max(a.PeakRSSKiB, b.PeakRSSKiB)
+	out := b
+	switch {
+	case a.Error != "":
+		out = a
+	case b.Error != "":
+		out = b
+	case lowerIsBetter == (a.Value < b.Value):
+		out = a
+	}
+	out.PeakRSSKiB = rss
+	return out
+}
+
+func (r *runner) logResult(w workload, name string, res *result) {
+	if res.Error != "" {
+		r.logf("  %-6s %-9s failed: %s", w.ID, name, res.Error)
+		return
+	}
+	extra := ""
+	if res.PeakRSSKiB > 0 {
+		extra = fmt.Sprintf(", peak RSS %d MiB", res.PeakRSSKiB>>10)
+	}
+	value := formatValue(res.Value, w.Unit)
+	if w.Unit != "s" {
+		value += " " + w.Unit
+	}
+	r.logf("  %-6s %-9s %s  requests %s%s", w.ID, name, value, formatRequests(res.Requests), extra)
+}
+
+func (r *runner) measureSDK(ctx context.Context, w workload) *result {
+	ctx, cancel := context.WithTimeout(ctx, r.rowTimeout)
+	defer cancel()
+	if err := r.prepare(ctx, w); err != nil {
+		return &result{Error: err.Error()}
+	}
+	v, err := w.SDK(ctx, r.sdk)
+	res := &result{Value: v, Requests: r.stack.S3.Counts()}
+	if err != nil {
+		res.Error = err.Error()
+	}
+	return res
+}
+
+// measureMount mounts t afresh, drops the page cache, runs w on the mount
+// and unmounts. A measurement that outlives the row timeout (or Ctrl-C)
+// kills the tool, which makes the readers blocked in the mount fail.
+func (r *runner) measureMount(ctx context.Context, w workload, t tool) *result {
+	mnt := filepath.Join(r.dir, "mnt", t.Name)
+	logPath := filepath.Join(r.dir, "logs", t.Name+"-"+w.ID+".log")
+	p, err := startMount(t, mnt, logPath, !w.Writes)
+	if err != nil {
+		return &result{Error: err.Error()}
+	}
+	defer p.stop()
+	rctx, cancel := context.WithTimeout(ctx, r.rowTimeout)
+	defer cancel()
+	if err := r.prepare(rctx, w); err != nil {
+		return &result{Error: err.Error()}
+	}
+	p.rss.reset()
+	type outcome struct {
+		v   float64
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		v, err := w.Mount(rctx, mnt)
+		done <- outcome{v, err}
+	}()
+	var out outcome
+	select {
+	case out = <-done:
+	case <-rctx.Done():
+		p.kill()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			// A reader still blocked: it is abandoned with its (detached)
+			// mount and ends with the process.
+		}
+		out = outcome{err: fmt.Errorf("stopped: %w", rctx.Err())}
+	}
+	res := &result{Value: out.v, Requests: r.stack.S3.Counts(), PeakRSSKiB: p.rss.peakKiB()}
+	if out.err != nil {
+		res.Error = out.err.Error()
+	}
+	if err := p.stop(); err != nil && res.Error == "" {
+		res.Error = err.Error()
+	}
+	return res
+}
+
+// prepare readies the machine for a measurement of w: page cache dropped,
+// server warmed if w asks for it, request counters zeroed (after mounting:
+// what mounting cost is not the workload's).
+func (r *runner) prepare(ctx context.Context, w workload) error {
+	r.dropCaches()
+	if w.WarmPrefix != "" {
+		if _, err := r.seeder.sizes(ctx, w.WarmPrefix); err != nil {
+			return fmt.Errorf("warm the server: %w", err)
+		}
+	}
+	r.stack.S3.ResetCounts()
+	return nil
+}
+
+// dropCaches empties the page cache (root only), so reads come from the S3
+// server's disk and no mount sees pages another one left.
+func (r *runner) dropCaches() {
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err == nil {
+		r.droppedCaches = true
+	}
+}
+
+func writeOutputs(rep report, opts options) error {
+	if opts.jsonFile != "" {
+		var b bytes.Buffer
+		if err := rep.writeJSON(&b); err != nil {
+			return err
+		}
+		if err := os.WriteFile(opts.jsonFile, b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write -json: %w", err)
+		}
+	}
+	if opts.mdFile != "" {
+		var b bytes.Buffer
+		rep.writeMarkdown(&b)
+		if err := os.WriteFile(opts.mdFile, b.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write -md: %w", err)
+		}
+	}
+	return nil
+}
+
+func machineInfo() machine {
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		var b []byte
+		for _, c := range u.Release {
+			if c == 0 {
+				break
+			}
+			b = append(b, byte(c))
+		}
+		m.Kernel = string(b)
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				f := strings.Fields(rest)
+				if len(f) > 0 {
+					kib, _ := strconv.ParseInt(f[0], 10, 64)
+					m.MemoryGiB = int((kib + 1<<19) >> 20)
+				}
+			}
+		}
+	}
+	return m
+}
+
+// loadOrCreateToken keeps one workspace token per data dir, mode 0600.
+func loadOrCreateToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	t := "wsbench_" + hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write token file: %w", err)
+	}
+	return t, nil
+}

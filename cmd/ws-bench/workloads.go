@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// workload is one row of the table: the same work done through the SDK (the
+// ceiling) and through a mounted filesystem. Both functions return the
+// row's value in Unit. A row that writes (issue 5) sets Writes, so it gets a
+// read-write mount.
+type workload struct {
+	ID    string // short name for -workloads and the JSON output
+	Title string
+	Unit  string // MiB/s, IOPS, files/s or s
+	// LowerIsBetter is set for times; the ratio to the SDK is then
+	// SDK time / tool time, so a ratio above 1 always means faster.
+	LowerIsBetter bool
+	// LargeRead rows report the peak RSS of each FUSE process.
+	LargeRead bool
+	// Writes rows are measured on a read-write mount.
+	Writes bool
+	// WarmPrefix, when set, is listed once (untimed, uncounted, straight
+	// to the S3 server) after the page cache is dropped, so that listing
+	// rows measure the client with the server's metadata in memory, as
+	// on a real S3 service, rather than the local server's disk.
+	WarmPrefix string
+	// SDKMethod and MountMethod say how the row is measured, for the doc.
+	SDKMethod, MountMethod string
+	SDK                    func(ctx context.Context, s sdk) (float64, error)
+	Mount                  func(ctx context.Context, mnt string) (float64, error)
+}
+
+// bench holds what the mount side of the workloads needs.
+type bench struct {
+	data  dataset
+	check checker
+	fio   string // path of fio, or "" to use a Go pread loop
+}
+
+// workloads lists every row, in table order.
+func (b bench) workloads() []workload {
+	d := b.data
+	mib := func(n int64, el time.Duration) float64 { return float64(n) / (1 << 20) / el.Seconds() }
+	randMethod := "Go pread loop, 1 thread"
+	if b.fio != "" {
+		randMethod = "fio psync, 1 job"
+	}
+	pars := make([]object, d.ParCount)
+	for i := range pars {
+		pars[i] = d.par(i)
+	}
+	smalls := make([]object, d.SmallCount)
+	for i := range smalls {
+		smalls[i] = d.small(i)
+	}
+	return []workload{
+		{
+			ID: "seq", Title: fmt.Sprintf("Sequential read, %s", sizeName(d.BigSize)), Unit: "MiB/s", LargeRead: true,
+			SDKMethod:   fmt.Sprintf("ranged GETs of %s, %d at once", sizeName(sdkPartSize), sdkConcurrency),
+			MountMethod: "one reader, 1 MiB reads",
+			SDK: func(ctx context.Context, s sdk) (float64, error) {
+				start := time.Now()
+				n, err := s.parallelGet(ctx, []object{d.big()})
+				return mib(n, time.Since(start)), err
+			},
+			Mount: func(ctx context.Context, mnt string) (float64, error) {
+				start := time.Now()
+				n, err := b.check.readSequential(ctx, filepath.Join(mnt, d.big().Key), d.big())
+				return mib(n, time.Since(start)), err
+			},
+		},
+		{
+			ID: "par", Title: fmt.Sprintf("%d readers × %s, total", d.ParCount, sizeName(d.ParSize)), Unit: "MiB/s", LargeRead: true,
+			SDKMethod:   fmt.Sprintf("ranged GETs of %s, %d at once over all objects", sizeName(sdkPartSize), sdkConcurrency),
+			MountMethod: "one reader per file, 1 MiB reads",
+			SDK: func(ctx context.Context, s sdk) (float64, error) {
+				start := time.Now()
+				n, err := s.parallelGet(ctx, pars)
+				return mib(n, time.Since(start)), err
+			},
+			Mount: func(ctx context.Context, mnt string) (float64, error) {
+				start := time.Now()
+				g, gctx := errgroup.WithContext(ctx)
+				for _, o := range pars {
+					g.Go(func() error {
+						_, err := b.check.readSequential(gctx, filepath.Join(mnt, o.Key), o)
+						return err
+					})
+				}
+				err := g.Wait()
+				return mib(int64(len(pars))*d.ParSize, time.Since(start)), err
+			},
+		},
+		{
+			ID: "rand", Title: fmt.Sprintf("Random 4 KiB reads, %s file", sizeName(d.BigSize)), Unit: "IOPS",
+			SDKMethod:   fmt.Sprintf("4 KiB ranged GETs, one at a time, %v", d.RandRuntime),
+			MountMethod: fmt.Sprintf("%s, %v", randMethod, d.RandRuntime),
+			SDK: func(ctx context.Context, s sdk) (float64, error) {
+				return s.randomReads(ctx, d.big(), d.RandRuntime)
+			},
+			Mount: func(ctx context.Context, mnt string) (float64, error) {
+				path := filepath.Join(mnt, d.big().Key)
+				if b.fio != "" {
+					return runFio(ctx, b.fio, path, d.BigSize, d.RandRuntime)
+				}
+				return b.preadLoop(path, d.big(), d.RandRuntime)
+			},
+		},
+		{
+			ID: "ls", Title: fmt.Sprintf("ls -l, %s entries", countName(d.FlatCount)), Unit: "s", LowerIsBetter: true,
+			SDKMethod: "ListObjectsV2 pages with delimiter /", WarmPrefix: d.flatDir() + "/",
+			MountMethod: "ls -l DIR >/dev/null",
+			SDK: func(ctx context.Context, s sdk) (float64, error) {
+				start := time.Now()
+				n, err := s.list(ctx, d.flatDir()+"/", true)
+				el := time.Since(start).Seconds()
+				if err == nil && n != d.FlatCount {
+					err = fmt.Errorf("listed %d entries, want %d", n, d.FlatCount)
+				}
+				return el, err
+			},
+			Mount: func(ctx context.Context, mnt string) (float64, error) {
+				// ls -l prints a "total" line, then one line per entry.
+				return timeCommand(ctx, d.FlatCount+1, "ls", "-l", filepath.Join(mnt, d.flatDir()))
+			},
+		},
+		{
+			ID: "find", Title: fmt.Sprintf("find, %s objects in %d dirs", countName(d.TreeCount), d.TreeDirs), Unit: "s", LowerIsBetter: true,
+			SDKMethod: "ListObjectsV2 pages of the whole tree, no delimiter", WarmPrefix: d.treeDir() + "/",
+			MountMethod: "find DIR >/dev/null",
+			SDK: func(ctx context.Context, s sdk) (float64, error) {
+				start := time.Now()
+				n, err := s.list(ctx, d.treeDir()+"/", false)
+				el := time.Since(start).Seconds()
+				if err == nil && n != d.TreeCount {
+					err = fmt.Errorf("listed %d keys, want %d", n, d.TreeCount)
+				}
+				return el, err
+			},
+			Mount: func(ctx context.Context, mnt string) (float64, error) {
+				// find prints the top directory, each directory and each file.
+				return timeCommand(ctx, 1+d.TreeDirs+d.TreeCount, "find", filepath.Join(mnt, d.treeDir()))
+			},
+		},
+		{
+			ID: "small", Title: fmt.Sprintf("Read %s files of %s, 8 readers", countName(d.SmallCount), sizeName(d.SmallSize)), Unit: "files/s",
+			SDKMethod:   "GetObject, 8 at once",
+			MountMethod: "open+read+close by known path, 8 at once",
+			SDK: func(ctx context.Context, s sdk) (float64, error) {
+				start := time.Now()
+				err := s.getAll(ctx, smalls, 8)
+				return float64(len(smalls)) / time.Since(start).Seconds(), err
+			},
+			Mount: func(ctx context.Context, mnt string) (float64, error) {
+				start := time.Now()
+				err := b.readFiles(ctx, mnt, smalls, 8)
+				return float64(len(smalls)) / time.Since(start).Seconds(), err
+			},
+		},
+	}
+}
+
+// readFiles reads every object as a whole file under mnt, conc at a time,
+// and checks its bytes.
+func (b bench) readFiles(ctx context.Context, mnt string, objs []object, conc int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for _, o := range objs {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			got, err := os.ReadFile(filepath.Join(mnt, o.Key))
+			if err != nil {
+				return err
+			}
+			if int64(len(got)) != o.Size {
+				return fmt.Errorf("read %s: %d bytes, want %d", o.Key, len(got), o.Size)
+			}
+			return b.check.check(o, 0, got)
+		})
+	}
+	return g.Wait()
+}
+
+// preadLoop reads 4 KiB blocks at random aligned offsets of the file, one at
+// a time, for d, and returns reads per second. It stands in for fio.
+func (b bench) preadLoop(path string, o object, d time.Duration) (float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	buf := make([]byte, 4096)
+	blocks := o.Size / 4096
+	start := time.Now()
+	var n int
+	for time.Since(start) < d {
+		off := rng.Int64N(blocks) * 4096
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return 0, fmt.Errorf("pread %s at %d: %w", path, off, err)
+		}
+		if err := b.check.check(o, off, buf); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// runFio runs fio's random-read job on path and returns its read IOPS.
+func runFio(ctx context.Context, fio, path string, size int64, d time.Duration) (float64, error) {
+	args := fioArgs(path, size, d)
+	out, err := exec.CommandContext(ctx, fio, args...).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("fio: %w: %s", err, tail(out, 500))
+	}
+	iops, err := parseFioIOPS(out)
+	if err != nil {
+		return 0, fmt.Errorf("fio: %w", err)
+	}
+	return iops, nil
+}
+
+func fioArgs(path string, size int64, d time.Duration) []string {
+	return []string{
+		"--name=r", "--filename=" + path, "--rw=randread", "--bs=4k", "--direct=0",
+		"--size=" + strconv.FormatInt(size, 10), "--runtime=" + strconv.Itoa(int(d.Seconds())),
+		"--time_based", "--ioengine=psync", "--readonly", "--output-format=json",
+	}
+}
+
+// timeCommand runs name with args, output counted and dropped, and returns
+// how long it took. It fails unless the command exits 0 and prints exactly
+// wantLines lines, so an incomplete listing does not pass for a fast one.
+func timeCommand(ctx context.Context, wantLines int, name string, args ...string) (float64, error) {
+	var lines lineCounter
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdout = &lines
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	el := time.Since(start).Seconds()
+	if err != nil {
+		return el, fmt.Errorf("%s: %w: %s", name, err, tail(stderr.Bytes(), 500))
+	}
+	if int(lines) != wantLines {
+		return el, fmt.Errorf("%s: %d lines of output, want %d", name, lines, wantLines)
+	}
+	return el, nil
+}
+
+// lineCounter is an io.Writer that counts newlines and drops the rest.
+type lineCounter int
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	*c += lineCounter(bytes.Count(p, []byte{'\n'}))
+	return len(p), nil
+}
+
+// tail returns at most the last n bytes of b, as a string.
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(bytes.TrimSpace(b))
+}

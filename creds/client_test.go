@@ -3,6 +3,7 @@ package creds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -103,6 +104,25 @@ func TestFetchErrors(t *testing.T) {
 			assertNoSecrets(t, "error", err.Error())
 		})
 	}
+	t.Run("long answers", func(t *testing.T) {
+		var items []string
+		for i := range 50 {
+			items = append(items, fmt.Sprintf(`{"loc":["f%d"],"msg":"bad","type":"t"}`, i))
+		}
+		api.setRespond(func(w http.ResponseWriter, _ int64) bool {
+			w.WriteHeader(422)
+			_, _ = fmt.Fprintf(w, `{"detail":"%s","errors":[%s]}`, strings.Repeat("d", 5000), strings.Join(items, ","))
+			return true
+		})
+		_, err := c.Fetch(context.Background())
+		var ae *APIError
+		if !errors.As(err, &ae) || len(ae.Validation) != 50 {
+			t.Fatalf("err = %v", err)
+		}
+		if msg := err.Error(); len(msg) > 800 || !strings.Contains(msg, "and 45 more") {
+			t.Errorf("message of %d bytes: %s", len(msg), msg)
+		}
+	})
 	t.Run("422 structure", func(t *testing.T) {
 		api.setRespond(func(w http.ResponseWriter, _ int64) bool {
 			w.WriteHeader(422)

@@ -178,6 +178,10 @@ func (e *APIError) statusLabel() string {
 		b.WriteString(": " + e.Detail)
 	}
 	for i, v := range e.Validation {
+		if i == maxValidationShown {
+			fmt.Fprintf(&b, "; and %d more", len(e.Validation)-i)
+			break
+		}
 		if i == 0 && e.Detail == "" {
 			b.WriteString(": ")
 		} else {
@@ -222,8 +226,12 @@ func (e *APIError) Temporary() bool {
 	return s == ErrUnavailable || s == ErrRateLimited
 }
 
-// maxDetail bounds the detail text kept from an error body.
-const maxDetail = 300
+// maxDetail bounds the detail text kept from an error body, and
+// maxValidationShown the validation errors an error message lists.
+const (
+	maxDetail          = 300
+	maxValidationShown = 5
+)
 
 // decodeAPIError builds the APIError for a non-200 answer. body may be
 // truncated (the caller reads at most maxBody bytes); token is scrubbed from
@@ -239,10 +247,10 @@ func decodeAPIError(status int, body []byte, truncated bool, token string) *APIE
 		e.Type = scrub(jsonText(env.Type), token)
 		var vs []ValidationError
 		if d, ok := jsonString(env.Detail); ok {
-			e.Detail = d
+			e.Detail = clipDetail(d)
 		} else if vs = decodeValidation(env.Detail); vs == nil && len(env.Detail) > 0 && string(env.Detail) != "null" {
 			// A detail of an unexpected shape: keep its JSON text.
-			e.Detail = string(env.Detail)
+			e.Detail = clipDetail(string(env.Detail))
 		}
 		vs = append(vs, decodeValidation(env.Errors)...)
 		for i := range vs {

@@ -42,8 +42,9 @@ var (
 	// ErrScopeChanged: a refresh named a different bucket or prefix than the
 	// one pinned at mount time; the new credentials were not used.
 	ErrScopeChanged = errors.New("storage location changed")
-	// ErrExpired: the credentials expired and no fresh ones could be
-	// obtained within the wait bound. The filesystem turns this into EIO.
+	// ErrExpired: the credentials expired (or the storage rejected them) and
+	// no fresh ones could be obtained within the wait bound. The filesystem
+	// turns this into EIO.
 	ErrExpired = errors.New("credentials expired")
 	// ErrClosed: the Provider was closed and holds no valid credentials.
 	ErrClosed = errors.New("credentials provider closed")

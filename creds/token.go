@@ -12,8 +12,8 @@ import (
 	"sync"
 )
 
-// Environment variables read by ResolveTokenSource and meant for the
-// command line layer.
+// Environment variables of mount-ws: ResolveTokenSource reads TokenEnv;
+// APIURLEnv is for the command line layer to read.
 const (
 	// TokenEnv holds the API token. There is deliberately no flag for the
 	// token itself: it would show in ps(1).

@@ -17,8 +17,9 @@ import (
 // or io/fs's ErrNotExist (NoSuchKey, 404) or ErrPermission (AccessDenied,
 // 403). Test with errors.Is; never match error text.
 var (
-	// ErrPrecondition: a conditional request failed (412), such as a Get
-	// whose If-Match no longer matches the object's ETag.
+	// ErrPrecondition: a conditional request failed (412, or 409
+	// ConditionalRequestConflict), such as a Get whose If-Match no longer
+	// matches the object's ETag.
 	ErrPrecondition = errors.New("precondition failed")
 	// ErrThrottled: the server asked to slow down (503 SlowDown, 429) and
 	// kept doing so through all the SDK's retries.
@@ -100,7 +101,7 @@ func classify(err error) error {
 			return iofs.ErrNotExist
 		case "AccessDenied", "Forbidden", "AllAccessDisabled":
 			return iofs.ErrPermission
-		case "PreconditionFailed":
+		case "PreconditionFailed", "ConditionalRequestConflict":
 			return ErrPrecondition
 		case "SlowDown", "Throttling", "ThrottlingException", "RequestThrottled",
 			"TooManyRequests", "TooManyRequestsException", "ServiceUnavailable", "RequestLimitExceeded":

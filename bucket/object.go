@@ -140,17 +140,37 @@ func isInvalidRange(err error) bool {
 // any object under key, with meta as its user metadata. The SDK rewinds
 // body to retry. Large objects go faster with Upload.
 func (b *Bucket) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (Object, error) {
+	return b.put(ctx, key, body, size, meta, writeCondition{})
+}
+
+// writeCondition is a precondition on the object a write replaces.
+type writeCondition struct {
+	ifMatch, ifNoneMatch string // "" for none
+}
+
+func (c writeCondition) apply(ifMatch, ifNoneMatch **string) {
+	if c.ifMatch != "" {
+		*ifMatch = aws.String(c.ifMatch)
+	}
+	if c.ifNoneMatch != "" {
+		*ifNoneMatch = aws.String(c.ifNoneMatch)
+	}
+}
+
+func (b *Bucket) put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string, cond writeCondition) (Object, error) {
 	full, err := b.keys.object(key)
 	if err != nil {
 		return Object{}, fmt.Errorf("put: %w", err)
 	}
-	out, err := b.s3.PutObject(ctx, &s3.PutObjectInput{
+	in := &s3.PutObjectInput{
 		Bucket:        &b.bucket,
 		Key:           &full,
 		Body:          body,
 		ContentLength: aws.Int64(size),
 		Metadata:      meta,
-	}, unsignedPayload)
+	}
+	cond.apply(&in.IfMatch, &in.IfNoneMatch)
+	out, err := b.s3.PutObject(ctx, in, unsignedPayload)
 	if err != nil {
 		return Object{}, wrap("put", key, err)
 	}

@@ -45,6 +45,13 @@ type UploadOptions struct {
 	// returns. When Upload returns, the upload is complete or aborted (or
 	// logged as not abortable), and the record can go.
 	OnCreate func(uploadID string)
+	// IfMatch, when set to an ETag, writes only if the object under key
+	// still has that ETag; IfNoneMatch "*" writes only if there is no
+	// object under key. Otherwise the write fails with ErrPrecondition and
+	// changes nothing. The condition is checked by the server when the
+	// object is committed (PutObject or CompleteMultipartUpload), so it
+	// holds against writers elsewhere too.
+	IfMatch, IfNoneMatch string
 }
 
 // Upload writes size bytes of src as the object under key, with meta as
@@ -64,8 +71,9 @@ func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size i
 		partSize = DefaultPartSize
 	}
 	partSize = max(min(partSize, maxPartSize), minPartSize, ceilDiv(size, maxParts))
+	cond := writeCondition{ifMatch: opts.IfMatch, ifNoneMatch: opts.IfNoneMatch}
 	if size <= partSize {
-		return b.Put(ctx, key, io.NewSectionReader(src, 0, size), size, meta)
+		return b.put(ctx, key, io.NewSectionReader(src, 0, size), size, meta, cond)
 	}
 	conc := opts.Concurrency
 	if conc <= 0 {
@@ -110,12 +118,14 @@ func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size i
 		b.abort(ctx, key, full, id)
 		return Object{}, wrap("upload", key, err)
 	}
-	done, err := b.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	in := &s3.CompleteMultipartUploadInput{
 		Bucket:          &b.bucket,
 		Key:             &full,
 		UploadId:        &id,
 		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
-	})
+	}
+	cond.apply(&in.IfMatch, &in.IfNoneMatch)
+	done, err := b.s3.CompleteMultipartUpload(ctx, in)
 	if err != nil {
 		b.abort(ctx, key, full, id)
 		return Object{}, wrap("upload", key, err)

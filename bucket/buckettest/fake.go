@@ -35,9 +35,11 @@ const (
 // hold ("a//b", both "x" and "x/y", 300-byte names). The server is closed
 // by t.Cleanup.
 //
-// The fake is made to behave like S3 where gofakes3 does not: If-Match on
-// GET and HEAD, x-amz-copy-source-if-match, UploadPartCopy and the REPLACE
-// metadata directive of CopyObject are handled in front of it.
+// The fake is made to behave like S3 where gofakes3 does not: listings
+// (markers as common prefixes, pagination), If-Match on GET and HEAD,
+// x-amz-copy-source-if-match, UploadPartCopy, the REPLACE metadata
+// directive of CopyObject, conditional CompleteMultipartUpload and its
+// ETag are handled in front of it.
 func NewFake(t testing.TB) (*bucket.Bucket, func(key string, data []byte)) {
 	t.Helper()
 	cfg, rawPut := NewFakeConfig(t)
@@ -282,6 +284,17 @@ func (s *fakeShim) listV2(w http.ResponseWriter, r *http.Request) {
 // object then has: gofakes3 answers with an S3-style multipart ETag but
 // serves the MD5 of the whole object afterwards.
 func (s *fakeShim) complete(w http.ResponseWriter, r *http.Request) {
+	if ifMatch, ifNone := r.Header.Get("If-Match"), r.Header.Get("If-None-Match"); ifMatch != "" || ifNone != "" {
+		etag, exists := s.etag(r.URL.Path)
+		switch {
+		case ifNone == "*" && exists, ifMatch != "" && exists && etag != ifMatch:
+			fakeError(w, http.StatusPreconditionFailed, "PreconditionFailed")
+			return
+		case ifMatch != "" && !exists:
+			fakeError(w, http.StatusNotFound, "NoSuchKey")
+			return
+		}
+	}
 	rec := httptest.NewRecorder()
 	s.next.ServeHTTP(rec, r)
 	var res gofakes3.CompleteMultipartUploadResult

@@ -43,6 +43,7 @@ func Run(t *testing.T, newConfig func(t *testing.T) bucket.Config) {
 		{"ListOver1000", s.listOver1000},
 		{"Upload", s.upload},
 		{"UploadFailureAborts", s.uploadFailureAborts},
+		{"ConditionalWrite", s.conditionalWrite},
 		{"Copy", s.copy},
 		{"CopyMultipart", s.copyMultipart},
 		{"Delete", s.delete},
@@ -511,6 +512,50 @@ func checkNotExistKey(t *testing.T, err error) {
 	t.Helper()
 	if !errors.Is(err, iofs.ErrNotExist) {
 		t.Errorf("object after failed upload: %v, want fs.ErrNotExist", err)
+	}
+}
+
+func (s *suite) conditionalWrite(t *testing.T) {
+	b := s.bucket(t)
+	ctx := ctxFor(t)
+	const partSize = 5 << 20
+	for _, size := range []int64{1000, 2*partSize + 1} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			key := fmt.Sprintf("cond-%d.bin", size)
+			up := func(seed uint64, opts bucket.UploadOptions) (bucket.Object, error) {
+				opts.PartSize = partSize
+				return b.Upload(ctx, key, detdata.New(seed, size), size, nil, opts)
+			}
+			_, err := up(1, bucket.UploadOptions{IfMatch: `"00000000000000000000000000000000"`})
+			if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, iofs.ErrNotExist) {
+				t.Errorf("If-Match on a missing object: %v, want ErrPrecondition or fs.ErrNotExist", err)
+			}
+			first, err := up(1, bucket.UploadOptions{IfNoneMatch: "*"})
+			if err != nil {
+				t.Fatalf("If-None-Match * on a new key: %v", err)
+			}
+			if _, err := up(2, bucket.UploadOptions{IfNoneMatch: "*"}); !errors.Is(err, bucket.ErrPrecondition) {
+				t.Errorf("If-None-Match * over an object: %v, want ErrPrecondition", err)
+			}
+			if _, err := up(2, bucket.UploadOptions{IfMatch: `"00000000000000000000000000000000"`}); !errors.Is(err, bucket.ErrPrecondition) {
+				t.Errorf("If-Match with another ETag: %v, want ErrPrecondition", err)
+			}
+			if head, err := b.Head(ctx, key); err != nil || head.ETag != first.ETag {
+				t.Errorf("object changed by refused writes: %+v, %v", head, err)
+			}
+			second, err := up(3, bucket.UploadOptions{IfMatch: first.ETag})
+			if err != nil {
+				t.Fatalf("If-Match with the current ETag: %v", err)
+			}
+			rc, err := b.Get(ctx, key, 0, -1, second.ETag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			if err := detdata.Verify(rc, 3, size); err != nil {
+				t.Errorf("bytes after the conditional overwrite: %v", err)
+			}
+		})
 	}
 }
 

@@ -419,3 +419,41 @@ func TestStackTokenRotation(t *testing.T) {
 		t.Errorf("the old token was used: %+v", st)
 	}
 }
+
+// An API that accepts connections but never answers (a stuck load
+// balancer): each refresh attempt times out, and the provider recovers once
+// the API answers again.
+func TestStackAPIHangs(t *testing.T) {
+	stack := needStack(t, time.Hour)
+	logger, logs := newLogger()
+	cfg := stackConfig(stack, stackWS, testToken)
+	cfg.Logger = logger
+	cfg.RequestTimeout = 300 * time.Millisecond
+	cfg.ExpiredWaitBound = 5 * time.Second
+	p, err := newProvider(context.Background(), cfg, func(p *Provider) {
+		p.backoffBase, p.backoffMax = 50*time.Millisecond, 200*time.Millisecond
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	held, _ := p.Retrieve(context.Background())
+	const hang = 1500 * time.Millisecond
+	stack.API.HangFor(hang)
+	start := time.Now()
+	p.Invalidate(held.AccessKeyID)
+	c, err := p.Retrieve(context.Background())
+	if err != nil || c.AccessKeyID == held.AccessKeyID {
+		t.Fatalf("Retrieve = %v, %v", c.AccessKeyID, err)
+	}
+	if d := time.Since(start); d < hang || d > hang+2*time.Second {
+		t.Errorf("fresh credentials after %v; the API hung for %v", d, hang)
+	}
+	st := p.Stats()
+	if st.Failures[FailureUnavailable] == 0 || st.Failing {
+		t.Errorf("stats = %+v", st)
+	}
+	if !strings.Contains(logs.String(), "no answer within 300ms") {
+		t.Errorf("timeouts not logged:\n%s", logs)
+	}
+}

@@ -333,12 +333,12 @@ func (p *Provider) run(ctx context.Context) {
 	for {
 		now := p.clock.Now()
 		p.mu.Lock()
-		held := p.cur
+		held, usable := p.cur, p.cur.usable(now)
+		p.mu.Unlock()
 		due := held.refreshAt
-		if !held.usable(now) {
+		if !usable {
 			due = now
 		}
-		p.mu.Unlock()
 		if retryAt.After(due) {
 			due = retryAt
 		}
@@ -361,7 +361,11 @@ func (p *Provider) run(ctx context.Context) {
 			continue
 		}
 		failures++
-		delay := p.retryDelay(err, failures, held)
+		var validTo time.Time // zero: nothing valid to protect
+		if usable {
+			validTo = held.validTo
+		}
+		delay := p.retryDelay(err, failures, validTo)
 		retryAt = p.clock.Now().Add(delay)
 		p.recordFailure(err, delay)
 	}
@@ -382,15 +386,16 @@ func (p *Provider) sleep(ctx context.Context, d time.Duration) bool {
 
 // retryDelay is the wait after the failures-th consecutive failure: the
 // server's Retry-After if given, else full jitter over an exponential
-// ceiling that, while held is still valid, is also capped at half its
-// remaining validity, so a few more attempts happen before it expires.
-func (p *Provider) retryDelay(err error, failures int, held *entry) time.Duration {
+// ceiling that, while credentials valid until validTo are held, is also
+// capped at half their remaining validity, so a few more attempts happen
+// before they expire.
+func (p *Provider) retryDelay(err error, failures int, validTo time.Time) time.Duration {
 	var ae *APIError
 	if errors.As(err, &ae) && ae.RetryAfter > 0 {
 		return ae.RetryAfter
 	}
 	ceiling := backoffCeiling(failures, p.backoffBase, p.backoffMax)
-	if left := held.validTo.Sub(p.clock.Now()); left > 0 {
+	if left := validTo.Sub(p.clock.Now()); !validTo.IsZero() && left > 0 {
 		ceiling = min(ceiling, max(left/2, p.backoffBase))
 	}
 	return jitterUpTo(ceiling)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -486,5 +487,35 @@ func TestProviderSameRejectedKey(t *testing.T) {
 	// Backoff 20–100 ms with full jitter: a handful of calls in 300 ms, not hundreds.
 	if n := api.requests.Load(); n > 30 {
 		t.Errorf("%d API requests in 300 ms", n)
+	}
+}
+
+func TestProviderRetryDelay(t *testing.T) {
+	clock := newFakeClock()
+	p := &Provider{clock: clock, backoffBase: time.Second, backoffMax: 30 * time.Second}
+	now := clock.Now()
+	unavailable := fmt.Errorf("x: %w", ErrUnavailable)
+	for _, tt := range []struct {
+		name     string
+		err      error
+		failures int
+		validTo  time.Time
+		max      time.Duration
+		exact    bool
+	}{
+		{"first failure", unavailable, 1, time.Time{}, time.Second, false},
+		{"grows", unavailable, 4, time.Time{}, 8 * time.Second, false},
+		{"capped", unavailable, 20, time.Time{}, 30 * time.Second, false},
+		{"bounded by validity", unavailable, 20, now.Add(10 * time.Second), 5 * time.Second, false},
+		{"at least the base", unavailable, 20, now.Add(time.Second), time.Second, false},
+		{"retry-after", &APIError{Status: 429, RetryAfter: 42 * time.Second}, 1, now.Add(10 * time.Second), 42 * time.Second, true},
+	} {
+		for range 50 {
+			d := p.retryDelay(tt.err, tt.failures, tt.validTo)
+			if d < 0 || d > tt.max || tt.exact && d != tt.max {
+				t.Errorf("%s: delay %v, max %v", tt.name, d, tt.max)
+				break
+			}
+		}
 	}
 }

@@ -97,7 +97,7 @@ func classify(err error) error {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
-		case "NoSuchKey", "NotFound", "NoSuchUpload":
+		case "NoSuchKey", "NotFound":
 			return iofs.ErrNotExist
 		case "AccessDenied", "Forbidden", "AllAccessDisabled":
 			return iofs.ErrPermission
@@ -109,8 +109,9 @@ func classify(err error) error {
 		case "ExpiredToken", "TokenRefreshRequired", "InvalidToken", "InvalidAccessKeyId",
 			"SignatureDoesNotMatch", "InvalidSecurity":
 			return ErrCredentials
-		case "NoSuchBucket":
-			// A misconfiguration, not a missing file: leave it unclassified.
+		case "NoSuchBucket", "NoSuchUpload":
+			// A misconfiguration, or an upload aborted under our feet: not
+			// a missing file. Left unclassified (see isNoSuchUpload).
 			return nil
 		}
 	}
@@ -128,4 +129,10 @@ func classify(err error) error {
 		}
 	}
 	return nil
+}
+
+// isNoSuchUpload reports whether err says the multipart upload is gone.
+func isNoSuchUpload(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
 }

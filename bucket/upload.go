@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	iofs "io/fs"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -149,7 +148,7 @@ func (b *Bucket) AbortUpload(ctx context.Context, key, uploadID string) error {
 	_, err = b.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: &b.bucket, Key: &full, UploadId: &uploadID,
 	})
-	if err != nil && classify(err) != iofs.ErrNotExist {
+	if err != nil && !isNoSuchUpload(err) {
 		return wrap("abort upload", key, err)
 	}
 	return nil
@@ -164,7 +163,7 @@ func (b *Bucket) abort(ctx context.Context, key, full, id string) {
 	_, err := b.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 		Bucket: &b.bucket, Key: &full, UploadId: &id,
 	})
-	if err != nil && classify(err) != iofs.ErrNotExist {
+	if err != nil && !isNoSuchUpload(err) {
 		b.log.Error("could not abort a failed multipart upload", "key", key, "upload_id", id, "err", err)
 	}
 }

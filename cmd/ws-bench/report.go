@@ -285,6 +285,10 @@ func (rep report) writeMarkdown(w io.Writer) {
 			fmt.Fprintln(w, "- "+s)
 		}
 	}
+	fmt.Fprintln(w, "\nHow each row is measured (SDK; mounts):")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(w, "- %s: %s; %s\n", r.Title, r.SDKMethod, r.MountMethod)
+	}
 	fmt.Fprintln(w, "\nTools:")
 	for _, t := range rep.Tools {
 		fmt.Fprintf(w, "- %s (%s): `%s`\n", t.Name, t.Version, t.Command)

@@ -313,6 +313,20 @@ func (s *suite) list(t *testing.T) {
 	if err := b.ListRecursive(ctx, "implicit/", func(o bucket.Object) error { all = append(all, o.Key); return nil }); err != nil || !slices.Equal(all, []string{"implicit/sub/z", "implicit/y"}) {
 		t.Errorf("recursive implicit/: %q, %v", all, err)
 	}
+	// An implicit directory has no object of its own, and vanishes with
+	// its last object.
+	if _, err := b.Head(ctx, "implicit/"); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("head of an implicit directory: %v, want fs.ErrNotExist", err)
+	}
+	for _, k := range []string{"implicit/y", "implicit/sub/z"} {
+		if err := b.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, prefixes, err := b.ListAll(ctx, ""); err != nil || slices.Contains(prefixes, "implicit/") {
+		t.Errorf("implicit directory still listed after its last object went: %q, %v", prefixes, err)
+	}
+
 	stop := errors.New("stop")
 	n := 0
 	err = b.ListRecursive(ctx, "", func(bucket.Object) error { n++; return stop })

@@ -486,3 +486,31 @@ func TestUploadAbortsOnServerFailure(t *testing.T) {
 		t.Errorf("head after the failed upload: %v", err)
 	}
 }
+
+// A source overwritten between Copy's HEAD and its copy request makes the
+// copy fail with ErrPrecondition instead of copying the other version.
+func TestCopyOfChangingSource(t *testing.T) {
+	ctx := ctxFor(t)
+	b := newGateway(t)
+	if _, err := b.Put(ctx, "changing-src", strings.NewReader("one"), 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.S3.ClearFaults)
+	// The copy request is held at the proxy while the source changes.
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpCopy}, KeyContains: "changing-dst", Stall: 500 * time.Millisecond, Times: 1})
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Copy(ctx, "changing-src", "changing-dst", nil)
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := b.Put(ctx, "changing-src", strings.NewReader("two"), 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, bucket.ErrPrecondition) {
+		t.Errorf("copy of a source changed under it: %v, want ErrPrecondition", err)
+	}
+	if _, err := b.Head(ctx, "changing-dst"); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("destination after the refused copy: %v", err)
+	}
+}

@@ -16,14 +16,17 @@ const copyConcurrency = 8
 
 // Copy copies the object src to dst on the server, replacing any object
 // under dst. With meta nil the metadata is copied; otherwise meta replaces
-// it (the content type is kept either way). It heads src first (to choose, by size, between CopyObject and a
-// multipart copy above the threshold of 5 GiB), and every copy request
-// carries the ETag seen then as x-amz-copy-source-if-match: if src changes
-// during the copy the copy fails with ErrPrecondition rather than mixing
-// two versions. A failed multipart copy is aborted. The returned Object
-// has dst's key, ETag, size, time and metadata. Copying an object onto
-// itself (how metadata changes) needs meta: S3 refuses a copy that changes
+// it (the content type is kept either way). Copying an object onto itself
+// (how metadata changes) needs meta: S3 refuses a copy that changes
 // nothing.
+//
+// Copy heads src first, to choose by size between CopyObject and a
+// multipart copy (above the threshold, 5 GiB by default), and every copy
+// request carries the ETag seen then as x-amz-copy-source-if-match: if src
+// changes during the copy, the copy fails with ErrPrecondition rather than
+// mixing two versions. A failed multipart copy is aborted (see
+// UploadLeftError). The returned Object has dst's key, ETag, size, time
+// and metadata.
 func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]string) (Object, error) {
 	fullSrc, err := b.keys.object(src)
 	if err != nil {
@@ -111,8 +114,7 @@ func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst 
 		})
 	}
 	if err := g.Wait(); err != nil {
-		b.abort(ctx, dst, fullDst, id)
-		return Object{}, wrap("copy", what, err)
+		return Object{}, b.abort(ctx, dst, fullDst, id, wrap("copy", what, err))
 	}
 	done, err := b.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          &b.bucket,
@@ -121,8 +123,7 @@ func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst 
 		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
 	})
 	if err != nil {
-		b.abort(ctx, dst, fullDst, id)
-		return Object{}, wrap("copy", what, err)
+		return Object{}, b.abort(ctx, dst, fullDst, id, wrap("copy", what, err))
 	}
 	return Object{
 		Key:          dst,

@@ -485,6 +485,29 @@ func TestUploadAbortsOnServerFailure(t *testing.T) {
 	if _, err := b.Head(ctx, "part-fails.bin"); !errors.Is(err, iofs.ErrNotExist) {
 		t.Errorf("head after the failed upload: %v", err)
 	}
+	var left *bucket.UploadLeftError
+	if errors.As(err, &left) {
+		t.Errorf("aborted upload reported as left behind: %v", err)
+	}
+
+	// When the abort fails too, the error says which upload is left, and
+	// AbortUpload can remove it later.
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpUploadPart, wsstack.OpAbortMultipart}, KeyContains: "part-fails", Status: 500})
+	_, err = b.Upload(ctx, "part-fails.bin", detdata.New(1, size), size, nil,
+		bucket.UploadOptions{PartSize: 5 << 20, OnCreate: func(u string) { id = u }})
+	stack.S3.ClearFaults()
+	if !errors.As(err, &left) || left.UploadID != id || left.Key != "part-fails.bin" {
+		t.Fatalf("upload failing and abort failing: %v, want an *UploadLeftError for %s", err, id)
+	}
+	if err := b.AbortUpload(ctx, "part-fails.bin", id); err != nil {
+		t.Fatalf("abort later: %v", err)
+	}
+	_, err = stack.RootClient().ListParts(ctx, &s3.ListPartsInput{
+		Bucket: &cfg.Bucket, Key: aws.String(cfg.Prefix + "part-fails.bin"), UploadId: &id,
+	})
+	if !errors.As(err, &ae) || ae.ErrorCode() != "NoSuchUpload" {
+		t.Errorf("list parts after AbortUpload: %v, want NoSuchUpload", err)
+	}
 }
 
 // A source overwritten between Copy's HEAD and its copy request makes the

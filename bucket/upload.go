@@ -41,8 +41,8 @@ type UploadOptions struct {
 	// OnCreate, if set, is called with the upload ID once the multipart
 	// upload exists and before any part is sent, so the caller can record
 	// it and abort it (AbortUpload) should the process die before Upload
-	// returns. When Upload returns, the upload is complete or aborted (or
-	// logged as not abortable), and the record can go.
+	// returns. When Upload returns, the upload is complete or aborted and
+	// the record can go, unless the error is an *UploadLeftError.
 	OnCreate func(uploadID string)
 	// IfMatch, when set to an ETag, writes only if the object under key
 	// still has that ETag; IfNoneMatch "*" writes only if there is no
@@ -114,8 +114,7 @@ func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size i
 		})
 	}
 	if err := g.Wait(); err != nil {
-		b.abort(ctx, key, full, id)
-		return Object{}, wrap("upload", key, err)
+		return Object{}, b.abort(ctx, key, full, id, wrap("upload", key, err))
 	}
 	in := &s3.CompleteMultipartUploadInput{
 		Bucket:          &b.bucket,
@@ -126,8 +125,7 @@ func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size i
 	cond.apply(&in.IfMatch, &in.IfNoneMatch)
 	done, err := b.s3.CompleteMultipartUpload(ctx, in)
 	if err != nil {
-		b.abort(ctx, key, full, id)
-		return Object{}, wrap("upload", key, err)
+		return Object{}, b.abort(ctx, key, full, id, wrap("upload", key, err))
 	}
 	return Object{
 		Key:          key,
@@ -154,18 +152,37 @@ func (b *Bucket) AbortUpload(ctx context.Context, key, uploadID string) error {
 	return nil
 }
 
-// abort aborts a failed upload, on a context that outlives ctx's
-// cancellation, and logs a failure: the upload's parts stay billed until
-// someone aborts it.
-func (b *Bucket) abort(ctx context.Context, key, full, id string) {
+// UploadLeftError is returned by Upload and Copy when a multipart upload
+// failed and could not be aborted either: its parts stay stored (and
+// billed) until AbortUpload succeeds, so a record of the upload made in
+// OnCreate must be kept. It unwraps to the error that made the upload
+// fail, classified as usual.
+type UploadLeftError struct {
+	Key, UploadID string
+	Err           error // why the upload failed
+	AbortErr      error // why it could not be aborted
+}
+
+func (e *UploadLeftError) Error() string {
+	return fmt.Sprintf("%v; and multipart upload %s could not be aborted: %v", e.Err, e.UploadID, e.AbortErr)
+}
+
+func (e *UploadLeftError) Unwrap() error { return e.Err }
+
+// abort aborts a multipart upload that failed with err, on a context that
+// outlives ctx's cancellation, and returns err, or an *UploadLeftError
+// (logged) if the abort failed.
+func (b *Bucket) abort(ctx context.Context, key, full, id string, err error) error {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	_, err := b.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+	_, aerr := b.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 		Bucket: &b.bucket, Key: &full, UploadId: &id,
 	})
-	if err != nil && !isNoSuchUpload(err) {
-		b.log.Error("could not abort a failed multipart upload", "key", key, "upload_id", id, "err", err)
+	if aerr == nil || isNoSuchUpload(aerr) {
+		return err
 	}
+	b.log.Error("could not abort a failed multipart upload", "key", key, "upload_id", id, "err", aerr)
+	return &UploadLeftError{Key: key, UploadID: id, Err: err, AbortErr: aerr}
 }
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }

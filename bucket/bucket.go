@@ -179,6 +179,7 @@ func New(cfg Config) (*Bucket, error) {
 		retryer = defaultRetryer
 	}
 	opts := s3.Options{
+		AppID:                      "mount-ws", // in the User-Agent, for server logs
 		Region:                     cfg.Region,
 		Credentials:                credentialsProvider{p: cfg.Credentials},
 		APIOptions:                 append([]func(*middleware.Stack) error(nil), cfg.APIOptions...),

@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"mount-ws/internal/fusetest"
+	"mount-ws/internal/wsstack"
+)
+
+// workspace is one test's own workspace of the shared stack.
+type workspace struct {
+	org, name string
+	prefix    string // its key prefix in env.bucket, ending in "/"
+	tokenFile string
+}
+
+var wsCounter atomic.Int64
+
+// newWorkspace registers a fresh workspace named after the test, with a
+// token of its own in a private file.
+func newWorkspace(t *testing.T) *workspace {
+	t.Helper()
+	fusetest.Require(t)
+	name := slug(t.Name(), 50) + fmt.Sprintf("-%d", wsCounter.Add(1))
+	w := &workspace{org: "e2e", name: name, prefix: "e2e/" + name + "/"}
+	tok := "e2e-token-" + name
+	env.addPrefix(w.prefix)
+	if err := env.stack.AddWorkspace(context.Background(), wsstack.Workspace{Org: w.org, WS: w.name, Tokens: []string{tok}}); err != nil {
+		t.Fatalf("add workspace %s/%s: %v", w.org, w.name, err)
+	}
+	w.tokenFile = filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(w.tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// slug turns a test name into 1-max lowercase letters, digits and hyphens.
+func slug(s string, max int) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+		switch {
+		case ok:
+			b.WriteRune(r)
+			dash = false
+		case !dash && b.Len() > 0:
+			b.WriteByte('-')
+			dash = true
+		}
+		if b.Len() >= max {
+			break
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}
+
+// key is the full bucket key of a path relative to the workspace root.
+func (w *workspace) key(rel string) string { return w.prefix + rel }
+
+// mountOpts are the choices a test makes about one mount.
+type mountOpts struct {
+	readOnly bool
+	// cacheDir is the staging directory; a fresh t.TempDir when empty.
+	cacheDir string
+	// extra flags, appended before ORG/WS MOUNTPOINT.
+	extra []string
+}
+
+// mount is one running mount-ws process in the foreground.
+type mount struct {
+	ws      *workspace
+	dir     string // the mountpoint
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has exited; then waitErr is set
+	waitErr error
+	stopped bool // unmounted or killed already
+}
+
+// mountWS starts mount-ws on a fresh mountpoint, waits until the kernel lists
+// the mount and unmounts at cleanup. A mount that fails to come up fails the
+// test with the process's log.
+func mountWS(t *testing.T, w *workspace, o mountOpts) *mount {
+	t.Helper()
+	// Not t.TempDir: removing a directory that is still mounted would
+	// delete the workspace's files. Removed only once unmounted.
+	dir, err := os.MkdirTemp("", "e2e-mnt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.cacheDir == "" {
+		o.cacheDir = t.TempDir()
+	}
+	m := &mount{ws: w, dir: dir, logPath: filepath.Join(t.TempDir(), "mount-ws.log"), exited: make(chan struct{})}
+	args := []string{"--foreground", "--api-url", env.stack.APIURL(), "--token-file", w.tokenFile,
+		"--cache-dir", o.cacheDir, "--log-level", "debug"}
+	if o.readOnly {
+		args = append(args, "--read-only")
+	}
+	args = append(args, o.extra...)
+	args = append(args, w.org+"/"+w.name, dir)
+	logFile, err := os.Create(m.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cmd = exec.Command(env.bin, args...)
+	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
+	m.cmd.Dir = "/"
+	if err := m.cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start mount-ws: %v", err)
+	}
+	go func() {
+		m.waitErr = m.cmd.Wait()
+		logFile.Close()
+		close(m.exited)
+	}()
+	t.Cleanup(func() {
+		m.unmount(t)
+		if t.Failed() {
+			m.dumpLog(t)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !isMounted(dir) {
+		select {
+		case <-m.exited:
+			m.stopped = true
+			t.Fatalf("mount-ws %s exited before mounting: %v (log below)", strings.Join(args, " "), m.waitErr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mount-ws did not mount %s within 30 s (log below)", dir)
+		}
+	}
+	return m
+}
+
+// path is the absolute path of rel inside the mount.
+func (m *mount) path(rel string) string { return filepath.Join(m.dir, rel) }
+
+// unmount unmounts (retrying while busy) and waits for mount-ws to exit 0.
+// It is idempotent.
+func (m *mount) unmount(t *testing.T) {
+	t.Helper()
+	if m.stopped {
+		return
+	}
+	m.stopped = true
+	var err error
+	for i := 0; i < 100; i++ {
+		if err = syscall.Unmount(m.dir, 0); !errors.Is(err, syscall.EBUSY) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil && isMounted(m.dir) {
+		t.Errorf("unmount %s: %v; detaching it", m.dir, err)
+		syscall.Unmount(m.dir, syscall.MNT_DETACH)
+	}
+	select {
+	case <-m.exited:
+		if m.waitErr != nil {
+			t.Errorf("mount-ws exited with %v after the unmount, want exit status 0", m.waitErr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Errorf("mount-ws still running 60 s after the unmount; killing it")
+		m.cmd.Process.Kill()
+		<-m.exited
+	}
+	if !isMounted(m.dir) {
+		os.Remove(m.dir)
+	}
+}
+
+// kill sends SIGKILL to mount-ws, waits for it to die and detaches the dead
+// mount.
+func (m *mount) kill(t *testing.T) {
+	t.Helper()
+	if m.stopped {
+		t.Fatal("kill: mount-ws is not running")
+	}
+	m.stopped = true
+	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Errorf("kill -9 mount-ws: %v", err)
+	}
+	<-m.exited
+	if err := syscall.Unmount(m.dir, syscall.MNT_DETACH); err != nil && isMounted(m.dir) {
+		t.Errorf("detach the dead mount %s: %v", m.dir, err)
+	}
+	if !isMounted(m.dir) {
+		os.Remove(m.dir)
+	}
+}
+
+// remount unmounts m and mounts the same workspace again with o, so that
+// what follows reads the bucket, not the old mount's caches.
+func (m *mount) remount(t *testing.T, o mountOpts) *mount {
+	t.Helper()
+	m.unmount(t)
+	return mountWS(t, m.ws, o)
+}
+
+// dumpLog logs the tail of mount-ws's output.
+func (m *mount) dumpLog(t *testing.T) {
+	t.Helper()
+	f, err := os.Open(m.logPath)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	const tail = 60
+	if len(lines) > tail {
+		lines = lines[len(lines)-tail:]
+	}
+	t.Logf("last %d lines of the mount-ws log of %s:\n%s", len(lines), m.dir, strings.Join(lines, "\n"))
+}
+
+// isMounted reports whether /proc/mounts lists dir as a mountpoint.
+func isMounted(dir string) bool {
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == dir {
+			return true
+		}
+	}
+	return false
+}

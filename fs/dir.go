@@ -14,13 +14,14 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// dir is a directory node. key is "" for the root, else "a/b".
+// dir is a directory node. Its key is its path in the tree ("" for the
+// root, else "a/b"), so a rename moves it without any bookkeeping here.
 type dir struct {
 	fusefs.Inode
-	fs  *FS
-	key string
+	fs *FS
 
 	mu       sync.Mutex
+	attr     entry                // mode and times set through this mount; guarded by mu
 	listing  map[string]entry     // last full listing; guarded by mu
 	listedAt time.Time            // when listing was fetched; guarded by mu
 	missing  map[string]time.Time // names found missing, and when; guarded by mu
@@ -33,11 +34,20 @@ var (
 	_ fusefs.NodeStatfser  = (*dir)(nil)
 )
 
-func (f *FS) newDir(key string) *dir { return &dir{fs: f, key: key} }
+func (f *FS) newDir(e entry) *dir {
+	e.dir = true
+	return &dir{fs: f, attr: e}
+}
+
+func (d *dir) key() string { return d.Path(nil) }
 
 // Getattr implements fusefs.NodeGetattrer.
 func (d *dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	d.fs.fillAttr(&out.Attr, d.key, entry{dir: true})
+	d.mu.Lock()
+	e := d.attr
+	d.mu.Unlock()
+	d.fs.fillAttr(&out.Attr, e)
+	out.Attr.Ino = d.StableAttr().Ino
 	out.SetTimeout(d.fs.opts.MetadataTTL)
 	return 0
 }
@@ -56,23 +66,54 @@ func (d *dir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 // Lookup implements fusefs.NodeLookuper.
 func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if len(name) > maxNameLen {
-		return nil, syscall.ENAMETOOLONG
-	}
-	e, known, found := d.cached(name)
-	if !known {
-		var err error
-		e, found, err = d.probe(ctx, name)
-		if err != nil {
-			return nil, d.fs.toErrno("lookup", childKey(d.key, name), err)
-		}
-		d.remember(name, e, found)
+	e, found, errno := d.find(ctx, name)
+	if errno != 0 {
+		return nil, errno
 	}
 	if !found {
 		out.SetEntryTimeout(d.fs.opts.NegativeTTL)
 		return nil, syscall.ENOENT
 	}
 	return d.childInode(ctx, name, e, out), 0
+}
+
+// find returns what name is in this directory: from the last listing, the
+// negative cache, a child with unsaved content, or else from S3.
+func (d *dir) find(ctx context.Context, name string) (entry, bool, syscall.Errno) {
+	if len(name) > maxNameLen {
+		return entry{}, false, syscall.ENAMETOOLONG
+	}
+	if e, ok := d.localChild(name); ok {
+		return e, true, 0
+	}
+	e, known, found := d.cached(name)
+	if known {
+		return e, found, 0
+	}
+	e, found, err := d.probe(ctx, name)
+	if err != nil {
+		return entry{}, false, d.fs.toErrno("lookup", childKey(d.key(), name), err)
+	}
+	d.remember(name, e, found)
+	return e, found, 0
+}
+
+// localChild answers for a child whose content exists only here so far (a
+// file being written that was never uploaded).
+func (d *dir) localChild(name string) (entry, bool) {
+	if f, ok := d.childFile(name); ok {
+		return f.localEntry()
+	}
+	return entry{}, false
+}
+
+func (d *dir) childFile(name string) (*file, bool) {
+	ch := d.GetChild(name)
+	if ch == nil {
+		return nil, false
+	}
+	f, ok := ch.Operations().(*file)
+	return f, ok
 }
 
 // cached answers a lookup from the last listing or the negative cache.
@@ -99,6 +140,9 @@ func (d *dir) remember(name string, e entry, found bool) {
 	defer d.mu.Unlock()
 	if found {
 		delete(d.missing, name)
+		if d.listing != nil {
+			d.listing[name] = keepKnownMeta(d.listing[name], e)
+		}
 		return
 	}
 	if d.missing == nil {
@@ -107,13 +151,34 @@ func (d *dir) remember(name string, e entry, found bool) {
 	d.missing[name] = time.Now()
 }
 
+// setEntry records a change made through this mount in the cached listing,
+// so it shows at once. A nil e removes the name.
+func (d *dir) setEntry(name string, e *entry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e == nil {
+		if d.listing != nil {
+			delete(d.listing, name)
+		}
+		if d.missing == nil {
+			d.missing = make(map[string]time.Time)
+		}
+		d.missing[name] = time.Now()
+		return
+	}
+	delete(d.missing, name)
+	if d.listing != nil {
+		d.listing[name] = *e
+	}
+}
+
 // probe asks S3 whether name is a file, a directory or nothing: a HEAD of
 // the object and a listing of "name/" in parallel. A directory wins.
 func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 	if why := nameProblem(name); why != "" {
 		return entry{}, false, nil
 	}
-	key := childKey(d.key, name)
+	key := childKey(d.key(), name)
 	var (
 		file    entry
 		isFile  bool
@@ -128,7 +193,7 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 		if err != nil {
 			return err
 		}
-		file, isFile = entry{size: o.Size, mtime: o.LastModified, etag: o.ETag}, true
+		file, isFile = entryFromObject(o), true
 		return nil
 	})
 	g.Go(func() error {
@@ -154,27 +219,50 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 // childInode returns the inode for a child, reusing the existing one (and
 // refreshing its attributes) when its kind has not changed.
 func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.EntryOut) *fusefs.Inode {
-	key := childKey(d.key, name)
-	d.fs.fillAttr(&out.Attr, key, e)
-	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
-	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
 	if ch := d.GetChild(name); ch != nil {
 		switch n := ch.Operations().(type) {
 		case *file:
-			if !e.dir {
-				n.update(e)
+			if e.dir {
+				break
+			}
+			// A listing knows no metadata: the node may know this
+			// version is a symlink, or its mode.
+			if merged := keepKnownMeta(n.attrNow(), e); merged.isSymlink() == n.isLink() {
+				e = n.update(merged)
+				d.fs.fillAttr(&out.Attr, e)
+				out.Attr.Ino = ch.StableAttr().Ino
+				out.SetEntryTimeout(d.fs.opts.MetadataTTL)
+				out.SetAttrTimeout(d.fs.opts.MetadataTTL)
 				return ch
 			}
 		case *dir:
 			if e.dir {
+				n.mu.Lock()
+				e = n.attr
+				n.mu.Unlock()
+				d.fs.fillAttr(&out.Attr, e)
+				out.Attr.Ino = ch.StableAttr().Ino
+				out.SetEntryTimeout(d.fs.opts.MetadataTTL)
+				out.SetAttrTimeout(d.fs.opts.MetadataTTL)
 				return ch
 			}
 		}
 	}
+	d.fs.fillAttr(&out.Attr, e)
+	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
+	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
+	// Inode numbers are go-fuse's, unique for the life of the mount: one
+	// derived from the key would make a file created under a name that
+	// another file was just renamed from the same inode as that file.
+	return d.NewInode(ctx, d.fs.newNode(e), fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT})
+}
+
+// newNode makes the node for an entry: directory, symlink or file.
+func (f *FS) newNode(e entry) fusefs.InodeEmbedder {
 	if e.dir {
-		return d.NewInode(ctx, d.fs.newDir(key), fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: out.Attr.Ino})
+		return f.newDir(e)
 	}
-	return d.NewInode(ctx, d.fs.newFile(key, e), fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: out.Attr.Ino})
+	return f.newFile(e)
 }
 
 // Readdir implements fusefs.NodeReaddirer. It lists the directory fully and
@@ -182,37 +270,45 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	entries, err := d.list(ctx)
 	if err != nil {
-		return nil, d.fs.toErrno("readdir", d.key, err)
+		return nil, d.fs.toErrno("readdir", d.key(), err)
 	}
 	names := make([]string, 0, len(entries))
 	for name := range entries {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	out := make([]fuse.DirEntry, 0, len(names))
+	out := make([]fuse.DirEntry, 0, len(names)+2)
+	out = append(out, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
 	for _, name := range names {
-		e := entries[name]
-		mode := uint32(syscall.S_IFREG)
-		if e.dir {
-			mode = syscall.S_IFDIR
+		var a fuse.Attr
+		d.fs.fillAttr(&a, entries[name])
+		de := fuse.DirEntry{Name: name, Mode: a.Mode & syscall.S_IFMT}
+		if ch := d.GetChild(name); ch != nil {
+			de.Ino = ch.StableAttr().Ino
 		}
-		out = append(out, fuse.DirEntry{Name: name, Mode: mode, Ino: inodeNumber(childKey(d.key, name), e.dir)})
+		out = append(out, de)
 	}
 	return fusefs.NewListDirStream(out), 0
 }
 
 // list returns the directory's entries, from the last listing when fresh.
+// A fresh listing keeps what is known of unchanged objects' metadata, and
+// children being written here that S3 does not have yet.
 func (d *dir) list(ctx context.Context) (map[string]entry, error) {
 	d.mu.Lock()
 	if d.listing != nil && time.Since(d.listedAt) < d.fs.opts.MetadataTTL {
-		l := d.listing
+		l := make(map[string]entry, len(d.listing))
+		for k, v := range d.listing {
+			l[k] = v
+		}
 		d.mu.Unlock()
 		return l, nil
 	}
+	old := d.listing
 	d.mu.Unlock()
 
 	started := time.Now()
-	prefix := listingPrefix(d.key)
+	prefix := listingPrefix(d.key())
 	entries := make(map[string]entry)
 	token := ""
 	for {
@@ -226,8 +322,28 @@ func (d *dir) list(ctx context.Context) (map[string]entry, error) {
 		}
 		token = page.Next
 	}
+	for name, e := range entries {
+		if o, ok := old[name]; ok {
+			entries[name] = keepKnownMeta(o, e)
+		}
+	}
+	for name, ch := range d.Children() {
+		f, ok := ch.Operations().(*file)
+		if !ok {
+			continue
+		}
+		if e, ok := f.localEntry(); ok {
+			entries[name] = e
+		} else if e, ok := entries[name]; ok {
+			entries[name] = keepKnownMeta(f.attrNow(), e)
+		}
+	}
 	d.mu.Lock()
 	d.listing, d.listedAt, d.missing = entries, started, nil
+	l := make(map[string]entry, len(entries))
+	for k, v := range entries {
+		l[k] = v
+	}
 	d.mu.Unlock()
-	return entries, nil
+	return l, nil
 }

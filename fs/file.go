@@ -13,138 +13,241 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// file is a regular file node; key is its relative object key.
+// file is a regular file or a symbolic link. Its key is its path in the
+// tree, so a rename moves it without bookkeeping here.
+//
+// Lock order: io before mu.
 type file struct {
 	fusefs.Inode
-	fs  *FS
-	key string
+	fs *FS
+
+	// io serialises changes to the content: writes, truncation, loading
+	// the object into the staging file, and uploads.
+	io sync.Mutex
 
 	mu        sync.Mutex
-	attr      entry     // size, mtime, ETag as last seen; guarded by mu
+	attr      entry     // size, times, ETag, metadata as last known; guarded by mu
 	checkedAt time.Time // when attr was last confirmed by S3; guarded by mu
 	cacheETag string    // ETag of what the kernel's page cache holds; guarded by mu
+	st        *staging  // local copy while open for writing or unsaved; guarded by mu
+	metaDirty bool      // attr's metadata not stored yet; guarded by mu
+	unsaved   bool      // created here and never uploaded; guarded by mu
+	deleted   bool      // unlinked: nothing is uploaded any more; guarded by mu
+	handles   int       // open handles; guarded by mu
 }
 
 var (
-	_ fusefs.NodeGetattrer = (*file)(nil)
-	_ fusefs.NodeOpener    = (*file)(nil)
-	_ fusefs.NodeSetattrer = (*file)(nil)
+	_ fusefs.NodeGetattrer  = (*file)(nil)
+	_ fusefs.NodeOpener     = (*file)(nil)
+	_ fusefs.NodeSetattrer  = (*file)(nil)
+	_ fusefs.NodeReadlinker = (*file)(nil)
+	_ fusefs.NodeFsyncer    = (*file)(nil)
 )
 
-func (f *FS) newFile(key string, e entry) *file {
-	return &file{fs: f, key: key, attr: e, checkedAt: time.Now()}
+func (f *FS) newFile(e entry) *file {
+	return &file{fs: f, attr: e, checkedAt: time.Now()}
 }
 
-// update records attributes seen in a listing or lookup.
-func (n *file) update(e entry) {
+func (n *file) key() string { return n.Path(nil) }
+
+func (n *file) attrNow() entry {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.attr, n.checkedAt = e, time.Now()
+	return n.attr
+}
+
+func (n *file) isLink() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.attr.isSymlink()
+}
+
+// update merges attributes seen in a listing or lookup and returns what
+// the node now says. A node with local changes keeps its own view.
+func (n *file) update(e entry) entry {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.localChangesLocked() {
+		return n.attr
+	}
+	n.attr, n.checkedAt = keepKnownMeta(n.attr, e), time.Now()
+	return n.attr
+}
+
+// localChangesLocked reports whether the node holds changes S3 has not
+// seen; its attributes then win over any listing. n.mu must be held.
+func (n *file) localChangesLocked() bool {
+	return (n.st != nil && n.st.dirty) || n.unsaved || n.metaDirty
+}
+
+// localEntry describes the file when S3 may not know it yet.
+func (n *file) localEntry() (entry, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.deleted || !n.unsaved {
+		return entry{}, false
+	}
+	return n.attr, true
 }
 
 // current returns the file's attributes, asking S3 when they are older than
-// the metadata TTL.
+// the metadata TTL and the file has no local changes.
 func (n *file) current(ctx context.Context) (entry, error) {
 	n.mu.Lock()
-	e, fresh := n.attr, time.Since(n.checkedAt) < n.fs.opts.MetadataTTL
+	e := n.attr
+	fresh := n.st != nil || n.localChangesLocked() || time.Since(n.checkedAt) < n.fs.opts.MetadataTTL
 	n.mu.Unlock()
 	if fresh {
 		return e, nil
 	}
-	o, err := n.fs.b.Head(ctx, n.key)
+	o, err := n.fs.b.Head(ctx, n.key())
 	if err != nil {
 		return entry{}, err
 	}
-	e = entry{size: o.Size, mtime: o.LastModified, etag: o.ETag}
-	n.update(e)
-	return e, nil
+	return n.update(entryFromObject(o)), nil
 }
 
 // Getattr implements fusefs.NodeGetattrer.
 func (n *file) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if h, ok := fh.(*handle); ok {
-		// An open file keeps the attributes it was opened with.
-		n.fs.fillAttr(&out.Attr, n.key, h.attr)
-		return 0
-	}
 	e, err := n.current(ctx)
 	if err != nil {
-		return n.fs.toErrno("getattr", n.key, err)
+		return n.fs.toErrno("getattr", n.key(), err)
 	}
-	n.fs.fillAttr(&out.Attr, n.key, e)
+	n.fs.fillAttr(&out.Attr, e)
+	out.Attr.Ino = n.StableAttr().Ino
 	out.SetTimeout(n.fs.opts.MetadataTTL)
 	return 0
 }
 
-// Setattr implements fusefs.NodeSetattrer: nothing can change yet.
-func (n *file) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	return n.fs.writeErrno()
+// Readlink implements fusefs.NodeReadlinker: the object holds the target.
+func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	n.mu.Lock()
+	e := n.attr
+	n.mu.Unlock()
+	if !e.isSymlink() {
+		return nil, syscall.EINVAL
+	}
+	if e.linkTarget != "" {
+		return []byte(e.linkTarget), 0
+	}
+	body, err := n.fs.b.Get(ctx, n.key(), 0, -1, "")
+	if err != nil {
+		return nil, n.fs.toErrno("readlink", n.key(), err)
+	}
+	defer body.Close()
+	target, err := io.ReadAll(io.LimitReader(body, 4096))
+	if err != nil {
+		return nil, n.fs.toErrno("readlink", n.key(), err)
+	}
+	n.mu.Lock()
+	n.attr.linkTarget = string(target)
+	n.mu.Unlock()
+	return target, 0
 }
 
-// Open implements fusefs.NodeOpener. The kernel keeps the file's cached
-// pages when its ETag is the one they were read with.
+// Open implements fusefs.NodeOpener. For writing, the file's content is
+// staged locally (fetched first unless O_TRUNC); for reading, the kernel
+// keeps the file's cached pages when its ETag is the one they were read
+// with.
 func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, n.fs.writeErrno()
+	write := flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
+	if write || flags&syscall.O_TRUNC != 0 {
+		if errno := n.fs.refuseWrite(); errno != 0 {
+			return nil, 0, errno
+		}
 	}
 	e, err := n.current(ctx)
 	if errors.Is(err, iofs.ErrNotExist) {
 		return nil, 0, syscall.ENOENT
 	}
 	if err != nil {
-		return nil, 0, n.fs.toErrno("open", n.key, err)
+		return nil, 0, n.fs.toErrno("open", n.key(), err)
+	}
+	if write {
+		if err := n.stage(ctx, flags&syscall.O_TRUNC != 0); err != nil {
+			return nil, 0, n.fs.toErrno("open", n.key(), err)
+		}
 	}
 	n.mu.Lock()
-	keep := e.etag != "" && e.etag == n.cacheETag
+	n.handles++
+	keep := !write && n.st == nil && e.etag != "" && e.etag == n.cacheETag
 	n.cacheETag = e.etag
 	n.mu.Unlock()
 	var fuseFlags uint32
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
-	return n.fs.newHandle(n.key, e), fuseFlags, 0
+	return &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}, fuseFlags, 0
 }
 
-// handle is an open file: a read-ahead over the object as it was at open.
-type handle struct {
-	fs   *FS
-	key  string
-	attr entry
-	ra   *readAhead
+// Fsync implements fusefs.NodeFsyncer, for fsync on a node without a
+// handle of ours.
+func (n *file) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) syscall.Errno {
+	return n.fs.toErrno("fsync", n.key(), n.save(ctx))
 }
 
-var (
-	_ fusefs.FileReader   = (*handle)(nil)
-	_ fusefs.FileReleaser = (*handle)(nil)
-)
-
-func (f *FS) newHandle(key string, e entry) *handle {
-	h := &handle{fs: f, key: key, attr: e}
-	h.ra = newReadAhead(h.fetch, e.size, f.budget)
-	return h
-}
-
-// fetch reads one range of the object, pinned to the ETag seen at open.
-func (h *handle) fetch(ctx context.Context, p []byte, off int64) (int, error) {
-	body, err := h.fs.b.Get(ctx, h.key, off, int64(len(p)), h.attr.etag)
-	if err != nil {
-		return 0, err
+// Setattr implements fusefs.NodeSetattrer: truncate, chmod, chown and
+// utimens. Truncation without an open handle is saved at once, like a
+// write and close; metadata changes are saved at once unless the content
+// is being written (then with it).
+func (n *file) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if errno := n.fs.refuseWrite(); errno != 0 {
+		return errno
 	}
-	defer body.Close()
-	return io.ReadFull(body, p)
-}
-
-// Read implements fusefs.FileReader.
-func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.ra.ReadAt(ctx, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) && !(errors.Is(err, io.ErrUnexpectedEOF) && n > 0) {
-		return nil, h.fs.toErrno("read", h.key, err)
+	if size, ok := in.GetSize(); ok {
+		if err := n.truncate(ctx, int64(size)); err != nil {
+			return n.fs.toErrno("truncate", n.key(), err)
+		}
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	if n.setMeta(in) {
+		if err := n.saveMeta(ctx); err != nil {
+			return n.fs.toErrno("setattr", n.key(), err)
+		}
+	}
+	if fh == nil {
+		if err := n.save(ctx); err != nil {
+			return n.fs.toErrno("truncate", n.key(), err)
+		}
+	}
+	return n.Getattr(ctx, fh, out)
 }
 
-// Release implements fusefs.FileReleaser.
-func (h *handle) Release(ctx context.Context) syscall.Errno {
-	h.ra.close()
-	return 0
+// setMeta applies mode, owner and time changes to attr; it reports whether
+// anything changed.
+func (n *file) setMeta(in *fuse.SetAttrIn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	changed := false
+	if m, ok := in.GetMode(); ok {
+		typ := uint32(syscall.S_IFREG)
+		if n.attr.isSymlink() {
+			typ = syscall.S_IFLNK
+		}
+		n.attr.mode = typ | m&0o7777
+		changed = true
+	}
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if uok || gok {
+		if !n.attr.owner {
+			n.attr.uid, n.attr.gid = n.fs.opts.UID, n.fs.opts.GID
+		}
+		if uok {
+			n.attr.uid = uid
+		}
+		if gok {
+			n.attr.gid = gid
+		}
+		n.attr.owner = true
+		changed = true
+	}
+	if t, ok := in.GetMTime(); ok {
+		n.attr.mtime = t
+		changed = true
+	}
+	if changed {
+		n.attr.meta = true
+		n.metaDirty = true
+	}
+	return changed
 }

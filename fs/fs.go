@@ -1,7 +1,10 @@
 package fs
 
 import (
+	"context"
 	"log/slog"
+	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -12,28 +15,47 @@ import (
 // FS is one mounted workspace. Create it with New and serve Root through
 // go-fuse (see Mount).
 type FS struct {
-	b      Bucket
-	opts   Options
-	log    *slog.Logger
-	budget *budget
-	errs   errLog
-	start  time.Time // mount time: the times of directories without a marker
+	b       Bucket
+	opts    Options
+	log     *slog.Logger
+	budget  *budget
+	space   *stageSpace
+	journal *journal
+	errs    errLog
+	start   time.Time // mount time: the times of directories without a marker
+
+	retryMu   sync.Mutex
+	pending   map[*file]bool // files with unsaved data, no handle; guarded by retryMu
+	retryStop chan struct{}  // closes to stop the retry loop; guarded by retryMu
+	retryDone chan struct{}  // closed when the retry loop ended; guarded by retryMu
 }
 
-// New returns a filesystem over b.
+// New returns a filesystem over b. Call Recover before mounting, and Close
+// after unmounting.
 func New(b Bucket, opts Options) *FS {
 	opts = opts.withDefaults()
-	return &FS{
-		b:      b,
-		opts:   opts,
-		log:    opts.Logger,
-		budget: newBudget(opts.PrefetchMemory),
-		start:  time.Now(),
+	f := &FS{
+		b:       b,
+		opts:    opts,
+		log:     opts.Logger,
+		budget:  newBudget(opts.PrefetchMemory),
+		space:   &stageSpace{limit: opts.CacheLimit},
+		journal: &journal{},
+		start:   time.Now(),
 	}
+	if opts.CacheDir != "" {
+		f.journal.dir = filepath.Join(opts.CacheDir, "uploads")
+	}
+	return f
 }
 
+// Recover aborts the multipart uploads that an earlier mount-ws with the
+// same cache directory started and never finished (it crashed), and
+// returns how many.
+func (f *FS) Recover(ctx context.Context) (int, error) { return f.journal.recover(ctx, f.b) }
+
 // Root returns the root directory node, to pass to go-fuse.
-func (f *FS) Root() fusefs.InodeEmbedder { return f.newDir("") }
+func (f *FS) Root() fusefs.InodeEmbedder { return f.newDir(entry{}) }
 
 // PrefetchBytes reports the read-ahead memory in use now and at its peak.
 func (f *FS) PrefetchBytes() (now, peak int64) { return f.budget.inUse() }
@@ -87,35 +109,42 @@ func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
 }
 
 // fillAttr fills out with the attributes of an entry.
-func (f *FS) fillAttr(out *fuse.Attr, key string, e entry) {
+// The inode number is the caller's to set.
+func (f *FS) fillAttr(out *fuse.Attr, e entry) {
 	mtime := e.mtime
 	if mtime.IsZero() {
 		mtime = f.start
 	}
-	out.Ino = inodeNumber(key, e.dir)
-	if key == "" {
-		out.Ino = 1
-	}
 	out.Uid, out.Gid = f.opts.UID, f.opts.GID
+	if e.owner {
+		out.Uid, out.Gid = e.uid, e.gid
+	}
 	out.SetTimes(nil, &mtime, &mtime)
 	out.Blksize = 1 << 20
-	if e.dir {
+	switch {
+	case e.dir:
 		out.Mode = syscall.S_IFDIR | f.opts.DirMode
 		out.Nlink = 2
 		out.Size = 4096
-		return
+	case e.isSymlink():
+		out.Mode = syscall.S_IFLNK | 0o777
+		out.Nlink = 1
+		out.Size = uint64(e.size)
+	default:
+		out.Mode = syscall.S_IFREG | f.opts.FileMode
+		out.Nlink = 1
+		out.Size = uint64(e.size)
+		out.Blocks = (uint64(e.size) + 511) / 512
 	}
-	out.Mode = syscall.S_IFREG | f.opts.FileMode
-	out.Nlink = 1
-	out.Size = uint64(e.size)
-	out.Blocks = (uint64(e.size) + 511) / 512
+	if perm := e.mode & 0o7777; e.mode != 0 && !e.isSymlink() {
+		out.Mode = out.Mode&syscall.S_IFMT | perm
+	}
 }
 
-// writeErrno is what every modification answers until the write path
-// exists: EROFS on a read-only mount, ENOTSUP otherwise.
-func (f *FS) writeErrno() syscall.Errno {
+// refuseWrite is EROFS on a read-only mount, else 0.
+func (f *FS) refuseWrite() syscall.Errno {
 	if f.opts.ReadOnly {
 		return syscall.EROFS
 	}
-	return syscall.ENOTSUP
+	return 0
 }

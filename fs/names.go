@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"hash/fnv"
 	"strings"
 	"time"
 
@@ -15,8 +14,15 @@ const maxNameLen = 255
 type entry struct {
 	dir   bool
 	size  int64
-	mtime time.Time
-	etag  string
+	mtime time.Time // from metadata when known, else the object's time
+	etag  string    // "" for a file not uploaded yet
+	// Metadata (see meta.go): meta is false when only a listing was seen,
+	// which carries none. mode is the full st_mode, 0 for "the default".
+	meta       bool
+	mode       uint32
+	uid, gid   uint32
+	owner      bool
+	linkTarget string // for symlinks, once read
 }
 
 // nameProblem says why name cannot be a file name, or "" if it can.
@@ -84,22 +90,4 @@ func addListing(entries map[string]entry, prefix string, page bucket.Page, skip 
 		}
 		entries[name] = entry{size: o.Size, mtime: o.LastModified, etag: o.ETag}
 	}
-}
-
-// inodeNumber gives every key a stable inode number, distinct for the file
-// and the directory of one name, so the kernel keeps its caches for a file
-// across lookups. Inode 1 is the root's.
-func inodeNumber(key string, dir bool) uint64 {
-	h := fnv.New64a()
-	if dir {
-		h.Write([]byte{'d'})
-	} else {
-		h.Write([]byte{'f'})
-	}
-	h.Write([]byte(key))
-	ino := h.Sum64()
-	if ino <= 1 {
-		ino += 2
-	}
-	return ino
 }

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,25 +74,4 @@ func FuzzAddListing(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestInodeNumbersStableAndDistinct(t *testing.T) {
-	if inodeNumber("a/b", false) != inodeNumber("a/b", false) {
-		t.Error("inode number not stable")
-	}
-	if inodeNumber("a/b", false) == inodeNumber("a/b", true) {
-		t.Error("file and directory of one name share an inode number")
-	}
-	seen := map[uint64]string{}
-	for i := range 100000 {
-		k := "dir/file-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strconv.Itoa(i)
-		n := inodeNumber(k, false)
-		if n <= 1 {
-			t.Fatalf("inode %d for %q collides with the root", n, k)
-		}
-		if other, dup := seen[n]; dup && other != k {
-			t.Fatalf("inode collision: %q and %q", k, other)
-		}
-		seen[n] = k
-	}
 }

@@ -2,6 +2,8 @@ package fs
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -20,6 +22,12 @@ const (
 	DefaultNegativeTTL = time.Second
 	// DefaultPrefetchMemory caps the bytes held by all read-ahead buffers.
 	DefaultPrefetchMemory = 512 << 20
+	// DefaultCacheLimit caps the staging files of files being written.
+	DefaultCacheLimit = 10 << 30
+	// DefaultPartSize: files up to this size are uploaded with one PUT,
+	// larger ones in parts of this size, DefaultUploadConcurrency at once.
+	DefaultPartSize          = 16 << 20
+	DefaultUploadConcurrency = 8
 	// DefaultFileMode and DefaultDirMode are the permissions of objects
 	// that carry none of their own.
 	DefaultFileMode = 0o644
@@ -38,7 +46,18 @@ type Options struct {
 	ReadOnly bool
 	// PrefetchMemory caps the read-ahead buffers of all open files.
 	PrefetchMemory int64
-	Logger         *slog.Logger
+	// CacheDir holds the staging files of files being written (unlinked
+	// at once, so a crash leaves none) and the journal of multipart
+	// uploads in progress. Writing needs it; default: a directory under
+	// the system's temporary directory.
+	CacheDir string
+	// CacheLimit caps the bytes staged at once; a write past it fails
+	// with ENOSPC.
+	CacheLimit int64
+	// PartSize and UploadConcurrency shape multipart uploads.
+	PartSize          int64
+	UploadConcurrency int
+	Logger            *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -52,6 +71,18 @@ func (o Options) withDefaults() Options {
 	o.NegativeTTL = ttlOrDefault(o.NegativeTTL, DefaultNegativeTTL)
 	if o.PrefetchMemory <= 0 {
 		o.PrefetchMemory = DefaultPrefetchMemory
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = filepath.Join(os.TempDir(), "mount-ws-cache")
+	}
+	if o.CacheLimit <= 0 {
+		o.CacheLimit = DefaultCacheLimit
+	}
+	if o.PartSize <= 0 {
+		o.PartSize = DefaultPartSize
+	}
+	if o.UploadConcurrency <= 0 {
+		o.UploadConcurrency = DefaultUploadConcurrency
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -30,6 +30,8 @@ type config struct {
 	dirMode     uint32
 	metadataTTL time.Duration
 	prefetchMem int64
+	cacheDir    string
+	cacheLimit  int64
 
 	logLevel  slog.Level
 	logFile   string
@@ -83,6 +85,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	dirMode := fl.String("dir-mode", "0755", "permissions of directories (octal)")
 	fl.DurationVar(&c.metadataTTL, "metadata-ttl", fs.DefaultMetadataTTL, "how long listings and attributes are cached; 0 caches nothing")
 	prefetch := fl.Int("prefetch-memory-mib", fs.DefaultPrefetchMemory>>20, "memory for read-ahead buffers of all open files, MiB")
+	fl.StringVar(&c.cacheDir, "cache-dir", "", "directory for staging files being written and the upload journal (default ~/.cache/mount-ws/ORG-WS)")
+	cacheSize := fl.Int64("cache-size-mib", fs.DefaultCacheLimit>>20, "most MiB of file data staged for writing at once; writes past it fail with ENOSPC")
 	logLevel := fl.String("log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&c.logFile, "log-file", "", "write logs here (default: stderr in the foreground, ~/.cache/mount-ws/ORG-WS.log in the background)")
 	fl.BoolVar(&c.debugFuse, "debug-fuse", false, "log every FUSE request (very verbose)")
@@ -125,6 +129,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return c, usageError{errors.New("--prefetch-memory-mib must be at least 16")}
 	}
 	c.prefetchMem = int64(*prefetch) << 20
+	if *cacheSize < 1 {
+		return c, usageError{errors.New("--cache-size-mib must be at least 1")}
+	}
+	c.cacheLimit = *cacheSize << 20
 	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return c, usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)}
 	}

@@ -101,14 +101,33 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 	if ttl == 0 {
 		ttl = -1 // fs: negative means no caching
 	}
+	cacheDir := cfg.cacheDir
+	if cacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		cacheDir = filepath.Join(base, "mount-ws", org+"-"+ws)
+	}
 	fsys := fs.New(b, fs.Options{
 		UID: cfg.uid, GID: cfg.gid,
 		FileMode: cfg.fileMode, DirMode: cfg.dirMode,
 		MetadataTTL:    ttl,
 		ReadOnly:       cfg.readOnly,
 		PrefetchMemory: cfg.prefetchMem,
+		CacheDir:       cacheDir,
+		CacheLimit:     cfg.cacheLimit,
 		Logger:         logger,
 	})
+	if !cfg.readOnly {
+		// Uploads a crashed mount-ws left incomplete cost storage until
+		// aborted: abort them before anything else.
+		if n, err := fsys.Recover(ctx); err != nil {
+			logger.Warn("could not abort every upload left by an earlier mount", "aborted", n, "err", err)
+		} else if n > 0 {
+			logger.Info("aborted incomplete uploads left by an earlier mount", "count", n)
+		}
+	}
 	server, err := fs.Mount(cfg.mountpoint, fsys, fs.MountConfig{
 		FsName:     "mount-ws:" + org + "/" + ws,
 		AllowOther: cfg.allowOther,
@@ -133,6 +152,11 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		if err := unmount(server, done); err != nil {
 			return mountError{err}
 		}
+	}
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if lost := fsys.Close(closeCtx); lost > 0 {
+		return fmt.Errorf("%d file(s) with unsaved data could not be uploaded before exit (see the log)", lost)
 	}
 	return nil
 }

@@ -1,0 +1,68 @@
+package fs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// journal records the multipart uploads in progress, one small file each,
+// so that uploads a crashed mount-ws left incomplete can be aborted at the
+// next mount: workspace credentials cannot list a bucket's uploads.
+type journal struct {
+	dir string // "" disables the journal
+}
+
+type journalRecord struct {
+	Key      string `json:"key"`
+	UploadID string `json:"upload_id"`
+}
+
+// add records an upload and returns the function that forgets it.
+func (j *journal) add(key, uploadID string) (forget func()) {
+	if j.dir == "" {
+		return func() {}
+	}
+	sum := sha256.Sum256([]byte(key + "\x00" + uploadID))
+	path := filepath.Join(j.dir, hex.EncodeToString(sum[:12])+".json")
+	body, _ := json.Marshal(journalRecord{Key: key, UploadID: uploadID})
+	if err := os.MkdirAll(j.dir, 0o700); err == nil {
+		os.WriteFile(path, body, 0o600)
+	}
+	return func() { os.Remove(path) }
+}
+
+// recover aborts every recorded upload and forgets it. It returns how many
+// it aborted; records it could not act on stay for the next mount.
+func (j *journal) recover(ctx context.Context, b Bucket) (int, error) {
+	if j.dir == "" {
+		return 0, nil
+	}
+	paths, err := filepath.Glob(filepath.Join(j.dir, "*.json"))
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	n := 0
+	for _, p := range paths {
+		body, err := os.ReadFile(p)
+		var r journalRecord
+		if err != nil || json.Unmarshal(body, &r) != nil || r.Key == "" || r.UploadID == "" {
+			os.Remove(p) // unreadable: nothing to act on
+			continue
+		}
+		// An upload that no longer exists counts as aborted.
+		if err := b.AbortUpload(ctx, r.Key, r.UploadID); err != nil {
+			errs = append(errs, fmt.Errorf("abort upload of %s: %w", r.Key, err))
+			continue
+		}
+		os.Remove(p)
+		n++
+	}
+	return n, errors.Join(errs...)
+}

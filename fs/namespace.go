@@ -1,0 +1,390 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sync/errgroup"
+
+	"mount-ws/bucket"
+)
+
+var (
+	_ fusefs.NodeCreater   = (*dir)(nil)
+	_ fusefs.NodeMkdirer   = (*dir)(nil)
+	_ fusefs.NodeMknoder   = (*dir)(nil)
+	_ fusefs.NodeUnlinker  = (*dir)(nil)
+	_ fusefs.NodeRmdirer   = (*dir)(nil)
+	_ fusefs.NodeRenamer   = (*dir)(nil)
+	_ fusefs.NodeSymlinker = (*dir)(nil)
+	_ fusefs.NodeLinker    = (*dir)(nil)
+	_ fusefs.NodeSetattrer = (*dir)(nil)
+)
+
+// newEntryFor is the entry of something created now by the caller of ctx.
+func (f *FS) newEntryFor(ctx context.Context, mode uint32) entry {
+	e := entry{mtime: time.Now(), meta: true, mode: mode}
+	if c, ok := ctx.(*fuse.Context); ok {
+		e.uid, e.gid, e.owner = c.Caller.Uid, c.Caller.Gid, true
+	}
+	return e
+}
+
+// checkName refuses names S3 keys or Linux cannot hold.
+func checkName(name string) syscall.Errno {
+	if len(name) > maxNameLen {
+		return syscall.ENAMETOOLONG
+	}
+	if nameProblem(name) != "" {
+		return syscall.EINVAL
+	}
+	return 0
+}
+
+// Create implements fusefs.NodeCreater. The object is written when the
+// file is closed (or fsynced), with what was written by then.
+func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	if errno := checkName(name); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	st, err := d.fs.newStaging()
+	if err != nil {
+		return nil, nil, 0, d.fs.toErrno("create", childKey(d.key(), name), err)
+	}
+	st.dirty = true
+	e := d.fs.newEntryFor(ctx, syscall.S_IFREG|mode&0o7777)
+	n := d.fs.newFile(e)
+	n.st, n.unsaved, n.handles = st, true, 1
+	d.fs.fillAttr(&out.Attr, e)
+	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
+	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
+	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG})
+	d.setEntry(name, &e)
+	return ch, &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}, 0, 0
+}
+
+// Mkdir implements fusefs.NodeMkdirer: a "name/" marker object, with the
+// mode and time as metadata.
+func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return nil, errno
+	}
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
+	key := childKey(d.key(), name)
+	e := d.fs.newEntryFor(ctx, syscall.S_IFDIR|mode&0o7777)
+	e.dir = true
+	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, metadataOf(e)); err != nil {
+		return nil, d.fs.toErrno("mkdir", key, err)
+	}
+	d.setEntry(name, &e)
+	return d.childInode(ctx, name, e, out), 0
+}
+
+// Mknod implements fusefs.NodeMknoder: only regular files can be stored.
+func (d *dir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return nil, errno
+	}
+	return nil, syscall.EPERM
+}
+
+// Link implements fusefs.NodeLinker: S3 has no hard links.
+func (d *dir) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return nil, errno
+	}
+	return nil, syscall.EPERM
+}
+
+// Symlink implements fusefs.NodeSymlinker the way s3fs stores links: the
+// object holds the target, its mode metadata says S_IFLNK.
+func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return nil, errno
+	}
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
+	key := childKey(d.key(), name)
+	e := d.fs.newEntryFor(ctx, syscall.S_IFLNK|0o777)
+	o, err := d.fs.b.Put(ctx, key, strings.NewReader(target), int64(len(target)), metadataOf(e))
+	if err != nil {
+		return nil, d.fs.toErrno("symlink", key, err)
+	}
+	e.size, e.etag, e.linkTarget = o.Size, o.ETag, target
+	d.setEntry(name, &e)
+	return d.childInode(ctx, name, e, out), 0
+}
+
+// Unlink implements fusefs.NodeUnlinker. An open file's unsaved data goes
+// with it, as on any filesystem.
+func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return errno
+	}
+	key := childKey(d.key(), name)
+	if n, ok := d.childFile(name); ok {
+		n.mu.Lock()
+		n.deleted = true
+		n.mu.Unlock()
+	}
+	if err := d.fs.b.Delete(ctx, key); err != nil {
+		return d.fs.toErrno("unlink", key, err)
+	}
+	d.setEntry(name, nil)
+	return 0
+}
+
+// Rmdir implements fusefs.NodeRmdirer: only an empty directory goes, by
+// deleting its marker (an implicit directory has none).
+func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return errno
+	}
+	key := childKey(d.key(), name)
+	empty, err := d.isEmptyDir(ctx, name)
+	if err != nil {
+		return d.fs.toErrno("rmdir", key, err)
+	}
+	if !empty {
+		return syscall.ENOTEMPTY
+	}
+	if err := d.fs.b.Delete(ctx, key+"/"); err != nil {
+		return d.fs.toErrno("rmdir", key, err)
+	}
+	d.setEntry(name, nil)
+	return 0
+}
+
+// isEmptyDir reports whether the directory name holds nothing but its
+// marker, in S3 and among files being written here.
+func (d *dir) isEmptyDir(ctx context.Context, name string) (bool, error) {
+	if ch := d.GetChild(name); ch != nil {
+		for _, c := range ch.Children() {
+			if f, ok := c.Operations().(*file); ok {
+				if _, local := f.localEntry(); local {
+					return false, nil
+				}
+			}
+		}
+	}
+	key := childKey(d.key(), name) + "/"
+	page, err := d.fs.b.List(ctx, key, "")
+	if err != nil {
+		return false, err
+	}
+	for _, o := range page.Objects {
+		if o.Key != key {
+			return false, nil
+		}
+	}
+	return len(page.Prefixes) == 0, nil
+}
+
+// Setattr implements fusefs.NodeSetattrer for directories: mode, owner and
+// times are kept on the node and stored on the directory's marker.
+func (d *dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return errno
+	}
+	d.mu.Lock()
+	if m, ok := in.GetMode(); ok {
+		d.attr.mode = syscall.S_IFDIR | m&0o7777
+	}
+	if uid, ok := in.GetUID(); ok {
+		d.attr.uid, d.attr.owner = uid, true
+	}
+	if gid, ok := in.GetGID(); ok {
+		d.attr.gid, d.attr.owner = gid, true
+	}
+	if t, ok := in.GetMTime(); ok {
+		d.attr.mtime = t
+	}
+	d.attr.meta, d.attr.dir = true, true
+	e := d.attr
+	d.mu.Unlock()
+	if key := d.key(); key != "" {
+		if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, metadataOf(e)); err != nil {
+			return d.fs.toErrno("setattr", key, err)
+		}
+	}
+	return d.Getattr(ctx, fh, out)
+}
+
+// Rename implements fusefs.NodeRenamer. S3 has no rename: a file is copied
+// on the server (or, with unsaved changes, uploaded under the new name)
+// and then deleted; a directory is every object under it copied, then
+// deleted. Objects are deleted only once every copy succeeded, so a
+// failure part-way leaves everything reachable under the old name (and
+// some also under the new one), and says so in the log.
+//
+// RENAME_NOREPLACE is honoured; RENAME_EXCHANGE cannot be done atomically
+// on S3 and answers EINVAL, as Linux does for a flag a filesystem lacks.
+func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return errno
+	}
+	if flags&fusefs.RENAME_EXCHANGE != 0 {
+		return syscall.EINVAL
+	}
+	if errno := checkName(newName); errno != 0 {
+		return errno
+	}
+	np, ok := newParent.(*dir)
+	if !ok {
+		return syscall.EXDEV
+	}
+	src := childKey(d.key(), name)
+	dst := childKey(np.key(), newName)
+	se, found, errno := d.find(ctx, name)
+	if errno != 0 {
+		return errno
+	}
+	if !found {
+		return syscall.ENOENT
+	}
+	de, exists, errno := np.find(ctx, newName)
+	if errno != 0 {
+		return errno
+	}
+	if exists && flags&renameNoReplace != 0 {
+		return syscall.EEXIST
+	}
+	if se.dir && exists && !de.dir {
+		return syscall.ENOTDIR
+	}
+	if !se.dir && exists && de.dir {
+		return syscall.EISDIR
+	}
+	var err error
+	if se.dir {
+		if exists {
+			empty, err := np.isEmptyDir(ctx, newName)
+			if err != nil {
+				return d.fs.toErrno("rename", dst, err)
+			}
+			if !empty {
+				return syscall.ENOTEMPTY
+			}
+		}
+		err = d.fs.renameTree(ctx, src+"/", dst+"/")
+	} else {
+		se, err = d.renameFile(ctx, name, src, dst, se)
+	}
+	if err != nil {
+		return d.fs.toErrno("rename", src, err)
+	}
+	d.setEntry(name, nil)
+	np.setEntry(newName, &se)
+	return 0
+}
+
+// renameFile moves one file and returns its entry under the new name.
+func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (entry, error) {
+	n, open := d.childFile(name)
+	if open {
+		n.io.Lock()
+		defer n.io.Unlock()
+		n.mu.Lock()
+		st, metaDirty := n.st, n.metaDirty
+		e = n.attr
+		n.mu.Unlock()
+		if st != nil && st.dirty {
+			// Unsaved content goes straight to the new name; the old
+			// object, if any, is deleted below.
+			o, err := d.fs.upload(ctx, dst, st, metadataOf(e))
+			if err != nil {
+				return e, err
+			}
+			saved := entryFromObject(bucket.Object{Size: o.Size, ETag: o.ETag, LastModified: o.LastModified, Metadata: metadataOf(e)})
+			n.mu.Lock()
+			st.dirty, n.metaDirty, n.unsaved = false, false, false
+			n.attr, n.checkedAt = saved, time.Now()
+			n.mu.Unlock()
+			return saved, d.fs.b.Delete(ctx, src)
+		}
+		if metaDirty {
+			o, err := d.fs.b.Copy(ctx, src, dst, metadataOf(e))
+			if err != nil {
+				return e, err
+			}
+			n.mu.Lock()
+			n.metaDirty = false
+			n.mu.Unlock()
+			return n.update(keepKnownMeta(e, entryFromObject(o))), d.fs.b.Delete(ctx, src)
+		}
+	}
+	o, err := d.fs.b.Copy(ctx, src, dst, nil)
+	if err != nil {
+		return e, err
+	}
+	moved := keepKnownMeta(e, entryFromObject(o))
+	if open {
+		moved = n.update(moved) // the copy may carry a new ETag
+	}
+	return moved, d.fs.b.Delete(ctx, src)
+}
+
+// renameTree copies every object under the prefix src to dst, then deletes
+// the originals.
+func (f *FS) renameTree(ctx context.Context, src, dst string) error {
+	var keys []string
+	err := f.b.ListRecursive(ctx, src, func(o bucket.Object) error {
+		keys = append(keys, o.Key)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var (
+		mu     sync.Mutex
+		copied int
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, k := range keys {
+		g.Go(func() error {
+			if _, err := f.b.Copy(gctx, k, dst+strings.TrimPrefix(k, src), nil); err != nil {
+				return err
+			}
+			mu.Lock()
+			copied++
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		f.log.Error("directory rename failed part-way; every object is still under the old name",
+			slog.String("from", src), slog.String("to", dst),
+			slog.Int("copied", copied), slog.Int("objects", len(keys)), slog.Any("err", err))
+		return err
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, k := range keys {
+		g.Go(func() error { return f.b.Delete(gctx, k) })
+	}
+	if err := g.Wait(); err != nil {
+		f.log.Error("directory renamed, but some objects are still also under the old name",
+			slog.String("from", src), slog.String("to", dst), slog.Any("err", err))
+		return fmt.Errorf("delete originals after copying %d objects: %w", len(keys), err)
+	}
+	return nil
+}
+
+// renameNoReplace is RENAME_NOREPLACE of renameat2(2), which go-fuse does
+// not name.
+const renameNoReplace = 0x1

@@ -1,0 +1,93 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// retryInterval is how often unsaved files are uploaded again.
+const retryInterval = 15 * time.Second
+
+// retryLater queues a file whose last handle closed with unsaved data (its
+// upload failed and close reported EIO). The data is never dropped: it is
+// uploaded again every retryInterval until that succeeds or the file is
+// deleted, and once more when the filesystem is closed.
+func (f *FS) retryLater(n *file) {
+	f.retryMu.Lock()
+	defer f.retryMu.Unlock()
+	if f.pending == nil {
+		f.pending = make(map[*file]bool)
+	}
+	f.pending[n] = true
+	if f.retryStop == nil {
+		f.retryStop = make(chan struct{})
+		f.retryDone = make(chan struct{})
+		go f.retryLoop(f.retryStop, f.retryDone)
+	}
+	f.log.Error("upload failed; keeping the data and retrying in the background", slog.String("path", n.key()))
+}
+
+func (f *FS) retryLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(retryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			f.retryPending(context.Background())
+		}
+	}
+}
+
+// retryPending tries every queued file once.
+func (f *FS) retryPending(ctx context.Context) {
+	f.retryMu.Lock()
+	files := make([]*file, 0, len(f.pending))
+	for n := range f.pending {
+		files = append(files, n)
+	}
+	f.retryMu.Unlock()
+	for _, n := range files {
+		err := n.save(ctx)
+		if err != nil {
+			continue
+		}
+		f.retryMu.Lock()
+		delete(f.pending, n)
+		f.retryMu.Unlock()
+		f.log.Info("upload retried successfully", slog.String("path", n.key()))
+		n.mu.Lock()
+		st := n.st
+		idle := n.handles == 0 && st != nil && !st.dirty && !n.metaDirty
+		if idle {
+			n.st = nil
+		}
+		n.mu.Unlock()
+		if idle {
+			f.dropStaging(st)
+		}
+	}
+}
+
+// Close stops the background retries after one last attempt, and reports
+// how many files still hold unsaved data.
+func (f *FS) Close(ctx context.Context) int {
+	f.retryMu.Lock()
+	stop, done := f.retryStop, f.retryDone
+	f.retryStop = nil
+	f.retryMu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+	f.retryPending(ctx)
+	f.retryMu.Lock()
+	defer f.retryMu.Unlock()
+	for n := range f.pending {
+		f.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", n.key()))
+	}
+	return len(f.pending)
+}

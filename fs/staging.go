@@ -1,0 +1,352 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"mount-ws/bucket"
+)
+
+// staging is the local copy of a file open for writing: an unlinked file in
+// the cache directory, so nothing is left behind if the process dies (what
+// was not saved by close or fsync was never promised).
+type staging struct {
+	f     *os.File
+	size  int64
+	dirty bool // changed since the last upload
+}
+
+// stageSpace counts the bytes of all staging files against the cache limit.
+type stageSpace struct {
+	mu    sync.Mutex
+	used  int64 // guarded by mu
+	limit int64
+}
+
+func (s *stageSpace) grow(delta int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if delta > 0 && s.used+delta > s.limit {
+		return fmt.Errorf("staging cache full (%d of %d MiB used; raise --cache-size-mib): %w",
+			s.used>>20, s.limit>>20, syscall.ENOSPC)
+	}
+	s.used += delta
+	return nil
+}
+
+func (f *FS) newStaging() (*staging, error) {
+	if err := os.MkdirAll(f.opts.CacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("staging dir: %w", err)
+	}
+	tmp, err := os.CreateTemp(f.opts.CacheDir, "stage-*")
+	if err != nil {
+		return nil, fmt.Errorf("staging file: %w", err)
+	}
+	os.Remove(tmp.Name())
+	return &staging{f: tmp}, nil
+}
+
+func (f *FS) dropStaging(st *staging) {
+	f.space.grow(-st.size)
+	st.f.Close()
+}
+
+// stage makes sure the file has a staging copy: empty when trunc, else the
+// object's current content. Callers must not hold n.mu.
+func (n *file) stage(ctx context.Context, trunc bool) error {
+	n.io.Lock()
+	defer n.io.Unlock()
+	n.mu.Lock()
+	st, unsaved, known, size, etag := n.st, n.unsaved, n.attr.meta, n.attr.size, n.attr.etag
+	n.mu.Unlock()
+	if st != nil {
+		if trunc {
+			return n.resizeLocked(st, 0)
+		}
+		return nil
+	}
+	key := n.key()
+	if !unsaved && !known {
+		// Rewriting an object must keep its metadata: learn it first.
+		o, err := n.fs.b.Head(ctx, key)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err == nil {
+			e := n.update(entryFromObject(o))
+			size, etag = e.size, e.etag
+		}
+	}
+	st, err := n.fs.newStaging()
+	if err != nil {
+		return err
+	}
+	if !trunc && !unsaved && size > 0 {
+		if err := n.fs.space.grow(size); err != nil {
+			st.f.Close()
+			return err
+		}
+		st.size = size
+		if err := n.load(ctx, st, key, size, etag); err != nil {
+			n.fs.dropStaging(st)
+			return err
+		}
+	}
+	// Truncating an existing object is a change to save; a file created
+	// here is unsaved, hence dirty, until its first upload.
+	st.dirty = unsaved || (trunc && size > 0) || (trunc && !unsaved)
+	n.mu.Lock()
+	n.st = st
+	n.mu.Unlock()
+	return nil
+}
+
+// load copies the object into the staging file, in parallel ranges.
+func (n *file) load(ctx context.Context, st *staging, key string, size int64, etag string) error {
+	ra := newReadAhead(func(ctx context.Context, p []byte, off int64) (int, error) {
+		body, err := n.fs.b.Get(ctx, key, off, int64(len(p)), etag)
+		if err != nil {
+			return 0, err
+		}
+		defer body.Close()
+		return io.ReadFull(body, p)
+	}, size, n.fs.budget)
+	defer ra.close()
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; {
+		got, err := ra.ReadAt(ctx, buf, off)
+		if got > 0 {
+			if _, werr := st.f.WriteAt(buf[:got], off); werr != nil {
+				return fmt.Errorf("staging write: %w", werr)
+			}
+			off += int64(got)
+		}
+		if err != nil && !(errors.Is(err, io.EOF) && off == size) {
+			return fmt.Errorf("fetch %s for writing: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// resizeLocked truncates or extends the staging file. n.io must be held.
+func (n *file) resizeLocked(st *staging, size int64) error {
+	if err := n.fs.space.grow(size - st.size); err != nil {
+		return err
+	}
+	if err := st.f.Truncate(size); err != nil {
+		n.fs.space.grow(st.size - size)
+		return fmt.Errorf("staging truncate: %w", err)
+	}
+	n.mu.Lock()
+	st.size, st.dirty = size, true
+	n.attr.size, n.attr.mtime = size, time.Now()
+	n.mu.Unlock()
+	return nil
+}
+
+// truncate sets the file's size, staging it if needed.
+func (n *file) truncate(ctx context.Context, size int64) error {
+	if err := n.stage(ctx, size == 0); err != nil {
+		return err
+	}
+	n.io.Lock()
+	defer n.io.Unlock()
+	n.mu.Lock()
+	st := n.st
+	n.mu.Unlock()
+	return n.resizeLocked(st, size)
+}
+
+// write stores p at off (at the end when appending) in the staging file.
+func (n *file) write(p []byte, off int64, appendOnly bool) (int, error) {
+	n.io.Lock()
+	defer n.io.Unlock()
+	n.mu.Lock()
+	st := n.st
+	n.mu.Unlock()
+	if st == nil {
+		return 0, errors.New("write to a file not open for writing")
+	}
+	if appendOnly {
+		off = st.size
+	}
+	end := off + int64(len(p))
+	if grow := end - st.size; grow > 0 {
+		if err := n.fs.space.grow(grow); err != nil {
+			return 0, err
+		}
+	}
+	w, err := st.f.WriteAt(p, off)
+	n.mu.Lock()
+	if end > st.size {
+		st.size = end
+	}
+	st.dirty = true
+	n.attr.size, n.attr.mtime = st.size, time.Now()
+	n.mu.Unlock()
+	if err != nil {
+		return w, fmt.Errorf("staging write: %w", err)
+	}
+	return w, nil
+}
+
+// readStaged serves a read from the staging copy. ok is false when there
+// is none (read from S3 instead).
+func (n *file) readStaged(p []byte, off int64) (int, bool, error) {
+	n.mu.Lock()
+	st := n.st
+	var size int64
+	if st != nil {
+		size = st.size
+	}
+	n.mu.Unlock()
+	if st == nil {
+		return 0, false, nil
+	}
+	if off >= size {
+		return 0, true, nil
+	}
+	got, err := st.f.ReadAt(p[:min(int64(len(p)), size-off)], off)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return got, true, err
+}
+
+// save uploads the staged content if it changed, with the file's metadata.
+// On success the object in the bucket is exactly the staged bytes; on
+// failure the staged data stays for the next save.
+func (n *file) save(ctx context.Context) error {
+	n.io.Lock()
+	defer n.io.Unlock()
+	n.mu.Lock()
+	st, deleted, metaDirty := n.st, n.deleted, n.metaDirty
+	e := n.attr
+	n.mu.Unlock()
+	if deleted || st == nil || (!st.dirty && !metaDirty) {
+		return nil
+	}
+	if !st.dirty {
+		return n.saveMetaLocked(ctx)
+	}
+	key := n.key()
+	md := metadataOf(e)
+	o, err := n.fs.upload(ctx, key, st, md)
+	if err != nil {
+		return err
+	}
+	saved := entryFromObject(bucket.Object{Key: o.Key, Size: o.Size, ETag: o.ETag, LastModified: o.LastModified, Metadata: md})
+	n.mu.Lock()
+	st.dirty, n.metaDirty, n.unsaved = false, false, false
+	n.attr, n.checkedAt = saved, time.Now()
+	n.mu.Unlock()
+	if p := n.parentDir(); p != nil {
+		p.setEntry(baseName(key), &saved)
+	}
+	return nil
+}
+
+// saveMeta stores changed metadata now, unless unsaved content will carry
+// it soon anyway.
+func (n *file) saveMeta(ctx context.Context) error {
+	n.io.Lock()
+	defer n.io.Unlock()
+	n.mu.Lock()
+	pending := n.unsaved || (n.st != nil && n.st.dirty)
+	n.mu.Unlock()
+	if pending {
+		return nil
+	}
+	return n.saveMetaLocked(ctx)
+}
+
+// saveMetaLocked replaces the object's metadata with a copy onto itself.
+// n.io must be held.
+func (n *file) saveMetaLocked(ctx context.Context) error {
+	n.mu.Lock()
+	e := n.attr
+	n.mu.Unlock()
+	key := n.key()
+	o, err := n.fs.b.Copy(ctx, key, key, metadataOf(e))
+	if err != nil {
+		return err
+	}
+	saved := entryFromObject(o)
+	saved.linkTarget = e.linkTarget
+	n.mu.Lock()
+	n.metaDirty = false
+	n.attr, n.checkedAt = saved, time.Now()
+	n.mu.Unlock()
+	if p := n.parentDir(); p != nil {
+		p.setEntry(baseName(key), &saved)
+	}
+	return nil
+}
+
+// upload writes a staging file as key: one PUT when small, else a
+// multipart upload with parallel parts, recorded in the journal while it
+// runs so that a crash leaves no incomplete upload behind for long.
+func (f *FS) upload(ctx context.Context, key string, st *staging, md map[string]string) (bucket.Object, error) {
+	if st.size <= f.opts.PartSize {
+		return f.b.Put(ctx, key, io.NewSectionReader(st.f, 0, st.size), st.size, md)
+	}
+	var forget func()
+	o, err := f.b.Upload(ctx, key, st.f, st.size, md, bucket.UploadOptions{
+		PartSize:    f.opts.PartSize,
+		Concurrency: f.opts.UploadConcurrency,
+		OnCreate:    func(id string) { forget = f.journal.add(key, id) },
+	})
+	// The record goes once the upload is complete or aborted; an upload
+	// that could not be aborted keeps it, for the next mount.
+	var left *bucket.UploadLeftError
+	if forget != nil && !errors.As(err, &left) {
+		forget()
+	}
+	return o, err
+}
+
+// release closes a handle: the last one drops a staging copy that holds
+// nothing unsaved. Unsaved data (its upload failed) stays and is retried in
+// the background until it is saved or the file is deleted.
+func (n *file) release() {
+	n.mu.Lock()
+	n.handles--
+	st := n.st
+	last := n.handles == 0
+	keep := st != nil && (st.dirty || n.metaDirty) && !n.deleted
+	if last && st != nil && !keep {
+		n.st = nil
+	}
+	n.mu.Unlock()
+	switch {
+	case last && st != nil && !keep:
+		n.fs.dropStaging(st)
+	case last && keep:
+		n.fs.retryLater(n)
+	}
+}
+
+// parentDir is the directory the file is in, if it is still in the tree.
+func (n *file) parentDir() *dir {
+	_, p := n.Parent()
+	if p == nil {
+		return nil
+	}
+	d, _ := p.Operations().(*dir)
+	return d
+}
+
+func baseName(key string) string {
+	for i := len(key) - 1; i >= 0; i-- {
+		if key[i] == '/' {
+			return key[i+1:]
+		}
+	}
+	return key
+}

@@ -238,6 +238,9 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 		case *dir:
 			if e.dir {
 				n.mu.Lock()
+				if e.meta && !n.attr.meta {
+					n.attr = e
+				}
 				e = n.attr
 				n.mu.Unlock()
 				d.fs.fillAttr(&out.Attr, e)
@@ -338,6 +341,9 @@ func (d *dir) list(ctx context.Context) (map[string]entry, error) {
 			entries[name] = keepKnownMeta(f.attrNow(), e)
 		}
 	}
+	if err := d.fs.headAll(ctx, prefix, entries); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	d.listing, d.listedAt, d.missing = entries, started, nil
 	l := make(map[string]entry, len(entries))
@@ -346,4 +352,49 @@ func (d *dir) list(ctx context.Context) (map[string]entry, error) {
 	}
 	d.mu.Unlock()
 	return l, nil
+}
+
+// headAll fills in the metadata (mode, owner, mtime, symlink) of the
+// entries a listing could not give, with a HEAD of each object or
+// directory marker, many at once, when the directory has at most
+// Options.MetadataHeadLimit entries. Larger directories keep the listing's
+// attributes: "ls -l" of a directory of 100,000 files must not cost
+// 100,000 requests. Entries already known for the same ETag cost nothing.
+func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entry) error {
+	if len(entries) > f.opts.MetadataHeadLimit {
+		return nil
+	}
+	var (
+		mu   sync.Mutex
+		g, _ = errgroup.WithContext(ctx)
+	)
+	g.SetLimit(32)
+	for name, e := range entries {
+		if e.meta {
+			continue
+		}
+		key := prefix + name
+		if e.dir {
+			key += "/"
+		}
+		g.Go(func() error {
+			o, err := f.b.Head(ctx, key)
+			switch {
+			case errors.Is(err, iofs.ErrNotExist):
+				return nil // an implicit directory, or a file just deleted
+			case err != nil:
+				return err
+			}
+			h := entryFromObject(o)
+			h.dir = e.dir
+			if e.dir {
+				h.size, h.etag = 0, ""
+			}
+			mu.Lock()
+			entries[name] = h
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
 }

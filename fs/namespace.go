@@ -145,6 +145,7 @@ func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 		return d.fs.toErrno("unlink", key, err)
 	}
 	d.setEntry(name, nil)
+	d.vanishIfEmpty(ctx, true)
 	return 0
 }
 
@@ -166,6 +167,7 @@ func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return d.fs.toErrno("rmdir", key, err)
 	}
 	d.setEntry(name, nil)
+	d.vanishIfEmpty(ctx, true)
 	return 0
 }
 
@@ -289,6 +291,9 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	}
 	d.setEntry(name, nil)
 	np.setEntry(newName, &se)
+	if np != d {
+		d.vanishIfEmpty(ctx, false)
+	}
 	return 0
 }
 
@@ -357,7 +362,7 @@ func (f *FS) renameTree(ctx context.Context, src, dst string) error {
 	g.SetLimit(16)
 	for _, k := range keys {
 		g.Go(func() error {
-			if _, err := f.b.Copy(gctx, k, dst+strings.TrimPrefix(k, src), nil); err != nil {
+			if err := f.copyKey(gctx, k, dst+strings.TrimPrefix(k, src)); err != nil {
 				return err
 			}
 			mu.Lock()
@@ -388,3 +393,62 @@ func (f *FS) renameTree(ctx context.Context, src, dst string) error {
 // renameNoReplace is RENAME_NOREPLACE of renameat2(2), which go-fuse does
 // not name.
 const renameNoReplace = 0x1
+
+// copyKey copies one object on the server. Directory markers are written
+// anew instead (with the same metadata): S3 servers refuse to copy onto a
+// key ending in "/".
+func (f *FS) copyKey(ctx context.Context, src, dst string) error {
+	if !strings.HasSuffix(src, "/") {
+		_, err := f.b.Copy(ctx, src, dst, nil)
+		return err
+	}
+	o, err := f.b.Head(ctx, src)
+	if err != nil {
+		return err
+	}
+	_, err = f.b.Put(ctx, dst, bytes.NewReader(nil), 0, o.Metadata)
+	return err
+}
+
+// vanishIfEmpty makes an implicit directory (one without a marker object)
+// disappear once its last child is gone, as it has in S3, and the same for
+// its parents. It asks S3 only when what the directory knows of its
+// children does not already show some remain.
+//
+// wait says whether to tell the kernel before returning. Unlink and rmdir
+// can: the kernel then holds only the locks of d and the removed child.
+// Rename cannot: the kernel may hold the lock of d's parent (the target
+// directory), which the notification needs.
+func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
+	for d != nil {
+		name, p := d.Parent()
+		if p == nil || name == "" {
+			return // the root, or no longer in the tree
+		}
+		parent, ok := p.Operations().(*dir)
+		if !ok {
+			return
+		}
+		d.mu.Lock()
+		known := d.listing != nil && time.Since(d.listedAt) < d.fs.opts.MetadataTTL
+		left := len(d.listing)
+		d.mu.Unlock()
+		if known && left > 0 {
+			return
+		}
+		key := d.key() + "/"
+		page, err := d.fs.b.List(ctx, key, "")
+		if err != nil || len(page.Objects) > 0 || len(page.Prefixes) > 0 {
+			return // a marker or other children keep it
+		}
+		parent.setEntry(name, nil)
+		// Tell the kernel the name is gone, so that the next lookup
+		// comes here.
+		if wait {
+			p.NotifyEntry(name)
+		} else {
+			go p.NotifyEntry(name)
+		}
+		d = parent
+	}
+}

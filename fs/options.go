@@ -22,6 +22,11 @@ const (
 	DefaultNegativeTTL = time.Second
 	// DefaultPrefetchMemory caps the bytes held by all read-ahead buffers.
 	DefaultPrefetchMemory = 512 << 20
+	// DefaultMetadataHeadLimit: directories with at most this many
+	// entries show every file's stored mode, owner and mtime (one HEAD per
+	// entry, once per object version); larger ones show what a listing
+	// gives, so that listing them costs LIST requests only.
+	DefaultMetadataHeadLimit = 1000
 	// DefaultCacheLimit caps the staging files of files being written.
 	DefaultCacheLimit = 10 << 30
 	// DefaultPartSize: files up to this size are uploaded with one PUT,
@@ -42,6 +47,9 @@ type Options struct {
 	// value no caching at all.
 	MetadataTTL time.Duration
 	NegativeTTL time.Duration
+	// MetadataHeadLimit: see DefaultMetadataHeadLimit; negative turns the
+	// HEADs off.
+	MetadataHeadLimit int
 	// ReadOnly answers EROFS to every modification.
 	ReadOnly bool
 	// PrefetchMemory caps the read-ahead buffers of all open files.
@@ -71,6 +79,9 @@ func (o Options) withDefaults() Options {
 	o.NegativeTTL = ttlOrDefault(o.NegativeTTL, DefaultNegativeTTL)
 	if o.PrefetchMemory <= 0 {
 		o.PrefetchMemory = DefaultPrefetchMemory
+	}
+	if o.MetadataHeadLimit == 0 {
+		o.MetadataHeadLimit = DefaultMetadataHeadLimit
 	}
 	if o.CacheDir == "" {
 		o.CacheDir = filepath.Join(os.TempDir(), "mount-ws-cache")

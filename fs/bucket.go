@@ -25,6 +25,8 @@ type Bucket interface {
 	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (bucket.Object, error)
 	// Upload writes an object with a multipart upload.
 	Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta map[string]string, opts bucket.UploadOptions) (bucket.Object, error)
+	// StartStream begins a multipart upload fed part by part.
+	StartStream(ctx context.Context, key string, meta map[string]string, opts bucket.UploadOptions) (*bucket.Stream, error)
 	// AbortUpload abandons an incomplete multipart upload.
 	AbortUpload(ctx context.Context, key, uploadID string) error
 	// Copy copies src to dst on the server; meta nil keeps the metadata.

@@ -180,11 +180,21 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 	}
 	key := childKey(d.key(), name)
 	var (
-		file    entry
-		isFile  bool
-		isDir   bool
-		g, gctx = errgroup.WithContext(ctx)
+		file, marker entry
+		isFile       bool
+		isDir        bool
+		g, gctx      = errgroup.WithContext(ctx)
 	)
+	g.Go(func() error {
+		// A marker carries the directory's stored mode and times.
+		o, err := d.fs.b.Head(gctx, key+"/")
+		if err == nil {
+			marker = entryFromObject(o)
+		} else if !errors.Is(err, iofs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
 	g.Go(func() error {
 		o, err := d.fs.b.Head(gctx, key)
 		if errors.Is(err, iofs.ErrNotExist) {
@@ -211,7 +221,8 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 		if isFile {
 			d.fs.logSkipOnce(key, "a directory of the same name hides this file")
 		}
-		return entry{dir: true}, true, nil
+		marker.dir, marker.size, marker.etag = true, 0, ""
+		return marker, true, nil
 	}
 	return file, isFile, nil
 }

@@ -242,7 +242,7 @@ func (n *file) setMeta(in *fuse.SetAttrIn) bool {
 		changed = true
 	}
 	if t, ok := in.GetMTime(); ok {
-		n.attr.mtime = t
+		n.attr.mtime, n.attr.mtimeSet = t, true
 		changed = true
 	}
 	if changed {

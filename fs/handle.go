@@ -59,7 +59,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 
 // Write implements fusefs.FileWriter.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	w, err := h.n.write(data, off, h.appendOnly)
+	w, err := h.n.write(ctx, data, off, h.appendOnly)
 	if err != nil {
 		return uint32(w), h.n.fs.toErrno("write", h.n.key(), err)
 	}

@@ -29,7 +29,7 @@ func entryFromObject(o bucket.Object) entry {
 		e.mode = uint32(v)
 	}
 	if t, ok := parseMtime(md[metaMtime]); ok {
-		e.mtime = t
+		e.mtime, e.mtimeSet = t, true
 	}
 	uid, uerr := strconv.ParseUint(md[metaUID], 10, 32)
 	gid, gerr := strconv.ParseUint(md[metaGID], 10, 32)
@@ -59,10 +59,13 @@ func parseMtime(s string) (time.Time, bool) {
 	return time.Unix(secs, nsec), true
 }
 
-// metadataOf is the user metadata stored with an entry's object.
+// metadataOf is the user metadata stored with an entry's object. The
+// mtime is stored only when it was set explicitly: after a plain write the
+// object's own time is the file's mtime, and is exact.
 func metadataOf(e entry) map[string]string {
-	md := map[string]string{
-		metaMtime: formatMtime(e.mtime),
+	md := map[string]string{}
+	if e.mtimeSet {
+		md[metaMtime] = formatMtime(e.mtime)
 	}
 	if e.mode != 0 {
 		md[metaMode] = strconv.FormatUint(uint64(e.mode), 10)
@@ -90,7 +93,10 @@ func keepKnownMeta(old, fresh entry) entry {
 	if fresh.meta || !old.meta || old.dir != fresh.dir || old.etag != fresh.etag {
 		return fresh
 	}
-	fresh.mode, fresh.mtime, fresh.uid, fresh.gid, fresh.owner, fresh.meta = old.mode, old.mtime, old.uid, old.gid, old.owner, true
+	fresh.mode, fresh.uid, fresh.gid, fresh.owner, fresh.meta = old.mode, old.uid, old.gid, old.owner, true
+	if old.mtimeSet {
+		fresh.mtime, fresh.mtimeSet = old.mtime, true
+	}
 	return fresh
 }
 

@@ -15,6 +15,9 @@ type entry struct {
 	dir   bool
 	size  int64
 	mtime time.Time // from metadata when known, else the object's time
+	// mtimeSet: mtime was stored or set explicitly (utimens), not just
+	// the time of the last write, which the object's own time gives.
+	mtimeSet bool
 	etag  string    // "" for a file not uploaded yet
 	// Metadata (see meta.go): meta is false when only a listing was seen,
 	// which carries none. mode is the full st_mode, 0 for "the default".

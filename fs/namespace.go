@@ -137,9 +137,15 @@ func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	key := childKey(d.key(), name)
 	if n, ok := d.childFile(name); ok {
+		n.io.Lock()
 		n.mu.Lock()
 		n.deleted = true
+		st := n.st
 		n.mu.Unlock()
+		if st != nil {
+			d.fs.stopStream(st) // its upload must not complete now
+		}
+		n.io.Unlock()
 	}
 	if err := d.fs.b.Delete(ctx, key); err != nil {
 		return d.fs.toErrno("unlink", key, err)
@@ -213,7 +219,7 @@ func (d *dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 		d.attr.gid, d.attr.owner = gid, true
 	}
 	if t, ok := in.GetMTime(); ok {
-		d.attr.mtime = t
+		d.attr.mtime, d.attr.mtimeSet = t, true
 	}
 	d.attr.meta, d.attr.dir = true, true
 	e := d.attr
@@ -310,6 +316,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 		if st != nil && st.dirty {
 			// Unsaved content goes straight to the new name; the old
 			// object, if any, is deleted below.
+			d.fs.stopStream(st)
 			o, err := d.fs.upload(ctx, dst, st, metadataOf(e))
 			if err != nil {
 				return e, err

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"sync"
 	"syscall"
@@ -20,6 +22,16 @@ type staging struct {
 	f     *os.File
 	size  int64
 	dirty bool // changed since the last upload
+
+	// A file written from empty, front to back, is uploaded while it is
+	// written: each full part goes as soon as it is written (see
+	// streamParts), so close has only the last part to send.
+	canStream bool            // no write has gone back yet
+	stream    *bucket.Stream  // the upload in progress, if started
+	streamed  int64           // bytes handed to the stream (whole parts)
+	parts     int             // parts handed to the stream
+	streamMD  map[string]string
+	forget    func() // drops the journal record of the stream
 }
 
 // stageSpace counts the bytes of all staging files against the cache limit.
@@ -53,6 +65,7 @@ func (f *FS) newStaging() (*staging, error) {
 }
 
 func (f *FS) dropStaging(st *staging) {
+	f.stopStream(st)
 	f.space.grow(-st.size)
 	st.f.Close()
 }
@@ -101,6 +114,7 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 	// Truncating an existing object is a change to save; a file created
 	// here is unsaved, hence dirty, until its first upload.
 	st.dirty = unsaved || (trunc && size > 0) || (trunc && !unsaved)
+	st.canStream = trunc || unsaved || size == 0
 	n.mu.Lock()
 	n.st = st
 	n.mu.Unlock()
@@ -136,6 +150,9 @@ func (n *file) load(ctx context.Context, st *staging, key string, size int64, et
 
 // resizeLocked truncates or extends the staging file. n.io must be held.
 func (n *file) resizeLocked(st *staging, size int64) error {
+	if size < st.streamed {
+		n.fs.stopStream(st)
+	}
 	if err := n.fs.space.grow(size - st.size); err != nil {
 		return err
 	}
@@ -145,7 +162,7 @@ func (n *file) resizeLocked(st *staging, size int64) error {
 	}
 	n.mu.Lock()
 	st.size, st.dirty = size, true
-	n.attr.size, n.attr.mtime = size, time.Now()
+	n.attr.size, n.attr.mtime, n.attr.mtimeSet = size, time.Now(), false
 	n.mu.Unlock()
 	return nil
 }
@@ -164,7 +181,7 @@ func (n *file) truncate(ctx context.Context, size int64) error {
 }
 
 // write stores p at off (at the end when appending) in the staging file.
-func (n *file) write(p []byte, off int64, appendOnly bool) (int, error) {
+func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) (int, error) {
 	n.io.Lock()
 	defer n.io.Unlock()
 	n.mu.Lock()
@@ -175,6 +192,9 @@ func (n *file) write(p []byte, off int64, appendOnly bool) (int, error) {
 	}
 	if appendOnly {
 		off = st.size
+	}
+	if off < st.streamed {
+		n.fs.stopStream(st) // a part already sent is being changed
 	}
 	end := off + int64(len(p))
 	if grow := end - st.size; grow > 0 {
@@ -188,12 +208,93 @@ func (n *file) write(p []byte, off int64, appendOnly bool) (int, error) {
 		st.size = end
 	}
 	st.dirty = true
-	n.attr.size, n.attr.mtime = st.size, time.Now()
+	n.attr.size, n.attr.mtime, n.attr.mtimeSet = st.size, time.Now(), false
 	n.mu.Unlock()
 	if err != nil {
 		return w, fmt.Errorf("staging write: %w", err)
 	}
+	n.streamParts(ctx, st)
 	return w, nil
+}
+
+// streamParts hands every full part written so far to the upload stream,
+// starting it at the first one. A failure to start only means the file is
+// uploaded whole at close. n.io must be held.
+func (n *file) streamParts(ctx context.Context, st *staging) {
+	ps := n.fs.opts.PartSize
+	if !st.canStream || st.size-st.streamed < ps {
+		return
+	}
+	if st.stream == nil {
+		n.mu.Lock()
+		md := metadataOf(n.attr)
+		n.mu.Unlock()
+		key := n.key()
+		var forget func()
+		stream, err := n.fs.b.StartStream(ctx, key, md, bucket.UploadOptions{
+			Concurrency: n.fs.opts.UploadConcurrency,
+			OnCreate:    func(id string) { forget = n.fs.journal.add(key, id) },
+		})
+		if err != nil {
+			st.canStream = false
+			return
+		}
+		st.stream, st.streamMD, st.forget = stream, md, forget
+	}
+	for st.size-st.streamed >= ps {
+		st.parts++
+		st.stream.AddPart(st.parts, st.f, st.streamed, ps)
+		st.streamed += ps
+	}
+}
+
+// stopStream abandons a streamed upload (the file will be uploaded whole).
+func (f *FS) stopStream(st *staging) {
+	st.canStream = false
+	if st.stream == nil {
+		return
+	}
+	stream, forget := st.stream, st.forget
+	st.stream, st.forget, st.streamed, st.parts = nil, nil, 0, 0
+	if err := stream.Abort(context.Background()); err == nil && forget != nil {
+		forget()
+	}
+}
+
+// finishStream sends the last part and completes a streamed upload. ok is
+// false when there was no usable stream: then the caller uploads the file
+// whole. n.io must be held.
+func (n *file) finishStream(ctx context.Context, st *staging, md map[string]string) (bucket.Object, bool, error) {
+	if st.stream == nil {
+		return bucket.Object{}, false, nil
+	}
+	stream, forget := st.stream, st.forget
+	if st.size > st.streamed {
+		st.parts++
+		stream.AddPart(st.parts, st.f, st.streamed, st.size-st.streamed)
+		st.streamed = st.size
+	}
+	parts := st.parts
+	st.stream, st.forget, st.canStream, st.streamed, st.parts = nil, nil, false, 0, 0
+	o, err := stream.Complete(ctx, parts, st.size, bucket.UploadOptions{})
+	var left *bucket.UploadLeftError
+	if forget != nil && !errors.As(err, &left) {
+		forget()
+	}
+	if err != nil {
+		// Not lost: the staged data is still here; upload it whole.
+		n.fs.log.Warn("streamed upload failed, uploading the file whole", slog.String("path", n.key()), slog.Any("err", err))
+		return bucket.Object{}, false, nil
+	}
+	if !maps.Equal(md, st.streamMD) {
+		// Mode, owner or mtime changed while the file was written.
+		o2, err := n.fs.b.Copy(ctx, n.key(), n.key(), md)
+		if err != nil {
+			return o, true, err
+		}
+		o = o2
+	}
+	return o, true, nil
 }
 
 // readStaged serves a read from the staging copy. ok is false when there
@@ -237,9 +338,14 @@ func (n *file) save(ctx context.Context) error {
 	}
 	key := n.key()
 	md := metadataOf(e)
-	o, err := n.fs.upload(ctx, key, st, md)
+	o, streamed, err := n.finishStream(ctx, st, md)
 	if err != nil {
 		return err
+	}
+	if !streamed {
+		if o, err = n.fs.upload(ctx, key, st, md); err != nil {
+			return err
+		}
 	}
 	saved := entryFromObject(bucket.Object{Key: o.Key, Size: o.Size, ETag: o.ETag, LastModified: o.LastModified, Metadata: md})
 	n.mu.Lock()

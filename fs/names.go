@@ -18,7 +18,7 @@ type entry struct {
 	// mtimeSet: mtime was stored or set explicitly (utimens), not just
 	// the time of the last write, which the object's own time gives.
 	mtimeSet bool
-	etag  string    // "" for a file not uploaded yet
+	etag     string // "" for a file not uploaded yet
 	// Metadata (see meta.go): meta is false when only a listing was seen,
 	// which carries none. mode is the full st_mode, 0 for "the default".
 	meta       bool

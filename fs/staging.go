@@ -26,10 +26,10 @@ type staging struct {
 	// A file written from empty, front to back, is uploaded while it is
 	// written: each full part goes as soon as it is written (see
 	// streamParts), so close has only the last part to send.
-	canStream bool            // no write has gone back yet
-	stream    *bucket.Stream  // the upload in progress, if started
-	streamed  int64           // bytes handed to the stream (whole parts)
-	parts     int             // parts handed to the stream
+	canStream bool           // no write has gone back yet
+	stream    *bucket.Stream // the upload in progress, if started
+	streamed  int64          // bytes handed to the stream (whole parts)
+	parts     int            // parts handed to the stream
 	streamMD  map[string]string
 	forget    func() // drops the journal record of the stream
 }

@@ -65,7 +65,8 @@ func wantMountBytes(t *testing.T, path string, want []byte) {
 func TestCreateWriteClose(t *testing.T) {
 	t.Parallel()
 	ws := newWorkspace(t)
-	m := mountWS(t, ws, mountOpts{})
+	// A staging limit well above the largest file here.
+	m := mountWS(t, ws, mountOpts{extra: []string{"--cache-size-mib", "256"}})
 	tests := []struct {
 		name  string
 		size  int64

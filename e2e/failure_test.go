@@ -1,0 +1,269 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"mount-ws/internal/detdata"
+	"mount-ws/internal/wsstack"
+)
+
+// The tests in this file change stack-wide state (S3 faults, the
+// credentials' TTL), so they do not call t.Parallel: Go runs them before,
+// not alongside, the parallel tests. Their faults name the test's own keys
+// all the same.
+
+// uploadOps are the requests that commit an object's bytes.
+var uploadOps = []wsstack.Op{wsstack.OpPut, wsstack.OpUploadPart, wsstack.OpCompleteMultipart}
+
+// within runs f and fails the test if it takes longer than d (a hung
+// close or fsync must not hang the suite).
+func within(t *testing.T, d time.Duration, what string, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+		return nil
+	}
+}
+
+// waitNoUploads polls until the key has no incomplete multipart upload.
+func (w *workspace) waitNoUploads(t *testing.T, rel string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ups := w.incompleteUploads(t, rel)
+		if len(ups) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("bucket: %d incomplete multipart upload(s) of %s still there after %v, want none (first started %v)", len(ups), w.key(rel), d, ups[0].Initiated)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestUploadFailure(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+		// before is an existing object, overwritten in place (without
+		// O_TRUNC, which may commit the empty file at once); nil: a new
+		// file, created with O_TRUNC.
+		before []byte
+		retry  string // "fsync": reopen and fsync; "rewrite": write the bytes again
+		// atFsync makes fsync, not close, meet the failure (then fsync
+		// again once the fault is gone).
+		atFsync bool
+	}{
+		{name: "new small file, retried by fsync", size: 100 << 10, retry: "fsync"},
+		{name: "new small file, rewritten", size: 100 << 10, retry: "rewrite"},
+		{name: "new 20 MiB file, retried by fsync", size: 20 * mib, retry: "fsync"},
+		{name: "overwrite in place keeps the old object", size: 3 * mib, before: []byte("the old version\n"), retry: "fsync"},
+		{name: "fsync fails, then fsync again", size: 12 * mib, atFsync: true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ws := newWorkspace(t)
+			rel := "data/result.bin"
+			if tt.before != nil {
+				ws.putObject(t, rel, tt.before, nil)
+			}
+			m := mountWS(t, ws, mountOpts{})
+			if err := os.MkdirAll(m.path("data"), 0o755); err != nil {
+				t.Fatalf("mkdir data: %v", err)
+			}
+			data, _ := io.ReadAll(detdata.New(uint64(500+i), int64(tt.size)))
+			fault := wsstack.S3Fault{Ops: uploadOps, KeyContains: ws.key(rel), Status: 500}
+			t.Cleanup(env.stack.S3.ClearFaults)
+
+			flags := os.O_RDWR | os.O_CREATE | os.O_TRUNC
+			if tt.before != nil {
+				flags = os.O_RDWR
+			}
+			f, err := os.OpenFile(m.path(rel), flags, 0o644)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer f.Close()
+			if _, err := f.Write(data); err != nil {
+				t.Fatalf("write %d bytes: %v", len(data), err)
+			}
+			env.stack.S3.Inject(fault)
+			if tt.atFsync {
+				err = within(t, 2*time.Minute, "fsync while uploads fail", f.Sync)
+				wantErrno(t, "fsync while every upload request answers 500", err, syscall.EIO)
+			} else {
+				err = within(t, 2*time.Minute, "close while uploads fail", f.Close)
+				wantErrno(t, "close while every upload request answers 500", err, syscall.EIO)
+			}
+			if tt.before != nil {
+				ws.wantObject(t, rel, tt.before)
+			} else {
+				ws.wantNoObject(t, rel)
+			}
+			// The data is kept: the mount still shows what was written.
+			wantMountBytes(t, m.path(rel), data)
+
+			env.stack.S3.ClearFaults()
+			switch {
+			case tt.atFsync:
+				if err := within(t, 2*time.Minute, "fsync after the fault", f.Sync); err != nil {
+					t.Errorf("fsync again once uploads work: %v", err)
+				}
+				ws.wantObject(t, rel, data)
+				if err := within(t, time.Minute, "close", f.Close); err != nil {
+					t.Errorf("close after the successful fsync: %v", err)
+				}
+			case tt.retry == "fsync":
+				g, err := os.OpenFile(m.path(rel), os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatalf("reopen for the retry: %v", err)
+				}
+				if err := within(t, 2*time.Minute, "fsync of the retry", g.Sync); err != nil {
+					t.Errorf("fsync of a reopened handle once uploads work: %v", err)
+				}
+				if err := within(t, time.Minute, "close of the retry", g.Close); err != nil {
+					t.Errorf("close of the retry: %v", err)
+				}
+			case tt.retry == "rewrite":
+				writeFile(t, m.path(rel), bytes.NewReader(data), mib)
+			}
+			ws.wantObject(t, rel, data)
+			ws.waitNoUploads(t, rel, 10*time.Second)
+		})
+	}
+}
+
+func TestLargeWriteShortCredentialTTL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 1 GiB (skipped with -short)")
+	}
+	const size = 1 << 30
+	env.stack.API.SetTTL(3 * time.Second)
+	t.Cleanup(func() { env.stack.API.SetTTL(time.Hour) })
+	ws := newWorkspace(t)
+	m := mountWS(t, ws, mountOpts{})
+	minted := env.stack.API.Stats().Minted
+	start := time.Now()
+	writeFile(t, m.path("big.bin"), detdata.New(7, size), mib)
+	elapsed := time.Since(start)
+	t.Logf("1 GiB written and closed in %v (%.0f MiB/s); %d credentials minted meanwhile", elapsed.Round(time.Millisecond), float64(size)/mib/elapsed.Seconds(), env.stack.API.Stats().Minted-minted)
+	ws.wantDetdata(t, "big.bin", 7, size)
+	if fi, err := os.Stat(m.path("big.bin")); err != nil || fi.Size() != size {
+		t.Errorf("mount: stat big.bin: %s, want size %d", statSize(fi, err), size)
+	}
+}
+
+func TestKillDuringWrite(t *testing.T) {
+	const size = 256 * mib
+	const seed = 77
+	tests := []struct {
+		name string
+		// atClose: kill while close is committing (its final request is
+		// stalled); otherwise kill after half the file is written.
+		atClose bool
+	}{
+		{"half written", false},
+		{"while close commits", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ws := newWorkspace(t)
+			rel := "big.bin"
+			cacheDir := t.TempDir()
+			m := mountWS(t, ws, mountOpts{cacheDir: cacheDir})
+			t.Cleanup(env.stack.S3.ClearFaults)
+			f, err := os.Create(m.path(rel))
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			defer f.Close()
+			src := detdata.New(seed, size)
+			buf := make([]byte, mib)
+			written := 0
+			limit := size
+			if !tt.atClose {
+				limit = size / 2
+			}
+			for written < limit {
+				if _, err := io.ReadFull(src, buf); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Write(buf); err != nil {
+					t.Fatalf("write at %d: %v", written, err)
+				}
+				written += len(buf)
+			}
+			if tt.atClose {
+				env.stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpCompleteMultipart, wsstack.OpPut}, KeyContains: ws.key(rel), Stall: 5 * time.Minute})
+				base := commits()
+				closed := make(chan error, 1)
+				go func() { closed <- f.Close() }()
+				deadline := time.Now().Add(2 * time.Minute)
+				for commits() == base {
+					if time.Now().After(deadline) {
+						t.Fatalf("close did not send CompleteMultipartUpload or PutObject within 2 minutes")
+					}
+					select {
+					case err := <-closed:
+						t.Fatalf("close returned %v before its commit request was answered", errOrSuccess(err))
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+				m.kill(t)
+				if err := within(t, time.Minute, "close on the killed mount", func() error { return <-closed }); err == nil {
+					t.Errorf("close returned success although mount-ws was killed before the commit was answered")
+				}
+			} else {
+				m.kill(t)
+				if _, err := f.Write(buf); err == nil {
+					t.Errorf("write after kill -9 of mount-ws succeeded")
+				}
+			}
+			env.stack.S3.ClearFaults()
+			t.Logf("%d incomplete multipart upload(s) of the key after the kill", len(ws.incompleteUploads(t, rel)))
+			wantNoneOrComplete := func(when string) {
+				t.Helper()
+				h := ws.head(t, rel)
+				if h == nil {
+					return
+				}
+				if *h.ContentLength != size {
+					t.Errorf("bucket %s: partial object %s of %d bytes, want none or all %d", when, ws.key(rel), *h.ContentLength, size)
+					return
+				}
+				ws.wantDetdata(t, rel, seed, size)
+			}
+			wantNoneOrComplete("after the kill")
+
+			m = mountWS(t, ws, mountOpts{cacheDir: cacheDir})
+			ws.waitNoUploads(t, rel, 30*time.Second)
+			wantNoneOrComplete("after a remount with the same --cache-dir")
+			if fi, err := os.Stat(m.path(rel)); err == nil && fi.Size() != size {
+				t.Errorf("mount: after the remount %s has %d bytes, want no file or all %d", rel, fi.Size(), size)
+			} else if err != nil && !errors.Is(err, syscall.ENOENT) {
+				t.Errorf("mount: stat %s after the remount: %v", rel, err)
+			}
+			m.unmount(t)
+			wantNoneOrComplete("after unmounting the remount")
+		})
+	}
+}
+
+// commits counts the requests that commit an object, stack-wide (the
+// tests that use it run alone).
+func commits() uint64 {
+	c := env.stack.S3.Counts()
+	return c[wsstack.OpCompleteMultipart] + c[wsstack.OpPut]
+}

@@ -136,23 +136,31 @@ func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	key := childKey(d.key(), name)
-	if n, ok := d.childFile(name); ok {
-		n.io.Lock()
-		n.mu.Lock()
-		n.deleted = true
-		st := n.st
-		n.mu.Unlock()
-		if st != nil {
-			d.fs.stopStream(st) // its upload must not complete now
-		}
-		n.io.Unlock()
-	}
+	d.forgetFile(name)
 	if err := d.fs.b.Delete(ctx, key); err != nil {
 		return d.fs.toErrno("unlink", key, err)
 	}
 	d.setEntry(name, nil)
 	d.vanishIfEmpty(ctx, true)
 	return 0
+}
+
+// forgetFile marks the file node of name, if any, as deleted: it is being
+// unlinked or replaced, and its unsaved data must not be uploaded any more.
+func (d *dir) forgetFile(name string) {
+	n, ok := d.childFile(name)
+	if !ok {
+		return
+	}
+	n.io.Lock()
+	defer n.io.Unlock()
+	n.mu.Lock()
+	n.deleted = true
+	st := n.st
+	n.mu.Unlock()
+	if st != nil {
+		d.fs.stopStream(st)
+	}
 }
 
 // Rmdir implements fusefs.NodeRmdirer: only an empty directory goes, by
@@ -294,6 +302,9 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	}
 	if err != nil {
 		return d.fs.toErrno("rename", src, err)
+	}
+	if exists && !de.dir {
+		np.forgetFile(newName) // replaced: its own unsaved data is moot
 	}
 	d.setEntry(name, nil)
 	np.setEntry(newName, &se)

@@ -330,7 +330,7 @@ func (n *file) save(ctx context.Context) error {
 	st, deleted, metaDirty := n.st, n.deleted, n.metaDirty
 	e := n.attr
 	n.mu.Unlock()
-	if deleted || st == nil || (!st.dirty && !metaDirty) {
+	if deleted || st == nil || (!st.dirty && !metaDirty) || n.orphaned() {
 		return nil
 	}
 	if !st.dirty {
@@ -436,6 +436,13 @@ func (n *file) release() {
 	case last && keep:
 		n.fs.retryLater(n)
 	}
+}
+
+// orphaned reports whether the file is no longer in the tree (unlinked or
+// replaced by a rename): it then has no key to be saved under.
+func (n *file) orphaned() bool {
+	_, p := n.Parent()
+	return p == nil
 }
 
 // parentDir is the directory the file is in, if it is still in the tree.

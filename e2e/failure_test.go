@@ -3,8 +3,10 @@ package e2e
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -61,7 +63,10 @@ func TestUploadFailure(t *testing.T) {
 		// O_TRUNC, which may commit the empty file at once); nil: a new
 		// file, created with O_TRUNC.
 		before []byte
-		retry  string // "fsync": reopen and fsync; "rewrite": write the bytes again
+		// retry is what follows the failure: "fsync": reopen and fsync;
+		// "rewrite": write the bytes again; "delete": unlink the file,
+		// after which nothing may be uploaded.
+		retry string
 		// atFsync makes fsync, not close, meet the failure (then fsync
 		// again once the fault is gone).
 		atFsync bool
@@ -69,6 +74,7 @@ func TestUploadFailure(t *testing.T) {
 		{name: "new small file, retried by fsync", size: 100 << 10, retry: "fsync"},
 		{name: "new small file, rewritten", size: 100 << 10, retry: "rewrite"},
 		{name: "new 20 MiB file, retried by fsync", size: 20 * mib, retry: "fsync"},
+		{name: "new file deleted after the failure", size: 5 * mib, retry: "delete"},
 		{name: "overwrite in place keeps the old object", size: 3 * mib, before: []byte("the old version\n"), retry: "fsync"},
 		{name: "fsync fails, then fsync again", size: 12 * mib, atFsync: true},
 	}
@@ -138,6 +144,18 @@ func TestUploadFailure(t *testing.T) {
 				}
 			case tt.retry == "rewrite":
 				writeFile(t, m.path(rel), bytes.NewReader(data), mib)
+			case tt.retry == "delete":
+				if err := os.Remove(m.path(rel)); err != nil {
+					t.Fatalf("unlink after the failed close: %v", err)
+				}
+				// Give a background retry time to (wrongly) upload it.
+				time.Sleep(3 * time.Second)
+				ws.wantNoObject(t, rel)
+				wantGone(t, m.path(rel))
+				m.unmount(t)
+				ws.wantNoObject(t, rel)
+				ws.waitNoUploads(t, rel, 10*time.Second)
+				return
 			}
 			ws.wantObject(t, rel, data)
 			ws.waitNoUploads(t, rel, 10*time.Second)
@@ -266,4 +284,74 @@ func TestKillDuringWrite(t *testing.T) {
 func commits() uint64 {
 	c := env.stack.S3.Counts()
 	return c[wsstack.OpCompleteMultipart] + c[wsstack.OpPut]
+}
+
+// TestRenameDirectoryFailure breaks a directory rename part-way: every
+// file must stay reachable under its old or its new name, and the rename
+// must work once the storage does.
+func TestRenameDirectoryFailure(t *testing.T) {
+	ws := newWorkspace(t)
+	files := map[string][]byte{}
+	for i := range 8 {
+		rel := fmt.Sprintf("f%d.txt", i)
+		if i >= 4 {
+			rel = fmt.Sprintf("sub/f%d.txt", i)
+		}
+		files[rel] = []byte(strings.Repeat(rel, 100+i))
+		ws.putObject(t, "src/"+rel, files[rel], nil)
+	}
+	m := mountWS(t, ws, mountOpts{})
+	t.Cleanup(env.stack.S3.ClearFaults)
+	env.stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpCopy, wsstack.OpUploadPartCopy}, KeyContains: ws.key("dst/sub/f5.txt"), Status: 500})
+	err := within(t, 2*time.Minute, "rename while a copy fails", func() error { return os.Rename(m.path("src"), m.path("dst")) })
+	wantErrno(t, "rename of a directory while copying one of its files answers 500", err, syscall.EIO)
+	env.stack.S3.ClearFaults()
+
+	reachable := func(when string, m *mount) {
+		t.Helper()
+		for rel, want := range files {
+			old, oldOK := ws.getObject(t, "src/"+rel)
+			nw, newOK := ws.getObject(t, "dst/"+rel)
+			switch {
+			case !oldOK && !newOK:
+				t.Errorf("bucket %s: %s is lost: neither %s nor %s exists", when, rel, ws.key("src/"+rel), ws.key("dst/"+rel))
+			case oldOK && !bytes.Equal(old, want):
+				t.Errorf("bucket %s: %s: %s", when, ws.key("src/"+rel), diffBytes(old, want))
+			case newOK && !bytes.Equal(nw, want):
+				t.Errorf("bucket %s: %s: %s", when, ws.key("dst/"+rel), diffBytes(nw, want))
+			}
+			a, aerr := os.ReadFile(m.path("src/" + rel))
+			b, berr := os.ReadFile(m.path("dst/" + rel))
+			if !(aerr == nil && bytes.Equal(a, want)) && !(berr == nil && bytes.Equal(b, want)) {
+				t.Errorf("mount %s: %s readable under neither name (src: %v, dst: %v)", when, rel, errOrSuccess(aerr), errOrSuccess(berr))
+			}
+		}
+	}
+	reachable("after the failed rename", m)
+	m = m.remount(t, mountOpts{})
+	reachable("after a remount", m)
+
+	// The storage works again: what is left under src moves (to a fresh
+	// name: dst may hold part of the tree now, and a rename onto a
+	// non-empty directory fails).
+	if _, err := os.Stat(m.path("src")); err != nil {
+		t.Fatalf("stat src after the failed rename: %v", err)
+	}
+	if err := os.Rename(m.path("src"), m.path("again")); err != nil {
+		t.Fatalf("rename src again once copies work: %v", err)
+	}
+	if left := ws.listKeys(t, "src/"); len(left) > 0 {
+		t.Errorf("bucket: keys left under src/ after the second rename: %q", left)
+	}
+	for rel, want := range files {
+		got, ok := ws.getObject(t, "again/"+rel)
+		if !ok {
+			got, ok = ws.getObject(t, "dst/"+rel)
+		}
+		if !ok {
+			t.Errorf("bucket: %s is under neither again/ nor dst/ after the second rename", rel)
+		} else if d := diffBytes(got, want); d != "" {
+			t.Errorf("bucket: %s after the second rename: %s", rel, d)
+		}
+	}
 }

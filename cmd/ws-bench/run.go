@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		data = quickDataset()
 	}
 
-	dir, cleanupDir, err := dataDir(opts)
+	dir, cleanupDir, err := dataDir(opts, stderr)
 	if err != nil {
 		return err
 	}
@@ -216,7 +216,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 // dataDir returns the data dir and how to clean it up: a temporary dir is
 // removed unless -keep, but never while something is mounted in it.
-func dataDir(opts options) (string, func() error, error) {
+func dataDir(opts options, stderr io.Writer) (string, func() error, error) {
 	if opts.dataDir != "" {
 		if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
 			return "", nil, fmt.Errorf("data dir: %w", err)
@@ -229,7 +229,7 @@ func dataDir(opts options) (string, func() error, error) {
 	}
 	return dir, func() error {
 		if opts.keep {
-			fmt.Fprintf(os.Stderr, "Data kept in %s (use -data %s to reuse it).\n", dir, dir)
+			fmt.Fprintf(stderr, "Data kept in %s (use -data %s to reuse it).\n", dir, dir)
 			return nil
 		}
 		entries, _ := os.ReadDir(filepath.Join(dir, "mnt"))

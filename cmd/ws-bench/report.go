@@ -254,8 +254,10 @@ func (rep report) writeText(w io.Writer) {
 	main.text(w)
 	fmt.Fprintln(w)
 	requests.text(w)
-	fmt.Fprintln(w)
-	rss.text(w)
+	if len(rss.rows) > 0 {
+		fmt.Fprintln(w)
+		rss.text(w)
+	}
 	if f := rep.failures(); len(f) > 0 {
 		fmt.Fprintln(w, "\nFailures:")
 		for _, s := range f {
@@ -277,8 +279,10 @@ func (rep report) writeMarkdown(w io.Writer) {
 	main.markdown(w)
 	fmt.Fprintln(w)
 	requests.markdown(w)
-	fmt.Fprintln(w)
-	rss.markdown(w)
+	if len(rss.rows) > 0 {
+		fmt.Fprintln(w)
+		rss.markdown(w)
+	}
 	if f := rep.failures(); len(f) > 0 {
 		fmt.Fprintln(w, "\nFailures:")
 		for _, s := range f {

@@ -120,6 +120,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if opts.quick {
 		data = quickDataset()
 	}
+	for _, id := range opts.workloads {
+		if !slices.ContainsFunc(bench{data: data}.workloads(), func(w workload) bool { return w.ID == id }) {
+			return fmt.Errorf("-workloads: unknown workload %q", id)
+		}
+	}
 
 	dir, cleanupDir, err := dataDir(opts, stderr)
 	if err != nil {
@@ -170,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	logf("Seeded %d objects in %v (%d were already there).", n, time.Since(seedStart).Round(time.Millisecond), len(data.objects())-n)
 
-	tools, notes, stopShim, err := setupTools(ctx, opts, stack, dir, token, mintOne)
+	tools, notes, stopShim, err := setupTools(opts, stack, dir, mintOne)
 	if err != nil {
 		return err
 	}
@@ -244,7 +249,7 @@ func dataDir(opts options, stderr io.Writer) (string, func() error, error) {
 
 // setupTools finds the requested filesystems and builds their commands.
 // It also starts the endpoint s3fs talks to; stop ends it.
-func setupTools(ctx context.Context, opts options, stack *wsstack.Stack, dir, token string,
+func setupTools(opts options, stack *wsstack.Stack, dir string,
 	mintOne func() (wsstack.CredentialsResponse, error)) (tools []tool, notes []string, stop func(), err error) {
 	stop = func() {}
 	tokenFile := filepath.Join(dir, "token")
@@ -310,167 +315,6 @@ func findMountWS(flagPath string) (string, error) {
 		return "", errors.New("mount-ws not found: build it (go build -o bin/ ./cmd/...) or pass -mount-ws")
 	}
 	return filepath.Abs(p)
-}
-
-// runner measures workloads one at a time.
-type runner struct {
-	dir           string
-	stack         *wsstack.Stack
-	seeder        seeder // for warming the server, uncounted
-	sdk           sdk
-	rowTimeout    time.Duration
-	runs          int
-	logf          func(format string, a ...any)
-	droppedCaches bool
-}
-
-// measure runs w through the SDK and then through each tool on a fresh
-// mount, r.runs times over, and keeps each one's best run (see best). A
-// failed measurement is recorded in the row; only an interrupted run
-// returns an error.
-func (r *runner) measure(ctx context.Context, w workload, tools []tool) (row, error) {
-	rw := row{
-		ID: w.ID, Title: w.Title, Unit: w.Unit, LowerIsBetter: w.LowerIsBetter, LargeRead: w.LargeRead,
-		SDKMethod: w.SDKMethod, MountMethod: w.MountMethod, Results: make(map[string]*result),
-	}
-	for range r.runs {
-		res := r.measureSDK(ctx, w)
-		r.logResult(w, sdkName, res)
-		rw.Results[sdkName] = best(rw.Results[sdkName], res, w.LowerIsBetter)
-		for _, t := range tools {
-			if ctx.Err() != nil {
-				return rw, ctx.Err()
-			}
-			res := r.measureMount(ctx, w, t)
-			r.logResult(w, t.Name, res)
-			rw.Results[t.Name] = best(rw.Results[t.Name], res, w.LowerIsBetter)
-		}
-	}
-	rw.setRatios()
-	return rw, ctx.Err()
-}
-
-// best returns the better of two runs of one measurement: a failure wins
-// (it must not be hidden by a lucky run), then the faster run. The peak RSS
-// is the highest of both.
-func best(a, b *result, lowerIsBetter bool) *result {
-	if a == nil {
-		return b
-	}
-	rss := max(a.PeakRSSKiB, b.PeakRSSKiB)
-	out := b
-	switch {
-	case a.Error != "":
-		out = a
-	case b.Error != "":
-		out = b
-	case lowerIsBetter == (a.Value < b.Value):
-		out = a
-	}
-	out.PeakRSSKiB = rss
-	return out
-}
-
-func (r *runner) logResult(w workload, name string, res *result) {
-	if res.Error != "" {
-		r.logf("  %-6s %-9s failed: %s", w.ID, name, res.Error)
-		return
-	}
-	extra := ""
-	if res.PeakRSSKiB > 0 {
-		extra = fmt.Sprintf(", peak RSS %d MiB", res.PeakRSSKiB>>10)
-	}
-	value := formatValue(res.Value, w.Unit)
-	if w.Unit != "s" {
-		value += " " + w.Unit
-	}
-	r.logf("  %-6s %-9s %s  requests %s%s", w.ID, name, value, formatRequests(res.Requests), extra)
-}
-
-func (r *runner) measureSDK(ctx context.Context, w workload) *result {
-	ctx, cancel := context.WithTimeout(ctx, r.rowTimeout)
-	defer cancel()
-	if err := r.prepare(ctx, w); err != nil {
-		return &result{Error: err.Error()}
-	}
-	v, err := w.SDK(ctx, r.sdk)
-	res := &result{Value: v, Requests: r.stack.S3.Counts()}
-	if err != nil {
-		res.Error = err.Error()
-	}
-	return res
-}
-
-// measureMount mounts t afresh, drops the page cache, runs w on the mount
-// and unmounts. A measurement that outlives the row timeout (or Ctrl-C)
-// kills the tool, which makes the readers blocked in the mount fail.
-func (r *runner) measureMount(ctx context.Context, w workload, t tool) *result {
-	mnt := filepath.Join(r.dir, "mnt", t.Name)
-	logPath := filepath.Join(r.dir, "logs", t.Name+"-"+w.ID+".log")
-	p, err := startMount(t, mnt, logPath, !w.Writes)
-	if err != nil {
-		return &result{Error: err.Error()}
-	}
-	defer p.stop()
-	rctx, cancel := context.WithTimeout(ctx, r.rowTimeout)
-	defer cancel()
-	if err := r.prepare(rctx, w); err != nil {
-		return &result{Error: err.Error()}
-	}
-	p.rss.reset()
-	type outcome struct {
-		v   float64
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		v, err := w.Mount(rctx, mnt)
-		done <- outcome{v, err}
-	}()
-	var out outcome
-	select {
-	case out = <-done:
-	case <-rctx.Done():
-		p.kill()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			// A reader still blocked: it is abandoned with its (detached)
-			// mount and ends with the process.
-		}
-		out = outcome{err: fmt.Errorf("stopped: %w", rctx.Err())}
-	}
-	res := &result{Value: out.v, Requests: r.stack.S3.Counts(), PeakRSSKiB: p.rss.peakKiB()}
-	if out.err != nil {
-		res.Error = out.err.Error()
-	}
-	if err := p.stop(); err != nil && res.Error == "" {
-		res.Error = err.Error()
-	}
-	return res
-}
-
-// prepare readies the machine for a measurement of w: page cache dropped,
-// server warmed if w asks for it, request counters zeroed (after mounting:
-// what mounting cost is not the workload's).
-func (r *runner) prepare(ctx context.Context, w workload) error {
-	r.dropCaches()
-	if w.WarmPrefix != "" {
-		if _, err := r.seeder.sizes(ctx, w.WarmPrefix); err != nil {
-			return fmt.Errorf("warm the server: %w", err)
-		}
-	}
-	r.stack.S3.ResetCounts()
-	return nil
-}
-
-// dropCaches empties the page cache (root only), so reads come from the S3
-// server's disk and no mount sees pages another one left.
-func (r *runner) dropCaches() {
-	syscall.Sync()
-	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err == nil {
-		r.droppedCaches = true
-	}
 }
 
 func writeOutputs(rep report, opts options) error {

@@ -8,8 +8,9 @@
 // state (injected S3 faults, the credentials' TTL) do not run in parallel;
 // the others do. Faults are scoped to the test's own prefix all the same.
 //
-// E2E_MOUNT_WS names a prebuilt binary to test instead of building one
-// (for instance one built with -race).
+// Under -race, mount-ws is built with the race detector as well: a race in
+// it makes it exit 66, and the test that met it fails with the report.
+// E2E_MOUNT_WS names a prebuilt binary to test instead of building one.
 package e2e
 
 import (
@@ -60,7 +61,11 @@ func runMain(m *testing.M) int {
 	bin := os.Getenv("E2E_MOUNT_WS")
 	if bin == "" {
 		bin = filepath.Join(tmp, "mount-ws")
-		out, err := exec.Command("go", "build", "-o", bin, "mount-ws/cmd/mount-ws").CombinedOutput()
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "mount-ws/cmd/mount-ws")...).CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: build mount-ws: %v\n%s", err, out)
 			return 1

@@ -173,7 +173,11 @@ func (m *mount) unmount(t *testing.T) {
 	}
 	select {
 	case <-m.exited:
-		if m.waitErr != nil {
+		var ee *exec.ExitError
+		switch {
+		case errors.As(m.waitErr, &ee) && ee.ExitCode() == 66 && raceEnabled:
+			t.Errorf("mount-ws exited with status 66 after the unmount: the race detector found a data race in it (report below)")
+		case m.waitErr != nil:
 			t.Errorf("mount-ws exited with %v after the unmount, want exit status 0", m.waitErr)
 		}
 	case <-time.After(60 * time.Second):
@@ -228,7 +232,17 @@ func (m *mount) dumpLog(t *testing.T) {
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
-	const tail = 60
+	// A binary built with -race reports races on stderr and exits 66:
+	// show the first report whole, then less of the tail.
+	tail := 60
+	for i, l := range lines {
+		if strings.Contains(l, "WARNING: DATA RACE") {
+			end := min(len(lines), i+120)
+			t.Logf("mount-ws found a data race (lines %d-%d of its log of %s):\n%s", i+1, end, m.dir, strings.Join(lines[i:end], "\n"))
+			tail = 10
+			break
+		}
+	}
 	if len(lines) > tail {
 		lines = lines[len(lines)-tail:]
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
+	"maps"
 	"sort"
 	"sync"
 	"syscall"
@@ -25,6 +26,25 @@ type dir struct {
 	listing  map[string]entry     // last full listing; guarded by mu
 	listedAt time.Time            // when listing was fetched; guarded by mu
 	missing  map[string]time.Time // names found missing, and when; guarded by mu
+	probes   int                  // lookups sent to S3 since the last listing; guarded by mu
+	tooBig   bool                 // more than preloadPages pages: never preloaded; guarded by mu
+}
+
+// A directory that gets preloadAfter lookups without being listed is
+// listed instead (up to preloadPages pages): a program opening many files
+// by name then costs a few LISTs instead of two requests a file.
+const (
+	preloadAfter = 8
+	preloadPages = 10
+)
+
+// countProbe counts a lookup that would go to S3 and reports whether the
+// directory should rather be listed.
+func (d *dir) countProbe() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.probes++
+	return d.probes >= preloadAfter && !d.tooBig
 }
 
 var (
@@ -89,6 +109,18 @@ func (d *dir) find(ctx context.Context, name string) (entry, bool, syscall.Errno
 	e, known, found := d.cached(name)
 	if known {
 		return e, found, 0
+	}
+	if d.countProbe() {
+		// Many lookups here: list the directory once instead, if it is
+		// not too large, and answer them all from the listing.
+		entries, complete, err := d.listPages(ctx, preloadPages)
+		if err != nil {
+			return entry{}, false, d.fs.toErrno("lookup", childKey(d.key(), name), err)
+		}
+		if complete {
+			e, found = entries[name]
+			return e, found, 0
+		}
 	}
 	e, found, err := d.probe(ctx, name)
 	if err != nil {
@@ -180,21 +212,11 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 	}
 	key := childKey(d.key(), name)
 	var (
-		file, marker entry
-		isFile       bool
-		isDir        bool
-		g, gctx      = errgroup.WithContext(ctx)
+		file    entry
+		isFile  bool
+		isDir   bool
+		g, gctx = errgroup.WithContext(ctx)
 	)
-	g.Go(func() error {
-		// A marker carries the directory's stored mode and times.
-		o, err := d.fs.b.Head(gctx, key+"/")
-		if err == nil {
-			marker = entryFromObject(o)
-		} else if !errors.Is(err, iofs.ErrNotExist) {
-			return err
-		}
-		return nil
-	})
 	g.Go(func() error {
 		o, err := d.fs.b.Head(gctx, key)
 		if errors.Is(err, iofs.ErrNotExist) {
@@ -221,7 +243,16 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 		if isFile {
 			d.fs.logSkipOnce(key, "a directory of the same name hides this file")
 		}
-		marker.dir, marker.size, marker.etag = true, 0, ""
+		// A marker, if any, carries the directory's stored mode and times.
+		marker := entry{dir: true}
+		o, err := d.fs.b.Head(ctx, key+"/")
+		switch {
+		case err == nil:
+			marker = entryFromObject(o)
+			marker.dir, marker.size, marker.etag = true, 0, ""
+		case !errors.Is(err, iofs.ErrNotExist):
+			return entry{}, false, err
+		}
 		return marker, true, nil
 	}
 	return file, isFile, nil
@@ -306,17 +337,21 @@ func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 }
 
 // list returns the directory's entries, from the last listing when fresh.
+func (d *dir) list(ctx context.Context) (map[string]entry, error) {
+	entries, _, err := d.listPages(ctx, 0)
+	return entries, err
+}
+
+// listPages lists the directory, reading at most maxPages pages (0: all);
+// complete is false when that was not enough, and then nothing is kept.
 // A fresh listing keeps what is known of unchanged objects' metadata, and
 // children being written here that S3 does not have yet.
-func (d *dir) list(ctx context.Context) (map[string]entry, error) {
+func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bool, error) {
 	d.mu.Lock()
 	if d.listing != nil && time.Since(d.listedAt) < d.fs.opts.MetadataTTL {
-		l := make(map[string]entry, len(d.listing))
-		for k, v := range d.listing {
-			l[k] = v
-		}
+		l := maps.Clone(d.listing)
 		d.mu.Unlock()
-		return l, nil
+		return l, true, nil
 	}
 	old := d.listing
 	d.mu.Unlock()
@@ -325,14 +360,20 @@ func (d *dir) list(ctx context.Context) (map[string]entry, error) {
 	prefix := listingPrefix(d.key())
 	entries := make(map[string]entry)
 	token := ""
-	for {
+	for pages := 1; ; pages++ {
 		page, err := d.fs.b.List(ctx, prefix, token)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		addListing(entries, prefix, page, d.fs.logSkipOnce)
 		if page.Next == "" {
 			break
+		}
+		if maxPages > 0 && pages >= maxPages {
+			d.mu.Lock()
+			d.tooBig = true
+			d.mu.Unlock()
+			return nil, false, nil
 		}
 		token = page.Next
 	}
@@ -353,16 +394,13 @@ func (d *dir) list(ctx context.Context) (map[string]entry, error) {
 		}
 	}
 	if err := d.fs.headAll(ctx, prefix, entries); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	d.mu.Lock()
-	d.listing, d.listedAt, d.missing = entries, started, nil
-	l := make(map[string]entry, len(entries))
-	for k, v := range entries {
-		l[k] = v
-	}
+	d.listing, d.listedAt, d.missing, d.probes = entries, started, nil, 0
+	l := maps.Clone(entries)
 	d.mu.Unlock()
-	return l, nil
+	return l, true, nil
 }
 
 // headAll fills in the metadata (mode, owner, mtime, symlink) of the

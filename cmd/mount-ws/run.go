@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/aws/smithy-go/middleware"
@@ -101,6 +102,9 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 	if ttl == 0 {
 		ttl = -1 // fs: negative means no caching
 	}
+	// Read-ahead buffers are freed in bursts; without a limit the Go heap
+	// may grow to twice the budget before collecting them.
+	debug.SetMemoryLimit(cfg.prefetchMem + 256<<20)
 	cacheDir := cfg.cacheDir
 	if cacheDir == "" {
 		base, err := os.UserCacheDir()

@@ -7,8 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"mount-ws/internal/detdata"
 )
@@ -127,6 +132,96 @@ func TestCreateWriteClose(t *testing.T) {
 			t.Fatalf("close: %v", err)
 		}
 		ws.wantObject(t, rel, want)
+	})
+
+	t.Run("20 MiB written backwards in 1 MiB pwrites", func(t *testing.T) {
+		const size = 20 * mib
+		want, _ := io.ReadAll(detdata.New(300, size))
+		f, err := os.Create(m.path("backwards.bin"))
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		defer f.Close()
+		for off := size - mib; off >= 0; off -= mib {
+			if _, err := f.WriteAt(want[off:off+mib], int64(off)); err != nil {
+				t.Fatalf("pwrite at %d: %v", off, err)
+			}
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		ws.wantObject(t, "backwards.bin", want)
+	})
+
+	t.Run("sparse file", func(t *testing.T) {
+		want := make([]byte, 10*mib+5)
+		copy(want, "head")
+		copy(want[10*mib:], "tail!")
+		f, err := os.Create(m.path("sparse.bin"))
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		defer f.Close()
+		if _, err := f.WriteAt([]byte("tail!"), 10*mib); err != nil {
+			t.Fatalf("pwrite at 10 MiB: %v", err)
+		}
+		if _, err := f.WriteAt([]byte("head"), 0); err != nil {
+			t.Fatalf("pwrite at 0: %v", err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		ws.wantObject(t, "sparse.bin", want)
+	})
+
+	t.Run("200 files from 8 goroutines", func(t *testing.T) {
+		if err := os.Mkdir(m.path("many"), 0o755); err != nil {
+			t.Fatalf("mkdir many: %v", err)
+		}
+		const n, workers = 200, 8
+		body := func(i int) []byte { return []byte(fmt.Sprintf("file %d\n%s", i, strings.Repeat("x", i*20))) }
+		errs := make(chan error, n)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < n; i += workers {
+					errs <- os.WriteFile(m.path(fmt.Sprintf("many/f%03d", i)), body(i), 0o644)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("write: %v", err)
+			}
+		}
+		keys := ws.listKeys(t, "many/")
+		want := []string{"many/"}
+		for i := range n {
+			want = append(want, fmt.Sprintf("many/f%03d", i))
+		}
+		if !slices.Equal(keys, want) {
+			t.Errorf("bucket: %d keys under many/, want the marker and %d files", len(keys), n)
+		}
+		for i := range n {
+			if got, ok := ws.getObject(t, fmt.Sprintf("many/f%03d", i)); !ok || !bytes.Equal(got, body(i)) {
+				t.Errorf("bucket: many/f%03d: %d bytes (found: %v), want %d", i, len(got), ok, len(body(i)))
+			}
+		}
+		names, err := readDirNames(m.path("many"))
+		if err != nil {
+			t.Errorf("mount: ls many: %v", err)
+		}
+		var missing []string
+		for _, k := range want[1:] {
+			if !slices.Contains(names, strings.TrimPrefix(k, "many/")) {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) > 0 || len(names) != n {
+			t.Errorf("mount: ls many right after the writes: %d names, want %d; missing %q", len(names), n, missing)
+		}
 	})
 
 	t.Run("create in a new subdirectory", func(t *testing.T) {
@@ -333,4 +428,39 @@ func TestModifyExisting(t *testing.T) {
 		}
 		ws.wantObject(t, rel, []byte("AB234567XYZ"))
 	})
+}
+
+// TestMmapWrite writes through a shared mapping, as numpy.memmap does:
+// msync, then close, and the bytes are in the bucket.
+func TestMmapWrite(t *testing.T) {
+	t.Parallel()
+	ws := newWorkspace(t)
+	m := mountWS(t, ws, mountOpts{})
+	const size = 3*mib + 100
+	f, err := os.OpenFile(m.path("mapped.bin"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatalf("ftruncate to %d: %v", size, err)
+	}
+	mem, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap MAP_SHARED read-write: %v", err)
+	}
+	want := make([]byte, size)
+	for i := 0; i < size; i += 4093 {
+		mem[i], want[i] = byte(i>>8|1), byte(i>>8|1)
+	}
+	if err := unix.Msync(mem, unix.MS_SYNC); err != nil {
+		t.Errorf("msync: %v", err)
+	}
+	if err := syscall.Munmap(mem); err != nil {
+		t.Errorf("munmap: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	ws.wantObject(t, "mapped.bin", want)
 }

@@ -22,6 +22,7 @@ import (
 type workspace struct {
 	org, name string
 	prefix    string // its key prefix in env.bucket, ending in "/"
+	token     string
 	tokenFile string
 }
 
@@ -33,14 +34,13 @@ func newWorkspace(t *testing.T) *workspace {
 	t.Helper()
 	fusetest.Require(t)
 	name := slug(t.Name(), 50) + fmt.Sprintf("-%d", wsCounter.Add(1))
-	w := &workspace{org: "e2e", name: name, prefix: "e2e/" + name + "/"}
-	tok := "e2e-token-" + name
+	w := &workspace{org: "e2e", name: name, prefix: "e2e/" + name + "/", token: "e2e-token-" + name}
 	env.addPrefix(w.prefix)
-	if err := env.stack.AddWorkspace(context.Background(), wsstack.Workspace{Org: w.org, WS: w.name, Tokens: []string{tok}}); err != nil {
+	if err := env.stack.AddWorkspace(context.Background(), wsstack.Workspace{Org: w.org, WS: w.name, Tokens: []string{w.token}}); err != nil {
 		t.Fatalf("add workspace %s/%s: %v", w.org, w.name, err)
 	}
 	w.tokenFile = filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(w.tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(w.tokenFile, []byte(w.token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -130,6 +130,9 @@ func mountWS(t *testing.T, w *workspace, o mountOpts) *mount {
 	}()
 	t.Cleanup(func() {
 		m.unmount(t)
+		if log, err := os.ReadFile(m.logPath); err == nil && strings.Contains(string(log), w.token) {
+			t.Errorf("the workspace's API token appears in mount-ws's log %s", m.logPath)
+		}
 		if t.Failed() {
 			m.dumpLog(t)
 		}
@@ -160,6 +163,18 @@ func (m *mount) unmount(t *testing.T) {
 		return
 	}
 	m.stopped = true
+	if !isMounted(m.dir) {
+		// It never mounted (or lost its mount): stop it as SIGTERM does.
+		m.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-m.exited:
+		case <-time.After(10 * time.Second):
+			m.cmd.Process.Kill()
+			<-m.exited
+		}
+		os.Remove(m.dir)
+		return
+	}
 	var err error
 	for i := 0; i < 100; i++ {
 		if err = syscall.Unmount(m.dir, 0); !errors.Is(err, syscall.EBUSY) {

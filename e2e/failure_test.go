@@ -178,6 +178,19 @@ func TestLargeWriteShortCredentialTTL(t *testing.T) {
 	elapsed := time.Since(start)
 	t.Logf("1 GiB written and closed in %v (%.0f MiB/s); %d credentials minted meanwhile", elapsed.Round(time.Millisecond), float64(size)/mib/elapsed.Seconds(), env.stack.API.Stats().Minted-minted)
 	ws.wantDetdata(t, "big.bin", 7, size)
+	// Memory stays bounded: mount-ws did not hold the file in memory.
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid)); err == nil {
+		for _, line := range strings.Split(string(st), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				var kib int64
+				fmt.Sscanf(strings.TrimSpace(v), "%d", &kib)
+				t.Logf("mount-ws peak resident memory: %d MiB", kib>>10)
+				if !raceEnabled && kib<<10 >= size*3/4 {
+					t.Errorf("mount-ws peak resident memory %d MiB while writing a %d MiB file, want well under the file's size", kib>>10, size>>20)
+				}
+			}
+		}
+	}
 	if fi, err := os.Stat(m.path("big.bin")); err != nil || fi.Size() != size {
 		t.Errorf("mount: stat big.bin: %s, want size %d", statSize(fi, err), size)
 	}
@@ -223,6 +236,23 @@ func TestKillDuringWrite(t *testing.T) {
 				}
 				written += len(buf)
 			}
+			// An empty object (the file as created) is not partial; a
+			// prefix of the data would be.
+			wantNoneOrComplete := func(when string) {
+				t.Helper()
+				h := ws.head(t, rel)
+				if h == nil || *h.ContentLength == 0 {
+					return
+				}
+				if *h.ContentLength != size {
+					t.Errorf("bucket %s: partial object %s of %d bytes, want none, an empty one or all %d", when, ws.key(rel), *h.ContentLength, size)
+					return
+				}
+				ws.wantDetdata(t, rel, seed, size)
+			}
+			if h := ws.head(t, rel); h != nil && *h.ContentLength != 0 {
+				t.Errorf("bucket: %s has %d bytes while the file is still being written (%d bytes so far), want none or an empty object", ws.key(rel), *h.ContentLength, written)
+			}
 			if tt.atClose {
 				env.stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpCompleteMultipart, wsstack.OpPut}, KeyContains: ws.key(rel), Stall: 5 * time.Minute})
 				base := commits()
@@ -251,18 +281,6 @@ func TestKillDuringWrite(t *testing.T) {
 			}
 			env.stack.S3.ClearFaults()
 			t.Logf("%d incomplete multipart upload(s) of the key after the kill", len(ws.incompleteUploads(t, rel)))
-			wantNoneOrComplete := func(when string) {
-				t.Helper()
-				h := ws.head(t, rel)
-				if h == nil {
-					return
-				}
-				if *h.ContentLength != size {
-					t.Errorf("bucket %s: partial object %s of %d bytes, want none or all %d", when, ws.key(rel), *h.ContentLength, size)
-					return
-				}
-				ws.wantDetdata(t, rel, seed, size)
-			}
 			wantNoneOrComplete("after the kill")
 
 			m = mountWS(t, ws, mountOpts{cacheDir: cacheDir})

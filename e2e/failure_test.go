@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"mount-ws/internal/detdata"
 	"mount-ws/internal/wsstack"
 )
@@ -19,9 +21,6 @@ import (
 // credentials' TTL), so they do not call t.Parallel: Go runs them before,
 // not alongside, the parallel tests. Their faults name the test's own keys
 // all the same.
-
-// uploadOps are the requests that commit an object's bytes.
-var uploadOps = []wsstack.Op{wsstack.OpPut, wsstack.OpUploadPart, wsstack.OpCompleteMultipart}
 
 // within runs f and fails the test if it takes longer than d (a hung
 // close or fsync must not hang the suite).
@@ -48,7 +47,7 @@ func (w *workspace) waitNoUploads(t *testing.T, rel string, d time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("bucket: %d incomplete multipart upload(s) of %s still there after %v, want none (first started %v)", len(ups), w.key(rel), d, ups[0].Initiated)
+			t.Errorf("bucket: %d incomplete multipart upload(s) of %s still there after %v, want none (first started %v)", len(ups), w.key(rel), d, aws.ToTime(ups[0].Initiated))
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -90,7 +89,13 @@ func TestUploadFailure(t *testing.T) {
 				t.Fatalf("mkdir data: %v", err)
 			}
 			data, _ := io.ReadAll(detdata.New(uint64(500+i), int64(tt.size)))
-			fault := wsstack.S3Fault{Ops: uploadOps, KeyContains: ws.key(rel), Status: 500}
+			// Every request that uploads the object's bytes fails, for as
+			// long as the SDK and mount-ws retry.
+			fault := wsstack.S3Fault{
+				Ops:         []wsstack.Op{wsstack.OpPut, wsstack.OpUploadPart, wsstack.OpCompleteMultipart},
+				KeyContains: ws.key(rel),
+				Status:      500,
+			}
 			t.Cleanup(env.stack.S3.ClearFaults)
 
 			flags := os.O_RDWR | os.O_CREATE | os.O_TRUNC

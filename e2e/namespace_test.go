@@ -327,6 +327,56 @@ func TestRename(t *testing.T) {
 		wantMountBytes(t, m.path("r8/b.txt"), []byte(wantB))
 	})
 
+	t.Run("file renamed while open for writing", func(t *testing.T) {
+		if err := os.Mkdir(m.path("r9"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(m.path("r9/writing.tmp"))
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("before the rename, "); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if err := os.Rename(m.path("r9/writing.tmp"), m.path("r9/final.txt")); err != nil {
+			t.Fatalf("rename while open: %v", err)
+		}
+		if _, err := f.WriteString("after it"); err != nil {
+			t.Fatalf("write after the rename: %v", err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("close after the rename: %v", err)
+		}
+		ws.wantKeys(t, "r9/", "r9/", "r9/final.txt")
+		ws.wantObject(t, "r9/final.txt", []byte("before the rename, after it"))
+	})
+
+	t.Run("file unlinked while open for writing", func(t *testing.T) {
+		if err := os.Mkdir(m.path("r10"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(m.path("r10/doomed.txt"))
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString("never to be seen"); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if err := os.Remove(m.path("r10/doomed.txt")); err != nil {
+			t.Fatalf("unlink while open: %v", err)
+		}
+		if _, err := f.WriteString(", really"); err != nil {
+			t.Errorf("write after the unlink: %v", err)
+		}
+		if err := f.Close(); err != nil {
+			t.Errorf("close after the unlink: %v", err)
+		}
+		ws.wantKeys(t, "r10/", "r10/")
+		wantGone(t, m.path("r10/doomed.txt"))
+	})
+
 	t.Run("rename of a missing file", func(t *testing.T) {
 		wantErrno(t, "rename of a missing file", os.Rename(m.path("nope"), m.path("nope2")), syscall.ENOENT)
 	})

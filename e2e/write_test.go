@@ -224,6 +224,13 @@ func TestCreateWriteClose(t *testing.T) {
 		}
 	})
 
+	t.Run("O_EXCL on an existing file", func(t *testing.T) {
+		writeFile(t, m.path("exclusive.txt"), strings.NewReader("first"), 4096)
+		_, err := os.OpenFile(m.path("exclusive.txt"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		wantErrno(t, "open(O_CREAT|O_EXCL) of an existing file", err, syscall.EEXIST)
+		ws.wantObject(t, "exclusive.txt", []byte("first"))
+	})
+
 	t.Run("create in a new subdirectory", func(t *testing.T) {
 		if err := os.MkdirAll(m.path("a/b/c"), 0o755); err != nil {
 			t.Fatalf("mkdir -p a/b/c: %v", err)

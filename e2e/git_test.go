@@ -25,9 +25,7 @@ func git(t *testing.T, home, dir string, args ...string) string {
 
 func TestGit(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatalf("git is not installed: %v", err)
-	}
+	requireTool(t, "git")
 	ws := newWorkspace(t)
 	home := t.TempDir()
 	cacheDir := t.TempDir()

@@ -214,6 +214,7 @@ func TestMetadata(t *testing.T) {
 	}
 
 	t.Run("cp -p and tar -p", func(t *testing.T) {
+		requireTool(t, "tar")
 		local := t.TempDir()
 		if err := os.WriteFile(filepath.Join(local, "cp.txt"), []byte("cp -p"), 0o600); err != nil {
 			t.Fatal(err)

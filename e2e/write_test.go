@@ -315,6 +315,7 @@ func modifications() []modification {
 			})
 		}, func(old []byte) []byte { return patch(old, len(old)+1000, []byte("AFTER A HOLE")) }},
 		{"dd conv=notrunc", func(t *testing.T, p string, _ int) {
+			requireTool(t, "dd")
 			src := filepath.Join(t.TempDir(), "xs")
 			if err := os.WriteFile(src, xs, 0o644); err != nil {
 				t.Fatal(err)

@@ -413,21 +413,26 @@ func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entr
 	if len(entries) > f.opts.MetadataHeadLimit {
 		return nil
 	}
-	var (
-		mu   sync.Mutex
-		g, _ = errgroup.WithContext(ctx)
-	)
-	g.SetLimit(32)
+	type want struct {
+		name string
+		e    entry
+	}
+	var todo []want
 	for name, e := range entries {
-		if e.meta {
-			continue
+		if !e.meta {
+			todo = append(todo, want{name, e})
 		}
-		key := prefix + name
-		if e.dir {
+	}
+	found := make([]*entry, len(todo)) // each goroutine writes its own slot
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i, w := range todo {
+		key := prefix + w.name
+		if w.e.dir {
 			key += "/"
 		}
 		g.Go(func() error {
-			o, err := f.b.Head(ctx, key)
+			o, err := f.b.Head(gctx, key)
 			switch {
 			case errors.Is(err, iofs.ErrNotExist):
 				return nil // an implicit directory, or a file just deleted
@@ -435,15 +440,21 @@ func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entr
 				return err
 			}
 			h := entryFromObject(o)
-			h.dir = e.dir
-			if e.dir {
+			h.dir = w.e.dir
+			if h.dir {
 				h.size, h.etag = 0, ""
 			}
-			mu.Lock()
-			entries[name] = h
-			mu.Unlock()
+			found[i] = &h
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, h := range found {
+		if h != nil {
+			entries[todo[i].name] = *h
+		}
+	}
+	return nil
 }

@@ -472,3 +472,58 @@ func TestMmapWrite(t *testing.T) {
 	}
 	ws.wantObject(t, "mapped.bin", want)
 }
+
+// TestCloseUnderSignals closes files while the process keeps receiving
+// signals (a Python program with a 1 ms interval timer; Go programs get
+// SIGURG for preemption). The kernel turns a signal during a FUSE request
+// into an INTERRUPT, but close(2) must still either commit or fail with
+// EIO: an EINTR from close leaves the application not knowing whether its
+// data is stored, and neither Python nor Go retries close.
+func TestCloseUnderSignals(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "python3")
+	ws := newWorkspace(t)
+	m := mountWS(t, ws, mountOpts{})
+	const files, size = 6, 8 * mib
+	// The script prints one line per file: "ok" or why close failed.
+	script := `
+import signal, sys
+signal.signal(signal.SIGALRM, lambda *a: None)
+signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+data = bytes(range(256)) * (int(sys.argv[3]) // 256)
+for i in range(int(sys.argv[2])):
+    f = open("%s/f%d.bin" % (sys.argv[1], i), "wb")
+    f.write(data)
+    f.flush()
+    try:
+        f.close()
+        print("ok")
+    except OSError as e:
+        print(e)
+signal.setitimer(signal.ITIMER_REAL, 0)
+`
+	cmd := exec.Command("python3", "-c", script, m.path(""), fmt.Sprint(files), fmt.Sprint(size))
+	cmd.Dir = "/"
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python3: %v\n%s", err, out)
+	}
+	results := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(results) != files {
+		t.Fatalf("python3 printed %q, want one line per file", out)
+	}
+	want := bytes.Repeat(func() []byte {
+		b := make([]byte, 256)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		return b
+	}(), size/256)
+	for i, r := range results {
+		if r != "ok" {
+			t.Errorf("close of f%d.bin (%d bytes) under a 0.5 ms SIGALRM timer: %s; want success (or EIO if the upload failed)", i, size, r)
+			continue
+		}
+		ws.wantObject(t, fmt.Sprintf("f%d.bin", i), want)
+	}
+}

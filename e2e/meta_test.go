@@ -335,3 +335,19 @@ func lstatMode(fi os.FileInfo, err error) string {
 	}
 	return fi.Mode().String()
 }
+
+// TestMountDefaults: objects without metadata take the mount's modes and
+// owner; objects with s3fs metadata keep their own.
+func TestMountDefaults(t *testing.T) {
+	t.Parallel()
+	ws := newWorkspace(t)
+	ws.putObject(t, "plain.txt", []byte("plain"), nil)
+	ws.putObject(t, "implicit/inner.txt", []byte("inner"), nil)
+	ws.putObject(t, "marker/", nil, nil)
+	ws.putObject(t, "s3fs.txt", []byte("own"), map[string]string{"mode": "33188", "mtime": "1600000000", "uid": "1001", "gid": "1002"})
+	m := mountWS(t, ws, mountOpts{extra: []string{"--file-mode", "0640", "--dir-mode", "0750", "--uid", "4242", "--gid", "4343"}})
+	wantStat(t, m.path("plain.txt"), statWant{mode: 0o640, uid: 4242, gid: 4343, owner: true})
+	wantStat(t, m.path("implicit"), statWant{mode: os.ModeDir | 0o750, uid: 4242, gid: 4343, owner: true})
+	wantStat(t, m.path("marker"), statWant{mode: os.ModeDir | 0o750, uid: 4242, gid: 4343, owner: true})
+	wantStat(t, m.path("s3fs.txt"), statWant{mode: 0o644, mtime: 1600000000, uid: 1001, gid: 1002, owner: true})
+}

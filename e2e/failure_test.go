@@ -378,3 +378,60 @@ func TestRenameDirectoryFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestUploadRetriedAtUnmount: a file whose upload failed and that no
+// handle holds any more is tried once more at unmount; if that fails too,
+// mount-ws says so in its log and exits non-zero.
+func TestUploadRetriedAtUnmount(t *testing.T) {
+	tests := []struct {
+		name   string
+		heal   bool // the storage works again before the unmount
+		exitOK bool
+	}{
+		{"storage back before the unmount", true, true},
+		{"storage still failing at the unmount", false, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ws := newWorkspace(t)
+			rel := "unsaved.bin"
+			m := mountWS(t, ws, mountOpts{})
+			t.Cleanup(env.stack.S3.ClearFaults)
+			data, _ := io.ReadAll(detdata.New(uint64(900+i), 2*mib))
+			f, err := os.Create(m.path(rel))
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			if _, err := f.Write(data); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			env.stack.S3.Inject(wsstack.S3Fault{
+				Ops:         []wsstack.Op{wsstack.OpPut, wsstack.OpUploadPart, wsstack.OpCompleteMultipart},
+				KeyContains: ws.key(rel),
+				Status:      500,
+			})
+			err = within(t, 2*time.Minute, "close while uploads fail", f.Close)
+			wantErrno(t, "close while every upload request answers 500", err, syscall.EIO)
+			if tt.heal {
+				env.stack.S3.ClearFaults()
+			}
+			// Unmount at once, well before the background retry (15 s).
+			exit := m.stop(t)
+			env.stack.S3.ClearFaults()
+			if tt.exitOK {
+				if exit != nil {
+					t.Errorf("mount-ws exited with %v after uploading the file at unmount, want exit status 0", exit)
+				}
+				ws.wantObject(t, rel, data)
+				return
+			}
+			if exit == nil {
+				t.Errorf("mount-ws exited 0 although %s was never uploaded, want a non-zero exit", rel)
+			}
+			ws.wantNoObject(t, rel)
+			if log, _ := os.ReadFile(m.logPath); !strings.Contains(string(log), rel) {
+				t.Errorf("the mount-ws log does not name the unsaved file %s", rel)
+			}
+		})
+	}
+}

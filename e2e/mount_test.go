@@ -162,6 +162,20 @@ func (m *mount) unmount(t *testing.T) {
 	if m.stopped {
 		return
 	}
+	err := m.stop(t)
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee) && ee.ExitCode() == 66 && raceEnabled:
+		t.Errorf("mount-ws exited with status 66 after the unmount: the race detector found a data race in it (report below)")
+	case err != nil:
+		t.Errorf("mount-ws exited with %v after the unmount, want exit status 0", err)
+	}
+}
+
+// stop unmounts (retrying while busy), waits for mount-ws to exit and
+// returns how it exited.
+func (m *mount) stop(t *testing.T) error {
+	t.Helper()
 	m.stopped = true
 	if !isMounted(m.dir) {
 		// It never mounted (or lost its mount): stop it as SIGTERM does.
@@ -173,7 +187,7 @@ func (m *mount) unmount(t *testing.T) {
 			<-m.exited
 		}
 		os.Remove(m.dir)
-		return
+		return m.waitErr
 	}
 	var err error
 	for i := 0; i < 100; i++ {
@@ -188,13 +202,6 @@ func (m *mount) unmount(t *testing.T) {
 	}
 	select {
 	case <-m.exited:
-		var ee *exec.ExitError
-		switch {
-		case errors.As(m.waitErr, &ee) && ee.ExitCode() == 66 && raceEnabled:
-			t.Errorf("mount-ws exited with status 66 after the unmount: the race detector found a data race in it (report below)")
-		case m.waitErr != nil:
-			t.Errorf("mount-ws exited with %v after the unmount, want exit status 0", m.waitErr)
-		}
 	case <-time.After(60 * time.Second):
 		t.Errorf("mount-ws still running 60 s after the unmount; killing it")
 		m.cmd.Process.Kill()
@@ -203,6 +210,7 @@ func (m *mount) unmount(t *testing.T) {
 	if !isMounted(m.dir) {
 		os.Remove(m.dir)
 	}
+	return m.waitErr
 }
 
 // kill sends SIGKILL to mount-ws, waits for it to die and detaches the dead

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -464,6 +465,22 @@ func TestTarRoundTrip(t *testing.T) {
 			}
 			t.Errorf("tar -x into the mount, then tar -c from %s: %d difference(s) among %d members:\n\t%s", what, n, len(want), strings.Join(d, "\n\t"))
 		}
+	}
+
+	// And the whole tree moves in one rename.
+	before := ws.listKeys(t, "x/")
+	if err := os.Rename(m.path("x"), m.path("y")); err != nil {
+		t.Fatalf("rename x y (%d objects): %v", len(before), err)
+	}
+	if left := ws.listKeys(t, "x/"); len(left) > 0 {
+		t.Errorf("bucket: %d keys left under x/ after the rename, e.g. %q", len(left), left[0])
+	}
+	after := ws.listKeys(t, "y/")
+	for i, k := range before {
+		before[i] = "y/" + strings.TrimPrefix(k, "x/")
+	}
+	if !slices.Equal(after, before) {
+		t.Errorf("bucket: %d keys under y/ after the rename, want the %d that were under x/", len(after), len(before))
 	}
 }
 

@@ -135,6 +135,7 @@ func mountWS(t *testing.T, w *workspace, o mountOpts) *mount {
 		}
 		if t.Failed() {
 			m.dumpLog(t)
+			m.keepLog(t)
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -279,6 +280,24 @@ func (m *mount) dumpLog(t *testing.T) {
 		lines = lines[len(lines)-tail:]
 	}
 	t.Logf("last %d lines of the mount-ws log of %s:\n%s", len(lines), m.dir, strings.Join(lines, "\n"))
+}
+
+// keepLog copies the whole log of a failed test out of its temporary
+// directory, which is removed, into $TMPDIR/mount-ws-e2e-logs.
+func (m *mount) keepLog(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(m.logPath)
+	if err != nil {
+		return
+	}
+	dir := filepath.Join(os.TempDir(), "mount-ws-e2e-logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	p := filepath.Join(dir, slug(t.Name(), 80)+"-"+filepath.Base(m.dir)+".log")
+	if err := os.WriteFile(p, b, 0o644); err == nil {
+		t.Logf("the whole mount-ws log is kept in %s", p)
+	}
 }
 
 // isMounted reports whether /proc/mounts lists dir as a mountpoint.

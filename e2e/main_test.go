@@ -8,9 +8,16 @@
 // state (injected S3 faults, the credentials' TTL) do not run in parallel;
 // the others do. Faults are scoped to the test's own prefix all the same.
 //
+// After the tests, TestMain lists the whole bucket again and fails the run
+// if any object or upload outside the tests' prefixes appeared, changed or
+// went away.
+//
 // Under -race, mount-ws is built with the race detector as well: a race in
 // it makes it exit 66, and the test that met it fails with the report.
 // E2E_MOUNT_WS names a prebuilt binary to test instead of building one.
+// A failed test logs the tail of its mount-ws log and keeps the whole log
+// in $TMPDIR/mount-ws-e2e-logs. The tests use tar, cp, dd, rsync, git and
+// python3; one that is missing skips its test, or fails it when CI is set.
 package e2e
 
 import (

@@ -359,7 +359,7 @@ func makeArchive(t *testing.T, path string, seed uint64, n int) map[string]tarMe
 		case r < 85:
 			size = rng.Int64N(16 << 10)
 		case r < 99:
-			size = 100<<10 + rng.Int64N(mib)
+			size = 100<<10 + rng.Int64N(mib/2)
 		default:
 			size = 5*mib + rng.Int64N(3*mib)
 		}

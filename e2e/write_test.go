@@ -350,9 +350,9 @@ func modifications() []modification {
 		}, func(old []byte) []byte { return append(resize(old, len(old)/2), "END"...) }},
 		{"ftruncate larger", func(t *testing.T, p string, size int) {
 			openAndDo(t, p, os.O_RDWR, "ftruncate", func(f *os.File) error {
-				return f.Truncate(int64(size + 3*mib))
+				return f.Truncate(int64(size + mib))
 			})
-		}, func(old []byte) []byte { return resize(old, len(old)+3*mib) }},
+		}, func(old []byte) []byte { return resize(old, len(old)+mib) }},
 	}
 }
 
@@ -365,7 +365,7 @@ func TestModifyExisting(t *testing.T) {
 	sizes := []struct {
 		name string
 		size int
-	}{{"small", 1000}, {"9 MiB", 9*mib + 123}}
+	}{{"small", 1000}, {"5 MiB", 5*mib + 123}}
 	mods := modifications()
 	base := map[string][]byte{}
 	for si, s := range sizes {

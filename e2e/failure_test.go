@@ -125,6 +125,9 @@ func TestUploadFailure(t *testing.T) {
 			}
 			// The data is kept: the mount still shows what was written.
 			wantMountBytes(t, m.path(rel), data)
+			// The failed multipart upload, if any, was aborted (the next
+			// background retry is 15 s away).
+			ws.waitNoUploads(t, rel, 5*time.Second)
 
 			env.stack.S3.ClearFaults()
 			switch {

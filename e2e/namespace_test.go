@@ -78,7 +78,36 @@ func TestEditorSave(t *testing.T) {
 			wantGone(t, m.path(tt.tmp))
 		})
 	}
-	ws.wantKeys(t, "", "draft.md", "notes/config.yaml")
+
+	// vim without backupcopy: the original moves to a backup, the new
+	// version is written under the name, and the backup goes.
+	t.Run("vim-style: backup, write anew, remove the backup", func(t *testing.T) {
+		writeFile(t, m.path("script.py"), strings.NewReader("print(1)\n"), 4096)
+		if err := os.Rename(m.path("script.py"), m.path("script.py~")); err != nil {
+			t.Fatalf("rename to the backup: %v", err)
+		}
+		want := []byte("print(2)\n")
+		f, err := os.OpenFile(m.path("script.py"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			t.Fatalf("create the new version: %v", err)
+		}
+		if _, err := f.Write(want); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatalf("fsync: %v", err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		if err := os.Remove(m.path("script.py~")); err != nil {
+			t.Fatalf("remove the backup: %v", err)
+		}
+		ws.wantObject(t, "script.py", want)
+		ws.wantNoObject(t, "script.py~")
+		wantMountBytes(t, m.path("script.py"), want)
+	})
+	ws.wantKeys(t, "", "draft.md", "notes/config.yaml", "script.py")
 }
 
 func TestDirectories(t *testing.T) {

@@ -80,3 +80,48 @@ func TestGit(t *testing.T) {
 	m = m.remount(t, mountOpts{cacheDir: cacheDir})
 	t.Run("fresh mount", func(t *testing.T) { check(t, m.path("repo")) })
 }
+
+// TestSQLite keeps a small SQLite database in the mount, as MLflow or
+// Optuna do: journal files, locks within this machine, fsync, pwrite.
+func TestSQLite(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "python3")
+	ws := newWorkspace(t)
+	cacheDir := t.TempDir()
+	m := mountWS(t, ws, mountOpts{cacheDir: cacheDir})
+	script := `
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+if sys.argv[2] == "write":
+    db.execute("create table runs (id integer primary key, loss real, note text)")
+    for i in range(200):
+        with db:
+            db.execute("insert into runs (loss, note) values (?, ?)", (1.0 / (i + 1), "x" * (i * 10)))
+    with db:
+        db.execute("update runs set note = 'best' where id = 200")
+print(db.execute("select count(*), min(loss), (select note from runs where id = 200) from runs").fetchone())
+print(db.execute("pragma integrity_check").fetchone()[0])
+db.close()
+`
+	sqlite := func(t *testing.T, dir, mode string) string {
+		t.Helper()
+		cmd := exec.Command("python3", "-c", script, filepath.Join(dir, "runs.db"), mode)
+		cmd.Dir = "/"
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("python3 sqlite3 (%s): %v\n%s", mode, err, out)
+		}
+		return string(out)
+	}
+	const want = "(200, 0.005, 'best')\nok\n"
+	if got := sqlite(t, m.dir, "write"); got != want {
+		t.Errorf("sqlite after 200 transactions: %q, want %q", got, want)
+	}
+	if journal := ws.listKeys(t, "runs.db-"); len(journal) > 0 {
+		t.Errorf("bucket: journal files left behind: %q", journal)
+	}
+	m = m.remount(t, mountOpts{cacheDir: cacheDir})
+	if got := sqlite(t, m.dir, "read"); got != want {
+		t.Errorf("sqlite from a fresh mount: %q, want %q", got, want)
+	}
+}

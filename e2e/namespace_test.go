@@ -66,6 +66,7 @@ func TestEditorSave(t *testing.T) {
 			if err := f.Sync(); err != nil {
 				t.Fatalf("fsync %s: %v", tt.tmp, err)
 			}
+			ws.wantObject(t, tt.tmp, want)
 			if err := f.Close(); err != nil {
 				t.Fatalf("close %s: %v", tt.tmp, err)
 			}

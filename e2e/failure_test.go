@@ -228,6 +228,7 @@ func TestKillDuringWrite(t *testing.T) {
 				t.Fatalf("create: %v", err)
 			}
 			defer f.Close()
+			before := env.stack.S3.Counts()
 			src := detdata.New(seed, size)
 			buf := make([]byte, mib)
 			written := 0
@@ -288,7 +289,9 @@ func TestKillDuringWrite(t *testing.T) {
 				}
 			}
 			env.stack.S3.ClearFaults()
-			t.Logf("%d incomplete multipart upload(s) of the key after the kill", len(ws.incompleteUploads(t, rel)))
+			after := env.stack.S3.Counts()
+			t.Logf("before the kill: %d MiB written, %d multipart upload(s) created, %d part(s) uploaded; after it, %d incomplete upload(s) of the key",
+				written>>20, after[wsstack.OpCreateMultipart]-before[wsstack.OpCreateMultipart], after[wsstack.OpUploadPart]-before[wsstack.OpUploadPart], len(ws.incompleteUploads(t, rel)))
 			wantNoneOrComplete("after the kill")
 
 			m = mountWS(t, ws, mountOpts{cacheDir: cacheDir})

@@ -391,6 +391,10 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 			entries[name] = e
 		} else if e, ok := entries[name]; ok {
 			entries[name] = keepKnownMeta(f.attrNow(), e)
+		} else if e, ok := f.savedSince(started); ok {
+			// Saved while this listing was being read: S3 may not
+			// have shown it yet.
+			entries[name] = e
 		}
 	}
 	if err := d.fs.headAll(ctx, prefix, entries); err != nil {

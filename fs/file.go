@@ -80,6 +80,17 @@ func (n *file) localChangesLocked() bool {
 	return (n.st != nil && n.st.dirty) || n.unsaved || n.metaDirty
 }
 
+// savedSince returns the file's attributes if this mount confirmed or
+// saved them after t (and it was not deleted since).
+func (n *file) savedSince(t time.Time) (entry, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.deleted || !n.checkedAt.After(t) {
+		return entry{}, false
+	}
+	return n.attr, true
+}
+
 // localEntry describes the file when S3 may not know it yet.
 func (n *file) localEntry() (entry, bool) {
 	n.mu.Lock()
@@ -183,7 +194,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 // Fsync implements fusefs.NodeFsyncer, for fsync on a node without a
 // handle of ours.
 func (n *file) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) syscall.Errno {
-	return n.fs.toErrno("fsync", n.key(), n.save(ctx))
+	return n.fs.toErrno("fsync", n.key(), n.save(context.WithoutCancel(ctx)))
 }
 
 // Setattr implements fusefs.NodeSetattrer: truncate, chmod, chown and

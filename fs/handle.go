@@ -68,13 +68,17 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 
 // Flush implements fusefs.FileFlusher. It runs at every close(2): changed
 // content is uploaded now, and a failure is returned so close fails.
+//
+// The upload runs on a context that a signal to the caller cannot cancel:
+// programs do not retry close(2), so an interrupted close would look like
+// lost data (Go's runtime alone signals its threads constantly).
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
-	return h.n.fs.toErrno("close", h.n.key(), h.n.save(ctx))
+	return h.n.fs.toErrno("close", h.n.key(), h.n.save(context.WithoutCancel(ctx)))
 }
 
 // Fsync implements fusefs.FileFsyncer: the current content is uploaded.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return h.n.fs.toErrno("fsync", h.n.key(), h.n.save(ctx))
+	return h.n.fs.toErrno("fsync", h.n.key(), h.n.save(context.WithoutCancel(ctx)))
 }
 
 // Release implements fusefs.FileReleaser. The kernel ignores its result,

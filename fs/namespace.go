@@ -62,7 +62,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	if err != nil {
 		return nil, nil, 0, d.fs.toErrno("create", childKey(d.key(), name), err)
 	}
-	st.dirty = true
+	st.dirty, st.canStream = true, true
 	e := d.fs.newEntryFor(ctx, syscall.S_IFREG|mode&0o7777)
 	n := d.fs.newFile(e)
 	n.st, n.unsaved, n.handles = st, true, 1

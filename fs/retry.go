@@ -67,7 +67,9 @@ func (f *FS) retryPending(ctx context.Context) {
 		}
 		n.mu.Unlock()
 		if idle {
+			n.io.Lock()
 			f.dropStaging(st)
+			n.io.Unlock()
 		}
 	}
 }

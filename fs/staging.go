@@ -432,7 +432,9 @@ func (n *file) release() {
 	n.mu.Unlock()
 	switch {
 	case last && st != nil && !keep:
+		n.io.Lock() // the staging's stream state is guarded by io
 		n.fs.dropStaging(st)
+		n.io.Unlock()
 	case last && keep:
 		n.fs.retryLater(n)
 	}

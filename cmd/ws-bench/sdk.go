@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
 	"mount-ws/internal/wsstack"
@@ -216,4 +218,45 @@ func (s sdk) getAll(ctx context.Context, objs []object, conc int) error {
 		})
 	}
 	return g.Wait()
+}
+
+// upload is the write ceiling: a multipart upload of src (parts of twice
+// the read part size, sdkConcurrency at once), as a tool would send it.
+func (s sdk) upload(ctx context.Context, rel string, src io.ReaderAt, size int64) error {
+	key := s.prefix + rel
+	mpu, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return fmt.Errorf("create upload: %w", err)
+	}
+	const part = 2 * sdkPartSize
+	n := int((size + part - 1) / part)
+	parts := make([]s3types.CompletedPart, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(sdkConcurrency)
+	for i := range n {
+		off := int64(i) * part
+		ln := min(part, size-off)
+		g.Go(func() error {
+			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{
+				Bucket: &s.bucket, Key: &key, UploadId: mpu.UploadId, PartNumber: aws.Int32(int32(i + 1)),
+				Body: io.NewSectionReader(src, off, ln), ContentLength: aws.Int64(ln),
+			}, func(o *s3.Options) {
+				o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+			})
+			if err != nil {
+				return err
+			}
+			parts[i] = s3types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1))}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		s.client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: mpu.UploadId})
+		return fmt.Errorf("upload parts: %w", err)
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, UploadId: mpu.UploadId,
+		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
+	})
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -11,7 +12,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
+
+	"mount-ws/internal/detdata"
 )
 
 // workload is one row of the table: the same work done through the SDK (the
@@ -167,7 +172,83 @@ func (b bench) workloads() []workload {
 				return float64(len(smalls)) / time.Since(start).Seconds(), err
 			},
 		},
+		{
+			ID: "write", Title: fmt.Sprintf("Sequential write, new %s file, until close (MiB/s)", sizeName(d.BigSize)), Unit: "MiB/s", Writes: true,
+			SDKMethod:   fmt.Sprintf("multipart upload, parts of %s, %d at once", sizeName(sdkPartSize*2), sdkConcurrency),
+			MountMethod: "1 MiB writes, then close(2) (durable when it returns)",
+			SDK: func(ctx context.Context, s sdk) (float64, error) {
+				start := time.Now()
+				err := s.upload(ctx, writeKey(d, "sdk"), detdata.New(seedBig, d.BigSize), d.BigSize)
+				return mib(d.BigSize, time.Since(start)), err
+			},
+			Mount: func(ctx context.Context, mnt string) (float64, error) {
+				start := time.Now()
+				err := writeFile(filepath.Join(mnt, writeKey(d, "mnt")), detdata.New(seedBig, d.BigSize), 1<<20)
+				return mib(d.BigSize, time.Since(start)), err
+			},
+		},
+		{
+			ID: "create", Title: "Create 1,000 files of 4 KiB, 8 writers", Unit: "files/s", Writes: true,
+			SDKMethod:   "PutObject, 8 at once",
+			MountMethod: "create+write+close, 8 at once",
+			SDK: func(ctx context.Context, s sdk) (float64, error) {
+				dir := writeKey(d, "sdk-small")
+				start := time.Now()
+				err := forEach(ctx, 1000, 8, func(i int) error {
+					body := detdata.New(uint64(i), 4096)
+					_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + fmt.Sprintf("%s/f%04d", dir, i)), Body: body, ContentLength: aws.Int64(4096)})
+					return err
+				})
+				return 1000 / time.Since(start).Seconds(), err
+			},
+			Mount: func(ctx context.Context, mnt string) (float64, error) {
+				dir := filepath.Join(mnt, writeKey(d, "mnt-small"))
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return 0, err
+				}
+				start := time.Now()
+				err := forEach(ctx, 1000, 8, func(i int) error {
+					return writeFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), detdata.New(uint64(i), 4096), 4096)
+				})
+				return 1000 / time.Since(start).Seconds(), err
+			},
+		},
 	}
+}
+
+// writeKey is a fresh key per measurement, so runs stay independent.
+func writeKey(d dataset, who string) string {
+	return fmt.Sprintf("%s/writes/%s-%d", d.Name, who, time.Now().UnixNano())
+}
+
+// writeFile writes all of src to path in chunks of chunk bytes and closes
+// it; a failed close is a failed write.
+func writeFile(path string, src io.Reader, chunk int) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, src, make([]byte, chunk)); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	return nil
+}
+
+// forEach runs fn(0..n-1), conc at a time.
+func forEach(ctx context.Context, n, conc int, fn func(i int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(conc)
+	for i := range n {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(i) })
+	}
+	return g.Wait()
 }
 
 // readFiles reads every object as a whole file under mnt, conc at a time,

@@ -173,7 +173,7 @@ func (b bench) workloads() []workload {
 			},
 		},
 		{
-			ID: "write", Title: fmt.Sprintf("Sequential write, new %s file, until close (MiB/s)", sizeName(d.BigSize)), Unit: "MiB/s", Writes: true,
+			ID: "write", Title: fmt.Sprintf("Sequential write, new %s file, until close", sizeName(d.BigSize)), Unit: "MiB/s", Writes: true,
 			SDKMethod:   fmt.Sprintf("multipart upload, parts of %s, %d at once", sizeName(sdkPartSize*2), sdkConcurrency),
 			MountMethod: "1 MiB writes, then close(2) (durable when it returns)",
 			SDK: func(ctx context.Context, s sdk) (float64, error) {

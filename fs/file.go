@@ -33,7 +33,12 @@ type file struct {
 	metaDirty bool      // attr's metadata not stored yet; guarded by mu
 	unsaved   bool      // created here and never uploaded; guarded by mu
 	deleted   bool      // unlinked: nothing is uploaded any more; guarded by mu
-	handles   int       // open handles; guarded by mu
+	// lastKey is the key the file last had in the tree: the kernel may
+	// forget a file whose upload is being retried, and go-fuse then drops
+	// it from the tree, but its data must still go under that key.
+	lastKey string // guarded by mu
+	lastErr error  // why the last save failed; guarded by mu
+	handles int    // open handles; guarded by mu
 }
 
 var (

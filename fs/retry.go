@@ -25,7 +25,12 @@ func (f *FS) retryLater(n *file) {
 		f.retryDone = make(chan struct{})
 		go f.retryLoop(f.retryStop, f.retryDone)
 	}
-	f.log.Error("upload failed; keeping the data and retrying in the background", slog.String("path", n.key()))
+	key, _ := n.saveKey()
+	n.mu.Lock()
+	cause := n.lastErr
+	n.mu.Unlock()
+	f.log.Error("upload failed; keeping the data and retrying in the background",
+		slog.String("path", key), slog.Any("err", cause))
 }
 
 func (f *FS) retryLoop(stop <-chan struct{}, done chan<- struct{}) {
@@ -58,7 +63,8 @@ func (f *FS) retryPending(ctx context.Context) {
 		f.retryMu.Lock()
 		delete(f.pending, n)
 		f.retryMu.Unlock()
-		f.log.Info("upload retried successfully", slog.String("path", n.key()))
+		key, _ := n.saveKey()
+		f.log.Info("upload retried successfully", slog.String("path", key))
 		n.mu.Lock()
 		st := n.st
 		idle := n.handles == 0 && st != nil && !st.dirty && !n.metaDirty
@@ -89,7 +95,11 @@ func (f *FS) Close(ctx context.Context) int {
 	f.retryMu.Lock()
 	defer f.retryMu.Unlock()
 	for n := range f.pending {
-		f.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", n.key()))
+		key, _ := n.saveKey()
+		n.mu.Lock()
+		cause := n.lastErr
+		n.mu.Unlock()
+		f.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", key), slog.Any("err", cause))
 	}
 	return len(f.pending)
 }

@@ -264,7 +264,7 @@ func (f *FS) stopStream(st *staging) {
 // finishStream sends the last part and completes a streamed upload. ok is
 // false when there was no usable stream: then the caller uploads the file
 // whole. n.io must be held.
-func (n *file) finishStream(ctx context.Context, st *staging, md map[string]string) (bucket.Object, bool, error) {
+func (n *file) finishStream(ctx context.Context, key string, st *staging, md map[string]string) (bucket.Object, bool, error) {
 	if st.stream == nil {
 		return bucket.Object{}, false, nil
 	}
@@ -283,12 +283,12 @@ func (n *file) finishStream(ctx context.Context, st *staging, md map[string]stri
 	}
 	if err != nil {
 		// Not lost: the staged data is still here; upload it whole.
-		n.fs.log.Warn("streamed upload failed, uploading the file whole", slog.String("path", n.key()), slog.Any("err", err))
+		n.fs.log.Warn("streamed upload failed, uploading the file whole", slog.String("path", key), slog.Any("err", err))
 		return bucket.Object{}, false, nil
 	}
 	if !maps.Equal(md, st.streamMD) {
 		// Mode, owner or mtime changed while the file was written.
-		o2, err := n.fs.b.Copy(ctx, n.key(), n.key(), md)
+		o2, err := n.fs.b.Copy(ctx, key, key, md)
 		if err != nil {
 			return o, true, err
 		}
@@ -330,15 +330,27 @@ func (n *file) save(ctx context.Context) error {
 	st, deleted, metaDirty := n.st, n.deleted, n.metaDirty
 	e := n.attr
 	n.mu.Unlock()
-	if deleted || st == nil || (!st.dirty && !metaDirty) || n.orphaned() {
+	if deleted || st == nil || (!st.dirty && !metaDirty) {
 		return nil
 	}
-	if !st.dirty {
-		return n.saveMetaLocked(ctx)
+	err := n.saveLocked(ctx, st, e)
+	n.mu.Lock()
+	n.lastErr = err
+	n.mu.Unlock()
+	return err
+}
+
+// saveLocked is save with n.io held and something to save.
+func (n *file) saveLocked(ctx context.Context, st *staging, e entry) error {
+	key, ok := n.saveKey()
+	if !ok {
+		return errors.New("file has no name left to be saved under")
 	}
-	key := n.key()
+	if !st.dirty {
+		return n.saveMetaLocked(ctx, key)
+	}
 	md := metadataOf(e)
-	o, streamed, err := n.finishStream(ctx, st, md)
+	o, streamed, err := n.finishStream(ctx, key, st, md)
 	if err != nil {
 		return err
 	}
@@ -369,16 +381,19 @@ func (n *file) saveMeta(ctx context.Context) error {
 	if pending {
 		return nil
 	}
-	return n.saveMetaLocked(ctx)
+	key, ok := n.saveKey()
+	if !ok {
+		return errors.New("file has no name left to be saved under")
+	}
+	return n.saveMetaLocked(ctx, key)
 }
 
 // saveMetaLocked replaces the object's metadata with a copy onto itself.
 // n.io must be held.
-func (n *file) saveMetaLocked(ctx context.Context) error {
+func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	n.mu.Lock()
 	e := n.attr
 	n.mu.Unlock()
-	key := n.key()
 	o, err := n.fs.b.Copy(ctx, key, key, metadataOf(e))
 	if err != nil {
 		return err
@@ -436,12 +451,29 @@ func (n *file) release() {
 		n.fs.dropStaging(st)
 		n.io.Unlock()
 	case last && keep:
+		n.saveKey() // remember the name, should the kernel forget the file
 		n.fs.retryLater(n)
 	}
 }
 
-// orphaned reports whether the file is no longer in the tree (unlinked or
-// replaced by a rename): it then has no key to be saved under.
+// saveKey returns the key to save the file under: its place in the tree,
+// or, once go-fuse dropped it from the tree without it being deleted, the
+// last key it had there.
+func (n *file) saveKey() (string, bool) {
+	if !n.orphaned() {
+		key := n.key()
+		n.mu.Lock()
+		n.lastKey = key
+		n.mu.Unlock()
+		return key, true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lastKey, n.lastKey != ""
+}
+
+// orphaned reports whether the file is no longer in the tree: unlinked,
+// replaced by a rename, or forgotten by the kernel.
 func (n *file) orphaned() bool {
 	_, p := n.Parent()
 	return p == nil

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -140,7 +138,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			return err
 		}
 	}
-	token, err := loadOrCreateToken(filepath.Join(dir, "token"))
+	token, err := wsstack.LoadOrCreateToken(filepath.Join(dir, "token"), "wsbench_")
 	if err != nil {
 		return err
 	}
@@ -362,24 +360,4 @@ func machineInfo() machine {
 		}
 	}
 	return m
-}
-
-// loadOrCreateToken keeps one workspace token per data dir, mode 0600.
-func loadOrCreateToken(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read token file: %w", err)
-	}
-	b := make([]byte, 20)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	t := "wsbench_" + hex.EncodeToString(b)
-	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write token file: %w", err)
-	}
-	return t, nil
 }

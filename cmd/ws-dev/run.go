@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -75,7 +72,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	token, err := loadOrCreateToken(filepath.Join(dir, tokenFile))
+	token, err := wsstack.LoadOrCreateToken(filepath.Join(dir, tokenFile), "wsdev_")
 	if err != nil {
 		return err
 	}
@@ -148,25 +145,4 @@ Inject faults with "ws-dev fault -h"; stop with Ctrl-C.
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "Stopping the local workspace.")
 	return nil
-}
-
-// loadOrCreateToken keeps one demo token per data dir, so a mount survives a
-// ws-dev restart.
-func loadOrCreateToken(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read token file: %w", err)
-	}
-	b := make([]byte, 20)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	t := "wsdev_" + hex.EncodeToString(b)
-	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write token file: %w", err)
-	}
-	return t, nil
 }

@@ -2,10 +2,13 @@ package wsstack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -236,4 +239,26 @@ func (s *Stack) Close() error {
 		errs = append(errs, s.gw.close())
 	}
 	return errors.Join(errs...)
+}
+
+// LoadOrCreateToken returns the token kept in the file at path, creating
+// one (prefix plus 40 random hex digits, mode 0600) when there is none, so
+// a dev stack keeps one token across restarts of its data dir.
+func LoadOrCreateToken(path, prefix string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	t := prefix + hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write token file: %w", err)
+	}
+	return t, nil
 }

@@ -115,3 +115,22 @@ func (b *Bucket) ListRecursive(ctx context.Context, dir string, fn func(Object) 
 	}
 	return nil
 }
+
+// HasChildren reports whether anything is stored under the directory dir
+// (a relative key ending in "/"), its own marker included: one LIST of one
+// key, for lookups that only need to know whether a directory exists.
+func (b *Bucket) HasChildren(ctx context.Context, dir string) (bool, error) {
+	full, err := b.keys.dir(dir)
+	if err != nil {
+		return false, fmt.Errorf("list: %w", err)
+	}
+	out, err := b.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  &b.bucket,
+		Prefix:  &full,
+		MaxKeys: aws.Int32(1),
+	})
+	if err != nil {
+		return false, wrap("list", dir, err)
+	}
+	return len(out.Contents) > 0 || len(out.CommonPrefixes) > 0, nil
+}

@@ -16,6 +16,8 @@ type Bucket interface {
 	Head(ctx context.Context, key string) (bucket.Object, error)
 	// List returns one page of the objects and sub-prefixes directly in dir.
 	List(ctx context.Context, dir, continuation string) (bucket.Page, error)
+	// HasChildren reports whether anything is stored under dir.
+	HasChildren(ctx context.Context, dir string) (bool, error)
 	// ListRecursive calls fn for every object under dir, at any depth.
 	ListRecursive(ctx context.Context, dir string, fn func(bucket.Object) error) error
 	// Get returns n bytes of key from off (to the end when n < 0), failing

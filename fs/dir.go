@@ -229,12 +229,9 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 		return nil
 	})
 	g.Go(func() error {
-		page, err := d.fs.b.List(gctx, key+"/", "")
-		if err != nil {
-			return err
-		}
-		isDir = len(page.Objects) > 0 || len(page.Prefixes) > 0
-		return nil
+		var err error
+		isDir, err = d.fs.b.HasChildren(gctx, key+"/")
+		return err
 	})
 	if err := g.Wait(); err != nil {
 		return entry{}, false, err

@@ -454,9 +454,7 @@ func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 		if known && left > 0 {
 			return
 		}
-		key := d.key() + "/"
-		page, err := d.fs.b.List(ctx, key, "")
-		if err != nil || len(page.Objects) > 0 || len(page.Prefixes) > 0 {
+		if left, err := d.fs.b.HasChildren(ctx, d.key()+"/"); err != nil || left {
 			return // a marker or other children keep it
 		}
 		parent.setEntry(name, nil)

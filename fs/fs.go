@@ -44,7 +44,7 @@ func New(b Bucket, opts Options) *FS {
 		log:     opts.Logger,
 		budget:  newBudget(opts.PrefetchMemory),
 		space:   &stageSpace{limit: opts.CacheLimit},
-		journal: &journal{},
+		journal: &journal{log: opts.Logger},
 		start:   time.Now(),
 	}
 	if opts.CacheDir != "" {

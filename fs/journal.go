@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 )
@@ -16,6 +17,7 @@ import (
 // next mount: workspace credentials cannot list a bucket's uploads.
 type journal struct {
 	dir string // "" disables the journal
+	log *slog.Logger
 }
 
 type journalRecord struct {
@@ -31,8 +33,14 @@ func (j *journal) add(key, uploadID string) (forget func()) {
 	sum := sha256.Sum256([]byte(key + "\x00" + uploadID))
 	path := filepath.Join(j.dir, hex.EncodeToString(sum[:12])+".json")
 	body, _ := json.Marshal(journalRecord{Key: key, UploadID: uploadID})
-	if err := os.MkdirAll(j.dir, 0o700); err == nil {
-		os.WriteFile(path, body, 0o600)
+	err := os.MkdirAll(j.dir, 0o700)
+	if err == nil {
+		err = os.WriteFile(path, body, 0o600)
+	}
+	if err != nil {
+		// The upload goes on; only its clean-up after a crash is at risk.
+		j.log.Warn("could not record a multipart upload; a crash now would leave it incomplete in the bucket",
+			slog.String("key", key), slog.Any("err", err))
 	}
 	return func() { os.Remove(path) }
 }

@@ -29,6 +29,17 @@
 // If-Match with the ETag seen at open, so a file replaced in the bucket while
 // open fails with ESTALE instead of returning a mix of two versions.
 //
+// # Writes
+//
+// A file open for writing has a staging copy in Options.CacheDir, shared by
+// all its handles; close and fsync upload it (see save in staging.go) and
+// fail with EIO if that fails, keeping the data for a retry. A file written
+// front to back from empty is uploaded part by part while it is written.
+// Multipart uploads in progress are recorded (journal.go) so that Recover
+// aborts those a crash left behind. Mode, owner and mtime live in object
+// metadata under s3fs's keys (meta.go); renames copy, then delete
+// (namespace.go).
+//
 // # Errors
 //
 // Errors become errno values in one place (errno.go): not found → ENOENT,

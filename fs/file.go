@@ -203,29 +203,44 @@ func (n *file) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) sy
 }
 
 // Setattr implements fusefs.NodeSetattrer: truncate, chmod, chown and
-// utimens. Truncation without an open handle is saved at once, like a
-// write and close; metadata changes are saved at once unless the content
-// is being written (then with it).
+// utimens. While the file is open for writing, changes are saved with its
+// content at the next close or fsync: tar and cp set the mode and times on
+// the open file just before closing it, and that costs no extra request.
+// Otherwise they are saved at once, like a write and close.
+//
+// The kernel passes no handle for fchmod, fchown and futimens, only for
+// ftruncate, so an open writer is recognised by its staging copy.
 func (n *file) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if errno := n.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
-	if size, ok := in.GetSize(); ok {
+	size, resized := in.GetSize()
+	if resized {
 		if err := n.truncate(ctx, int64(size)); err != nil {
 			return n.fs.toErrno("truncate", n.key(), err)
 		}
 	}
-	if n.setMeta(in) {
+	changed := n.setMeta(in)
+	switch {
+	case n.writerOpen():
+	case resized:
+		if err := n.save(ctx); err != nil {
+			return n.fs.toErrno("truncate", n.key(), err)
+		}
+	case changed:
 		if err := n.saveMeta(ctx); err != nil {
 			return n.fs.toErrno("setattr", n.key(), err)
 		}
 	}
-	if fh == nil {
-		if err := n.save(ctx); err != nil {
-			return n.fs.toErrno("truncate", n.key(), err)
-		}
-	}
 	return n.Getattr(ctx, fh, out)
+}
+
+// writerOpen reports whether a handle that will save the file at close is
+// open.
+func (n *file) writerOpen() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.handles > 0 && n.st != nil
 }
 
 // setMeta applies mode, owner and time changes to attr; it reports whether

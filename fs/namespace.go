@@ -90,7 +90,35 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 		return nil, d.fs.toErrno("mkdir", key, err)
 	}
 	d.setEntry(name, &e)
-	return d.childInode(ctx, name, e, out), 0
+	ch := d.childInode(ctx, name, e, out)
+	if nd, ok := ch.Operations().(*dir); ok {
+		nd.knownEmpty()
+	}
+	return ch, 0
+}
+
+// knownEmpty records that the directory was just created here, so it is
+// empty: lookups of the files a program then creates in it (tar, cp -r,
+// git) are answered without asking S3 whether they exist.
+func (d *dir) knownEmpty() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.listing == nil {
+		d.listing, d.listedAt = map[string]entry{}, time.Now()
+	}
+}
+
+// forgetListings drops the cached listings of the directory and of every
+// directory under it that the kernel knows, so they are listed again.
+func (d *dir) forgetListings() {
+	d.mu.Lock()
+	d.listing, d.missing = nil, nil
+	d.mu.Unlock()
+	for _, ch := range d.Children() {
+		if sub, ok := ch.Operations().(*dir); ok {
+			sub.forgetListings()
+		}
+	}
 }
 
 // Mknod implements fusefs.NodeMknoder: only regular files can be stored.
@@ -297,6 +325,13 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 			}
 		}
 		err = d.fs.renameTree(ctx, src+"/", dst+"/")
+		if ch := d.GetChild(name); ch != nil {
+			if moved, ok := ch.Operations().(*dir); ok {
+				// The copies are of what S3 holds, which may be more
+				// than the cached listings showed.
+				moved.forgetListings()
+			}
+		}
 	} else {
 		se, err = d.renameFile(ctx, name, src, dst, se)
 	}

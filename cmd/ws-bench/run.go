@@ -58,7 +58,7 @@ Flags:
 	fl.BoolVar(&o.keep, "keep", false, "keep the temporary data dir (its path is printed)")
 	fl.BoolVar(&o.quick, "quick", false, "small data set (256 MiB, 4×64 MiB, 2,000, 4,000, 500 objects) for a quick check")
 	tools := fl.String("tools", "mount-ws,s3fs,rclone", "comma-separated filesystems to measure; s3fs and rclone are skipped when not installed")
-	workloads := fl.String("workloads", "", "comma-separated workload ids to run (seq, par, rand, ls, find, small, write, create); default all")
+	workloads := fl.String("workloads", "", "comma-separated workload ids to run (seq, par, rand, ls, find, small, write, create, untar); default all")
 	fl.StringVar(&o.mountWS, "mount-ws", "", "mount-ws binary (default: next to ws-bench, else $PATH)")
 	fl.IntVar(&o.prefetchMiB, "prefetch-memory-mib", 512, "mount-ws --prefetch-memory-mib")
 	fl.BoolVar(&o.verify, "verify", true, "check every byte read against the seeded content (same cost on every path)")
@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		data = quickDataset()
 	}
 	for _, id := range opts.workloads {
-		if !slices.ContainsFunc(bench{data: data}.workloads(), func(w workload) bool { return w.ID == id }) {
+		if !slices.ContainsFunc(bench{data: data, archive: newUntarArchive("")}.workloads(), func(w workload) bool { return w.ID == id }) {
 			return fmt.Errorf("-workloads: unknown workload %q", id)
 		}
 	}
@@ -180,7 +180,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	defer stopShim()
 
 	chk := newChecker(opts.verify)
-	b := bench{data: data, check: chk}
+	b := bench{data: data, check: chk, archive: newUntarArchive(dir)}
 	if p, err := exec.LookPath("fio"); err == nil {
 		b.fio = p
 	} else {

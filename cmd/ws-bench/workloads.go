@@ -50,6 +50,8 @@ type bench struct {
 	data  dataset
 	check checker
 	fio   string // path of fio, or "" to use a Go pread loop
+	// archive is the untar row's archive, written on first use.
+	archive *untarArchive
 }
 
 // workloads lists every row, in table order.
@@ -213,6 +215,7 @@ func (b bench) workloads() []workload {
 				return 1000 / time.Since(start).Seconds(), err
 			},
 		},
+		b.untarWorkload(),
 	}
 }
 

@@ -28,6 +28,9 @@ type dir struct {
 	missing  map[string]time.Time // names found missing, and when; guarded by mu
 	probes   int                  // lookups sent to S3 since the last listing; guarded by mu
 	tooBig   bool                 // more than preloadPages pages: never preloaded; guarded by mu
+	// filling serialises batches of metadata HEADs (fillMeta), so a
+	// program stat-ing every entry sends one batch, not one per entry.
+	filling sync.Mutex
 }
 
 // A directory that gets preloadAfter lookups without being listed is
@@ -66,6 +69,14 @@ func (d *dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrO
 	d.mu.Lock()
 	e := d.attr
 	d.mu.Unlock()
+	if p := dirOf(&d.Inode); !e.meta && p != nil && p.wantsMeta() {
+		if err := p.fillMeta(ctx, true); err != nil {
+			return d.fs.toErrno("getattr", d.key(), err)
+		}
+		d.mu.Lock()
+		e = d.attr
+		d.mu.Unlock()
+	}
 	d.fs.fillAttr(&out.Attr, e)
 	out.Attr.Ino = d.StableAttr().Ino
 	out.SetTimeout(d.fs.opts.MetadataTTL)
@@ -257,7 +268,17 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 
 // childInode returns the inode for a child, reusing the existing one (and
 // refreshing its attributes) when its kind has not changed.
+//
+// An entry known only from a listing, in a directory whose entries get
+// their metadata read (wantsMeta), is given no attribute lifetime: the
+// kernel then asks Getattr before it uses them, which reads the metadata.
 func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.EntryOut) *fusefs.Inode {
+	attrTTL := func(e entry) time.Duration {
+		if !e.meta && d.wantsMeta() {
+			return 0
+		}
+		return d.fs.opts.MetadataTTL
+	}
 	if ch := d.GetChild(name); ch != nil {
 		switch n := ch.Operations().(type) {
 		case *file:
@@ -265,13 +286,16 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 				break
 			}
 			// A listing knows no metadata: the node may know this
-			// version is a symlink, or its mode.
-			if merged := keepKnownMeta(n.attrNow(), e); merged.isSymlink() == n.isLink() {
+			// version is a symlink, or its mode. The kernel cannot
+			// change an inode's type, so a file that turned out to be
+			// a link (or no longer is) gets a new inode.
+			isLink := ch.StableAttr().Mode == syscall.S_IFLNK
+			if merged := keepKnownMeta(n.attrNow(), e); merged.isSymlink() == isLink {
 				e = n.update(merged)
 				d.fs.fillAttr(&out.Attr, e)
 				out.Attr.Ino = ch.StableAttr().Ino
 				out.SetEntryTimeout(d.fs.opts.MetadataTTL)
-				out.SetAttrTimeout(d.fs.opts.MetadataTTL)
+				out.SetAttrTimeout(attrTTL(e))
 				return ch
 			}
 		case *dir:
@@ -285,18 +309,28 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 				d.fs.fillAttr(&out.Attr, e)
 				out.Attr.Ino = ch.StableAttr().Ino
 				out.SetEntryTimeout(d.fs.opts.MetadataTTL)
-				out.SetAttrTimeout(d.fs.opts.MetadataTTL)
+				out.SetAttrTimeout(attrTTL(e))
 				return ch
 			}
 		}
 	}
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
-	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
+	out.SetAttrTimeout(attrTTL(e))
 	// Inode numbers are go-fuse's, unique for the life of the mount: one
 	// derived from the key would make a file created under a name that
 	// another file was just renamed from the same inode as that file.
 	return d.NewInode(ctx, d.fs.newNode(e), fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT})
+}
+
+// dirOf is the directory an inode is in, if it is still in the tree.
+func dirOf(in *fusefs.Inode) *dir {
+	_, p := in.Parent()
+	if p == nil {
+		return nil
+	}
+	d, _ := p.Operations().(*dir)
+	return d
 }
 
 // newNode makes the node for an entry: directory, symlink or file.
@@ -394,9 +428,6 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 			entries[name] = e
 		}
 	}
-	if err := d.fs.headAll(ctx, prefix, entries); err != nil {
-		return nil, false, err
-	}
 	d.mu.Lock()
 	d.listing, d.listedAt, d.missing, d.probes = entries, started, nil, 0
 	l := maps.Clone(entries)
@@ -404,58 +435,121 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 	return l, true, nil
 }
 
-// headAll fills in the metadata (mode, owner, mtime, symlink) of the
-// entries a listing could not give, with a HEAD of each object or
-// directory marker, many at once, when the directory has at most
-// Options.MetadataHeadLimit entries. Larger directories keep the listing's
-// attributes: "ls -l" of a directory of 100,000 files must not cost
-// 100,000 requests. Entries already known for the same ETag cost nothing.
-func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entry) error {
-	if len(entries) > f.opts.MetadataHeadLimit {
-		return nil
-	}
-	type want struct {
-		name string
-		e    entry
-	}
-	var todo []want
-	for name, e := range entries {
-		if !e.meta {
-			todo = append(todo, want{name, e})
+// wantsMeta reports whether this directory's entries get their metadata
+// (mode, owner, mtime, symlink) read from S3, with a HEAD each, when a
+// program first looks at them: only in directories of at most
+// Options.MetadataHeadLimit entries. Larger ones show the listing's
+// attributes: "ls -l" of 100,000 files must not cost 100,000 requests.
+func (d *dir) wantsMeta() bool {
+	limit := d.fs.opts.MetadataHeadLimit
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return limit >= 0 && d.listing != nil && len(d.listing) <= limit
+}
+
+// fillMeta reads the metadata of every file (or, with dirs, every
+// directory) of the cached listing that has none yet, many at once: a
+// program that stats one entry (ls -l, cp -p, rsync) stats them all, but
+// one that only walks the tree (find, os.walk) stats directories only and
+// then costs nothing for the files.
+func (d *dir) fillMeta(ctx context.Context, dirs bool) error {
+	d.filling.Lock()
+	defer d.filling.Unlock()
+	todo := make(map[string]entry)
+	d.mu.Lock()
+	for name, e := range d.listing {
+		if e.dir == dirs && !e.meta {
+			todo[name] = e
 		}
 	}
-	found := make([]*entry, len(todo)) // each goroutine writes its own slot
+	d.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	found, err := d.fs.headAll(ctx, listingPrefix(d.key()), todo)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	for name, h := range found {
+		if cur, ok := d.listing[name]; ok && cur.dir == h.dir && !cur.meta {
+			d.listing[name] = h
+		}
+	}
+	d.mu.Unlock()
+	for name, h := range found {
+		ch := d.GetChild(name)
+		if ch == nil {
+			continue
+		}
+		switch n := ch.Operations().(type) {
+		case *file:
+			if !h.dir {
+				n.update(h)
+			}
+		case *dir:
+			n.mu.Lock()
+			if h.dir && !n.attr.meta {
+				n.attr = h
+			}
+			n.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// headAll reads the metadata of entries with a HEAD of each object or
+// directory marker, 32 at once. A directory without a marker has no
+// metadata: its entry comes back marked as read, with the defaults. A file
+// gone meanwhile is left out.
+func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entry) (map[string]entry, error) {
+	type result struct {
+		name string
+		e    entry
+		ok   bool
+	}
+	names := make([]string, 0, len(entries))
+	for name := range entries {
+		names = append(names, name)
+	}
+	results := make([]result, len(names)) // each goroutine writes its own slot
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
-	for i, w := range todo {
-		key := prefix + w.name
-		if w.e.dir {
+	for i, name := range names {
+		e := entries[name]
+		key := prefix + name
+		if e.dir {
 			key += "/"
 		}
 		g.Go(func() error {
 			o, err := f.b.Head(gctx, key)
 			switch {
+			case errors.Is(err, iofs.ErrNotExist) && e.dir:
+				e.meta = true // an implicit directory
+				results[i] = result{name, e, true}
+				return nil
 			case errors.Is(err, iofs.ErrNotExist):
-				return nil // an implicit directory, or a file just deleted
+				return nil // deleted since the listing
 			case err != nil:
 				return err
 			}
 			h := entryFromObject(o)
-			h.dir = w.e.dir
+			h.dir = e.dir
 			if h.dir {
 				h.size, h.etag = 0, ""
 			}
-			found[i] = &h
+			results[i] = result{name, h, true}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, err
 	}
-	for i, h := range found {
-		if h != nil {
-			entries[todo[i].name] = *h
+	found := make(map[string]entry, len(results))
+	for _, r := range results {
+		if r.ok {
+			found[r.name] = r.e
 		}
 	}
-	return nil
+	return found, nil
 }

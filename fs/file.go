@@ -39,6 +39,7 @@ type file struct {
 	lastKey string // guarded by mu
 	lastErr error  // why the last save failed; guarded by mu
 	handles int    // open handles; guarded by mu
+	writing int    // handles open for writing and not closed yet; guarded by mu
 }
 
 var (
@@ -59,12 +60,6 @@ func (n *file) attrNow() entry {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.attr
-}
-
-func (n *file) isLink() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.attr.isSymlink()
 }
 
 // update merges attributes seen in a listing or lookup and returns what
@@ -125,14 +120,35 @@ func (n *file) current(ctx context.Context) (entry, error) {
 
 // Getattr implements fusefs.NodeGetattrer.
 func (n *file) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if err := n.fillMeta(ctx); err != nil {
+		return n.fs.toErrno("getattr", n.key(), err)
+	}
 	e, err := n.current(ctx)
 	if err != nil {
 		return n.fs.toErrno("getattr", n.key(), err)
+	}
+	if e.isSymlink() != (n.StableAttr().Mode == syscall.S_IFLNK) {
+		// Its metadata shows a link where the kernel has a file (or
+		// the reverse), and an inode cannot change type. ESTALE makes
+		// the kernel look the name up again, which gives a new inode.
+		return syscall.ESTALE
 	}
 	n.fs.fillAttr(&out.Attr, e)
 	out.Attr.Ino = n.StableAttr().Ino
 	out.SetTimeout(n.fs.opts.MetadataTTL)
 	return 0
+}
+
+// fillMeta reads the file's metadata, with its siblings', when only a
+// listing described it so far (see dir.wantsMeta).
+func (n *file) fillMeta(ctx context.Context) error {
+	n.mu.Lock()
+	need := !n.attr.meta && n.st == nil && !n.localChangesLocked()
+	n.mu.Unlock()
+	if p := n.parentDir(); need && p != nil && p.wantsMeta() {
+		return p.fillMeta(ctx, false)
+	}
+	return nil
 }
 
 // Readlink implements fusefs.NodeReadlinker: the object holds the target.
@@ -193,7 +209,11 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
-	return &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}, fuseFlags, 0
+	h := &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}
+	if write {
+		n.setWriting(h, true)
+	}
+	return h, fuseFlags, 0
 }
 
 // Fsync implements fusefs.NodeFsyncer, for fsync on a node without a
@@ -236,11 +256,28 @@ func (n *file) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 }
 
 // writerOpen reports whether a handle that will save the file at close is
-// open.
+// open. A closed handle no longer counts, though the kernel releases it
+// later: rsync sets the times by path right after close, and those must
+// not wait for a close that has already happened.
 func (n *file) writerOpen() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.handles > 0 && n.st != nil
+	return n.writing > 0 && n.st != nil
+}
+
+// setWriting marks h as a handle whose close will save the file, or no
+// longer.
+func (n *file) setWriting(h *handle, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if h.open != on {
+		h.open = on
+		if on {
+			n.writing++
+		} else {
+			n.writing--
+		}
+	}
 }
 
 // setMeta applies mode, owner and time changes to attr; it reports whether

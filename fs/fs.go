@@ -80,8 +80,10 @@ func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
 	entry, neg := f.opts.MetadataTTL, f.opts.NegativeTTL
 	root := syscall.Getuid() == 0
 	opts := &fusefs.Options{
+		// No AttrTimeout: go-fuse would put it in place of every zero
+		// one, and zero is what makes the kernel ask Getattr for an
+		// entry whose metadata is still to be read (dir.childInode).
 		EntryTimeout:    &entry,
-		AttrTimeout:     &entry,
 		NegativeTimeout: &neg,
 		UID:             f.opts.UID,
 		GID:             f.opts.GID,

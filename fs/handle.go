@@ -17,6 +17,9 @@ type handle struct {
 	n          *file
 	attr       entry // at open
 	appendOnly bool  // O_APPEND: every write goes to the end
+	// open: opened for writing, or written to, and not closed since;
+	// guarded by n.mu. Setattr waits for the close of such a handle.
+	open bool
 
 	ra *readAhead // created on the first read from S3; guarded by the kernel's serialisation of release
 }
@@ -59,6 +62,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 
 // Write implements fusefs.FileWriter.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	h.n.setWriting(h, true)
 	w, err := h.n.write(ctx, data, off, h.appendOnly)
 	if err != nil {
 		return uint32(w), h.n.fs.toErrno("write", h.n.key(), err)
@@ -73,6 +77,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 // programs do not retry close(2), so an interrupted close would look like
 // lost data (Go's runtime alone signals its threads constantly).
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	h.n.setWriting(h, false)
 	return h.n.fs.toErrno("close", h.n.key(), h.n.save(context.WithoutCancel(ctx)))
 }
 
@@ -87,6 +92,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	if h.ra != nil {
 		h.ra.close()
 	}
+	h.n.setWriting(h, false)
 	h.n.release()
 	return 0
 }

@@ -71,7 +71,9 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
 	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG})
 	d.setEntry(name, &e)
-	return ch, &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}, 0, 0
+	h := &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}
+	n.setWriting(h, true)
+	return ch, h, 0, 0
 }
 
 // Mkdir implements fusefs.NodeMkdirer: a "name/" marker object, with the

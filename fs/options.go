@@ -23,9 +23,10 @@ const (
 	// DefaultPrefetchMemory caps the bytes held by all read-ahead buffers.
 	DefaultPrefetchMemory = 512 << 20
 	// DefaultMetadataHeadLimit: directories with at most this many
-	// entries show every file's stored mode, owner and mtime (one HEAD per
-	// entry, once per object version); larger ones show what a listing
-	// gives, so that listing them costs LIST requests only.
+	// entries show every file's stored mode, owner and mtime, read with
+	// one HEAD per entry (once per object version) when a program first
+	// stats one of them; larger ones show what a listing gives, so that
+	// "ls -l" of them costs LIST requests only.
 	DefaultMetadataHeadLimit = 1000
 	// DefaultCacheLimit caps the staging files of files being written.
 	DefaultCacheLimit = 10 << 30

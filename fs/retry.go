@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"time"
 )
 
@@ -10,27 +11,31 @@ import (
 const retryInterval = 15 * time.Second
 
 // retryLater queues a file whose last handle closed with unsaved data (its
-// upload failed and close reported EIO). The data is never dropped: it is
-// uploaded again every retryInterval until that succeeds or the file is
-// deleted, and once more when the filesystem is closed.
-func (f *FS) retryLater(n *file) {
+// upload failed and close reported EIO, when failed). The data is never
+// dropped: it is uploaded again every retryInterval until that succeeds or
+// the file is deleted, and once more when the filesystem is closed.
+func (f *FS) retryLater(n *file, failed bool) {
 	f.retryMu.Lock()
 	defer f.retryMu.Unlock()
 	if f.pending == nil {
 		f.pending = make(map[*file]bool)
 	}
-	f.pending[n] = true
+	f.pending[n] = failed
+	if !failed {
+		f.log.Debug("a change is still being saved; checking again later", slog.String("path", n.lastKeyNow()))
+	}
 	if f.retryStop == nil {
 		f.retryStop = make(chan struct{})
 		f.retryDone = make(chan struct{})
 		go f.retryLoop(f.retryStop, f.retryDone)
 	}
-	key, _ := n.saveKey()
-	n.mu.Lock()
-	cause := n.lastErr
-	n.mu.Unlock()
-	f.log.Error("upload failed; keeping the data and retrying in the background",
-		slog.String("path", key), slog.Any("err", cause))
+	if failed {
+		n.mu.Lock()
+		cause := n.lastErr
+		n.mu.Unlock()
+		f.log.Error("upload failed; keeping the data and retrying in the background",
+			slog.String("path", n.lastKeyNow()), slog.Any("err", cause))
+	}
 }
 
 func (f *FS) retryLoop(stop <-chan struct{}, done chan<- struct{}) {
@@ -50,12 +55,10 @@ func (f *FS) retryLoop(stop <-chan struct{}, done chan<- struct{}) {
 // retryPending tries every queued file once.
 func (f *FS) retryPending(ctx context.Context) {
 	f.retryMu.Lock()
-	files := make([]*file, 0, len(f.pending))
-	for n := range f.pending {
-		files = append(files, n)
-	}
+	files := make(map[*file]bool, len(f.pending))
+	maps.Copy(files, f.pending)
 	f.retryMu.Unlock()
-	for _, n := range files {
+	for n, failed := range files {
 		err := n.save(ctx)
 		if err != nil {
 			continue
@@ -63,8 +66,10 @@ func (f *FS) retryPending(ctx context.Context) {
 		f.retryMu.Lock()
 		delete(f.pending, n)
 		f.retryMu.Unlock()
-		key, _ := n.saveKey()
-		f.log.Info("upload retried successfully", slog.String("path", key))
+		if failed {
+			key, _ := n.saveKey()
+			f.log.Info("upload retried successfully", slog.String("path", key))
+		}
 		n.mu.Lock()
 		st := n.st
 		idle := n.handles == 0 && st != nil && !st.dirty && !n.metaDirty

@@ -435,24 +435,30 @@ func (f *FS) upload(ctx context.Context, key string, st *staging, md map[string]
 // release closes a handle: the last one drops a staging copy that holds
 // nothing unsaved. Unsaved data (its upload failed) stays and is retried in
 // the background until it is saved or the file is deleted.
+//
+// It waits for a save in progress (the kernel releases a handle after
+// close has returned, while rsync is already setting the times by path),
+// so what that save stores is not taken for unsaved data. A change made
+// but not yet being saved is queued like a failed one, without the error.
 func (n *file) release() {
+	n.io.Lock()
+	defer n.io.Unlock()
 	n.mu.Lock()
 	n.handles--
 	st := n.st
 	last := n.handles == 0
 	keep := st != nil && (st.dirty || n.metaDirty) && !n.deleted
+	failed := n.lastErr != nil
 	if last && st != nil && !keep {
 		n.st = nil
 	}
 	n.mu.Unlock()
 	switch {
 	case last && st != nil && !keep:
-		n.io.Lock() // the staging's stream state is guarded by io
 		n.fs.dropStaging(st)
-		n.io.Unlock()
 	case last && keep:
 		n.saveKey() // remember the name, should the kernel forget the file
-		n.fs.retryLater(n)
+		n.fs.retryLater(n, failed)
 	}
 }
 
@@ -472,6 +478,13 @@ func (n *file) saveKey() (string, bool) {
 	return n.lastKey, n.lastKey != ""
 }
 
+// lastKeyNow is the key the file was last known under, for logs.
+func (n *file) lastKeyNow() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lastKey
+}
+
 // orphaned reports whether the file is no longer in the tree: unlinked,
 // replaced by a rename, or forgotten by the kernel.
 func (n *file) orphaned() bool {
@@ -480,14 +493,7 @@ func (n *file) orphaned() bool {
 }
 
 // parentDir is the directory the file is in, if it is still in the tree.
-func (n *file) parentDir() *dir {
-	_, p := n.Parent()
-	if p == nil {
-		return nil
-	}
-	d, _ := p.Operations().(*dir)
-	return d
-}
+func (n *file) parentDir() *dir { return dirOf(&n.Inode) }
 
 func baseName(key string) string {
 	for i := len(key) - 1; i >= 0; i-- {

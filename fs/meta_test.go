@@ -1,0 +1,142 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"mount-ws/fs"
+	"mount-ws/internal/fusetest"
+	"mount-ws/internal/wsstack"
+)
+
+// Stored metadata (s3fs keys) is read only when a program looks at the
+// attributes: walking a tree by its directory entries (find, os.walk)
+// sends no HEAD for the files in it, and stat-ing a file then shows its
+// stored mode, mtime and link-ness, even for a link the kernel first saw
+// as a file.
+func TestMetadataReadWhenStatted(t *testing.T) {
+	b, put := workspace(t)
+	c := mintCreds(t, "fs", "testmetadatareadwhenstatted")
+	putMeta := func(key, body string, md map[string]string) {
+		t.Helper()
+		_, err := stack.RootClient().PutObject(context.Background(), &s3.PutObjectInput{
+			Bucket: aws.String(c.Bucket), Key: aws.String(c.Prefix + key),
+			Body: bytes.NewReader([]byte(body)), Metadata: md,
+		})
+		if err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+	}
+	putMeta("tree/d1/private.txt", "secret", map[string]string{"mode": "33152", "mtime": "1700000000"}) // 0100600
+	putMeta("tree/d1/link", "private.txt", map[string]string{"mode": "41471"})                          // 0120777
+	put("tree/d1/plain.txt", []byte("plain"))
+	put("tree/d2/other.txt", []byte("other"))
+
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	path := func(p string) string { return filepath.Join(mnt, p) }
+
+	stack.S3.ResetCounts()
+	var walk func(dir string) int
+	walk = func(dir string) int {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatalf("readdir %s: %v", dir, err)
+		}
+		n := len(ents)
+		for _, e := range ents {
+			if e.IsDir() {
+				n += walk(filepath.Join(dir, e.Name()))
+			}
+		}
+		return n
+	}
+	if n := walk(path("tree")); n != 6 {
+		t.Errorf("walk found %d entries, want 6", n)
+	}
+	// Directories may be checked for markers (the kernel stats them to
+	// enter them); the three files must not be.
+	if heads := stack.S3.Counts()[wsstack.OpHead]; heads > 3 {
+		t.Errorf("walking the tree sent %d HEADs, want at most 3 (one per directory)", heads)
+	}
+
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path("tree/d1/private.txt"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != 0o100600 || st.Mtim.Sec != 1700000000 {
+		t.Errorf("private.txt: mode %o mtime %d, want 100600 and 1700000000", st.Mode, st.Mtim.Sec)
+	}
+	if err := syscall.Lstat(path("tree/d1/plain.txt"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != 0o100644 || time.Since(time.Unix(st.Mtim.Sec, 0)) > time.Hour {
+		t.Errorf("plain.txt: mode %o mtime %d, want the defaults (100644, its upload time)", st.Mode, st.Mtim.Sec)
+	}
+	fi, err := os.Lstat(path("tree/d1/link"))
+	if err != nil {
+		t.Fatalf("lstat link: %v", err)
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("link: mode %v, want a symbolic link", fi.Mode())
+	}
+	if target, err := os.Readlink(path("tree/d1/link")); err != nil || target != "private.txt" {
+		t.Errorf("readlink: %q %v, want private.txt", target, err)
+	}
+	if got, err := os.ReadFile(path("tree/d1/link")); err != nil || string(got) != "secret" {
+		t.Errorf("read through link: %q %v", got, err)
+	}
+}
+
+// Mode and times set on a file open for writing (tar, cp -p and rsync set
+// them just before close) are stored with its content, in one PUT; set
+// after close, by path, they are stored at once.
+func TestMetadataOfOpenFileSavedWithContent(t *testing.T) {
+	b, _ := workspace(t)
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	path := filepath.Join(mnt, "f.txt")
+
+	stack.S3.ResetCounts()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("content"); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Unix(1600000000, 0)
+	if err := f.Chmod(0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Futimes(int(f.Fd()), []syscall.Timeval{{Sec: mtime.Unix()}, {Sec: mtime.Unix()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	counts := stack.S3.Counts()
+	if counts[wsstack.OpPut] != 1 || counts[wsstack.OpCopy] != 0 {
+		t.Errorf("create, write, chmod, utimes, close: %d PUTs and %d COPYs, want 1 and 0", counts[wsstack.OpPut], counts[wsstack.OpCopy])
+	}
+	o, err := b.Head(context.Background(), "f.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Metadata["mode"] != "33184" || o.Metadata["mtime"] != "1600000000" { // 0100640
+		t.Errorf("stored metadata %v, want mode 33184 and mtime 1600000000", o.Metadata)
+	}
+
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o, err = b.Head(context.Background(), "f.txt"); err != nil || o.Metadata["mode"] != "33152" {
+		t.Errorf("after chmod by path: metadata %v (%v), want mode 33152", o.Metadata, err)
+	}
+}

@@ -3,6 +3,7 @@ package fs_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"mount-ws/bucket"
 	"mount-ws/fs"
 	"mount-ws/internal/fusetest"
 	"mount-ws/internal/wsstack"
@@ -139,4 +141,62 @@ func TestMetadataOfOpenFileSavedWithContent(t *testing.T) {
 	if o, err = b.Head(context.Background(), "f.txt"); err != nil || o.Metadata["mode"] != "33152" {
 		t.Errorf("after chmod by path: metadata %v (%v), want mode 33152", o.Metadata, err)
 	}
+}
+
+// Overwriting a file with O_TRUNC downloads none of the old content (the
+// kernel opens, then truncates), and the new content is uploaded while it
+// is written; opening without O_TRUNC and writing in the middle fetches
+// the old bytes and keeps them around the write.
+func TestOverwriteFetchesOnlyWhatItKeeps(t *testing.T) {
+	b, put := workspace(t)
+	old := bytes.Repeat([]byte("old!"), 5<<20) // 20 MiB: more than one part
+	put("big.bin", old)
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	path := filepath.Join(mnt, "big.bin")
+
+	stack.S3.ResetCounts()
+	fresh := bytes.Repeat([]byte("new"), 7<<20)
+	if err := os.WriteFile(path, fresh, 0o644); err != nil {
+		t.Fatalf("overwrite: %v", err)
+	}
+	counts := stack.S3.Counts()
+	if counts[wsstack.OpGet] != 0 {
+		t.Errorf("O_TRUNC overwrite sent %d GETs, want 0", counts[wsstack.OpGet])
+	}
+	if counts[wsstack.OpUploadPart] < 2 || counts[wsstack.OpPut] != 0 {
+		t.Errorf("O_TRUNC overwrite: %d parts and %d PUTs, want a multipart upload", counts[wsstack.OpUploadPart], counts[wsstack.OpPut])
+	}
+	if got := readObject(t, b, "big.bin"); !bytes.Equal(got, fresh) {
+		t.Fatalf("after overwrite: %d bytes, want the %d written", len(got), len(fresh))
+	}
+
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("MIDDLE"), 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	want := append([]byte{}, fresh...)
+	copy(want[1000:], "MIDDLE")
+	if got := readObject(t, b, "big.bin"); !bytes.Equal(got, want) {
+		t.Errorf("after a write in the middle: content differs (%d bytes, want %d)", len(got), len(want))
+	}
+}
+
+func readObject(t *testing.T, b *bucket.Bucket, key string) []byte {
+	t.Helper()
+	body, err := b.Get(context.Background(), key, 0, -1, "")
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer body.Close()
+	got, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return got
 }

@@ -32,6 +32,19 @@ type staging struct {
 	parts     int            // parts handed to the stream
 	streamMD  map[string]string
 	forget    func() // drops the journal record of the stream
+
+	// fill, when set, is the object version the staging copy still has to
+	// be filled with: opening a file for writing does not download it
+	// until a write, a read or a truncation to a non-zero size needs the
+	// bytes. The kernel truncates for O_TRUNC after the open, so without
+	// this, "> file" would download the old content only to drop it.
+	// Guarded by the file's io and mu (set under both, read under either).
+	fill *objectVersion
+}
+
+// objectVersion names one version of an object.
+type objectVersion struct {
+	key, etag string
 }
 
 // stageSpace counts the bytes of all staging files against the cache limit.
@@ -80,7 +93,7 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 	n.mu.Unlock()
 	if st != nil {
 		if trunc {
-			return n.resizeLocked(st, 0)
+			return n.resizeLocked(ctx, st, 0)
 		}
 		return nil
 	}
@@ -105,11 +118,7 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 			st.f.Close()
 			return err
 		}
-		st.size = size
-		if err := n.load(ctx, st, key, size, etag); err != nil {
-			n.fs.dropStaging(st)
-			return err
-		}
+		st.size, st.fill = size, &objectVersion{key: key, etag: etag}
 	}
 	// Truncating an existing object is a change to save; a file created
 	// here is unsaved, hence dirty, until its first upload.
@@ -117,6 +126,21 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 	st.canStream = trunc || unsaved || size == 0
 	n.mu.Lock()
 	n.st = st
+	n.mu.Unlock()
+	return nil
+}
+
+// filled makes sure the staging copy holds the file's bytes, downloading
+// them if that was put off at open. n.io must be held.
+func (n *file) filled(ctx context.Context, st *staging) error {
+	if st.fill == nil {
+		return nil
+	}
+	if err := n.load(ctx, st, st.fill.key, st.size, st.fill.etag); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	st.fill = nil
 	n.mu.Unlock()
 	return nil
 }
@@ -149,9 +173,19 @@ func (n *file) load(ctx context.Context, st *staging, key string, size int64, et
 }
 
 // resizeLocked truncates or extends the staging file. n.io must be held.
-func (n *file) resizeLocked(st *staging, size int64) error {
+func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error {
 	if size < st.streamed {
 		n.fs.stopStream(st)
+	}
+	if size == 0 {
+		// Nothing of the old content is left to fetch, and the file can
+		// again be uploaded while it is written.
+		n.mu.Lock()
+		st.fill = nil
+		n.mu.Unlock()
+		st.canStream = st.stream == nil
+	} else if err := n.filled(ctx, st); err != nil {
+		return err
 	}
 	if err := n.fs.space.grow(size - st.size); err != nil {
 		return err
@@ -177,7 +211,7 @@ func (n *file) truncate(ctx context.Context, size int64) error {
 	n.mu.Lock()
 	st := n.st
 	n.mu.Unlock()
-	return n.resizeLocked(st, size)
+	return n.resizeLocked(ctx, st, size)
 }
 
 // write stores p at off (at the end when appending) in the staging file.
@@ -189,6 +223,9 @@ func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) 
 	n.mu.Unlock()
 	if st == nil {
 		return 0, errors.New("write to a file not open for writing")
+	}
+	if err := n.filled(ctx, st); err != nil {
+		return 0, err
 	}
 	if appendOnly {
 		off = st.size
@@ -236,6 +273,7 @@ func (n *file) streamParts(ctx context.Context, st *staging) {
 			OnCreate:    func(id string) { forget = n.fs.journal.add(key, id) },
 		})
 		if err != nil {
+			n.fs.log.Warn("could not start uploading while writing; the file will be uploaded at close", slog.String("path", key), slog.Any("err", err))
 			st.canStream = false
 			return
 		}
@@ -303,11 +341,13 @@ func (n *file) readStaged(p []byte, off int64) (int, bool, error) {
 	n.mu.Lock()
 	st := n.st
 	var size int64
+	unfilled := false
 	if st != nil {
-		size = st.size
+		size, unfilled = st.size, st.fill != nil
 	}
 	n.mu.Unlock()
-	if st == nil {
+	if st == nil || unfilled {
+		// Not staged, or not fetched yet: S3 has the same bytes.
 		return 0, false, nil
 	}
 	if off >= size {

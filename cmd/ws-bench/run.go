@@ -173,6 +173,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	logf("Seeded %d objects in %v (%d were already there).", n, time.Since(seedStart).Round(time.Millisecond), len(data.objects())-n)
 
+	// What earlier runs on a kept data dir wrote, and then what this run
+	// writes, is removed.
+	cleanWrites := func() {
+		if n, err := sd.removeWrites(context.WithoutCancel(ctx), data); err != nil {
+			logf("ws-bench: %v", err)
+		} else if n > 0 {
+			logf("Removed %d objects written by the write rows.", n)
+		}
+	}
+	cleanWrites()
+	defer cleanWrites()
+
 	tools, notes, stopShim, err := setupTools(opts, stack, dir, mintOne)
 	if err != nil {
 		return err

@@ -31,6 +31,9 @@ type dir struct {
 	// filling serialises batches of metadata HEADs (fillMeta), so a
 	// program stat-ing every entry sends one batch, not one per entry.
 	filling sync.Mutex
+	// listing1 lets one listing of the directory run at a time: readers
+	// opening many files at once would otherwise all start the same one.
+	listing1 sync.Mutex
 }
 
 // A directory that gets preloadAfter lookups without being listed is
@@ -378,6 +381,8 @@ func (d *dir) list(ctx context.Context) (map[string]entry, error) {
 // A fresh listing keeps what is known of unchanged objects' metadata, and
 // children being written here that S3 does not have yet.
 func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bool, error) {
+	d.listing1.Lock()
+	defer d.listing1.Unlock()
 	d.mu.Lock()
 	if d.listing != nil && time.Since(d.listedAt) < d.fs.opts.MetadataTTL {
 		l := maps.Clone(d.listing)

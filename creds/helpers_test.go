@@ -1,7 +1,6 @@
 package creds
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"mount-ws/internal/syncbuf"
 )
 
 // Test secrets: distinctive, so a search of logs and errors finds any leak.
@@ -111,22 +112,7 @@ func writeEnvelope(w http.ResponseWriter, status int, typ, detail string) {
 }
 
 // logBuffer captures slog output for leak checks.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 func (b *logBuffer) count(substr string) int { return strings.Count(b.String(), substr) }
 

@@ -8,12 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"mount-ws/internal/fusetest"
+	"mount-ws/internal/syncbuf"
 	"mount-ws/internal/wsstack"
 )
 
@@ -132,7 +132,7 @@ func TestForegroundMountUntilSignal(t *testing.T) {
 	fusetest.Require(t)
 	mnt := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--foreground", "--read-only", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "cmd/ws", mnt}, &errOut, &errOut)
@@ -208,23 +208,6 @@ func TestBackgroundMountReportsFailure(t *testing.T) {
 	if mounted(mnt) {
 		t.Error("mounted despite the failure")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func errorsIs(err error, target syscall.Errno) bool {

@@ -384,6 +384,10 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 	d.listing1.Lock()
 	defer d.listing1.Unlock()
 	d.mu.Lock()
+	if maxPages > 0 && d.tooBig {
+		d.mu.Unlock()
+		return nil, false, nil // found too big while this call waited
+	}
 	if d.listing != nil && time.Since(d.listedAt) < d.fs.opts.MetadataTTL {
 		l := maps.Clone(d.listing)
 		d.mu.Unlock()
@@ -477,16 +481,23 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool) error {
 	}
 	d.mu.Lock()
 	for name, h := range found {
-		if cur, ok := d.listing[name]; ok && cur.dir == h.dir && !cur.meta {
-			d.listing[name] = h
+		cur, ok := d.listing[name]
+		switch {
+		case !ok || cur.dir != h.dir || cur.meta:
+		case h.gone:
+			// Deleted since the listing: do not ask again.
+			delete(d.listing, name)
+		default:
+			d.listing[name] = h.e
 		}
 	}
 	d.mu.Unlock()
-	for name, h := range found {
+	for name, r := range found {
 		ch := d.GetChild(name)
-		if ch == nil {
+		if ch == nil || r.gone {
 			continue
 		}
+		h := r.e
 		switch n := ch.Operations().(type) {
 		case *file:
 			if !h.dir {
@@ -503,22 +514,26 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool) error {
 	return nil
 }
 
+// headResult is what headAll learnt of one entry.
+type headResult struct {
+	e    entry
+	dir  bool
+	gone bool // a file deleted since the listing
+}
+
 // headAll reads the metadata of entries with a HEAD of each object or
 // directory marker, 32 at once. A directory without a marker has no
-// metadata: its entry comes back marked as read, with the defaults. A file
-// gone meanwhile is left out.
-func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entry) (map[string]entry, error) {
-	type result struct {
-		name string
-		e    entry
-		ok   bool
-	}
+// metadata: its entry comes back marked as read, with the defaults. An
+// entry whose HEAD fails is left out (it stays unread, and is asked again
+// later); only when every HEAD fails is that an error.
+func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entry) (map[string]headResult, error) {
 	names := make([]string, 0, len(entries))
 	for name := range entries {
 		names = append(names, name)
 	}
-	results := make([]result, len(names)) // each goroutine writes its own slot
-	g, gctx := errgroup.WithContext(ctx)
+	results := make([]*headResult, len(names)) // each goroutine writes its own slot
+	errs := make([]error, len(names))
+	var g errgroup.Group
 	g.SetLimit(32)
 	for i, name := range names {
 		e := entries[name]
@@ -527,34 +542,38 @@ func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entr
 			key += "/"
 		}
 		g.Go(func() error {
-			o, err := f.b.Head(gctx, key)
+			o, err := f.b.Head(ctx, key)
 			switch {
 			case errors.Is(err, iofs.ErrNotExist) && e.dir:
 				e.meta = true // an implicit directory
-				results[i] = result{name, e, true}
-				return nil
+				results[i] = &headResult{e: e, dir: true}
 			case errors.Is(err, iofs.ErrNotExist):
-				return nil // deleted since the listing
+				results[i] = &headResult{e: e, gone: true}
 			case err != nil:
-				return err
+				errs[i] = err
+			default:
+				h := entryFromObject(o)
+				h.dir = e.dir
+				if h.dir {
+					h.size, h.etag = 0, ""
+				}
+				results[i] = &headResult{e: h, dir: h.dir}
 			}
-			h := entryFromObject(o)
-			h.dir = e.dir
-			if h.dir {
-				h.size, h.etag = 0, ""
-			}
-			results[i] = result{name, h, true}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	found := make(map[string]entry, len(results))
-	for _, r := range results {
-		if r.ok {
-			found[r.name] = r.e
+	g.Wait()
+	found := make(map[string]headResult, len(results))
+	var firstErr error
+	for i, r := range results {
+		if r != nil {
+			found[names[i]] = *r
+		} else if firstErr == nil {
+			firstErr = errs[i]
 		}
+	}
+	if len(found) == 0 && firstErr != nil {
+		return nil, firstErr
 	}
 	return found, nil
 }

@@ -127,15 +127,46 @@ func (n *file) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	if err != nil {
 		return n.fs.toErrno("getattr", n.key(), err)
 	}
-	if e.isSymlink() != (n.StableAttr().Mode == syscall.S_IFLNK) {
-		// Its metadata shows a link where the kernel has a file (or
-		// the reverse), and an inode cannot change type. ESTALE makes
-		// the kernel look the name up again, which gives a new inode.
+	if n.wrongKind(e) {
 		return syscall.ESTALE
 	}
 	n.fs.fillAttr(&out.Attr, e)
 	out.Attr.Ino = n.StableAttr().Ino
 	out.SetTimeout(n.fs.opts.MetadataTTL)
+	return 0
+}
+
+// wrongKind reports whether e shows a link where the kernel has a file (or
+// the reverse): the inode was made from a listing, which cannot tell, and
+// an inode cannot change type. Operations then answer ESTALE before they
+// change anything: the kernel looks the name up again (once), which gives
+// an inode of the right type, and retries.
+func (n *file) wrongKind(e entry) bool {
+	return e.isSymlink() != (n.StableAttr().Mode == syscall.S_IFLNK)
+}
+
+// checkKind makes sure the file's type is known before an operation that
+// depends on it: it reads the metadata (with its siblings' in a small
+// directory, else with a HEAD when must is set) if only a listing
+// described the file, and answers ESTALE for a wrong kind.
+func (n *file) checkKind(ctx context.Context, must bool) syscall.Errno {
+	if err := n.fillMeta(ctx); err != nil {
+		return n.fs.toErrno("lookup", n.key(), err)
+	}
+	n.mu.Lock()
+	e := n.attr
+	local := n.st != nil || n.localChangesLocked()
+	n.mu.Unlock()
+	if must && !e.meta && !local {
+		o, err := n.fs.b.Head(ctx, n.key())
+		if err != nil {
+			return n.fs.toErrno("lookup", n.key(), err)
+		}
+		e = n.update(entryFromObject(o))
+	}
+	if n.wrongKind(e) {
+		return syscall.ESTALE
+	}
 	return 0
 }
 
@@ -188,6 +219,9 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			return nil, 0, errno
 		}
 	}
+	if errno := n.checkKind(ctx, false); errno != 0 {
+		return nil, 0, errno
+	}
 	e, err := n.current(ctx)
 	if errors.Is(err, iofs.ErrNotExist) {
 		return nil, 0, syscall.ENOENT
@@ -195,13 +229,21 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if err != nil {
 		return nil, 0, n.fs.toErrno("open", n.key(), err)
 	}
+	// Counted before staging, so that the release of another handle
+	// meanwhile does not drop the staging copy this one is about to use.
+	n.mu.Lock()
+	n.handles++
+	n.mu.Unlock()
 	if write {
 		if err := n.stage(ctx, flags&syscall.O_TRUNC != 0); err != nil {
+			n.release()
+			if errors.Is(err, syscall.ESTALE) {
+				return nil, 0, syscall.ESTALE // a link taken for a file: look it up again
+			}
 			return nil, 0, n.fs.toErrno("open", n.key(), err)
 		}
 	}
 	n.mu.Lock()
-	n.handles++
 	keep := !write && n.st == nil && e.etag != "" && e.etag == n.cacheETag
 	n.cacheETag = e.etag
 	n.mu.Unlock()
@@ -232,6 +274,10 @@ func (n *file) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) sy
 // ftruncate, so an open writer is recognised by its staging copy.
 func (n *file) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if errno := n.fs.refuseWrite(); errno != 0 {
+		return errno
+	}
+	// A chmod must not turn a link it took for a file into a file.
+	if errno := n.checkKind(ctx, true); errno != 0 {
 		return errno
 	}
 	size, resized := in.GetSize()

@@ -200,3 +200,84 @@ func readObject(t *testing.T, b *bucket.Bucket, key string) []byte {
 	}
 	return got
 }
+
+// A link that the kernel first saw in a listing (typed as a file, since a
+// listing carries no metadata) is still followed when a program opens,
+// appends to or chmods it by name without a stat first.
+func TestLinkFromListingIsFollowed(t *testing.T) {
+	b, _ := workspace(t)
+	c := mintCreds(t, "fs", "testlinkfromlistingisfollowed")
+	putRaw := func(key, body string, md map[string]string) {
+		t.Helper()
+		_, err := stack.RootClient().PutObject(context.Background(), &s3.PutObjectInput{
+			Bucket: aws.String(c.Bucket), Key: aws.String(c.Prefix + key),
+			Body: bytes.NewReader([]byte(body)), Metadata: md,
+		})
+		if err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+	}
+	putRaw("d/target.txt", "secret\n", nil)
+	putRaw("d/link", "target.txt", map[string]string{"mode": "41471"}) // 0120777
+	fresh := func() string {
+		mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+		if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(mnt, "d", "link")
+	}
+
+	if got, err := os.ReadFile(fresh()); err != nil || string(got) != "secret\n" {
+		t.Errorf("read through the link after a listing: %q %v, want the target's content", got, err)
+	}
+
+	f, err := os.OpenFile(fresh(), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatalf("open the link for appending: %v", err)
+	}
+	if _, err := f.WriteString("more\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got := readObject(t, b, "d/target.txt"); string(got) != "secret\nmore\n" {
+		t.Errorf("target after appending through the link: %q", got)
+	}
+	if got := readObject(t, b, "d/link"); string(got) != "target.txt" {
+		t.Errorf("link object after appending through it: %q, want it unchanged", got)
+	}
+
+	if err := os.Chmod(fresh(), 0o600); err != nil {
+		t.Fatalf("chmod through the link: %v", err)
+	}
+	o, err := b.Head(context.Background(), "d/link")
+	if err != nil || o.Metadata["mode"] != "41471" {
+		t.Errorf("link's metadata after chmod through it: %v %v, want it still a link", o.Metadata, err)
+	}
+}
+
+// A file opened for appending and then renamed (log rotation) keeps its
+// content: what it had not fetched yet is fetched before the object moves.
+func TestAppendAfterRenameKeepsContent(t *testing.T) {
+	b, put := workspace(t)
+	put("app.log", []byte("line 1\n"))
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	f, err := os.OpenFile(filepath.Join(mnt, "app.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Rename(filepath.Join(mnt, "app.log"), filepath.Join(mnt, "app.log.1")); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	if _, err := f.WriteString("line 2\n"); err != nil {
+		t.Fatalf("write after rename: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got := readObject(t, b, "app.log.1"); string(got) != "line 1\nline 2\n" {
+		t.Errorf("renamed file: %q, want both lines", got)
+	}
+}

@@ -185,12 +185,46 @@ func (d *dir) forgetFile(name string) {
 	n.io.Lock()
 	defer n.io.Unlock()
 	n.mu.Lock()
-	n.deleted = true
 	st := n.st
 	n.mu.Unlock()
 	if st != nil {
+		// A handle still open reads and writes its own copy after the
+		// object is gone: fetch what it has not fetched yet, now.
+		if err := n.filled(context.Background(), st); err != nil {
+			d.fs.log.Warn("could not fetch an open file before deleting it; its handles will fail", slog.String("path", n.key()), slog.Any("err", err))
+		}
 		d.fs.stopStream(st)
 	}
+	n.mu.Lock()
+	n.deleted = true
+	n.mu.Unlock()
+}
+
+// fillOpenFiles fetches the content that open files under d have not
+// fetched yet, before the objects move away from their keys.
+func (d *dir) fillOpenFiles(ctx context.Context) error {
+	for _, ch := range d.Children() {
+		switch n := ch.Operations().(type) {
+		case *dir:
+			if err := n.fillOpenFiles(ctx); err != nil {
+				return err
+			}
+		case *file:
+			n.io.Lock()
+			n.mu.Lock()
+			st := n.st
+			n.mu.Unlock()
+			var err error
+			if st != nil {
+				err = n.filled(ctx, st)
+			}
+			n.io.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Rmdir implements fusefs.NodeRmdirer: only an empty directory goes, by
@@ -326,13 +360,20 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 				return syscall.ENOTEMPTY
 			}
 		}
-		err = d.fs.renameTree(ctx, src+"/", dst+"/")
+		var moved *dir
 		if ch := d.GetChild(name); ch != nil {
-			if moved, ok := ch.Operations().(*dir); ok {
-				// The copies are of what S3 holds, which may be more
-				// than the cached listings showed.
-				moved.forgetListings()
+			moved, _ = ch.Operations().(*dir)
+		}
+		if moved != nil {
+			if err := moved.fillOpenFiles(ctx); err != nil {
+				return d.fs.toErrno("rename", src, err)
 			}
+		}
+		err = d.fs.renameTree(ctx, src+"/", dst+"/")
+		if moved != nil {
+			// The copies are of what S3 holds, which may be more than
+			// the cached listings showed.
+			moved.forgetListings()
 		}
 	} else {
 		se, err = d.renameFile(ctx, name, src, dst, se)
@@ -361,6 +402,13 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 		st, metaDirty := n.st, n.metaDirty
 		e = n.attr
 		n.mu.Unlock()
+		if st != nil {
+			// Fetch what an open handle has not fetched yet while the
+			// object is still under its old key.
+			if err := n.filled(ctx, st); err != nil {
+				return e, err
+			}
+		}
 		if st != nil && st.dirty {
 			// Unsaved content goes straight to the new name; the old
 			// object, if any, is deleted below.

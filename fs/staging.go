@@ -106,6 +106,9 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 		}
 		if err == nil {
 			e := n.update(entryFromObject(o))
+			if n.wrongKind(e) {
+				return syscall.ESTALE
+			}
 			size, etag = e.size, e.etag
 		}
 	}
@@ -177,15 +180,10 @@ func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error 
 	if size < st.streamed {
 		n.fs.stopStream(st)
 	}
-	if size == 0 {
-		// Nothing of the old content is left to fetch, and the file can
-		// again be uploaded while it is written.
-		n.mu.Lock()
-		st.fill = nil
-		n.mu.Unlock()
-		st.canStream = st.stream == nil
-	} else if err := n.filled(ctx, st); err != nil {
-		return err
+	if size > 0 {
+		if err := n.filled(ctx, st); err != nil {
+			return err
+		}
 	}
 	if err := n.fs.space.grow(size - st.size); err != nil {
 		return err
@@ -193,6 +191,14 @@ func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error 
 	if err := st.f.Truncate(size); err != nil {
 		n.fs.space.grow(st.size - size)
 		return fmt.Errorf("staging truncate: %w", err)
+	}
+	if size == 0 {
+		// Nothing of the old content is left to fetch, and the file can
+		// again be uploaded while it is written.
+		n.mu.Lock()
+		st.fill = nil
+		n.mu.Unlock()
+		st.canStream = st.stream == nil
 	}
 	n.mu.Lock()
 	st.size, st.dirty = size, true

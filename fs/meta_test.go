@@ -26,17 +26,7 @@ import (
 // as a file.
 func TestMetadataReadWhenStatted(t *testing.T) {
 	b, put := workspace(t)
-	c := mintCreds(t, "fs", "testmetadatareadwhenstatted")
-	putMeta := func(key, body string, md map[string]string) {
-		t.Helper()
-		_, err := stack.RootClient().PutObject(context.Background(), &s3.PutObjectInput{
-			Bucket: aws.String(c.Bucket), Key: aws.String(c.Prefix + key),
-			Body: bytes.NewReader([]byte(body)), Metadata: md,
-		})
-		if err != nil {
-			t.Fatalf("put %s: %v", key, err)
-		}
-	}
+	putMeta := putWithMetadata(t, "testmetadatareadwhenstatted")
 	putMeta("tree/d1/private.txt", "secret", map[string]string{"mode": "33152", "mtime": "1700000000"}) // 0100600
 	putMeta("tree/d1/link", "private.txt", map[string]string{"mode": "41471"})                          // 0120777
 	put("tree/d1/plain.txt", []byte("plain"))
@@ -206,17 +196,7 @@ func readObject(t *testing.T, b *bucket.Bucket, key string) []byte {
 // appends to or chmods it by name without a stat first.
 func TestLinkFromListingIsFollowed(t *testing.T) {
 	b, _ := workspace(t)
-	c := mintCreds(t, "fs", "testlinkfromlistingisfollowed")
-	putRaw := func(key, body string, md map[string]string) {
-		t.Helper()
-		_, err := stack.RootClient().PutObject(context.Background(), &s3.PutObjectInput{
-			Bucket: aws.String(c.Bucket), Key: aws.String(c.Prefix + key),
-			Body: bytes.NewReader([]byte(body)), Metadata: md,
-		})
-		if err != nil {
-			t.Fatalf("put %s: %v", key, err)
-		}
-	}
+	putRaw := putWithMetadata(t, "testlinkfromlistingisfollowed")
 	putRaw("d/target.txt", "secret\n", nil)
 	putRaw("d/link", "target.txt", map[string]string{"mode": "41471"}) // 0120777
 	fresh := func() string {
@@ -279,5 +259,22 @@ func TestAppendAfterRenameKeepsContent(t *testing.T) {
 	}
 	if got := readObject(t, b, "app.log.1"); string(got) != "line 1\nline 2\n" {
 		t.Errorf("renamed file: %q, want both lines", got)
+	}
+}
+
+// putWithMetadata returns a function that writes an object with user
+// metadata into workspace fs/ws with the root account, as s3fs or another
+// client would have.
+func putWithMetadata(t *testing.T, ws string) func(key, body string, md map[string]string) {
+	c := mintCreds(t, "fs", ws)
+	return func(key, body string, md map[string]string) {
+		t.Helper()
+		_, err := stack.RootClient().PutObject(context.Background(), &s3.PutObjectInput{
+			Bucket: aws.String(c.Bucket), Key: aws.String(c.Prefix + key),
+			Body: bytes.NewReader([]byte(body)), Metadata: md,
+		})
+		if err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
 	}
 }

@@ -79,7 +79,7 @@ func (s *Stream) AddPart(num int, src io.ReaderAt, off, n int64) {
 			Key:           &s.full,
 			UploadId:      &s.id,
 			PartNumber:    aws.Int32(int32(num)),
-			Body:          io.NewSectionReader(src, off, n),
+			Body:          newPartReader(src, off, n),
 			ContentLength: aws.Int64(n),
 		}, unsignedPayload)
 		if err != nil {

@@ -103,7 +103,7 @@ func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size i
 				Key:           &full,
 				UploadId:      &id,
 				PartNumber:    aws.Int32(int32(i + 1)),
-				Body:          io.NewSectionReader(src, off, n),
+				Body:          newPartReader(src, off, n),
 				ContentLength: aws.Int64(n),
 			}, unsignedPayload)
 			if err != nil {

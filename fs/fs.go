@@ -29,9 +29,10 @@ type FS struct {
 	start   time.Time // mount time: the times of directories without a marker
 
 	retryMu   sync.Mutex
-	pending   map[*file]bool // files with unsaved data, no handle; guarded by retryMu
+	pending   map[*file]bool // files with unsaved data (true: an upload failed); guarded by retryMu
 	retryStop chan struct{}  // closes to stop the retry loop; guarded by retryMu
 	retryDone chan struct{}  // closed when the retry loop ended; guarded by retryMu
+	closed    bool           // Close has run: no new retry loop; guarded by retryMu
 }
 
 // New returns a filesystem over b. Call Recover before mounting, and Close

@@ -10,32 +10,47 @@ import (
 // retryInterval is how often unsaved files are uploaded again.
 const retryInterval = 15 * time.Second
 
-// retryLater queues a file whose last handle closed with unsaved data (its
-// upload failed and close reported EIO, when failed). The data is never
-// dropped: it is uploaded again every retryInterval until that succeeds or
-// the file is deleted, and once more when the filesystem is closed.
+// retryLater queues a file with unsaved data: its upload failed (failed;
+// close or fsync reported EIO), or a change was still being saved when its
+// last handle went. The data is never dropped: it is uploaded again every
+// retryInterval until that succeeds or the file is deleted, and once more
+// when the filesystem is closed.
+//
+// A failed upload is queued at once, not when the kernel releases the
+// handle: the kernel may never send that release if the filesystem is
+// unmounted right after the failed close.
 func (f *FS) retryLater(n *file, failed bool) {
 	f.retryMu.Lock()
 	defer f.retryMu.Unlock()
 	if f.pending == nil {
 		f.pending = make(map[*file]bool)
 	}
-	f.pending[n] = failed
-	if !failed {
-		f.log.Debug("a change is still being saved; checking again later", slog.String("path", n.lastKeyNow()))
-	}
-	if f.retryStop == nil {
+	was, queued := f.pending[n]
+	f.pending[n] = failed || was
+	if f.retryStop == nil && !f.closed {
 		f.retryStop = make(chan struct{})
 		f.retryDone = make(chan struct{})
 		go f.retryLoop(f.retryStop, f.retryDone)
 	}
-	if failed {
+	switch {
+	case queued && (was || !failed):
+		// Known already, and said so.
+	case failed:
 		n.mu.Lock()
 		cause := n.lastErr
 		n.mu.Unlock()
 		f.log.Error("upload failed; keeping the data and retrying in the background",
 			slog.String("path", n.lastKeyNow()), slog.Any("err", cause))
+	default:
+		f.log.Debug("a change is still being saved; checking again later", slog.String("path", n.lastKeyNow()))
 	}
+}
+
+// unqueue takes a file that was just saved off the retry queue.
+func (f *FS) unqueue(n *file) {
+	f.retryMu.Lock()
+	defer f.retryMu.Unlock()
+	delete(f.pending, n)
 }
 
 func (f *FS) retryLoop(stop <-chan struct{}, done chan<- struct{}) {
@@ -59,13 +74,13 @@ func (f *FS) retryPending(ctx context.Context) {
 	maps.Copy(files, f.pending)
 	f.retryMu.Unlock()
 	for n, failed := range files {
-		err := n.save(ctx)
-		if err != nil {
+		if n.writerOpen() {
+			continue // still being written: its close saves it
+		}
+		if err := n.save(ctx); err != nil {
 			continue
 		}
-		f.retryMu.Lock()
-		delete(f.pending, n)
-		f.retryMu.Unlock()
+		f.unqueue(n) // also when there was nothing left to save
 		if failed {
 			key, _ := n.saveKey()
 			f.log.Info("upload retried successfully", slog.String("path", key))
@@ -90,7 +105,7 @@ func (f *FS) retryPending(ctx context.Context) {
 func (f *FS) Close(ctx context.Context) int {
 	f.retryMu.Lock()
 	stop, done := f.retryStop, f.retryDone
-	f.retryStop = nil
+	f.retryStop, f.closed = nil, true
 	f.retryMu.Unlock()
 	if stop != nil {
 		close(stop)

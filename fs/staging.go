@@ -383,6 +383,11 @@ func (n *file) save(ctx context.Context) error {
 	n.mu.Lock()
 	n.lastErr = err
 	n.mu.Unlock()
+	if err != nil {
+		n.fs.retryLater(n, true)
+	} else {
+		n.fs.unqueue(n)
+	}
 	return err
 }
 

@@ -261,7 +261,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 // Fsync implements fusefs.NodeFsyncer, for fsync on a node without a
 // handle of ours.
 func (n *file) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) syscall.Errno {
-	return n.fs.toErrno("fsync", n.key(), n.save(context.WithoutCancel(ctx)))
+	return n.fs.toErrno("fsync", n.key(), n.save(uninterrupted(ctx)))
 }
 
 // Setattr implements fusefs.NodeSetattrer: truncate, chmod, chown and
@@ -273,6 +273,7 @@ func (n *file) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) sy
 // The kernel passes no handle for fchmod, fchown and futimens, only for
 // ftruncate, so an open writer is recognised by its staging copy.
 func (n *file) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if errno := n.fs.refuseWrite(); errno != 0 {
 		return errno
 	}

@@ -78,12 +78,12 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 // lost data (Go's runtime alone signals its threads constantly).
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	h.n.setWriting(h, false)
-	return h.n.fs.toErrno("close", h.n.key(), h.n.save(context.WithoutCancel(ctx)))
+	return h.n.fs.toErrno("close", h.n.key(), h.n.save(uninterrupted(ctx)))
 }
 
 // Fsync implements fusefs.FileFsyncer: the current content is uploaded.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return h.n.fs.toErrno("fsync", h.n.key(), h.n.save(context.WithoutCancel(ctx)))
+	return h.n.fs.toErrno("fsync", h.n.key(), h.n.save(uninterrupted(ctx)))
 }
 
 // Release implements fusefs.FileReleaser. The kernel ignores its result,

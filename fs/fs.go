@@ -33,6 +33,8 @@ type FS struct {
 	retryStop chan struct{}  // closes to stop the retry loop; guarded by retryMu
 	retryDone chan struct{}  // closed when the retry loop ended; guarded by retryMu
 	closed    bool           // Close has run: no new retry loop; guarded by retryMu
+
+	walkSlots chan struct{} // listings ahead running now (see walk.go)
 }
 
 // New returns a filesystem over b. Call Recover before mounting, and Close
@@ -47,6 +49,8 @@ func New(b Bucket, opts Options) *FS {
 		space:   &stageSpace{limit: opts.CacheLimit},
 		journal: &journal{log: opts.Logger},
 		start:   time.Now(),
+
+		walkSlots: make(chan struct{}, walkListings),
 	}
 	if opts.CacheDir != "" {
 		f.journal.dir = filepath.Join(opts.CacheDir, "uploads")

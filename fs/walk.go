@@ -1,0 +1,69 @@
+package fs
+
+import (
+	"context"
+	"sort"
+	"time"
+)
+
+// A program that lists a directory and then one of its subdirectories is
+// walking the tree (find, du, os.walk, rsync, cp -r): it will list the
+// next subdirectories too. Listing those ahead, a few at once, hides the
+// round trip of one LIST per directory that a walk otherwise waits for in
+// turn.
+const (
+	walkAhead     = 8                // subdirectories after the one listed
+	walkListings  = 4                // listings ahead at once, mount-wide
+	walkListLimit = 3 * preloadPages // pages a listing ahead may read
+	walkTimeout   = 30 * time.Second
+)
+
+// listSiblingsAhead starts listings of the subdirectories that follow d in
+// its parent, in name order, that the kernel knows and that have no fresh
+// listing. It never waits: a listing that finds no free slot is skipped.
+func (d *dir) listSiblingsAhead() {
+	p := dirOf(&d.Inode)
+	if p == nil {
+		return
+	}
+	name, _ := d.Parent()
+	p.mu.Lock()
+	var names []string
+	if p.listing != nil {
+		for n, e := range p.listing {
+			if e.dir && n > name {
+				names = append(names, n)
+			}
+		}
+	}
+	p.mu.Unlock()
+	sort.Strings(names)
+	for _, n := range names[:min(len(names), walkAhead)] {
+		ch := p.GetChild(n)
+		if ch == nil {
+			continue
+		}
+		sub, ok := ch.Operations().(*dir)
+		if !ok || sub.listingFresh() {
+			continue
+		}
+		select {
+		case d.fs.walkSlots <- struct{}{}:
+		default:
+			return // enough listings ahead already
+		}
+		go func() {
+			defer func() { <-d.fs.walkSlots }()
+			ctx, cancel := context.WithTimeout(context.Background(), walkTimeout)
+			defer cancel()
+			sub.listPages(ctx, walkListLimit) // an error only means no head start
+		}()
+	}
+}
+
+// listingFresh reports whether the directory's listing can be used now.
+func (d *dir) listingFresh() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.listing != nil && time.Since(d.listedAt) < d.fs.opts.MetadataTTL
+}

@@ -69,6 +69,7 @@ func (d *dir) key() string { return d.Path(nil) }
 
 // Getattr implements fusefs.NodeGetattrer.
 func (d *dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	d.mu.Lock()
 	e := d.attr
 	d.mu.Unlock()
@@ -100,6 +101,7 @@ func (d *dir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 // Lookup implements fusefs.NodeLookuper.
 func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	e, found, errno := d.find(ctx, name)
 	if errno != 0 {
 		return nil, errno
@@ -347,10 +349,12 @@ func (f *FS) newNode(e entry) fusefs.InodeEmbedder {
 // Readdir implements fusefs.NodeReaddirer. It lists the directory fully and
 // keeps the listing for lookups (READDIRPLUS looks up every entry).
 func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	entries, err := d.list(ctx)
 	if err != nil {
 		return nil, d.fs.toErrno("readdir", d.key(), err)
 	}
+	d.listSiblingsAhead()
 	names := make([]string, 0, len(entries))
 	for name := range entries {
 		names = append(names, name)

@@ -120,6 +120,7 @@ func (n *file) current(ctx context.Context) (entry, error) {
 
 // Getattr implements fusefs.NodeGetattrer.
 func (n *file) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterrupted(ctx)
 	if err := n.fillMeta(ctx); err != nil {
 		return n.fs.toErrno("getattr", n.key(), err)
 	}
@@ -184,6 +185,7 @@ func (n *file) fillMeta(ctx context.Context) error {
 
 // Readlink implements fusefs.NodeReadlinker: the object holds the target.
 func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	n.mu.Lock()
 	e := n.attr
 	n.mu.Unlock()
@@ -213,6 +215,7 @@ func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // keeps the file's cached pages when its ETag is the one they were read
 // with.
 func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	write := flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
 	if write || flags&syscall.O_TRUNC != 0 {
 		if errno := n.fs.refuseWrite(); errno != 0 {

@@ -62,6 +62,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 
 // Write implements fusefs.FileWriter.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx = uninterrupted(ctx)
 	h.n.setWriting(h, true)
 	w, err := h.n.write(ctx, data, off, h.appendOnly)
 	if err != nil {

@@ -38,12 +38,14 @@ func (f *FS) newEntryFor(ctx context.Context, mode uint32) entry {
 	return e
 }
 
-// uninterrupted is the context for the S3 requests of an operation that
-// changes the bucket. The kernel interrupts a request when the calling
-// thread gets any signal (Go's runtime signals its threads all the time),
-// and go-fuse then cancels the context; a rename or unlink that failed
-// with EINTR half-way is worse than one that completes, and programs
-// rarely retry them. A fatal signal still ends the caller at once.
+// uninterrupted is the context for the S3 requests of every operation but
+// a read. The kernel interrupts a request when the calling thread gets any
+// signal with a handler (Go's runtime signals its threads all the time),
+// and go-fuse then cancels the context. A lookup, rename or unlink that
+// fails with EINTR, possibly half-way, is worse than one that completes:
+// programs rarely retry them (Go's os.Rename does not). Reads stay
+// interruptible: they are idempotent, and a reader stuck on a slow GET
+// can be woken. A fatal signal still ends the caller at once.
 func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // checkName refuses names S3 keys or Linux cannot hold.

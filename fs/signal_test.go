@@ -14,9 +14,10 @@ import (
 )
 
 // A signal to the calling thread makes the kernel interrupt a FUSE
-// request, and go-fuse cancels its context. A rename caught by one
-// (programs get signals all the time; Go's runtime sends them to its own
-// threads) must still complete rather than fail half-way with EINTR.
+// request, and go-fuse cancels its context. A rename caught by one, in
+// the lookups of its path or in the copy, (programs get signals all the
+// time; Go's runtime sends them to its own threads) must still complete
+// rather than fail, possibly half-way, with EINTR.
 func TestRenameCompletesDespiteSignals(t *testing.T) {
 	b, put := workspace(t)
 	put("src.txt", []byte("payload"))

@@ -45,6 +45,10 @@ type readAhead struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background fetches
 
+	// blocks holds randomSize buffers for readDirect, so that random
+	// reads do not allocate (and collect) 128 KiB each.
+	blocks sync.Pool
+
 	mu       sync.Mutex
 	chunks   []*chunk // sorted by off, contiguous up to frontier; guarded by mu
 	frontier int64    // end of the last chunk started; guarded by mu
@@ -119,7 +123,18 @@ func (r *readAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 func (r *readAhead) readDirect(ctx context.Context, p []byte, off int64) (int, error) {
 	start := off / randomSize * randomSize
 	end := min(r.size, (off+int64(len(p))+randomSize-1)/randomSize*randomSize)
-	buf := make([]byte, end-start)
+	var buf []byte
+	if end-start <= randomSize {
+		pooled, _ := r.blocks.Get().(*[]byte)
+		if pooled == nil {
+			b := make([]byte, randomSize)
+			pooled = &b
+		}
+		defer r.blocks.Put(pooled)
+		buf = (*pooled)[:end-start]
+	} else {
+		buf = make([]byte, end-start)
+	}
 	n, err := r.fetch(ctx, buf, start)
 	skip := off - start
 	if int64(n) <= skip {

@@ -36,3 +36,54 @@ type Bucket interface {
 	// Delete removes key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 }
+
+// uncancelled runs every request but Get on a context that cannot be
+// cancelled. The kernel interrupts a FUSE request when the calling thread
+// gets any signal with a handler (Go's runtime signals its threads all the
+// time), and go-fuse then cancels the request's context. A lookup, rename,
+// unlink or upload that fails with EINTR, possibly half-way, is worse than
+// one that completes: programs rarely retry them (Go's os.Rename does
+// not). GETs stay cancellable: a reader stuck on a slow GET can be woken,
+// and reads are safe to retry. A fatal signal still ends the caller at
+// once; the request then finishes here on its own.
+type uncancelled struct{ Bucket }
+
+func (u uncancelled) Head(ctx context.Context, key string) (bucket.Object, error) {
+	return u.Bucket.Head(context.WithoutCancel(ctx), key)
+}
+
+func (u uncancelled) List(ctx context.Context, dir, continuation string) (bucket.Page, error) {
+	return u.Bucket.List(context.WithoutCancel(ctx), dir, continuation)
+}
+
+func (u uncancelled) HasChildren(ctx context.Context, dir string) (bool, error) {
+	return u.Bucket.HasChildren(context.WithoutCancel(ctx), dir)
+}
+
+func (u uncancelled) ListRecursive(ctx context.Context, dir string, fn func(bucket.Object) error) error {
+	return u.Bucket.ListRecursive(context.WithoutCancel(ctx), dir, fn)
+}
+
+func (u uncancelled) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (bucket.Object, error) {
+	return u.Bucket.Put(context.WithoutCancel(ctx), key, body, size, meta)
+}
+
+func (u uncancelled) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta map[string]string, opts bucket.UploadOptions) (bucket.Object, error) {
+	return u.Bucket.Upload(context.WithoutCancel(ctx), key, src, size, meta, opts)
+}
+
+func (u uncancelled) StartStream(ctx context.Context, key string, meta map[string]string, opts bucket.UploadOptions) (*bucket.Stream, error) {
+	return u.Bucket.StartStream(context.WithoutCancel(ctx), key, meta, opts)
+}
+
+func (u uncancelled) AbortUpload(ctx context.Context, key, uploadID string) error {
+	return u.Bucket.AbortUpload(context.WithoutCancel(ctx), key, uploadID)
+}
+
+func (u uncancelled) Copy(ctx context.Context, src, dst string, meta map[string]string) (bucket.Object, error) {
+	return u.Bucket.Copy(context.WithoutCancel(ctx), src, dst, meta)
+}
+
+func (u uncancelled) Delete(ctx context.Context, key string) error {
+	return u.Bucket.Delete(context.WithoutCancel(ctx), key)
+}

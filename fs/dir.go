@@ -69,7 +69,6 @@ func (d *dir) key() string { return d.Path(nil) }
 
 // Getattr implements fusefs.NodeGetattrer.
 func (d *dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	ctx = uninterrupted(ctx)
 	d.mu.Lock()
 	e := d.attr
 	d.mu.Unlock()
@@ -101,7 +100,6 @@ func (d *dir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 
 // Lookup implements fusefs.NodeLookuper.
 func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	ctx = uninterrupted(ctx)
 	e, found, errno := d.find(ctx, name)
 	if errno != 0 {
 		return nil, errno
@@ -349,7 +347,6 @@ func (f *FS) newNode(e entry) fusefs.InodeEmbedder {
 // Readdir implements fusefs.NodeReaddirer. It lists the directory fully and
 // keeps the listing for lookups (READDIRPLUS looks up every entry).
 func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	ctx = uninterrupted(ctx)
 	entries, err := d.list(ctx)
 	if err != nil {
 		return nil, d.fs.toErrno("readdir", d.key(), err)
@@ -487,7 +484,7 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool) error {
 	for name, h := range found {
 		cur, ok := d.listing[name]
 		switch {
-		case !ok || cur.dir != h.dir || cur.meta:
+		case !ok || cur.dir != h.e.dir || cur.meta:
 		case h.gone:
 			// Deleted since the listing: do not ask again.
 			delete(d.listing, name)
@@ -521,7 +518,6 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool) error {
 // headResult is what headAll learnt of one entry.
 type headResult struct {
 	e    entry
-	dir  bool
 	gone bool // a file deleted since the listing
 }
 
@@ -550,7 +546,7 @@ func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entr
 			switch {
 			case errors.Is(err, iofs.ErrNotExist) && e.dir:
 				e.meta = true // an implicit directory
-				results[i] = &headResult{e: e, dir: true}
+				results[i] = &headResult{e: e}
 			case errors.Is(err, iofs.ErrNotExist):
 				results[i] = &headResult{e: e, gone: true}
 			case err != nil:
@@ -561,7 +557,7 @@ func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entr
 				if h.dir {
 					h.size, h.etag = 0, ""
 				}
-				results[i] = &headResult{e: h, dir: h.dir}
+				results[i] = &headResult{e: h}
 			}
 			return nil
 		})
@@ -570,10 +566,14 @@ func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entr
 	found := make(map[string]headResult, len(results))
 	var firstErr error
 	for i, r := range results {
-		if r != nil {
+		switch {
+		case r != nil:
 			found[names[i]] = *r
-		} else if firstErr == nil {
+		case firstErr == nil:
 			firstErr = errs[i]
+			fallthrough
+		default:
+			f.toErrno("stat", prefix+names[i], errs[i]) // logged once per cause
 		}
 	}
 	if len(found) == 0 && firstErr != nil {

@@ -120,7 +120,6 @@ func (n *file) current(ctx context.Context) (entry, error) {
 
 // Getattr implements fusefs.NodeGetattrer.
 func (n *file) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	ctx = uninterrupted(ctx)
 	if err := n.fillMeta(ctx); err != nil {
 		return n.fs.toErrno("getattr", n.key(), err)
 	}
@@ -185,7 +184,6 @@ func (n *file) fillMeta(ctx context.Context) error {
 
 // Readlink implements fusefs.NodeReadlinker: the object holds the target.
 func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	ctx = uninterrupted(ctx)
 	n.mu.Lock()
 	e := n.attr
 	n.mu.Unlock()
@@ -195,7 +193,9 @@ func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if e.linkTarget != "" {
 		return []byte(e.linkTarget), 0
 	}
-	body, err := n.fs.b.Get(ctx, n.key(), 0, -1, "")
+	// A link's target is metadata, not file data: not interruptible
+	// (see uncancelled).
+	body, err := n.fs.b.Get(context.WithoutCancel(ctx), n.key(), 0, -1, "")
 	if err != nil {
 		return nil, n.fs.toErrno("readlink", n.key(), err)
 	}
@@ -215,7 +215,6 @@ func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // keeps the file's cached pages when its ETag is the one they were read
 // with.
 func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	ctx = uninterrupted(ctx)
 	write := flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0
 	if write || flags&syscall.O_TRUNC != 0 {
 		if errno := n.fs.refuseWrite(); errno != 0 {
@@ -264,7 +263,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 // Fsync implements fusefs.NodeFsyncer, for fsync on a node without a
 // handle of ours.
 func (n *file) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) syscall.Errno {
-	return n.fs.toErrno("fsync", n.key(), n.save(uninterrupted(ctx)))
+	return n.fs.toErrno("fsync", n.key(), n.save(ctx))
 }
 
 // Setattr implements fusefs.NodeSetattrer: truncate, chmod, chown and
@@ -276,7 +275,6 @@ func (n *file) Fsync(ctx context.Context, fh fusefs.FileHandle, flags uint32) sy
 // The kernel passes no handle for fchmod, fchown and futimens, only for
 // ftruncate, so an open writer is recognised by its staging copy.
 func (n *file) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	ctx = uninterrupted(ctx)
 	if errno := n.fs.refuseWrite(); errno != 0 {
 		return errno
 	}

@@ -42,7 +42,7 @@ type FS struct {
 func New(b Bucket, opts Options) *FS {
 	opts = opts.withDefaults()
 	f := &FS{
-		b:       b,
+		b:       uncancelled{b},
 		opts:    opts,
 		log:     opts.Logger,
 		budget:  newBudget(opts.PrefetchMemory),

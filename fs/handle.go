@@ -62,7 +62,6 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 
 // Write implements fusefs.FileWriter.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	ctx = uninterrupted(ctx)
 	h.n.setWriting(h, true)
 	w, err := h.n.write(ctx, data, off, h.appendOnly)
 	if err != nil {
@@ -79,12 +78,12 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 // lost data (Go's runtime alone signals its threads constantly).
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	h.n.setWriting(h, false)
-	return h.n.fs.toErrno("close", h.n.key(), h.n.save(uninterrupted(ctx)))
+	return h.n.fs.toErrno("close", h.n.key(), h.n.save(ctx))
 }
 
 // Fsync implements fusefs.FileFsyncer: the current content is uploaded.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return h.n.fs.toErrno("fsync", h.n.key(), h.n.save(uninterrupted(ctx)))
+	return h.n.fs.toErrno("fsync", h.n.key(), h.n.save(ctx))
 }
 
 // Release implements fusefs.FileReleaser. The kernel ignores its result,

@@ -38,16 +38,6 @@ func (f *FS) newEntryFor(ctx context.Context, mode uint32) entry {
 	return e
 }
 
-// uninterrupted is the context for the S3 requests of every operation but
-// a read. The kernel interrupts a request when the calling thread gets any
-// signal with a handler (Go's runtime signals its threads all the time),
-// and go-fuse then cancels the context. A lookup, rename or unlink that
-// fails with EINTR, possibly half-way, is worse than one that completes:
-// programs rarely retry them (Go's os.Rename does not). Reads stay
-// interruptible: they are idempotent, and a reader stuck on a slow GET
-// can be woken. A fatal signal still ends the caller at once.
-func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
-
 // checkName refuses names S3 keys or Linux cannot hold.
 func checkName(name string) syscall.Errno {
 	if len(name) > maxNameLen {
@@ -98,7 +88,7 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	key := childKey(d.key(), name)
 	e := d.fs.newEntryFor(ctx, syscall.S_IFDIR|mode&0o7777)
 	e.dir = true
-	if _, err := d.fs.b.Put(uninterrupted(ctx), key+"/", bytes.NewReader(nil), 0, metadataOf(e)); err != nil {
+	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, metadataOf(e)); err != nil {
 		return nil, d.fs.toErrno("mkdir", key, err)
 	}
 	d.setEntry(name, &e)
@@ -160,7 +150,7 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	}
 	key := childKey(d.key(), name)
 	e := d.fs.newEntryFor(ctx, syscall.S_IFLNK|0o777)
-	o, err := d.fs.b.Put(uninterrupted(ctx), key, strings.NewReader(target), int64(len(target)), metadataOf(e))
+	o, err := d.fs.b.Put(ctx, key, strings.NewReader(target), int64(len(target)), metadataOf(e))
 	if err != nil {
 		return nil, d.fs.toErrno("symlink", key, err)
 	}
@@ -172,7 +162,6 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 // Unlink implements fusefs.NodeUnlinker. An open file's unsaved data goes
 // with it, as on any filesystem.
 func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
-	ctx = uninterrupted(ctx)
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
@@ -241,7 +230,6 @@ func (d *dir) fillOpenFiles(ctx context.Context) error {
 // Rmdir implements fusefs.NodeRmdirer: only an empty directory goes, by
 // deleting its marker (an implicit directory has none).
 func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
-	ctx = uninterrupted(ctx)
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
@@ -289,7 +277,6 @@ func (d *dir) isEmptyDir(ctx context.Context, name string) (bool, error) {
 // Setattr implements fusefs.NodeSetattrer for directories: mode, owner and
 // times are kept on the node and stored on the directory's marker.
 func (d *dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	ctx = uninterrupted(ctx)
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
@@ -327,7 +314,6 @@ func (d *dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 // RENAME_NOREPLACE is honoured; RENAME_EXCHANGE cannot be done atomically
 // on S3 and answers EINVAL, as Linux does for a flag a filesystem lacks.
 func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	ctx = uninterrupted(ctx)
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}

@@ -139,7 +139,9 @@ func (n *file) filled(ctx context.Context, st *staging) error {
 	if st.fill == nil {
 		return nil
 	}
-	if err := n.load(ctx, st, st.fill.key, st.size, st.fill.etag); err != nil {
+	// Not cancelled by a signal (see uncancelled): a rename or unlink
+	// waits for this fetch, and must not fail half-way.
+	if err := n.load(context.WithoutCancel(ctx), st, st.fill.key, st.size, st.fill.etag); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -370,6 +372,10 @@ func (n *file) readStaged(p []byte, off int64) (int, bool, error) {
 // On success the object in the bucket is exactly the staged bytes; on
 // failure the staged data stays for the next save.
 func (n *file) save(ctx context.Context) error {
+	// Once started, a save is never cut short by a signal to the caller
+	// (see uncancelled): close is not retried by programs, and the
+	// stream's completion goes to S3 directly, not through n.fs.b.
+	ctx = context.WithoutCancel(ctx)
 	n.io.Lock()
 	defer n.io.Unlock()
 	n.mu.Lock()

@@ -73,8 +73,12 @@ func (f *FS) PrefetchBytes() (now, peak int64) { return f.budget.inUse() }
 type MountConfig struct {
 	// FsName shows in /proc/mounts and df, e.g. "mount-ws:org/ws".
 	FsName string
-	// AllowOther lets users other than the mounting one in.
+	// AllowOther lets users other than the mounting one in; AllowRoot
+	// lets only root in besides them. Either way the kernel checks every
+	// access against the mode, owner and group that Getattr reports
+	// (default_permissions), as on a local filesystem.
 	AllowOther bool
+	AllowRoot  bool
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
 }
@@ -93,10 +97,9 @@ func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
 		UID:             f.opts.UID,
 		GID:             f.opts.GID,
 		MountOptions: fuse.MountOptions{
-			FsName:     cfg.FsName,
-			Name:       "mount-ws",
-			AllowOther: cfg.AllowOther,
-			Debug:      cfg.Debug,
+			FsName: cfg.FsName,
+			Name:   "mount-ws",
+			Debug:  cfg.Debug,
 			// Large requests: fewer round trips through the kernel for
 			// sequential reads, which the read-ahead then serves.
 			MaxWrite:     1 << 20,
@@ -120,8 +123,20 @@ func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
 	if !root {
 		opts.MountOptions.Options = []string{"noatime"}
 	}
-	server, err := fusefs.Mount(mountpoint, f.Root(), opts)
+	// The kernel enforces permissions: without this, FUSE lets anyone
+	// who reaches the mount do anything (mountpoint-s3 does the same).
+	opts.MountOptions.Options = append(opts.MountOptions.Options, "default_permissions")
+	opts.MountOptions.AllowOther = cfg.AllowOther || cfg.AllowRoot
+	raw := fusefs.NewNodeFS(f.Root(), opts)
+	if cfg.AllowRoot && !cfg.AllowOther {
+		raw = ownerOrRoot{RawFileSystem: raw, owner: uint32(syscall.Getuid())}
+	}
+	server, err := fuse.NewServer(raw, mountpoint, &opts.MountOptions)
 	if err != nil {
+		return nil, err
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
 		return nil, err
 	}
 	if root {

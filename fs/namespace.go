@@ -29,11 +29,24 @@ var (
 	_ fusefs.NodeSetattrer = (*dir)(nil)
 )
 
-// newEntryFor is the entry of something created now by the caller of ctx.
-func (f *FS) newEntryFor(ctx context.Context, mode uint32) entry {
-	e := entry{mtime: time.Now(), meta: true, mode: mode}
+// newEntry is the entry of something the caller of ctx creates in d now:
+// owned by the caller, or, in a set-group-ID directory, by the caller and
+// the directory's group, and a new directory there is set-group-ID too (as
+// Linux does).
+func (d *dir) newEntry(ctx context.Context, mode uint32) entry {
+	e := entry{mtime: time.Now(), meta: true, mode: mode, uid: d.fs.opts.UID, gid: d.fs.opts.GID, owner: true}
 	if c, ok := ctx.(*fuse.Context); ok {
-		e.uid, e.gid, e.owner = c.Caller.Uid, c.Caller.Gid, true
+		e.uid, e.gid = c.Caller.Uid, c.Caller.Gid
+	}
+	var parent fuse.Attr
+	d.mu.Lock()
+	d.fs.fillAttr(&parent, d.attr)
+	d.mu.Unlock()
+	if parent.Mode&syscall.S_ISGID != 0 {
+		e.gid = parent.Gid
+		if mode&syscall.S_IFMT == syscall.S_IFDIR {
+			e.mode |= syscall.S_ISGID
+		}
 	}
 	return e
 }
@@ -63,7 +76,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 		return nil, nil, 0, d.fs.toErrno("create", childKey(d.key(), name), err)
 	}
 	st.dirty, st.canStream = true, true
-	e := d.fs.newEntryFor(ctx, syscall.S_IFREG|mode&0o7777)
+	e := d.newEntry(ctx, syscall.S_IFREG|mode&0o7777)
 	n := d.fs.newFile(e)
 	n.st, n.unsaved, n.handles = st, true, 1
 	d.fs.fillAttr(&out.Attr, e)
@@ -86,7 +99,7 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 		return nil, errno
 	}
 	key := childKey(d.key(), name)
-	e := d.fs.newEntryFor(ctx, syscall.S_IFDIR|mode&0o7777)
+	e := d.newEntry(ctx, syscall.S_IFDIR|mode&0o7777)
 	e.dir = true
 	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, metadataOf(e)); err != nil {
 		return nil, d.fs.toErrno("mkdir", key, err)
@@ -149,7 +162,7 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 		return nil, errno
 	}
 	key := childKey(d.key(), name)
-	e := d.fs.newEntryFor(ctx, syscall.S_IFLNK|0o777)
+	e := d.newEntry(ctx, syscall.S_IFLNK|0o777)
 	o, err := d.fs.b.Put(ctx, key, strings.NewReader(target), int64(len(target)), metadataOf(e))
 	if err != nil {
 		return nil, d.fs.toErrno("symlink", key, err)

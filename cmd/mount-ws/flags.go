@@ -25,6 +25,7 @@ type config struct {
 	readOnly    bool
 	foreground  bool
 	allowOther  bool
+	allowRoot   bool
 	uid, gid    uint32
 	fileMode    uint32
 	dirMode     uint32
@@ -78,7 +79,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fl.BoolVar(&c.readOnly, "read-only", false, "mount read-only: every modification fails with EROFS")
 	fl.BoolVar(&c.foreground, "foreground", false, "stay in the foreground (for systemd and containers)")
 	fl.BoolVar(&c.foreground, "f", false, "short for --foreground")
-	fl.BoolVar(&c.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root)")
+	fl.BoolVar(&c.allowOther, "allow-other", false, "let other users access the mount, as the modes allow (needs user_allow_other in /etc/fuse.conf unless root)")
+	fl.BoolVar(&c.allowRoot, "allow-root", false, "let root access the mount besides its owner, as the modes allow (needs user_allow_other unless root)")
 	uid := fl.Int("uid", os.Getuid(), "owner of every file")
 	gid := fl.Int("gid", os.Getgid(), "group of every file")
 	fileMode := fl.String("file-mode", "0644", "permissions of files (octal)")

@@ -140,6 +140,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 	server, err := fs.Mount(cfg.mountpoint, fsys, fs.MountConfig{
 		FsName:     "mount-ws:" + org + "/" + ws,
 		AllowOther: cfg.allowOther,
+		AllowRoot:  cfg.allowRoot,
 		Debug:      cfg.debugFuse,
 	})
 	if err != nil {

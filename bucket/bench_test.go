@@ -47,7 +47,7 @@ func benchClients(b *testing.B) (*bucket.Bucket, *s3.Client, bucket.Config) {
 func BenchmarkParallelRangedGet(b *testing.B) {
 	bk, sdk, cfg := benchClients(b)
 	ctx := context.Background()
-	if _, err := bk.Upload(ctx, "get.bin", detdata.New(1, benchSize), benchSize, nil, bucket.UploadOptions{}); err != nil {
+	if _, err := bk.Upload(ctx, "get.bin", detdata.New(1, benchSize), benchSize, bucket.Meta{}, bucket.UploadOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	read := map[string]func(off int64) (io.ReadCloser, error){
@@ -93,7 +93,7 @@ func BenchmarkUpload(b *testing.B) {
 	b.Run("bucket", func(b *testing.B) {
 		b.SetBytes(benchSize)
 		for b.Loop() {
-			if _, err := bk.Upload(ctx, "up.bin", src, benchSize, nil, bucket.UploadOptions{}); err != nil {
+			if _, err := bk.Upload(ctx, "up.bin", src, benchSize, bucket.Meta{}, bucket.UploadOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -36,7 +36,7 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]stri
 	if err != nil {
 		return Object{}, fmt.Errorf("copy: %w", err)
 	}
-	head, contentType, err := b.head(ctx, src, fullSrc)
+	head, err := b.head(ctx, src, fullSrc)
 	if err != nil {
 		return Object{}, err
 	}
@@ -47,7 +47,7 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]stri
 		directive = s3types.MetadataDirectiveCopy
 	}
 	if head.Size > b.copyThreshold {
-		return b.copyMultipart(ctx, what, fullSrc, fullDst, dst, head, contentType, meta)
+		return b.copyMultipart(ctx, what, fullSrc, fullDst, dst, head, meta)
 	}
 	in := &s3.CopyObjectInput{
 		Bucket:            &b.bucket,
@@ -58,13 +58,13 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]stri
 	}
 	if directive == s3types.MetadataDirectiveReplace {
 		in.Metadata = meta
-		in.ContentType = contentType
+		in.ContentType = Meta{ContentType: head.ContentType}.contentType()
 	}
 	out, err := b.s3.CopyObject(ctx, in)
 	if err != nil {
 		return Object{}, wrap("copy", what, err)
 	}
-	obj := Object{Key: dst, Size: head.Size, Metadata: lowerKeys(meta)}
+	obj := Object{Key: dst, Size: head.Size, Metadata: lowerKeys(meta), ContentType: head.ContentType}
 	if r := out.CopyObjectResult; r != nil {
 		obj.ETag = aws.ToString(r.ETag)
 		obj.LastModified = aws.ToTime(r.LastModified)
@@ -73,11 +73,11 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]stri
 }
 
 // copyMultipart copies with UploadPartCopy, parts in parallel.
-func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst string, head Object, contentType *string, meta map[string]string) (Object, error) {
+func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst string, head Object, meta map[string]string) (Object, error) {
 	size := head.Size
 	partSize := max(min(b.copyPartSize, maxPartSize), ceilDiv(size, maxParts))
 	created, err := b.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &b.bucket, Key: &fullDst, Metadata: meta, ContentType: contentType,
+		Bucket: &b.bucket, Key: &fullDst, Metadata: meta, ContentType: Meta{ContentType: head.ContentType}.contentType(),
 	})
 	if err != nil {
 		return Object{}, wrap("copy", what, err)
@@ -131,6 +131,7 @@ func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst 
 		ETag:         aws.ToString(done.ETag),
 		LastModified: responseDate(done.ResultMetadata),
 		Metadata:     lowerKeys(meta),
+		ContentType:  head.ContentType,
 	}, nil
 }
 

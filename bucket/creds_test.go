@@ -43,7 +43,7 @@ func TestWithCredsProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	const size = 1 << 20
-	obj, err := b.Put(ctx, "data.bin", detdata.New(9, size), size, nil)
+	obj, err := b.Put(ctx, "data.bin", detdata.New(9, size), size, bucket.Meta{})
 	if err != nil {
 		t.Fatal(err)
 	}

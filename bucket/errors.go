@@ -33,7 +33,18 @@ var (
 	// address something outside the prefix, or is not a key at all. It
 	// matches io/fs's ErrInvalid too.
 	ErrInvalidKey error = invalidKeyError{}
+	// ErrKeyTooLong: a key longer than S3 allows (1,024 bytes with the
+	// prefix), refused before any request. It matches ErrInvalidKey too.
+	ErrKeyTooLong error = keyTooLongError{}
 )
+
+type keyTooLongError struct{}
+
+func (keyTooLongError) Error() string { return "key too long" }
+
+func (keyTooLongError) Is(target error) bool {
+	return target == ErrInvalidKey || target == iofs.ErrInvalid
+}
 
 type invalidKeyError struct{}
 

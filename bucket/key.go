@@ -57,7 +57,7 @@ func (ks keyspace) dir(rel string) (string, error) {
 func (ks keyspace) join(rel string) (string, error) {
 	full := ks.prefix + rel
 	if len(full) > maxKeyLen {
-		return "", fmt.Errorf("key of %d bytes with the prefix, over %d: %w", len(full), maxKeyLen, ErrInvalidKey)
+		return "", fmt.Errorf("key of %d bytes with the prefix, over %d: %w", len(full), maxKeyLen, ErrKeyTooLong)
 	}
 	return full, nil
 }

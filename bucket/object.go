@@ -32,15 +32,41 @@ type Object struct {
 	// header of the answer (the object is not read back), or the local
 	// clock if the server sent none.
 	LastModified time.Time
-	// Metadata is the user metadata (x-amz-meta-*), with lower-case keys.
-	// Only Head and Copy fill it; it is nil in listings and after Put.
-	Metadata map[string]string
+	// Metadata is the user metadata (x-amz-meta-*), with lower-case keys,
+	// and ContentType the object's Content-Type. Only Head and Copy fill
+	// them; listings carry neither, and Put and Upload do not echo them.
+	Metadata    map[string]string
+	ContentType string
+}
+
+// Meta is what a write stores with the object besides its bytes: user
+// metadata (sent as x-amz-meta-*) and a Content-Type ("" lets the server
+// choose; S3 then says binary/octet-stream).
+type Meta struct {
+	User        map[string]string
+	ContentType string
+}
+
+// contentType is the Content-Type header of m, nil for none.
+func (m Meta) contentType() *string {
+	if m.ContentType == "" {
+		return nil
+	}
+	return &m.ContentType
 }
 
 // unsignedPayload is an operation option sending the body with
 // UNSIGNED-PAYLOAD; see New.
 func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+}
+
+// CheckKey reports, without a request, whether key can name an object:
+// nil, or an error matching ErrInvalidKey (ErrKeyTooLong for a key over
+// S3's limit).
+func (b *Bucket) CheckKey(key string) error {
+	_, err := b.keys.object(key)
+	return err
 }
 
 // Head returns the object's size, ETag, modification time and metadata.
@@ -50,15 +76,13 @@ func (b *Bucket) Head(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return Object{}, fmt.Errorf("head: %w", err)
 	}
-	obj, _, err := b.head(ctx, key, full)
-	return obj, err
+	return b.head(ctx, key, full)
 }
 
-// head is Head with the content type, which Copy keeps.
-func (b *Bucket) head(ctx context.Context, key, full string) (Object, *string, error) {
+func (b *Bucket) head(ctx context.Context, key, full string) (Object, error) {
 	out, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &full})
 	if err != nil {
-		return Object{}, nil, wrap("head", key, err)
+		return Object{}, wrap("head", key, err)
 	}
 	return Object{
 		Key:          key,
@@ -66,7 +90,8 @@ func (b *Bucket) head(ctx context.Context, key, full string) (Object, *string, e
 		ETag:         aws.ToString(out.ETag),
 		LastModified: aws.ToTime(out.LastModified),
 		Metadata:     lowerKeys(out.Metadata),
-	}, out.ContentType, nil
+		ContentType:  aws.ToString(out.ContentType),
+	}, nil
 }
 
 // Get returns n bytes of the object from offset off (n < 0: to the end).
@@ -137,9 +162,9 @@ func isInvalidRange(err error) bool {
 }
 
 // Put writes size bytes of body as the object in one request, replacing
-// any object under key, with meta as its user metadata. The SDK rewinds
-// body to retry. Large objects go faster with Upload.
-func (b *Bucket) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (Object, error) {
+// any object under key, with meta. The SDK rewinds body to retry. Large
+// objects go faster with Upload.
+func (b *Bucket) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta Meta) (Object, error) {
 	return b.put(ctx, key, body, size, meta, writeCondition{})
 }
 
@@ -157,7 +182,7 @@ func (c writeCondition) apply(ifMatch, ifNoneMatch **string) {
 	}
 }
 
-func (b *Bucket) put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string, cond writeCondition) (Object, error) {
+func (b *Bucket) put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta Meta, cond writeCondition) (Object, error) {
 	full, err := b.keys.object(key)
 	if err != nil {
 		return Object{}, fmt.Errorf("put: %w", err)
@@ -167,7 +192,8 @@ func (b *Bucket) put(ctx context.Context, key string, body io.ReadSeeker, size i
 		Key:           &full,
 		Body:          body,
 		ContentLength: aws.Int64(size),
-		Metadata:      meta,
+		Metadata:      meta.User,
+		ContentType:   meta.contentType(),
 	}
 	cond.apply(&in.IfMatch, &in.IfNoneMatch)
 	out, err := b.s3.PutObject(ctx, in, unsignedPayload)

@@ -51,22 +51,22 @@ func TestServerRefusesOutsidePrefix(t *testing.T) {
 	}
 	// Inside its own prefix it works.
 	own := c.Prefix + "scope/own.txt"
-	if _, err := b.Put(ctx, own, strings.NewReader("x"), 1, nil); err != nil {
+	if _, err := b.Put(ctx, own, strings.NewReader("x"), 1, bucket.Meta{}); err != nil {
 		t.Fatalf("put under own prefix: %v", err)
 	}
 	other := "acme/other/x.txt"
 	sibling := strings.TrimSuffix(c.Prefix, "/") + "-evil/x.txt"
 	checks := map[string]error{}
-	_, checks["put other workspace"] = b.Put(ctx, other, strings.NewReader("x"), 1, nil)
-	_, checks["put sibling prefix"] = b.Put(ctx, sibling, strings.NewReader("x"), 1, nil)
-	_, checks["put bucket root"] = b.Put(ctx, "root.txt", strings.NewReader("x"), 1, nil)
+	_, checks["put other workspace"] = b.Put(ctx, other, strings.NewReader("x"), 1, bucket.Meta{})
+	_, checks["put sibling prefix"] = b.Put(ctx, sibling, strings.NewReader("x"), 1, bucket.Meta{})
+	_, checks["put bucket root"] = b.Put(ctx, "root.txt", strings.NewReader("x"), 1, bucket.Meta{})
 	_, checks["head other workspace"] = b.Head(ctx, other)
 	_, checks["get other workspace"] = b.Get(ctx, other, 0, -1, "")
 	_, _, checks["list bucket root"] = b.ListAll(ctx, "")
 	_, _, checks["list other workspace"] = b.ListAll(ctx, "acme/other/")
 	checks["delete other workspace"] = b.Delete(ctx, other)
 	_, checks["copy out of prefix"] = b.Copy(ctx, own, other, nil)
-	_, checks["upload other workspace"] = b.Upload(ctx, other, detdata.New(1, 6<<20), 6<<20, nil, bucket.UploadOptions{PartSize: 5 << 20})
+	_, checks["upload other workspace"] = b.Upload(ctx, other, detdata.New(1, 6<<20), 6<<20, bucket.Meta{}, bucket.UploadOptions{PartSize: 5 << 20})
 	for what, err := range checks {
 		if !errors.Is(err, iofs.ErrPermission) {
 			t.Errorf("%s: %v, want fs.ErrPermission", what, err)
@@ -116,14 +116,14 @@ func TestRequestHeaders(t *testing.T) {
 	// 3 MiB: above the SDK's 2 MiB Expect threshold.
 	const size = 3 << 20
 	start := time.Now()
-	if _, err := b.Put(ctx, "put.bin", detdata.New(1, size), size, nil); err != nil {
+	if _, err := b.Put(ctx, "put.bin", detdata.New(1, size), size, bucket.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 900*time.Millisecond {
 		t.Errorf("a 3 MiB put took %v: stalled on Expect: 100-continue?", d)
 	}
 	upSize := int64(11 << 20)
-	obj, err := b.Upload(ctx, "up.bin", detdata.New(2, upSize), upSize, nil, bucket.UploadOptions{PartSize: 5 << 20})
+	obj, err := b.Upload(ctx, "up.bin", detdata.New(2, upSize), upSize, bucket.Meta{}, bucket.UploadOptions{PartSize: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func fastRetryer(attempts int) func() aws.Retryer {
 func TestThrottling(t *testing.T) {
 	ctx := ctxFor(t)
 	b := newGateway(t, func(c *bucket.Config) { c.Retryer = fastRetryer(4) })
-	if _, err := b.Put(ctx, "throttled-key", strings.NewReader("data"), 4, nil); err != nil {
+	if _, err := b.Put(ctx, "throttled-key", strings.NewReader("data"), 4, bucket.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stack.S3.ClearFaults)
@@ -240,7 +240,7 @@ func TestThrottling(t *testing.T) {
 	if !errors.Is(err, bucket.ErrThrottled) {
 		t.Errorf("head under constant SlowDown: %v, want ErrThrottled", err)
 	}
-	_, err = b.Put(ctx, "throttled-key", strings.NewReader("data"), 4, nil)
+	_, err = b.Put(ctx, "throttled-key", strings.NewReader("data"), 4, bucket.Meta{})
 	if !errors.Is(err, bucket.ErrThrottled) {
 		t.Errorf("put under constant SlowDown: %v, want ErrThrottled", err)
 	}
@@ -311,8 +311,8 @@ func TestInvalidKeyMakesNoRequest(t *testing.T) {
 	for _, k := range buckettest.BadKeys() {
 		b.Head(ctx, k)
 		b.Get(ctx, k, 0, -1, "")
-		b.Put(ctx, k, strings.NewReader("x"), 1, nil)
-		b.Upload(ctx, k, strings.NewReader("x"), 1, nil, bucket.UploadOptions{})
+		b.Put(ctx, k, strings.NewReader("x"), 1, bucket.Meta{})
+		b.Upload(ctx, k, strings.NewReader("x"), 1, bucket.Meta{}, bucket.UploadOptions{})
 		b.AbortUpload(ctx, k, "id")
 		b.Copy(ctx, k, "ok", nil)
 		b.Copy(ctx, "ok", k, nil)
@@ -466,7 +466,7 @@ func TestUploadAbortsOnServerFailure(t *testing.T) {
 	aborts := stack.S3.Counts()[wsstack.OpAbortMultipart]
 	var id string
 	size := int64(11 << 20)
-	_, err = b.Upload(ctx, "part-fails.bin", detdata.New(1, size), size, nil,
+	_, err = b.Upload(ctx, "part-fails.bin", detdata.New(1, size), size, bucket.Meta{},
 		bucket.UploadOptions{PartSize: 5 << 20, OnCreate: func(u string) { id = u }})
 	stack.S3.ClearFaults()
 	if err == nil {
@@ -493,7 +493,7 @@ func TestUploadAbortsOnServerFailure(t *testing.T) {
 	// When the abort fails too, the error says which upload is left, and
 	// AbortUpload can remove it later.
 	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpUploadPart, wsstack.OpAbortMultipart}, KeyContains: "part-fails", Status: 500})
-	_, err = b.Upload(ctx, "part-fails.bin", detdata.New(1, size), size, nil,
+	_, err = b.Upload(ctx, "part-fails.bin", detdata.New(1, size), size, bucket.Meta{},
 		bucket.UploadOptions{PartSize: 5 << 20, OnCreate: func(u string) { id = u }})
 	stack.S3.ClearFaults()
 	if !errors.As(err, &left) || left.UploadID != id || left.Key != "part-fails.bin" {
@@ -515,7 +515,7 @@ func TestUploadAbortsOnServerFailure(t *testing.T) {
 func TestCopyOfChangingSource(t *testing.T) {
 	ctx := ctxFor(t)
 	b := newGateway(t)
-	if _, err := b.Put(ctx, "changing-src", strings.NewReader("one"), 3, nil); err != nil {
+	if _, err := b.Put(ctx, "changing-src", strings.NewReader("one"), 3, bucket.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stack.S3.ClearFaults)
@@ -527,7 +527,7 @@ func TestCopyOfChangingSource(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(200 * time.Millisecond)
-	if _, err := b.Put(ctx, "changing-src", strings.NewReader("two"), 3, nil); err != nil {
+	if _, err := b.Put(ctx, "changing-src", strings.NewReader("two"), 3, bucket.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; !errors.Is(err, bucket.ErrPrecondition) {

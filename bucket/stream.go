@@ -34,17 +34,16 @@ type Stream struct {
 	finished bool
 }
 
-// StartStream creates the multipart upload of key with meta as its user
-// metadata. opts.OnCreate is called with its upload ID; opts.Concurrency
+// StartStream creates the multipart upload of key with meta. opts.OnCreate is called with its upload ID; opts.Concurrency
 // bounds the parts in flight (AddPart blocks beyond it). Conditions in
 // opts are applied at Complete.
-func (b *Bucket) StartStream(ctx context.Context, key string, meta map[string]string, opts UploadOptions) (*Stream, error) {
+func (b *Bucket) StartStream(ctx context.Context, key string, meta Meta, opts UploadOptions) (*Stream, error) {
 	full, err := b.keys.object(key)
 	if err != nil {
 		return nil, fmt.Errorf("upload: %w", err)
 	}
 	created, err := b.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &b.bucket, Key: &full, Metadata: meta,
+		Bucket: &b.bucket, Key: &full, Metadata: meta.User, ContentType: meta.contentType(),
 	})
 	if err != nil {
 		return nil, wrap("upload", key, err)

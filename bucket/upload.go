@@ -53,14 +53,13 @@ type UploadOptions struct {
 	IfMatch, IfNoneMatch string
 }
 
-// Upload writes size bytes of src as the object under key, with meta as
-// its user metadata. Objects larger than the part size go as a multipart
+// Upload writes size bytes of src as the object under key, with meta. Objects larger than the part size go as a multipart
 // upload with parts sent in parallel (each read from src through its own
 // io.SectionReader, so src must allow concurrent ReadAt, as *os.File
 // does); smaller ones with Put. On failure the multipart upload is
 // aborted, with a context of its own, and no object is created or
 // changed.
-func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta map[string]string, opts UploadOptions) (Object, error) {
+func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta Meta, opts UploadOptions) (Object, error) {
 	full, err := b.keys.object(key)
 	if err != nil {
 		return Object{}, fmt.Errorf("upload: %w", err)
@@ -80,7 +79,7 @@ func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size i
 	}
 
 	created, err := b.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &b.bucket, Key: &full, Metadata: meta,
+		Bucket: &b.bucket, Key: &full, Metadata: meta.User, ContentType: meta.contentType(),
 	})
 	if err != nil {
 		return Object{}, wrap("upload", key, err)

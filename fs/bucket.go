@@ -11,6 +11,9 @@ import (
 // relative to the workspace prefix; directories are given as "" (the root)
 // or "a/b/". *bucket.Bucket implements it; see there for the contracts.
 type Bucket interface {
+	// CheckKey reports, without a request, whether key can name an
+	// object (bucket.ErrKeyTooLong when it is too long).
+	CheckKey(key string) error
 	// Head returns the object at key; errors.Is(err, io/fs.ErrNotExist)
 	// when there is none.
 	Head(ctx context.Context, key string) (bucket.Object, error)
@@ -24,11 +27,11 @@ type Bucket interface {
 	// with bucket.ErrPrecondition if its ETag is no longer ifMatch.
 	Get(ctx context.Context, key string, off, n int64, ifMatch string) (io.ReadCloser, error)
 	// Put writes an object in one request.
-	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (bucket.Object, error)
+	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta bucket.Meta) (bucket.Object, error)
 	// Upload writes an object with a multipart upload.
-	Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta map[string]string, opts bucket.UploadOptions) (bucket.Object, error)
+	Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta bucket.Meta, opts bucket.UploadOptions) (bucket.Object, error)
 	// StartStream begins a multipart upload fed part by part.
-	StartStream(ctx context.Context, key string, meta map[string]string, opts bucket.UploadOptions) (*bucket.Stream, error)
+	StartStream(ctx context.Context, key string, meta bucket.Meta, opts bucket.UploadOptions) (*bucket.Stream, error)
 	// AbortUpload abandons an incomplete multipart upload.
 	AbortUpload(ctx context.Context, key, uploadID string) error
 	// Copy copies src to dst on the server; meta nil keeps the metadata.
@@ -64,15 +67,15 @@ func (u uncancelled) ListRecursive(ctx context.Context, dir string, fn func(buck
 	return u.Bucket.ListRecursive(context.WithoutCancel(ctx), dir, fn)
 }
 
-func (u uncancelled) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (bucket.Object, error) {
+func (u uncancelled) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta bucket.Meta) (bucket.Object, error) {
 	return u.Bucket.Put(context.WithoutCancel(ctx), key, body, size, meta)
 }
 
-func (u uncancelled) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta map[string]string, opts bucket.UploadOptions) (bucket.Object, error) {
+func (u uncancelled) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta bucket.Meta, opts bucket.UploadOptions) (bucket.Object, error) {
 	return u.Bucket.Upload(context.WithoutCancel(ctx), key, src, size, meta, opts)
 }
 
-func (u uncancelled) StartStream(ctx context.Context, key string, meta map[string]string, opts bucket.UploadOptions) (*bucket.Stream, error) {
+func (u uncancelled) StartStream(ctx context.Context, key string, meta bucket.Meta, opts bucket.UploadOptions) (*bucket.Stream, error) {
 	return u.Bucket.StartStream(context.WithoutCancel(ctx), key, meta, opts)
 }
 

@@ -13,6 +13,8 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sync/errgroup"
+
+	"mount-ws/bucket"
 )
 
 // dir is a directory node. Its key is its path in the tree ("" for the
@@ -114,7 +116,7 @@ func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 // find returns what name is in this directory: from the last listing, the
 // negative cache, a child with unsaved content, or else from S3.
 func (d *dir) find(ctx context.Context, name string) (entry, bool, syscall.Errno) {
-	if len(name) > maxNameLen {
+	if len(name) > maxNameLen || errors.Is(d.fs.b.CheckKey(childKey(d.key(), name)), bucket.ErrKeyTooLong) {
 		return entry{}, false, syscall.ENAMETOOLONG
 	}
 	if e, ok := d.localChild(name); ok {
@@ -254,14 +256,8 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 		if isFile {
 			d.fs.logSkipOnce(key, "a directory of the same name hides this file")
 		}
-		// A marker, if any, carries the directory's stored mode and times.
-		marker := entry{dir: true}
-		o, err := d.fs.b.Head(ctx, key+"/")
-		switch {
-		case err == nil:
-			marker = entryFromObject(o)
-			marker.dir, marker.size, marker.etag = true, 0, ""
-		case !errors.Is(err, iofs.ErrNotExist):
+		marker, err := d.fs.markerEntry(ctx, key)
+		if err != nil {
 			return entry{}, false, err
 		}
 		return marker, true, nil
@@ -292,8 +288,7 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 			// version is a symlink, or its mode. The kernel cannot
 			// change an inode's type, so a file that turned out to be
 			// a link (or no longer is) gets a new inode.
-			isLink := ch.StableAttr().Mode == syscall.S_IFLNK
-			if merged := keepKnownMeta(n.attrNow(), e); merged.isSymlink() == isLink {
+			if merged := keepKnownMeta(n.attrNow(), e); merged.kind() == ch.StableAttr().Mode {
 				e = n.update(merged)
 				d.fs.fillAttr(&out.Attr, e)
 				out.Attr.Ino = ch.StableAttr().Ino
@@ -513,6 +508,22 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool) error {
 		}
 	}
 	return nil
+}
+
+// markerEntry describes the directory key from its marker object, which
+// carries its stored mode and times, or with the defaults when it has
+// none (an implicit directory).
+func (f *FS) markerEntry(ctx context.Context, key string) (entry, error) {
+	o, err := f.b.Head(ctx, key+"/")
+	switch {
+	case errors.Is(err, iofs.ErrNotExist):
+		return entry{dir: true, meta: true}, nil
+	case err != nil:
+		return entry{}, err
+	}
+	e := entryFromObject(o)
+	e.dir, e.size, e.etag = true, 0, ""
+	return e, nil
 }
 
 // headResult is what headAll learnt of one entry.

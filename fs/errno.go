@@ -38,6 +38,8 @@ func classify(err error) syscall.Errno {
 		return syscall.EACCES
 	case errors.Is(err, bucket.ErrPrecondition):
 		return syscall.ESTALE
+	case errors.Is(err, bucket.ErrKeyTooLong):
+		return syscall.ENAMETOOLONG
 	}
 	return syscall.EIO
 }

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"io"
 	iofs "io/fs"
+	"log/slog"
 	"sync"
 	"syscall"
 	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"mount-ws/bucket"
 )
 
 // file is a regular file or a symbolic link. Its key is its path in the
@@ -48,6 +52,7 @@ var (
 	_ fusefs.NodeSetattrer  = (*file)(nil)
 	_ fusefs.NodeReadlinker = (*file)(nil)
 	_ fusefs.NodeFsyncer    = (*file)(nil)
+	_ fusefs.NodeAllocater  = (*file)(nil)
 )
 
 func (f *FS) newFile(e entry) *file {
@@ -118,8 +123,41 @@ func (n *file) current(ctx context.Context) (entry, error) {
 	return n.update(entryFromObject(o)), nil
 }
 
+// revalidate returns the file's attributes for an open: what S3 holds
+// now, so that a new open reads what another client just wrote (one HEAD
+// per open, as mountpoint-s3 does). A file with local changes or being
+// written here is what this mount says. When the object changed, the
+// kernel is told to forget the attributes it caches (size above all);
+// the open then drops the pages it caches (no FOPEN_KEEP_CACHE).
+func (n *file) revalidate(ctx context.Context) (entry, error) {
+	n.mu.Lock()
+	e := n.attr
+	local := n.st != nil || n.localChangesLocked()
+	n.mu.Unlock()
+	if local {
+		return e, nil
+	}
+	o, err := n.fs.b.Head(ctx, n.key())
+	if err != nil {
+		return entry{}, err
+	}
+	fresh := n.update(entryFromObject(o))
+	if fresh.etag != e.etag {
+		if errno := n.NotifyContent(-1, 0); errno != 0 && errno != syscall.ENOENT {
+			n.fs.log.Debug("could not invalidate cached attributes", slog.String("path", n.key()), slog.String("errno", errno.Error()))
+		}
+	}
+	return fresh, nil
+}
+
 // Getattr implements fusefs.NodeGetattrer.
 func (n *file) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if e, gone := n.unlinked(); gone {
+		// Still open somewhere (fstat): what it was, with no name left.
+		n.fs.fillAttr(&out.Attr, e)
+		out.Attr.Ino, out.Attr.Nlink = n.StableAttr().Ino, 0
+		return 0
+	}
 	if err := n.fillMeta(ctx); err != nil {
 		return n.fs.toErrno("getattr", n.key(), err)
 	}
@@ -136,14 +174,22 @@ func (n *file) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 	return 0
 }
 
-// wrongKind reports whether e shows a link where the kernel has a file (or
-// the reverse): the inode was made from a listing, which cannot tell, and
-// an inode cannot change type. Operations then answer ESTALE before they
-// change anything: the kernel looks the name up again (once), which gives
-// an inode of the right type, and retries.
-func (n *file) wrongKind(e entry) bool {
-	return e.isSymlink() != (n.StableAttr().Mode == syscall.S_IFLNK)
+// unlinked returns the file's attributes and true once it was deleted or
+// replaced by a rename.
+func (n *file) unlinked() (entry, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.attr, n.deleted
 }
+
+// wrongKind reports whether e is of another file type than the kernel's
+// inode (a link, FIFO or device node where it has a regular file, or the
+// reverse): the inode was made from a listing, which cannot tell, or the
+// name now holds another object, and an inode cannot change type.
+// Operations then answer ESTALE before they change anything: the kernel
+// looks the name up again (once), which gives an inode of the right type,
+// and retries.
+func (n *file) wrongKind(e entry) bool { return e.kind() != n.StableAttr().Mode }
 
 // checkKind makes sure the file's type is known before an operation that
 // depends on it: it reads the metadata (with its siblings' in a small
@@ -194,8 +240,13 @@ func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 		return []byte(e.linkTarget), 0
 	}
 	// A link's target is metadata, not file data: not interruptible
-	// (see uncancelled).
-	body, err := n.fs.b.Get(context.WithoutCancel(ctx), n.key(), 0, -1, "")
+	// (see uncancelled). Only the version this node stands for will do:
+	// the name may hold another object by now (a rename race), and its
+	// bytes are no target of this link.
+	body, err := n.fs.b.Get(context.WithoutCancel(ctx), n.key(), 0, -1, e.etag)
+	if errors.Is(err, bucket.ErrPrecondition) || errors.Is(err, iofs.ErrNotExist) {
+		return nil, syscall.ESTALE // the kernel looks the name up again
+	}
 	if err != nil {
 		return nil, n.fs.toErrno("readlink", n.key(), err)
 	}
@@ -221,15 +272,17 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			return nil, 0, errno
 		}
 	}
-	if errno := n.checkKind(ctx, false); errno != 0 {
-		return nil, 0, errno
-	}
-	e, err := n.current(ctx)
+	e, err := n.revalidate(ctx)
 	if errors.Is(err, iofs.ErrNotExist) {
-		return nil, 0, syscall.ENOENT
+		// Gone since the kernel looked the name up: ESTALE makes it look
+		// the name up again, and then answer for what is there now.
+		return nil, 0, syscall.ESTALE
 	}
 	if err != nil {
 		return nil, 0, n.fs.toErrno("open", n.key(), err)
+	}
+	if n.wrongKind(e) {
+		return nil, 0, syscall.ESTALE
 	}
 	// Counted before staging, so that the release of another handle
 	// meanwhile does not drop the staging copy this one is about to use.
@@ -258,6 +311,36 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		n.setWriting(h, true)
 	}
 	return h, fuseFlags, 0
+}
+
+// Allocate implements fusefs.NodeAllocater for fallocate(2). S3 cannot
+// reserve space, so mode 0 only extends the file with zeros (what programs
+// rely on: the size), and FALLOC_FL_KEEP_SIZE alone changes nothing; other
+// modes (punching holes, zeroing or collapsing ranges) are not supported.
+// The change is saved at close, like a write.
+func (n *file) Allocate(ctx context.Context, fh fusefs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	if errno := n.fs.refuseWrite(); errno != 0 {
+		return errno
+	}
+	switch mode {
+	case 0:
+	case unix.FALLOC_FL_KEEP_SIZE:
+		return 0
+	default:
+		return syscall.EOPNOTSUPP
+	}
+	n.io.Lock()
+	defer n.io.Unlock()
+	n.mu.Lock()
+	st := n.st
+	n.mu.Unlock()
+	if st == nil {
+		return syscall.EBADF // the kernel only sends it for a file open for writing
+	}
+	if end := int64(off + size); end > st.size {
+		return n.fs.toErrno("fallocate", n.key(), n.resizeLocked(ctx, st, end))
+	}
+	return 0
 }
 
 // Fsync implements fusefs.NodeFsyncer, for fsync on a node without a
@@ -333,37 +416,48 @@ func (n *file) setWriting(h *handle, on bool) {
 func (n *file) setMeta(in *fuse.SetAttrIn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	changed := n.fs.applyAttr(&n.attr, in)
+	if changed {
+		n.metaDirty = true
+	}
+	return changed
+}
+
+// applyAttr applies the mode, owner and time changes of in to e (its file
+// type stays) and reports whether there were any. The kernel has checked
+// that the caller may make them.
+func (f *FS) applyAttr(e *entry, in *fuse.SetAttrIn) bool {
 	changed := false
 	if m, ok := in.GetMode(); ok {
-		typ := uint32(syscall.S_IFREG)
-		if n.attr.isSymlink() {
-			typ = syscall.S_IFLNK
-		}
-		n.attr.mode = typ | m&0o7777
+		e.mode = e.kind() | m&0o7777
 		changed = true
 	}
 	uid, uok := in.GetUID()
 	gid, gok := in.GetGID()
 	if uok || gok {
-		if !n.attr.owner {
-			n.attr.uid, n.attr.gid = n.fs.opts.UID, n.fs.opts.GID
+		if !e.owner {
+			e.uid, e.gid = f.opts.UID, f.opts.GID
 		}
 		if uok {
-			n.attr.uid = uid
+			e.uid = uid
 		}
 		if gok {
-			n.attr.gid = gid
+			e.gid = gid
 		}
-		n.attr.owner = true
+		e.owner = true
 		changed = true
 	}
-	if t, ok := in.GetMTime(); ok {
-		n.attr.mtime, n.attr.mtimeSet = t, true
-		changed = true
+	mtime, mok := in.GetMTime()
+	atime, aok := in.GetATime()
+	if mok || aok || changed {
+		e.touch(false)
+		e.meta = true
 	}
-	if changed {
-		n.attr.meta = true
-		n.metaDirty = true
+	if mok {
+		e.mtime = mtime
 	}
-	return changed
+	if aok {
+		e.atime = atime
+	}
+	return changed || mok || aok
 }

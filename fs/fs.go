@@ -164,30 +164,35 @@ func setReadAhead(mountpoint string, kb int) error {
 // fillAttr fills out with the attributes of an entry.
 // The inode number is the caller's to set.
 func (f *FS) fillAttr(out *fuse.Attr, e entry) {
-	mtime := e.mtime
-	if mtime.IsZero() {
-		mtime = f.start
+	mtime, atime, ctime := e.times()
+	for _, t := range []*time.Time{&mtime, &atime, &ctime} {
+		if t.IsZero() {
+			*t = f.start
+		}
 	}
 	out.Uid, out.Gid = f.opts.UID, f.opts.GID
 	if e.owner {
 		out.Uid, out.Gid = e.uid, e.gid
 	}
-	out.SetTimes(nil, &mtime, &mtime)
+	out.SetTimes(&atime, &mtime, &ctime)
 	out.Blksize = 1 << 20
-	switch {
-	case e.dir:
-		out.Mode = syscall.S_IFDIR | f.opts.DirMode
-		out.Nlink = 2
+	// Directories say 1 link, the convention for "not counted": GNU find
+	// would otherwise take 2 for "no subdirectories" and skip them.
+	out.Nlink = 1
+	switch kind := e.kind(); kind {
+	case syscall.S_IFDIR:
+		out.Mode = kind | f.opts.DirMode
 		out.Size = 4096
-	case e.isSymlink():
-		out.Mode = syscall.S_IFLNK | 0o777
-		out.Nlink = 1
+	case syscall.S_IFLNK:
+		out.Mode = kind | 0o777
 		out.Size = uint64(e.size)
-	default:
-		out.Mode = syscall.S_IFREG | f.opts.FileMode
-		out.Nlink = 1
+	case syscall.S_IFREG:
+		out.Mode = kind | f.opts.FileMode
 		out.Size = uint64(e.size)
 		out.Blocks = (uint64(e.size) + 511) / 512
+	default: // FIFO, socket or device node: no data of its own
+		out.Mode = kind | f.opts.FileMode
+		out.Rdev = e.rdev
 	}
 	if perm := e.mode & 0o7777; e.mode != 0 && !e.isSymlink() {
 		out.Mode = out.Mode&syscall.S_IFMT | perm

@@ -12,19 +12,15 @@ const maxNameLen = 255
 
 // entry is what a directory knows of one child.
 type entry struct {
-	dir   bool
-	size  int64
-	mtime time.Time // from metadata when known, else the object's time
-	// mtimeSet: mtime was stored or set explicitly (utimens), not just
-	// the time of the last write, which the object's own time gives.
-	mtimeSet bool
-	etag     string // "" for a file not uploaded yet
-	// Metadata (see meta.go): meta is false when only a listing was seen,
-	// which carries none. mode is the full st_mode, 0 for "the default".
-	meta       bool
-	mode       uint32
-	uid, gid   uint32
-	owner      bool
+	dir  bool
+	size int64
+	etag string // "" for a file not uploaded yet
+	// modified is the object's own time (Last-Modified), to the second.
+	modified time.Time
+	// meta is false when only a listing was seen, which carries no
+	// metadata: stored then holds nothing read from S3.
+	meta bool
+	stored
 	linkTarget string // for symlinks, once read
 }
 
@@ -91,6 +87,6 @@ func addListing(entries map[string]entry, prefix string, page bucket.Page, skip 
 			skip(o.Key, "a directory of the same name hides this file")
 			continue
 		}
-		entries[name] = entry{size: o.Size, mtime: o.LastModified, etag: o.ETag}
+		entries[name] = entry{size: o.Size, modified: objectTime(o.LastModified), etag: o.ETag}
 	}
 }

@@ -1,9 +1,9 @@
 package fs
 
 import (
+	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"mount-ws/bucket"
 )
@@ -26,13 +26,13 @@ func TestAddListing(t *testing.T) {
 	want := map[string]entry{
 		"sub":      {dir: true},
 		"x":        {dir: true},
-		"file.csv": {size: 10, etag: "e1", mtime: time.Time{}},
+		"file.csv": {size: 10, etag: "e1"},
 	}
 	if len(entries) != len(want) {
 		t.Errorf("entries %v, want %v", entries, want)
 	}
 	for name, e := range want {
-		if entries[name] != e {
+		if !reflect.DeepEqual(entries[name], e) {
 			t.Errorf("%s: %+v, want %+v", name, entries[name], e)
 		}
 	}

@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -34,7 +35,7 @@ var (
 // the directory's group, and a new directory there is set-group-ID too (as
 // Linux does).
 func (d *dir) newEntry(ctx context.Context, mode uint32) entry {
-	e := entry{mtime: time.Now(), meta: true, mode: mode, uid: d.fs.opts.UID, gid: d.fs.opts.GID, owner: true}
+	e := entry{meta: true, modified: time.Now().Truncate(time.Second), stored: stored{mode: mode, uid: d.fs.opts.UID, gid: d.fs.opts.GID, owner: true}}
 	if c, ok := ctx.(*fuse.Context); ok {
 		e.uid, e.gid = c.Caller.Uid, c.Caller.Gid
 	}
@@ -51,12 +52,25 @@ func (d *dir) newEntry(ctx context.Context, mode uint32) entry {
 	return e
 }
 
-// checkName refuses names S3 keys or Linux cannot hold.
-func checkName(name string) syscall.Errno {
+// checkName refuses, before any request, a name that Linux or an S3 key
+// in d cannot hold: ENAMETOOLONG for a name over 255 bytes or a key over
+// S3's 1,024 (with the workspace prefix; a directory's key is its marker,
+// "name/"), else EINVAL.
+func (d *dir) checkName(name string, isDir bool) syscall.Errno {
 	if len(name) > maxNameLen {
 		return syscall.ENAMETOOLONG
 	}
 	if nameProblem(name) != "" {
+		return syscall.EINVAL
+	}
+	key := childKey(d.key(), name)
+	if isDir {
+		key += "/"
+	}
+	if err := d.fs.b.CheckKey(key); err != nil {
+		if errors.Is(err, bucket.ErrKeyTooLong) {
+			return syscall.ENAMETOOLONG
+		}
 		return syscall.EINVAL
 	}
 	return 0
@@ -68,7 +82,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	if errno := checkName(name); errno != 0 {
+	if errno := d.checkName(name, false); errno != 0 {
 		return nil, nil, 0, errno
 	}
 	st, err := d.fs.newStaging()
@@ -95,13 +109,13 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return nil, errno
 	}
-	if errno := checkName(name); errno != 0 {
+	if errno := d.checkName(name, true); errno != 0 {
 		return nil, errno
 	}
 	key := childKey(d.key(), name)
 	e := d.newEntry(ctx, syscall.S_IFDIR|mode&0o7777)
 	e.dir = true
-	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, metadataOf(e)); err != nil {
+	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, objectMeta(e, key+"/", false)); err != nil {
 		return nil, d.fs.toErrno("mkdir", key, err)
 	}
 	d.setEntry(name, &e)
@@ -136,20 +150,44 @@ func (d *dir) forgetListings() {
 	}
 }
 
-// Mknod implements fusefs.NodeMknoder: only regular files can be stored.
+// Mknod implements fusefs.NodeMknoder as s3fs stores special files: an
+// empty object whose mode metadata carries the file type (FIFO, socket,
+// character or block device, or a regular file) and rdev the device. The
+// kernel has checked that only root makes device nodes.
 func (d *dir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return nil, errno
 	}
-	return nil, syscall.EPERM
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFREG, syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
+	default:
+		return nil, syscall.EINVAL
+	}
+	if errno := d.checkName(name, false); errno != 0 {
+		return nil, errno
+	}
+	key := childKey(d.key(), name)
+	e := d.newEntry(ctx, mode)
+	if k := mode & syscall.S_IFMT; k == syscall.S_IFCHR || k == syscall.S_IFBLK {
+		e.rdev = dev
+	}
+	o, err := d.fs.b.Put(ctx, key, bytes.NewReader(nil), 0, objectMeta(e, key, true))
+	if err != nil {
+		return nil, d.fs.toErrno("mknod", key, err)
+	}
+	e.etag = o.ETag
+	d.setEntry(name, &e)
+	return d.childInode(ctx, name, e, out), 0
 }
 
-// Link implements fusefs.NodeLinker: S3 has no hard links.
+// Link implements fusefs.NodeLinker: S3 has no hard links (an object has
+// one key), so, as s3fs does, the answer is that the filesystem does not
+// support them; programs such as cp -l and git then copy instead.
 func (d *dir) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return nil, errno
 	}
-	return nil, syscall.EPERM
+	return nil, syscall.EOPNOTSUPP
 }
 
 // Symlink implements fusefs.NodeSymlinker the way s3fs stores links: the
@@ -158,12 +196,12 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return nil, errno
 	}
-	if errno := checkName(name); errno != 0 {
+	if errno := d.checkName(name, false); errno != 0 {
 		return nil, errno
 	}
 	key := childKey(d.key(), name)
 	e := d.newEntry(ctx, syscall.S_IFLNK|0o777)
-	o, err := d.fs.b.Put(ctx, key, strings.NewReader(target), int64(len(target)), metadataOf(e))
+	o, err := d.fs.b.Put(ctx, key, strings.NewReader(target), int64(len(target)), objectMeta(e, key, true))
 	if err != nil {
 		return nil, d.fs.toErrno("symlink", key, err)
 	}
@@ -293,24 +331,29 @@ func (d *dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
+	key := d.key()
 	d.mu.Lock()
-	if m, ok := in.GetMode(); ok {
-		d.attr.mode = syscall.S_IFDIR | m&0o7777
+	known := d.attr.meta
+	d.mu.Unlock()
+	if !known && key != "" {
+		// The marker's metadata must be known to be kept.
+		m, err := d.fs.markerEntry(ctx, key)
+		if err != nil {
+			return d.fs.toErrno("setattr", key, err)
+		}
+		d.mu.Lock()
+		if !d.attr.meta {
+			d.attr = m
+		}
+		d.mu.Unlock()
 	}
-	if uid, ok := in.GetUID(); ok {
-		d.attr.uid, d.attr.owner = uid, true
-	}
-	if gid, ok := in.GetGID(); ok {
-		d.attr.gid, d.attr.owner = gid, true
-	}
-	if t, ok := in.GetMTime(); ok {
-		d.attr.mtime, d.attr.mtimeSet = t, true
-	}
+	d.mu.Lock()
+	d.fs.applyAttr(&d.attr, in)
 	d.attr.meta, d.attr.dir = true, true
 	e := d.attr
 	d.mu.Unlock()
-	if key := d.key(); key != "" {
-		if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, metadataOf(e)); err != nil {
+	if key != "" {
+		if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, objectMeta(e, key+"/", false)); err != nil {
 			return d.fs.toErrno("setattr", key, err)
 		}
 	}
@@ -333,12 +376,12 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if flags&fusefs.RENAME_EXCHANGE != 0 {
 		return syscall.EINVAL
 	}
-	if errno := checkName(newName); errno != 0 {
-		return errno
-	}
 	np, ok := newParent.(*dir)
 	if !ok {
 		return syscall.EXDEV
+	}
+	if errno := np.checkName(newName, false); errno != 0 {
+		return errno
 	}
 	src := childKey(d.key(), name)
 	dst := childKey(np.key(), newName)
@@ -412,7 +455,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 		n.io.Lock()
 		defer n.io.Unlock()
 		n.mu.Lock()
-		st, metaDirty := n.st, n.metaDirty
+		st := n.st
 		e = n.attr
 		n.mu.Unlock()
 		if st != nil {
@@ -426,35 +469,40 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 			// Unsaved content goes straight to the new name; the old
 			// object, if any, is deleted below.
 			d.fs.stopStream(st)
-			o, err := d.fs.upload(ctx, dst, st, metadataOf(e))
+			md := objectMeta(e, dst, true)
+			o, err := d.fs.upload(ctx, dst, st, md)
 			if err != nil {
 				return e, err
 			}
-			saved := entryFromObject(bucket.Object{Size: o.Size, ETag: o.ETag, LastModified: o.LastModified, Metadata: metadataOf(e)})
+			saved := savedEntry(o, md)
 			n.mu.Lock()
 			st.dirty, n.metaDirty, n.unsaved = false, false, false
 			n.attr, n.checkedAt = saved, time.Now()
 			n.mu.Unlock()
 			return saved, d.fs.b.Delete(ctx, src)
 		}
-		if metaDirty {
-			o, err := d.fs.b.Copy(ctx, src, dst, metadataOf(e))
-			if err != nil {
-				return e, err
-			}
-			n.mu.Lock()
-			n.metaDirty = false
-			n.mu.Unlock()
-			return n.update(keepKnownMeta(e, entryFromObject(o))), d.fs.b.Delete(ctx, src)
-		}
 	}
-	o, err := d.fs.b.Copy(ctx, src, dst, nil)
+	if !e.meta {
+		// The metadata is rewritten below (a rename changes ctime), so
+		// it must be known first.
+		o, err := d.fs.b.Head(ctx, src)
+		if err != nil {
+			return e, err
+		}
+		e = keepLinkTarget(entryFromObject(o), e)
+	}
+	e.touch(false)
+	o, err := d.fs.b.Copy(ctx, src, dst, objectMeta(e, dst, false).User)
 	if err != nil {
 		return e, err
 	}
-	moved := keepKnownMeta(e, entryFromObject(o))
+	moved := entryFromObject(o) // the same bytes: the same link target
+	moved.linkTarget = e.linkTarget
 	if open {
-		moved = n.update(moved) // the copy may carry a new ETag
+		n.mu.Lock()
+		n.metaDirty = false
+		n.mu.Unlock()
+		moved = n.update(moved)
 	}
 	return moved, d.fs.b.Delete(ctx, src)
 }
@@ -469,6 +517,12 @@ func (f *FS) renameTree(ctx context.Context, src, dst string) error {
 	})
 	if err != nil {
 		return err
+	}
+	// Every new key must fit before anything is copied.
+	for _, k := range keys {
+		if err := f.b.CheckKey(dst + strings.TrimPrefix(k, src)); err != nil {
+			return err
+		}
 	}
 	var (
 		mu     sync.Mutex
@@ -522,7 +576,7 @@ func (f *FS) copyKey(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.b.Put(ctx, dst, bytes.NewReader(nil), 0, o.Metadata)
+	_, err = f.b.Put(ctx, dst, bytes.NewReader(nil), 0, bucket.Meta{User: o.Metadata, ContentType: o.ContentType})
 	return err
 }
 

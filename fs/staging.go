@@ -30,7 +30,7 @@ type staging struct {
 	stream    *bucket.Stream // the upload in progress, if started
 	streamed  int64          // bytes handed to the stream (whole parts)
 	parts     int            // parts handed to the stream
-	streamMD  map[string]string
+	streamMD  bucket.Meta
 	forget    func() // drops the journal record of the stream
 
 	// fill, when set, is the object version the staging copy still has to
@@ -204,7 +204,8 @@ func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error 
 	}
 	n.mu.Lock()
 	st.size, st.dirty = size, true
-	n.attr.size, n.attr.mtime, n.attr.mtimeSet = size, time.Now(), false
+	n.attr.size = size
+	n.attr.touch(true)
 	n.mu.Unlock()
 	return nil
 }
@@ -253,7 +254,8 @@ func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) 
 		st.size = end
 	}
 	st.dirty = true
-	n.attr.size, n.attr.mtime, n.attr.mtimeSet = st.size, time.Now(), false
+	n.attr.size = st.size
+	n.attr.touch(true)
 	n.mu.Unlock()
 	if err != nil {
 		return w, fmt.Errorf("staging write: %w", err)
@@ -271,10 +273,10 @@ func (n *file) streamParts(ctx context.Context, st *staging) {
 		return
 	}
 	if st.stream == nil {
-		n.mu.Lock()
-		md := metadataOf(n.attr)
-		n.mu.Unlock()
 		key := n.key()
+		n.mu.Lock()
+		md := objectMeta(n.attr, key, true)
+		n.mu.Unlock()
 		var forget func()
 		stream, err := n.fs.b.StartStream(ctx, key, md, bucket.UploadOptions{
 			Concurrency: n.fs.opts.UploadConcurrency,
@@ -310,7 +312,7 @@ func (f *FS) stopStream(st *staging) {
 // finishStream sends the last part and completes a streamed upload. ok is
 // false when there was no usable stream: then the caller uploads the file
 // whole. n.io must be held.
-func (n *file) finishStream(ctx context.Context, key string, st *staging, md map[string]string) (bucket.Object, bool, error) {
+func (n *file) finishStream(ctx context.Context, key string, st *staging, md bucket.Meta) (bucket.Object, bool, error) {
 	if st.stream == nil {
 		return bucket.Object{}, false, nil
 	}
@@ -332,9 +334,9 @@ func (n *file) finishStream(ctx context.Context, key string, st *staging, md map
 		n.fs.log.Warn("streamed upload failed, uploading the file whole", slog.String("path", key), slog.Any("err", err))
 		return bucket.Object{}, false, nil
 	}
-	if !maps.Equal(md, st.streamMD) {
+	if !maps.Equal(md.User, st.streamMD.User) {
 		// Mode, owner or mtime changed while the file was written.
-		o2, err := n.fs.b.Copy(ctx, key, key, md)
+		o2, err := n.fs.b.Copy(ctx, key, key, md.User)
 		if err != nil {
 			return o, true, err
 		}
@@ -406,7 +408,7 @@ func (n *file) saveLocked(ctx context.Context, st *staging, e entry) error {
 	if !st.dirty {
 		return n.saveMetaLocked(ctx, key)
 	}
-	md := metadataOf(e)
+	md := objectMeta(e, key, true)
 	o, streamed, err := n.finishStream(ctx, key, st, md)
 	if err != nil {
 		return err
@@ -416,7 +418,7 @@ func (n *file) saveLocked(ctx context.Context, st *staging, e entry) error {
 			return err
 		}
 	}
-	saved := entryFromObject(bucket.Object{Key: o.Key, Size: o.Size, ETag: o.ETag, LastModified: o.LastModified, Metadata: md})
+	saved := savedEntry(o, md)
 	n.mu.Lock()
 	st.dirty, n.metaDirty, n.unsaved = false, false, false
 	n.attr, n.checkedAt = saved, time.Now()
@@ -451,7 +453,7 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	n.mu.Lock()
 	e := n.attr
 	n.mu.Unlock()
-	o, err := n.fs.b.Copy(ctx, key, key, metadataOf(e))
+	o, err := n.fs.b.Copy(ctx, key, key, objectMeta(e, key, false).User)
 	if err != nil {
 		return err
 	}
@@ -470,7 +472,7 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 // upload writes a staging file as key: one PUT when small, else a
 // multipart upload with parallel parts, recorded in the journal while it
 // runs so that a crash leaves no incomplete upload behind for long.
-func (f *FS) upload(ctx context.Context, key string, st *staging, md map[string]string) (bucket.Object, error) {
+func (f *FS) upload(ctx context.Context, key string, st *staging, md bucket.Meta) (bucket.Object, error) {
 	if st.size <= f.opts.PartSize {
 		return f.b.Put(ctx, key, io.NewSectionReader(st.f, 0, st.size), st.size, md)
 	}

@@ -83,7 +83,7 @@ func ctxFor(t *testing.T) context.Context {
 
 func put(t *testing.T, b *bucket.Bucket, key string, data []byte, meta map[string]string) bucket.Object {
 	t.Helper()
-	obj, err := b.Put(ctxFor(t), key, bytes.NewReader(data), int64(len(data)), meta)
+	obj, err := b.Put(ctxFor(t), key, bytes.NewReader(data), int64(len(data)), bucket.Meta{User: meta})
 	if err != nil {
 		t.Fatalf("put %q: %v", key, err)
 	}
@@ -350,7 +350,7 @@ func putMany(t *testing.T, b *bucket.Bucket, n int, name func(i int) string) {
 	g.SetLimit(16)
 	for i := range n {
 		g.Go(func() error {
-			_, err := b.Put(ctx, name(i), strings.NewReader("x"), 1, nil)
+			_, err := b.Put(ctx, name(i), strings.NewReader("x"), 1, bucket.Meta{})
 			return err
 		})
 	}
@@ -426,7 +426,7 @@ func (s *suite) upload(t *testing.T) {
 		ids = append(ids, id)
 		mu.Unlock()
 	}}
-	obj, err := b.Upload(ctx, "big/file.bin", src, size, map[string]string{"mode": "420"}, opts)
+	obj, err := b.Upload(ctx, "big/file.bin", src, size, bucket.Meta{User: map[string]string{"mode": "420"}}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +459,7 @@ func (s *suite) upload(t *testing.T) {
 	// Below the part size: one PUT, no multipart upload.
 	ids = nil
 	small := detdata.New(8, 1000)
-	if _, err := b.Upload(ctx, "small.bin", small, 1000, nil, opts); err != nil {
+	if _, err := b.Upload(ctx, "small.bin", small, 1000, bucket.Meta{}, opts); err != nil {
 		t.Fatal(err)
 	}
 	if len(ids) != 0 {
@@ -496,7 +496,7 @@ func (s *suite) uploadFailureAborts(t *testing.T) {
 	size := int64(3 * partSize)
 	boom := errors.New("disk on fire")
 	var id string
-	_, err := b.Upload(ctx, "fail.bin", failingReaderAt{detdata.New(1, size), 2 * partSize, boom}, size, nil,
+	_, err := b.Upload(ctx, "fail.bin", failingReaderAt{detdata.New(1, size), 2 * partSize, boom}, size, bucket.Meta{},
 		bucket.UploadOptions{PartSize: partSize, OnCreate: func(u string) { id = u }})
 	if !errors.Is(err, boom) {
 		t.Fatalf("upload with a failing source: %v, want the source's error", err)
@@ -513,7 +513,7 @@ func (s *suite) uploadFailureAborts(t *testing.T) {
 
 	// A cancelled context aborts too, and is reported as such.
 	cctx, cancel := context.WithCancel(ctx)
-	_, err = b.Upload(cctx, "cancel.bin", detdata.New(1, size), size, nil,
+	_, err = b.Upload(cctx, "cancel.bin", detdata.New(1, size), size, bucket.Meta{},
 		bucket.UploadOptions{PartSize: partSize, OnCreate: func(string) { cancel() }})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled upload: %v, want context.Canceled", err)
@@ -538,7 +538,7 @@ func (s *suite) conditionalWrite(t *testing.T) {
 			key := fmt.Sprintf("cond-%d.bin", size)
 			up := func(seed uint64, opts bucket.UploadOptions) (bucket.Object, error) {
 				opts.PartSize = partSize
-				return b.Upload(ctx, key, detdata.New(seed, size), size, nil, opts)
+				return b.Upload(ctx, key, detdata.New(seed, size), size, bucket.Meta{}, opts)
 			}
 			_, err := up(1, bucket.UploadOptions{IfMatch: `"00000000000000000000000000000000"`})
 			if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, iofs.ErrNotExist) {
@@ -633,7 +633,7 @@ func (s *suite) copyMultipart(t *testing.T) {
 	})
 	ctx := ctxFor(t)
 	size := int64(12<<20 + 777)
-	if _, err := b.Upload(ctx, "src dir/big+1.bin", detdata.New(3, size), size, map[string]string{"mode": "420"},
+	if _, err := b.Upload(ctx, "src dir/big+1.bin", detdata.New(3, size), size, bucket.Meta{User: map[string]string{"mode": "420"}},
 		bucket.UploadOptions{PartSize: 8 << 20}); err != nil {
 		t.Fatal(err)
 	}
@@ -711,9 +711,9 @@ func (s *suite) invalidKeys(t *testing.T) {
 		check("head", k, err)
 		_, err = b.Get(ctx, k, 0, -1, "")
 		check("get", k, err)
-		_, err = b.Put(ctx, k, strings.NewReader("x"), 1, nil)
+		_, err = b.Put(ctx, k, strings.NewReader("x"), 1, bucket.Meta{})
 		check("put", k, err)
-		_, err = b.Upload(ctx, k, strings.NewReader("x"), 1, nil, bucket.UploadOptions{})
+		_, err = b.Upload(ctx, k, strings.NewReader("x"), 1, bucket.Meta{}, bucket.UploadOptions{})
 		check("upload", k, err)
 		err = b.AbortUpload(ctx, k, "id")
 		check("abort", k, err)

@@ -1,0 +1,288 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
+)
+
+// putTyped writes an object as another program would, with user metadata
+// and a Content-Type.
+func (w *workspace) putTyped(t *testing.T, rel string, body []byte, contentType string, meta map[string]string) {
+	t.Helper()
+	_, err := env.stack.RootClient().PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: &env.bucket, Key: aws.String(w.key(rel)), Body: bytes.NewReader(body),
+		ContentType: aws.String(contentType), Metadata: meta,
+	})
+	if err != nil {
+		t.Fatalf("SDK PUT %s: %v", w.key(rel), err)
+	}
+}
+
+// TestOutsideOverwrite checks that a file replaced through S3 while the
+// mount caches it is read anew by the next open, at once, with its new
+// size, while a handle opened before keeps its version or fails ESTALE.
+func TestOutsideOverwrite(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	w.putObject(t, "data.csv", []byte("v1\n"), nil)
+	m := mountWS(t, w, mountOpts{})
+	if got, err := os.ReadFile(m.path("data.csv")); err != nil || string(got) != "v1\n" {
+		t.Fatalf("first read: %q, %v", got, err)
+	}
+	old, err := os.Open(m.path("data.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	for i, body := range []string{"version two, longer\n", "v3\n"} {
+		w.putObject(t, "data.csv", []byte(body), nil)
+		got, err := os.ReadFile(m.path("data.csv"))
+		if err != nil || string(got) != body {
+			t.Errorf("read %d after an outside overwrite: %q, %v; want %q at once", i+2, got, err, body)
+		}
+		fi, err := os.Stat(m.path("data.csv"))
+		if err != nil || fi.Size() != int64(len(body)) {
+			t.Errorf("stat %d after an outside overwrite and a read: %v, %v; want size %d", i+2, fi, err, len(body))
+		}
+	}
+	buf := make([]byte, 64)
+	n, err := old.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, syscall.ESTALE) && n != 3 {
+		t.Errorf("handle opened before the overwrite: %q, %v; want its own version or ESTALE", buf[:n], err)
+	}
+}
+
+// TestForeignMetadataKept checks that what other programs store with an
+// object survives changes made through the mount: chmod keeps every
+// foreign x-amz-meta-* key and the Content-Type; rewriting the content
+// keeps them too, except what described the old bytes; new objects get a
+// Content-Type from their extension.
+func TestForeignMetadataKept(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	// Another program's keys, and an rclone-style mtime (no mode).
+	foreign := map[string]string{"pipeline": "etl-7", "md5chksum": "CY9rzUYh03PK3k6DJie09g=="}
+	w.putTyped(t, "sales", []byte("a,b\n1,2\n"), "text/csv", map[string]string{
+		"pipeline": "etl-7", "md5chksum": "CY9rzUYh03PK3k6DJie09g==", "mtime": "1600000000.5"})
+	w.putTyped(t, "dir/", nil, "application/x-directory", map[string]string{"owner-team": "research"})
+	m := mountWS(t, w, mountOpts{})
+
+	if err := os.Chmod(m.path("sales"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	h := w.head(t, "sales")
+	if h == nil {
+		t.Fatal("sales: gone after chmod")
+	}
+	for k, v := range foreign {
+		if h.Metadata[k] != v {
+			t.Errorf("after chmod: x-amz-meta-%s=%q, want %q kept", k, h.Metadata[k], v)
+		}
+	}
+	if ct := aws.ToString(h.ContentType); ct != "text/csv" {
+		t.Errorf("after chmod: Content-Type %q, want text/csv kept", ct)
+	}
+	w.wantMeta(t, "sales", metaWant{mode: syscall.S_IFREG | 0o640})
+	fi, err := os.Stat(m.path("sales"))
+	if err != nil || fi.ModTime().Unix() != 1600000000 {
+		t.Errorf("after chmod: mtime %v, %v; want the stored one, 1600000000.5", fi.ModTime(), err)
+	}
+
+	f, err := os.OpenFile(m.path("sales"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Add(-time.Second)
+	if _, err := f.WriteString("3,4\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.wantObject(t, "sales", []byte("a,b\n1,2\n3,4\n"))
+	h = w.head(t, "sales")
+	if h.Metadata["pipeline"] != "etl-7" || aws.ToString(h.ContentType) != "text/csv" {
+		t.Errorf("after append: pipeline=%q Content-Type=%q, want etl-7 and text/csv kept", h.Metadata["pipeline"], aws.ToString(h.ContentType))
+	}
+	if v, ok := h.Metadata["md5chksum"]; ok {
+		t.Errorf("after append: md5chksum=%q kept, but it describes the old content", v)
+	}
+	if v, ok := h.Metadata["mtime"]; ok {
+		t.Errorf("after append: the old mtime %q kept; the object's own time is the new one", v)
+	}
+	w.wantMeta(t, "sales", metaWant{mode: syscall.S_IFREG | 0o640})
+	m = m.remount(t, mountOpts{})
+	if fi, err := os.Stat(m.path("sales")); err != nil || fi.ModTime().Before(before) {
+		t.Errorf("after append and remount: mtime %v, %v; want the time of the append", fi.ModTime(), err)
+	}
+
+	if err := os.Chmod(m.path("dir"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if h := w.head(t, "dir/"); h == nil || h.Metadata["owner-team"] != "research" {
+		t.Errorf("directory marker after chmod: no marker, or x-amz-meta-owner-team not kept")
+	}
+
+	for name, want := range map[string]string{"new.csv": "text/csv", "new.json": "application/json", "noext": "application/octet-stream"} {
+		if err := os.WriteFile(m.path(name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if h := w.head(t, name); h == nil || !strings.HasPrefix(aws.ToString(h.ContentType), want) {
+			t.Errorf("%s: no object, or Content-Type not %s", name, want)
+		}
+	}
+}
+
+// TestKeyTooLong checks that a path whose key would exceed S3's 1,024
+// bytes fails with ENAMETOOLONG before any request and leaves nothing.
+func TestKeyTooLong(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	m := mountWS(t, w, mountOpts{})
+	dir := m.path(strings.Repeat("d", 240))
+	for i := 0; i < 3; i++ {
+		dir = filepath.Join(dir, strings.Repeat(string(rune('a'+i)), 240))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err) // 4 × 241 bytes plus the prefix: still under 1,024
+	}
+	long := filepath.Join(dir, strings.Repeat("f", 100)) // over 1,024 with the prefix
+	if rel, _ := filepath.Rel(m.dir, long); len(w.key(rel)) <= 1024 {
+		t.Fatalf("test key of %d bytes is not too long", len(w.key(rel)))
+	}
+	err := os.WriteFile(long, []byte("x"), 0o644)
+	wantErrno(t, "create a file whose key is over 1,024 bytes", err, syscall.ENAMETOOLONG)
+	wantErrno(t, "mkdir a directory whose key is over 1,024 bytes", os.Mkdir(long, 0o755), syscall.ENAMETOOLONG)
+	wantErrno(t, "symlink whose key is over 1,024 bytes", os.Symlink("x", long), syscall.ENAMETOOLONG)
+	names, err := readDirNames(dir)
+	if err != nil || len(names) != 0 {
+		t.Errorf("listing after the failures: %q, %v; want nothing", names, err)
+	}
+	_, err = os.Stat(long)
+	wantErrno(t, "stat of the long name", err, syscall.ENAMETOOLONG, syscall.ENOENT)
+}
+
+// TestHonestAttributes checks times, link counts and the special files.
+func TestHonestAttributes(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	m := mountWS(t, w, mountOpts{})
+	p := m.path("f.txt")
+	if err := os.WriteFile(p, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	stat := func(what string) unix.Stat_t {
+		t.Helper()
+		var s unix.Stat_t
+		if err := unix.Lstat(p, &s); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return s
+	}
+	st = stat("after write")
+	if st.Atim.Sec == 0 || st.Ctim.Sec == 0 {
+		t.Errorf("after write: atime %d ctime %d, want real times", st.Atim.Sec, st.Ctim.Sec)
+	}
+	mtime := st.Mtim
+	// ctime moves on chmod, mtime does not (not even by a second's
+	// rounding: it never steps back).
+	time.Sleep(1100 * time.Millisecond)
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st = stat("after chmod")
+	if st.Mtim != mtime {
+		t.Errorf("chmod changed mtime from %v to %v", mtime, st.Mtim)
+	}
+	if st.Ctim.Sec <= mtime.Sec {
+		t.Errorf("chmod left ctime at %v, want it past mtime %v", st.Ctim, mtime)
+	}
+	// touch -a stores the atime, and it survives a remount.
+	atime := time.Date(2020, 2, 2, 2, 2, 2, 123456789, time.UTC)
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), {Nsec: unix.UTIME_OMIT}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	m = m.remount(t, mountOpts{})
+	p = m.path("f.txt")
+	st = stat("after remount")
+	if st.Atim.Sec != atime.Unix() || st.Atim.Nsec != int64(atime.Nanosecond()) {
+		t.Errorf("atime %v after touch -a and a remount, want %v", st.Atim, atime)
+	}
+	if st.Mtim != mtime {
+		t.Errorf("mtime %v after touch -a and a remount, want %v", st.Mtim, mtime)
+	}
+
+	// An unlinked open file has no links left.
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	var fst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &fst); err != nil || fst.Nlink != 0 {
+		t.Errorf("fstat after unlink: nlink %d, %v; want 0", fst.Nlink, err)
+	}
+	f.Close()
+
+	// Special files are stored as s3fs stores them and come back.
+	if err := unix.Mkfifo(m.path("pipe"), 0o640); err != nil {
+		t.Fatalf("mkfifo: %v", err)
+	}
+	if err := unix.Mknod(m.path("plain"), unix.S_IFREG|0o600, 0); err != nil {
+		t.Fatalf("mknod S_IFREG: %v", err)
+	}
+	if err := unix.Mknod(m.path("null"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatalf("mknod S_IFCHR as root: %v", err)
+	}
+	w.wantMeta(t, "pipe", metaWant{mode: unix.S_IFIFO | 0o640})
+	m = m.remount(t, mountOpts{})
+	for name, want := range map[string]uint32{"pipe": unix.S_IFIFO | 0o640, "plain": unix.S_IFREG | 0o600, "null": unix.S_IFCHR | 0o644} {
+		var s unix.Stat_t
+		if err := unix.Lstat(m.path(name), &s); err != nil || s.Mode != want {
+			t.Errorf("%s after a remount: mode %o, %v; want %o", name, s.Mode, err, want)
+		}
+		if name == "null" && s.Rdev != unix.Mkdev(1, 3) {
+			t.Errorf("null: rdev %x, want 1:3", s.Rdev)
+		}
+	}
+	if err := os.Rename(m.path("pipe"), m.path("pipe2")); err != nil {
+		t.Errorf("rename a FIFO: %v", err)
+	}
+	if fi, err := os.Lstat(m.path("pipe2")); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("renamed FIFO: %v, %v", fi, err)
+	}
+	if err := os.Remove(m.path("pipe2")); err != nil {
+		t.Errorf("remove a FIFO: %v", err)
+	}
+
+	// fallocate mode 0 extends the file with zeros.
+	g, err := os.OpenFile(m.path("alloc"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.WriteString("ab"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fallocate(int(g.Fd()), 0, 0, 4096); err != nil {
+		t.Errorf("fallocate mode 0: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.wantObject(t, "alloc", append([]byte("ab"), make([]byte, 4094)...))
+	wantErrno(t, "hard link", os.Link(m.path("alloc"), m.path("hard")), syscall.EOPNOTSUPP)
+}

@@ -61,6 +61,13 @@ func (f *FS) newFile(e entry) *file {
 
 func (n *file) key() string { return n.Path(nil) }
 
+// staged is the file's staging copy, nil when it has none.
+func (n *file) staged() *staging {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.st
+}
+
 func (n *file) attrNow() entry {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -331,9 +338,7 @@ func (n *file) Allocate(ctx context.Context, fh fusefs.FileHandle, off, size uin
 	}
 	n.io.Lock()
 	defer n.io.Unlock()
-	n.mu.Lock()
-	st := n.st
-	n.mu.Unlock()
+	st := n.staged()
 	if st == nil {
 		return syscall.EBADF // the kernel only sends it for a file open for writing
 	}

@@ -235,9 +235,7 @@ func (d *dir) forgetFile(name string) {
 	}
 	n.io.Lock()
 	defer n.io.Unlock()
-	n.mu.Lock()
-	st := n.st
-	n.mu.Unlock()
+	st := n.staged()
 	if st != nil {
 		// A handle still open reads and writes its own copy after the
 		// object is gone: fetch what it has not fetched yet, now.
@@ -262,9 +260,7 @@ func (d *dir) fillOpenFiles(ctx context.Context) error {
 			}
 		case *file:
 			n.io.Lock()
-			n.mu.Lock()
-			st := n.st
-			n.mu.Unlock()
+			st := n.staged()
 			var err error
 			if st != nil {
 				err = n.filled(ctx, st)

@@ -217,9 +217,7 @@ func (n *file) truncate(ctx context.Context, size int64) error {
 	}
 	n.io.Lock()
 	defer n.io.Unlock()
-	n.mu.Lock()
-	st := n.st
-	n.mu.Unlock()
+	st := n.staged()
 	return n.resizeLocked(ctx, st, size)
 }
 
@@ -227,9 +225,7 @@ func (n *file) truncate(ctx context.Context, size int64) error {
 func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) (int, error) {
 	n.io.Lock()
 	defer n.io.Unlock()
-	n.mu.Lock()
-	st := n.st
-	n.mu.Unlock()
+	st := n.staged()
 	if st == nil {
 		return 0, errors.New("write to a file not open for writing")
 	}

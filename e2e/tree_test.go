@@ -458,7 +458,12 @@ func TestTarRoundTrip(t *testing.T) {
 		}
 		out := filepath.Join(tmp, fmt.Sprintf("out%d.tar", i))
 		run(t, "/", "tar", "-c", "-f", out, "-C", m.path("x"), ".")
-		if d := archiveDiff(readArchive(t, out), want); len(d) > 0 {
+		// The archive's files are not grouped by directory, so GNU tar
+		// sets a directory's times when it moves on, and later members
+		// change them again, on any filesystem (ext4 too): the same mount
+		// shows those later times, as a local disk would. The directory
+		// markers store what tar set, which a fresh mount shows.
+		if d := archiveDiff(readArchive(t, out), want, i == 1); len(d) > 0 {
 			n := len(d)
 			if n > 25 {
 				d = append(d[:25], fmt.Sprintf("... and %d more", n-25))
@@ -484,8 +489,9 @@ func TestTarRoundTrip(t *testing.T) {
 	}
 }
 
-// archiveDiff lists how the members got differ from want.
-func archiveDiff(got, want map[string]tarMember) []string {
+// archiveDiff lists how the members got differ from want; directories'
+// mtimes only with dirTimes.
+func archiveDiff(got, want map[string]tarMember, dirTimes bool) []string {
 	var d []string
 	for name, w := range want {
 		g, ok := got[name]
@@ -503,7 +509,7 @@ func archiveDiff(got, want map[string]tarMember) []string {
 			if g.mode != w.mode {
 				d = append(d, fmt.Sprintf("%s: mode %04o, want %04o", name, g.mode, w.mode))
 			}
-			if g.mtime != w.mtime {
+			if g.mtime != w.mtime && (dirTimes || w.typ != tar.TypeDir) {
 				d = append(d, fmt.Sprintf("%s: mtime %s, want %s", name, time.Unix(g.mtime, 0).UTC().Format(time.RFC3339), time.Unix(w.mtime, 0).UTC().Format(time.RFC3339)))
 			}
 		}

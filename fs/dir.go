@@ -199,6 +199,17 @@ func (d *dir) remember(name string, e entry, found bool) {
 	d.missing[name] = time.Now()
 }
 
+// entriesChanged gives the directory the mtime and ctime of a change of
+// its entries made now. They are kept in memory only: storing them would
+// rewrite the marker at every create, and S3 has no directory to carry
+// them. A remount shows the marker's times again.
+func (d *dir) entriesChanged() {
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.attr.mtime, d.attr.ctime = now, now
+}
+
 // setEntry records a change made through this mount in the cached listing,
 // so it shows at once. A nil e removes the name.
 func (d *dir) setEntry(name string, e *entry) {

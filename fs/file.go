@@ -32,11 +32,15 @@ type file struct {
 	mu        sync.Mutex
 	attr      entry     // size, times, ETag, metadata as last known; guarded by mu
 	checkedAt time.Time // when attr was last confirmed by S3; guarded by mu
-	cacheETag string    // ETag of what the kernel's page cache holds; guarded by mu
-	st        *staging  // local copy while open for writing or unsaved; guarded by mu
-	metaDirty bool      // attr's metadata not stored yet; guarded by mu
-	unsaved   bool      // created here and never uploaded; guarded by mu
-	deleted   bool      // unlinked: nothing is uploaded any more; guarded by mu
+	// timeGuessed: attr.modified is the time an upload was answered, which
+	// may be a second off the object's Last-Modified; the next stat asks
+	// S3 (once), so that the mtime shown never changes afterwards.
+	timeGuessed bool     // guarded by mu
+	cacheETag   string   // ETag of what the kernel's page cache holds; guarded by mu
+	st          *staging // local copy while open for writing or unsaved; guarded by mu
+	metaDirty   bool     // attr's metadata not stored yet; guarded by mu
+	unsaved     bool     // created here and never uploaded; guarded by mu
+	deleted     bool     // unlinked: nothing is uploaded any more; guarded by mu
 	// lastKey is the key the file last had in the tree: the kernel may
 	// forget a file whose upload is being retried, and go-fuse then drops
 	// it from the tree, but its data must still go under that key.
@@ -82,7 +86,7 @@ func (n *file) update(e entry) entry {
 	if n.localChangesLocked() {
 		return n.attr
 	}
-	n.attr, n.checkedAt = keepKnownMeta(n.attr, e), time.Now()
+	n.attr, n.checkedAt, n.timeGuessed = keepKnownMeta(n.attr, e), time.Now(), false
 	return n.attr
 }
 
@@ -118,7 +122,8 @@ func (n *file) localEntry() (entry, bool) {
 func (n *file) current(ctx context.Context) (entry, error) {
 	n.mu.Lock()
 	e := n.attr
-	fresh := n.st != nil || n.localChangesLocked() || time.Since(n.checkedAt) < n.fs.opts.MetadataTTL
+	recent := time.Since(n.checkedAt) < n.fs.opts.MetadataTTL
+	fresh := n.localChangesLocked() || (!n.timeGuessed && (n.st != nil || recent))
 	n.mu.Unlock()
 	if fresh {
 		return e, nil
@@ -150,11 +155,18 @@ func (n *file) revalidate(ctx context.Context) (entry, error) {
 	}
 	fresh := n.update(entryFromObject(o))
 	if fresh.etag != e.etag {
-		if errno := n.NotifyContent(-1, 0); errno != 0 && errno != syscall.ENOENT {
-			n.fs.log.Debug("could not invalidate cached attributes", slog.String("path", n.key()), slog.String("errno", errno.Error()))
-		}
+		n.dropKernelAttrs()
 	}
 	return fresh, nil
+}
+
+// dropKernelAttrs tells the kernel to forget the attributes it caches for
+// the file, which changed here (an upload gave it the object's time, or
+// another client replaced it), so its next stat asks again.
+func (n *file) dropKernelAttrs() {
+	if errno := n.NotifyContent(-1, 0); errno != 0 && errno != syscall.ENOENT {
+		n.fs.log.Debug("could not invalidate cached attributes", slog.String("path", n.key()), slog.String("errno", errno.Error()))
+	}
 }
 
 // Getattr implements fusefs.NodeGetattrer.
@@ -279,6 +291,10 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 			return nil, 0, errno
 		}
 	}
+	old, gone := n.unlinked()
+	if gone {
+		return nil, 0, syscall.ENOENT // unlinked or replaced since the lookup
+	}
 	e, err := n.revalidate(ctx)
 	if errors.Is(err, iofs.ErrNotExist) {
 		// Gone since the kernel looked the name up: ESTALE makes it look
@@ -289,6 +305,12 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		return nil, 0, n.fs.toErrno("open", n.key(), err)
 	}
 	if n.wrongKind(e) {
+		if old.meta {
+			// The file this inode stood for was replaced by an object
+			// of another kind (a rename race): it is gone.
+			return nil, 0, syscall.ENOENT
+		}
+		// Typed from a listing, which cannot tell: look it up again.
 		return nil, 0, syscall.ESTALE
 	}
 	// Counted before staging, so that the release of another handle

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	iofs "io/fs"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -34,7 +35,14 @@ var (
 
 // fetch reads one range of the object, pinned to the ETag seen at open.
 func (h *handle) fetch(ctx context.Context, p []byte, off int64) (int, error) {
-	body, err := h.n.fs.b.Get(ctx, h.n.key(), off, int64(len(p)), h.attr.etag)
+	key := h.n.key()
+	if key == "" {
+		return 0, syscall.ESTALE // unlinked: its object is gone
+	}
+	body, err := h.n.fs.b.Get(ctx, key, off, int64(len(p)), h.attr.etag)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return 0, syscall.ESTALE // deleted behind the mount
+	}
 	if err != nil {
 		return 0, err
 	}

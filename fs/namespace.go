@@ -98,6 +98,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
 	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG})
 	d.setEntry(name, &e)
+	d.entriesChanged()
 	h := &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}
 	n.setWriting(h, true)
 	return ch, h, 0, 0
@@ -119,6 +120,7 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 		return nil, d.fs.toErrno("mkdir", key, err)
 	}
 	d.setEntry(name, &e)
+	d.entriesChanged()
 	ch := d.childInode(ctx, name, e, out)
 	if nd, ok := ch.Operations().(*dir); ok {
 		nd.knownEmpty()
@@ -177,6 +179,7 @@ func (d *dir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, o
 	}
 	e.etag = o.ETag
 	d.setEntry(name, &e)
+	d.entriesChanged()
 	return d.childInode(ctx, name, e, out), 0
 }
 
@@ -207,6 +210,7 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	}
 	e.size, e.etag, e.linkTarget = o.Size, o.ETag, target
 	d.setEntry(name, &e)
+	d.entriesChanged()
 	return d.childInode(ctx, name, e, out), 0
 }
 
@@ -222,6 +226,7 @@ func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 		return d.fs.toErrno("unlink", key, err)
 	}
 	d.setEntry(name, nil)
+	d.entriesChanged()
 	d.vanishIfEmpty(ctx, true)
 	return 0
 }
@@ -292,6 +297,7 @@ func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return d.fs.toErrno("rmdir", key, err)
 	}
 	d.setEntry(name, nil)
+	d.entriesChanged()
 	d.vanishIfEmpty(ctx, true)
 	return 0
 }
@@ -437,7 +443,9 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		np.forgetFile(newName) // replaced: its own unsaved data is moot
 	}
 	d.setEntry(name, nil)
+	d.entriesChanged()
 	np.setEntry(newName, &se)
+	np.entriesChanged()
 	if np != d {
 		d.vanishIfEmpty(ctx, false)
 	}
@@ -473,7 +481,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 			saved := savedEntry(o, md)
 			n.mu.Lock()
 			st.dirty, n.metaDirty, n.unsaved = false, false, false
-			n.attr, n.checkedAt = saved, time.Now()
+			n.attr, n.checkedAt, n.timeGuessed = saved, time.Now(), true
 			n.mu.Unlock()
 			return saved, d.fs.b.Delete(ctx, src)
 		}

@@ -47,6 +47,10 @@ type objectVersion struct {
 	key, etag string
 }
 
+// maxFileSize is the largest object S3 stores (5 TiB): a file cannot grow
+// past it.
+const maxFileSize = 5 << 40
+
 // stageSpace counts the bytes of all staging files against the cache limit.
 type stageSpace struct {
 	mu    sync.Mutex
@@ -179,6 +183,9 @@ func (n *file) load(ctx context.Context, st *staging, key string, size int64, et
 
 // resizeLocked truncates or extends the staging file. n.io must be held.
 func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error {
+	if size > maxFileSize {
+		return fmt.Errorf("size %d past S3's largest object: %w", size, syscall.EFBIG)
+	}
 	if size < st.streamed {
 		n.fs.stopStream(st)
 	}
@@ -239,6 +246,9 @@ func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) 
 		n.fs.stopStream(st) // a part already sent is being changed
 	}
 	end := off + int64(len(p))
+	if end > maxFileSize {
+		return 0, fmt.Errorf("write to %d past S3's largest object: %w", end, syscall.EFBIG)
+	}
 	if grow := end - st.size; grow > 0 {
 		if err := n.fs.space.grow(grow); err != nil {
 			return 0, err
@@ -417,8 +427,9 @@ func (n *file) saveLocked(ctx context.Context, st *staging, e entry) error {
 	saved := savedEntry(o, md)
 	n.mu.Lock()
 	st.dirty, n.metaDirty, n.unsaved = false, false, false
-	n.attr, n.checkedAt = saved, time.Now()
+	n.attr, n.checkedAt, n.timeGuessed = saved, time.Now(), true
 	n.mu.Unlock()
+	n.dropKernelAttrs() // the object's time is the file's mtime now
 	if p := n.parentDir(); p != nil {
 		p.setEntry(baseName(key), &saved)
 	}
@@ -459,6 +470,7 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	n.metaDirty = false
 	n.attr, n.checkedAt = saved, time.Now()
 	n.mu.Unlock()
+	n.dropKernelAttrs()
 	if p := n.parentDir(); p != nil {
 		p.setEntry(baseName(key), &saved)
 	}

@@ -15,8 +15,8 @@ import (
 const copyConcurrency = 8
 
 // Copy copies the object src to dst on the server, replacing any object
-// under dst. With meta nil the metadata is copied; otherwise meta replaces
-// it (the content type is kept either way). Copying an object onto itself
+// under dst. With meta nil the metadata and Content-Type are copied;
+// otherwise meta's replace them (an empty ContentType keeps src's). Copying an object onto itself
 // (how metadata changes) needs meta: S3 refuses a copy that changes
 // nothing.
 //
@@ -27,7 +27,7 @@ const copyConcurrency = 8
 // mixing two versions. A failed multipart copy is aborted (see
 // UploadLeftError). The returned Object has dst's key, ETag, size, time
 // and metadata.
-func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]string) (Object, error) {
+func (b *Bucket) Copy(ctx context.Context, src, dst string, meta *Meta) (Object, error) {
 	fullSrc, err := b.keys.object(src)
 	if err != nil {
 		return Object{}, fmt.Errorf("copy: %w", err)
@@ -42,12 +42,17 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]stri
 	}
 	what := src + " to " + dst
 	directive := s3types.MetadataDirectiveReplace
+	set := Meta{User: head.Metadata, ContentType: head.ContentType}
 	if meta == nil {
-		meta = head.Metadata
 		directive = s3types.MetadataDirectiveCopy
+	} else {
+		set.User = meta.User
+		if meta.ContentType != "" {
+			set.ContentType = meta.ContentType
+		}
 	}
 	if head.Size > b.copyThreshold {
-		return b.copyMultipart(ctx, what, fullSrc, fullDst, dst, head, meta)
+		return b.copyMultipart(ctx, what, fullSrc, fullDst, dst, head, set)
 	}
 	in := &s3.CopyObjectInput{
 		Bucket:            &b.bucket,
@@ -57,14 +62,14 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]stri
 		MetadataDirective: directive,
 	}
 	if directive == s3types.MetadataDirectiveReplace {
-		in.Metadata = meta
-		in.ContentType = Meta{ContentType: head.ContentType}.contentType()
+		in.Metadata = set.User
+		in.ContentType = set.contentType()
 	}
 	out, err := b.s3.CopyObject(ctx, in)
 	if err != nil {
 		return Object{}, wrap("copy", what, err)
 	}
-	obj := Object{Key: dst, Size: head.Size, Metadata: lowerKeys(meta), ContentType: head.ContentType}
+	obj := Object{Key: dst, Size: head.Size, Metadata: lowerKeys(set.User), ContentType: set.ContentType}
 	if r := out.CopyObjectResult; r != nil {
 		obj.ETag = aws.ToString(r.ETag)
 		obj.LastModified = aws.ToTime(r.LastModified)
@@ -73,11 +78,11 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta map[string]stri
 }
 
 // copyMultipart copies with UploadPartCopy, parts in parallel.
-func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst string, head Object, meta map[string]string) (Object, error) {
+func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst string, head Object, meta Meta) (Object, error) {
 	size := head.Size
 	partSize := max(min(b.copyPartSize, maxPartSize), ceilDiv(size, maxParts))
 	created, err := b.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &b.bucket, Key: &fullDst, Metadata: meta, ContentType: Meta{ContentType: head.ContentType}.contentType(),
+		Bucket: &b.bucket, Key: &fullDst, Metadata: meta.User, ContentType: meta.contentType(),
 	})
 	if err != nil {
 		return Object{}, wrap("copy", what, err)
@@ -130,8 +135,8 @@ func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst 
 		Size:         size,
 		ETag:         aws.ToString(done.ETag),
 		LastModified: responseDate(done.ResultMetadata),
-		Metadata:     lowerKeys(meta),
-		ContentType:  head.ContentType,
+		Metadata:     lowerKeys(meta.User),
+		ContentType:  meta.ContentType,
 	}, nil
 }
 

@@ -142,6 +142,18 @@ func TestForeignMetadataKept(t *testing.T) {
 			t.Errorf("%s: no object, or Content-Type not %s", name, want)
 		}
 	}
+	// A type from the extension follows a rename; one another program
+	// chose stays.
+	for from, to := range map[string]string{"new.csv": "renamed.json", "sales": "sales-renamed"} {
+		if err := os.Rename(m.path(from), m.path(to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]string{"renamed.json": "application/json", "sales-renamed": "text/csv"} {
+		if h := w.head(t, name); h == nil || !strings.HasPrefix(aws.ToString(h.ContentType), want) {
+			t.Errorf("%s after a rename: no object, or Content-Type not %s", name, want)
+		}
+	}
 }
 
 // TestKeyTooLong checks that a path whose key would exceed S3's 1,024

@@ -212,13 +212,21 @@ func (e entry) times() (mtime, atime, ctime time.Time) {
 func (e *entry) touch(content bool) {
 	now := time.Now()
 	if content {
+		// Writes leave atime alone (the mount is noatime).
+		if e.atime.IsZero() && !e.modified.IsZero() {
+			e.atime = e.modified
+		}
 		// What the object's time will be once saved, or a second less: to
 		// the second, so that mtime never steps back at the upload.
 		e.modified, e.mtime, e.ctime = now.Truncate(time.Second), time.Time{}, time.Time{}
 		return
 	}
+	// A copy gives the object a new time: keep mtime and atime.
 	if e.mtime.IsZero() {
 		e.mtime = e.modified
+	}
+	if e.atime.IsZero() {
+		e.atime = e.modified
 	}
 	e.ctime = now
 }

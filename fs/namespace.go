@@ -496,7 +496,13 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 		e = keepLinkTarget(entryFromObject(o), e)
 	}
 	e.touch(false)
-	o, err := d.fs.b.Copy(ctx, src, dst, objectMeta(e, dst, false).User)
+	if e.contentType == "" || e.contentType == typeByName(src) {
+		// A type that came from the old name's extension follows the
+		// new name (as on s3fs); one another program chose stays.
+		e.contentType = typeByName(dst)
+	}
+	md := objectMeta(e, dst, false)
+	o, err := d.fs.b.Copy(ctx, src, dst, &md)
 	if err != nil {
 		return e, err
 	}

@@ -342,7 +342,7 @@ func (n *file) finishStream(ctx context.Context, key string, st *staging, md buc
 	}
 	if !maps.Equal(md.User, st.streamMD.User) {
 		// Mode, owner or mtime changed while the file was written.
-		o2, err := n.fs.b.Copy(ctx, key, key, md.User)
+		o2, err := n.fs.b.Copy(ctx, key, key, &md)
 		if err != nil {
 			return o, true, err
 		}
@@ -460,7 +460,8 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	n.mu.Lock()
 	e := n.attr
 	n.mu.Unlock()
-	o, err := n.fs.b.Copy(ctx, key, key, objectMeta(e, key, false).User)
+	md := objectMeta(e, key, false)
+	o, err := n.fs.b.Copy(ctx, key, key, &md)
 	if err != nil {
 		return err
 	}

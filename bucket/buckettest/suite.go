@@ -596,7 +596,7 @@ func (s *suite) copy(t *testing.T) {
 	}
 
 	// Metadata replaced.
-	if _, err := b.Copy(ctx, src, "dst/replaced.txt", map[string]string{"mode": "384"}); err != nil {
+	if _, err := b.Copy(ctx, src, "dst/replaced.txt", &bucket.Meta{User: map[string]string{"mode": "384"}}); err != nil {
 		t.Fatal(err)
 	}
 	head, err = b.Head(ctx, "dst/replaced.txt")
@@ -605,7 +605,7 @@ func (s *suite) copy(t *testing.T) {
 	}
 
 	// Onto itself with new metadata: how chmod and utimens change an object.
-	if _, err := b.Copy(ctx, src, src, map[string]string{"mode": "493", "mtime": "2"}); err != nil {
+	if _, err := b.Copy(ctx, src, src, &bucket.Meta{User: map[string]string{"mode": "493", "mtime": "2"}}); err != nil {
 		t.Fatal(err)
 	}
 	head, err = b.Head(ctx, src)
@@ -614,6 +614,27 @@ func (s *suite) copy(t *testing.T) {
 	}
 	if got, err := get(t, b, src, 0, -1, ""); err != nil || string(got) != "copy me" {
 		t.Errorf("bytes after copy onto itself %q, %v", got, err)
+	}
+
+	// Content-Type: written, kept by a copy that replaces the user
+	// metadata, replaced when the copy names one.
+	ctx2 := ctxFor(t)
+	if _, err := b.Put(ctx2, "typed.csv", strings.NewReader("a,b\n"), 4, bucket.Meta{ContentType: "text/csv"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		meta *bucket.Meta
+		want string
+	}{
+		{&bucket.Meta{User: map[string]string{"mode": "384"}}, "text/csv"},
+		{&bucket.Meta{User: map[string]string{"mode": "384"}, ContentType: "application/json"}, "application/json"},
+	} {
+		if _, err := b.Copy(ctx2, "typed.csv", "typed-copy", tt.meta); err != nil {
+			t.Fatal(err)
+		}
+		if head, err := b.Head(ctx2, "typed-copy"); err != nil || head.ContentType != tt.want {
+			t.Errorf("copy with Content-Type %q: got %q, %v; want %q", tt.meta.ContentType, head.ContentType, err, tt.want)
+		}
 	}
 
 	// Over an existing object.
@@ -639,11 +660,11 @@ func (s *suite) copyMultipart(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name string
-		meta map[string]string
+		meta *bucket.Meta
 		want map[string]string
 	}{
 		{"kept", nil, map[string]string{"mode": "420"}},
-		{"replaced", map[string]string{"mode": "384", "mtime": "5"}, map[string]string{"mode": "384", "mtime": "5"}},
+		{"replaced", &bucket.Meta{User: map[string]string{"mode": "384", "mtime": "5"}}, map[string]string{"mode": "384", "mtime": "5"}},
 	} {
 		dst := "dst/" + tt.name + ".bin"
 		obj, err := b.Copy(ctx, "src dir/big+1.bin", dst, tt.meta)

@@ -298,3 +298,61 @@ func TestHonestAttributes(t *testing.T) {
 	w.wantObject(t, "alloc", append([]byte("ab"), make([]byte, 4094)...))
 	wantErrno(t, "hard link", os.Link(m.path("alloc"), m.path("hard")), syscall.EOPNOTSUPP)
 }
+
+// TestXattrs checks user.* extended attributes, stored as s3fs stores
+// them (metadata "xattr": percent-encoded JSON of base64 values).
+func TestXattrs(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	// As s3fs writes it: {"user.from":"czNmcw=="}, percent-encoded.
+	w.putObject(t, "by-s3fs", []byte("x"), map[string]string{"xattr": "%7B%22user.from%22%3A%22czNmcw%3D%3D%22%7D"})
+	m := mountWS(t, w, mountOpts{})
+	buf := make([]byte, 64)
+	if n, err := unix.Getxattr(m.path("by-s3fs"), "user.from", buf); err != nil || string(buf[:n]) != "s3fs" {
+		t.Errorf("getxattr of an s3fs-written attribute: %q, %v", buf[:n], err)
+	}
+	p := m.path("f")
+	if err := os.WriteFile(p, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(m.path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{p, m.path("d")} {
+		if err := unix.Setxattr(path, "user.origin", []byte("lab 3"), 0); err != nil {
+			t.Fatalf("setxattr %s: %v", path, err)
+		}
+	}
+	wantErrno(t, "setxattr XATTR_CREATE of an existing name", unix.Setxattr(p, "user.origin", []byte("x"), unix.XATTR_CREATE), syscall.EEXIST)
+	wantErrno(t, "setxattr outside user.*", unix.Setxattr(p, "trusted.x", []byte("x"), 0), syscall.EOPNOTSUPP)
+	wantErrno(t, "setxattr of 4 KiB", unix.Setxattr(p, "user.big", make([]byte, 4096), 0), syscall.E2BIG)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(" more")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m = m.remount(t, mountOpts{})
+	for _, path := range []string{m.path("f"), m.path("d")} {
+		n, err := unix.Getxattr(path, "user.origin", buf)
+		if err != nil || string(buf[:n]) != "lab 3" {
+			t.Errorf("%s after an append and a remount: user.origin %q, %v", path, buf[:n], err)
+		}
+		if n, err := unix.Listxattr(path, buf); err != nil || string(buf[:n]) != "user.origin\x00" {
+			t.Errorf("%s: listxattr %q, %v", path, buf[:n], err)
+		}
+	}
+	if h := w.head(t, "f"); h == nil || h.Metadata["xattr"] == "" {
+		t.Errorf("bucket: f has no xattr metadata")
+	}
+	if err := unix.Removexattr(m.path("f"), "user.origin"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = unix.Getxattr(m.path("f"), "user.origin", buf)
+	wantErrno(t, "getxattr after removexattr", err, unix.ENODATA)
+	if h := w.head(t, "f"); h == nil || h.Metadata["xattr"] != "" {
+		t.Errorf("bucket: xattr metadata left after the last attribute was removed")
+	}
+}

@@ -110,9 +110,8 @@ func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
 			// As root, mount(2) directly: no fusermount3 needed.
 			DirectMountStrict: root,
 			DirectMountFlags:  syscall.MS_NOATIME | syscall.MS_NOSUID | syscall.MS_NODEV,
-			// The mount has no xattrs; answering them in the kernel saves a
-			// round trip per file for ls and cp.
-			DisableXAttrs: true,
+			// Extended attributes: user.* are stored (xattr.go); every
+			// other name is answered without a request.
 			// Reads are served from memory: splicing gains nothing, and a
 			// 1 MiB read plus its header exceeds a pipe, which go-fuse
 			// logs on every read.

@@ -31,7 +31,7 @@ const (
 
 // ownedKeys are the metadata keys mount-ws reads and writes. Every other
 // key belongs to another program and is kept as it is.
-var ownedKeys = []string{metaMode, metaMtime, metaAtime, metaCtime, metaUID, metaGID, metaRdev}
+var ownedKeys = []string{metaMode, metaMtime, metaAtime, metaCtime, metaUID, metaGID, metaRdev, metaXattr}
 
 // contentKeys are other programs' metadata that describe an object's bytes
 // (checksums, and s3cmd's record of size, times and md5): a rewrite of the
@@ -50,6 +50,7 @@ type stored struct {
 	// A change of metadata only is a copy, which gives the object a new
 	// time: mtime is pinned to the old one, and ctime set.
 	mtime, atime, ctime time.Time
+	xattrs              map[string][]byte // user.* extended attributes (xattr.go)
 	// foreign is the user metadata of other programs, kept on every
 	// change; contentType the object's Content-Type, likewise kept.
 	foreign     map[string]string
@@ -74,6 +75,7 @@ func entryFromObject(o bucket.Object) entry {
 	if v, err := strconv.ParseUint(md[metaRdev], 10, 32); err == nil {
 		e.rdev = uint32(v)
 	}
+	e.xattrs = parseXattrs(md[metaXattr])
 	for k, v := range md {
 		if !isOwned(k) {
 			if e.foreign == nil {
@@ -174,6 +176,9 @@ func objectMeta(e entry, key string, content bool) bucket.Meta {
 	}
 	if e.rdev != 0 {
 		md[metaRdev] = strconv.FormatUint(uint64(e.rdev), 10)
+	}
+	if x := formatXattrs(e.xattrs); x != "" {
+		md[metaXattr] = x
 	}
 	ct := e.contentType
 	if ct == "" && !e.dir {

@@ -333,33 +333,65 @@ func (d *dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
-	key := d.key()
-	d.mu.Lock()
-	known := d.attr.meta
-	d.mu.Unlock()
-	if !known && key != "" {
-		// The marker's metadata must be known to be kept.
-		m, err := d.fs.markerEntry(ctx, key)
-		if err != nil {
-			return d.fs.toErrno("setattr", key, err)
-		}
-		d.mu.Lock()
-		if !d.attr.meta {
-			d.attr = m
-		}
-		d.mu.Unlock()
-	}
-	d.mu.Lock()
-	d.fs.applyAttr(&d.attr, in)
-	d.attr.meta, d.attr.dir = true, true
-	e := d.attr
-	d.mu.Unlock()
-	if key != "" {
-		if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, objectMeta(e, key+"/", false)); err != nil {
-			return d.fs.toErrno("setattr", key, err)
-		}
+	if errno := d.changeMeta(ctx, "setattr", func(e *entry) syscall.Errno {
+		d.fs.applyAttr(e, in)
+		return 0
+	}); errno != 0 {
+		return errno
 	}
 	return d.Getattr(ctx, fh, out)
+}
+
+// knownAttr returns the directory's attributes with its marker's metadata
+// read (a HEAD, once), so that a change keeps what is stored.
+func (d *dir) knownAttr(ctx context.Context) (entry, error) {
+	d.mu.Lock()
+	e := d.attr
+	d.mu.Unlock()
+	key := d.key()
+	if e.meta || key == "" {
+		return e, nil
+	}
+	m, err := d.fs.markerEntry(ctx, key)
+	if err != nil {
+		return entry{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.attr.meta {
+		if !d.attr.ctime.IsZero() { // entriesChanged ran: its times are newer
+			m.mtime, m.ctime = d.attr.mtime, d.attr.ctime
+		}
+		d.attr = m
+	}
+	return d.attr, nil
+}
+
+// changeMeta applies change to the directory's attributes and stores them
+// on its marker (the root has none: its changes last until unmount).
+func (d *dir) changeMeta(ctx context.Context, op string, change func(*entry) syscall.Errno) syscall.Errno {
+	if errno := d.fs.refuseWrite(); errno != 0 {
+		return errno
+	}
+	key := d.key()
+	if _, err := d.knownAttr(ctx); err != nil {
+		return d.fs.toErrno(op, key, err)
+	}
+	d.mu.Lock()
+	e := d.attr
+	errno := change(&e)
+	e.meta, e.dir = true, true
+	if errno == 0 {
+		d.attr = e
+	}
+	d.mu.Unlock()
+	if errno != 0 || key == "" {
+		return errno
+	}
+	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, objectMeta(e, key+"/", false)); err != nil {
+		return d.fs.toErrno(op, key, err)
+	}
+	return 0
 }
 
 // Rename implements fusefs.NodeRenamer. S3 has no rename: a file is copied

@@ -23,8 +23,6 @@ var posixUnsupported = map[string]string{
 	"LinkUnlinkRename": "renames with link(2) and unlink(2); link answers EOPNOTSUPP, S3 having no hard links",
 	"Tmpfile": "O_TMPFILE answers EOPNOTSUPP: such a file gets a name only through linkat(2), which would fail " +
 		"(no hard links) after the caller wrote it, instead of at open, where callers fall back to a named file",
-	"XAttr":      "extended attributes: the mount sets DisableXAttrs, so the kernel answers ENOTSUP",
-	"XAttrLarge": "extended attributes: the mount sets DisableXAttrs, so the kernel answers ENOTSUP",
 }
 
 // TestPosix runs every entry of go-fuse's POSIX suite against a mount of a

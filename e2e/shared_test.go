@@ -281,6 +281,16 @@ func TestHonestAttributes(t *testing.T) {
 		t.Errorf("remove a FIFO: %v", err)
 	}
 
+	// Mode 0 is mode 0 (FreeBSD's mv -f creates such files).
+	z, err := os.OpenFile(m.path("zero"), os.O_CREATE|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(m.path("zero")); err != nil || fi.Mode().Perm() != 0 {
+		t.Errorf("created with mode 0: %v, %v", fi.Mode(), err)
+	}
+	z.Close()
+
 	// fallocate mode 0 extends the file with zeros.
 	g, err := os.OpenFile(m.path("alloc"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {

@@ -96,6 +96,8 @@ func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
 		NegativeTimeout: &neg,
 		UID:             f.opts.UID,
 		GID:             f.opts.GID,
+		// A file created with mode 0 has mode 0 (go-fuse would show 0644).
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName: cfg.FsName,
 			Name:   "mount-ws",

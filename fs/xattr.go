@@ -14,11 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Extended attributes in the user namespace are stored as s3fs stores
-// them: one metadata key, "xattr", holding a JSON object of names to
-// base64 values, percent-encoded. Other namespaces (security, trusted,
-// system ACLs) have no meaning on S3: reads find nothing, writes are
-// refused. S3 keeps at most 2 KiB of user metadata per object, which
+// Extended attributes are stored as s3fs stores them: one metadata key,
+// "xattr", holding a JSON object of names to base64 values,
+// percent-encoded. That is user.* and, as on s3fs, names without a
+// namespace (FUSE passes them through). The kernel's own namespaces
+// (security, trusted, system: capabilities, SELinux labels, ACLs) have no
+// meaning on S3: reads find nothing, writes are refused. S3 keeps at most 2 KiB of user metadata per object, which
 // bounds what fits.
 
 const metaXattr = "xattr"
@@ -76,9 +77,15 @@ func formatXattrs(xs map[string][]byte) string {
 	return url.PathEscape(string(b))
 }
 
-// userXattr reports whether name is in the namespace this filesystem
-// stores.
-func userXattr(name string) bool { return strings.HasPrefix(name, "user.") && len(name) > len("user.") }
+// storedXattr reports whether name is one this filesystem stores.
+func storedXattr(name string) bool {
+	for _, ns := range []string{"security.", "trusted.", "system."} {
+		if strings.HasPrefix(name, ns) {
+			return false
+		}
+	}
+	return name != "" && name != "user."
+}
 
 // getXattr copies the value of name in xs to dest, as getxattr(2) does.
 func getXattr(xs map[string][]byte, name string, dest []byte) (uint32, syscall.Errno) {
@@ -106,7 +113,7 @@ func listXattrs(xs map[string][]byte, dest []byte) (uint32, syscall.Errno) {
 
 // setXattr applies setxattr(2) (value non-nil) or removexattr(2) to e.
 func setXattr(e *entry, name string, value []byte, flags uint32) syscall.Errno {
-	if !userXattr(name) {
+	if !storedXattr(name) {
 		return syscall.EOPNOTSUPP
 	}
 	_, exists := e.xattrs[name]
@@ -142,7 +149,7 @@ func setXattr(e *entry, name string, value []byte, flags uint32) syscall.Errno {
 
 // Getxattr implements fusefs.NodeGetxattrer.
 func (n *file) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
-	if !userXattr(name) {
+	if !storedXattr(name) {
 		return 0, unix.ENODATA // checked by the kernel on every write: no request
 	}
 	if errno := n.checkKind(ctx, true); errno != 0 {
@@ -194,7 +201,7 @@ func (n *file) changeXattr(ctx context.Context, name string, value []byte, flags
 
 // Getxattr implements fusefs.NodeGetxattrer.
 func (d *dir) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
-	if !userXattr(name) {
+	if !storedXattr(name) {
 		return 0, unix.ENODATA
 	}
 	e, err := d.knownAttr(ctx)

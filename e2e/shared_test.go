@@ -221,6 +221,24 @@ func TestHonestAttributes(t *testing.T) {
 	if st.Ctim.Sec <= mtime.Sec {
 		t.Errorf("chmod left ctime at %v, want it past mtime %v", st.Ctim, mtime)
 	}
+	// A renamed directory gets a new ctime and keeps its mtime.
+	if err := os.Mkdir(m.path("dir1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var d1, d2 unix.Stat_t
+	if err := unix.Lstat(m.path("dir1"), &d1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(m.path("dir1"), m.path("dir2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Lstat(m.path("dir2"), &d2); err != nil {
+		t.Fatal(err)
+	}
+	if d2.Mtim != d1.Mtim || d2.Ctim == d1.Ctim {
+		t.Errorf("renamed directory: mtime %v → %v, ctime %v → %v; want mtime kept, ctime moved", d1.Mtim, d2.Mtim, d1.Ctim, d2.Ctim)
+	}
+
 	// touch -a stores the atime, and it survives a remount.
 	atime := time.Date(2020, 2, 2, 2, 2, 2, 123456789, time.UTC)
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), {Nsec: unix.UTIME_OMIT}}, 0); err != nil {

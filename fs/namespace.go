@@ -464,6 +464,9 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 			// The copies are of what S3 holds, which may be more than
 			// the cached listings showed.
 			moved.forgetListings()
+			moved.mu.Lock()
+			moved.attr.touch(false) // a rename changes ctime
+			moved.mu.Unlock()
 		}
 	} else {
 		se, err = d.renameFile(ctx, name, src, dst, se)
@@ -574,7 +577,7 @@ func (f *FS) renameTree(ctx context.Context, src, dst string) error {
 	g.SetLimit(16)
 	for _, k := range keys {
 		g.Go(func() error {
-			if err := f.copyKey(gctx, k, dst+strings.TrimPrefix(k, src)); err != nil {
+			if err := f.copyKey(gctx, k, dst+strings.TrimPrefix(k, src), k == src); err != nil {
 				return err
 			}
 			mu.Lock()
@@ -608,8 +611,9 @@ const renameNoReplace = 0x1
 
 // copyKey copies one object on the server. Directory markers are written
 // anew instead (with the same metadata): S3 servers refuse to copy onto a
-// key ending in "/".
-func (f *FS) copyKey(ctx context.Context, src, dst string) error {
+// key ending in "/". The marker of the renamed directory itself (top)
+// gets a new ctime, as a rename gives it; what it holds keeps theirs.
+func (f *FS) copyKey(ctx context.Context, src, dst string, top bool) error {
 	if !strings.HasSuffix(src, "/") {
 		_, err := f.b.Copy(ctx, src, dst, nil)
 		return err
@@ -618,7 +622,14 @@ func (f *FS) copyKey(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.b.Put(ctx, dst, bytes.NewReader(nil), 0, bucket.Meta{User: o.Metadata, ContentType: o.ContentType})
+	meta := bucket.Meta{User: o.Metadata, ContentType: o.ContentType}
+	if top {
+		e := entryFromObject(o)
+		e.dir = true
+		e.touch(false)
+		meta = objectMeta(e, dst, false)
+	}
+	_, err = f.b.Put(ctx, dst, bytes.NewReader(nil), 0, meta)
 	return err
 }
 

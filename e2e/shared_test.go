@@ -61,6 +61,22 @@ func TestOutsideOverwrite(t *testing.T) {
 	if err != nil && !errors.Is(err, syscall.ESTALE) && n != 3 {
 		t.Errorf("handle opened before the overwrite: %q, %v; want its own version or ESTALE", buf[:n], err)
 	}
+
+	// The first open of a file known only from a listing sends no HEAD;
+	// its first GET finds the change and reads the new version, longer
+	// than the listing said, in full.
+	w.putObject(t, "listed.csv", []byte("short\n"), nil)
+	if _, err := os.ReadDir(m.dir); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(m.path("listed.csv")); err != nil || fi.Size() != 6 {
+		t.Fatalf("listed.csv: %v, %v", fi, err)
+	}
+	long := strings.Repeat("a much longer second version\n", 5000)
+	w.putObject(t, "listed.csv", []byte(long), nil)
+	if got, err := os.ReadFile(m.path("listed.csv")); err != nil || string(got) != long {
+		t.Errorf("first open after an outside overwrite: %d bytes, %v; want the %d of the new version", len(got), err, len(long))
+	}
 }
 
 // TestForeignMetadataKept checks that what other programs store with an
@@ -334,7 +350,7 @@ func TestXattrs(t *testing.T) {
 	w := newWorkspace(t)
 	// As s3fs writes it: {"user.from":"czNmcw=="}, percent-encoded.
 	w.putObject(t, "by-s3fs", []byte("x"), map[string]string{"xattr": "%7B%22user.from%22%3A%22czNmcw%3D%3D%22%7D"})
-	m := mountWS(t, w, mountOpts{})
+	m := mountWS(t, w, mountOpts{extra: []string{"--xattr"}})
 	buf := make([]byte, 64)
 	if n, err := unix.Getxattr(m.path("by-s3fs"), "user.from", buf); err != nil || string(buf[:n]) != "s3fs" {
 		t.Errorf("getxattr of an s3fs-written attribute: %q, %v", buf[:n], err)
@@ -362,7 +378,7 @@ func TestXattrs(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	m = m.remount(t, mountOpts{})
+	m = m.remount(t, mountOpts{extra: []string{"--xattr"}})
 	for _, path := range []string{m.path("f"), m.path("d")} {
 		n, err := unix.Getxattr(path, "user.origin", buf)
 		if err != nil || string(buf[:n]) != "lab 3" {

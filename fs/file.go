@@ -135,6 +135,30 @@ func (n *file) current(ctx context.Context) (entry, error) {
 	return n.update(entryFromObject(o)), nil
 }
 
+// openVersion returns the version of the file an open reads. A read-only
+// open of a file whose pages the kernel does not cache yet takes what the
+// lookup or listing said, unchecked: its first GET carries that ETag, and
+// if the object was replaced meanwhile, the handle moves to the new one
+// before it returns any data (handle.readS3), so a fresh open still reads
+// what another client just wrote, without a HEAD per open. Any other open
+// asks S3 (revalidate), because the kernel may serve the old version's
+// cached pages without a request, and a writer must keep the object's
+// metadata.
+func (n *file) openVersion(ctx context.Context, write bool) (e entry, unchecked bool, err error) {
+	n.mu.Lock()
+	unchecked = !write && n.cacheETag == "" && n.st == nil && !n.localChangesLocked() && n.attr.etag != ""
+	n.mu.Unlock()
+	if !unchecked {
+		e, err = n.revalidate(ctx)
+		return e, false, err
+	}
+	// The file type must be known (a link in a listing looks like a file).
+	if errno := n.checkKind(ctx, false); errno != 0 {
+		return entry{}, false, errno
+	}
+	return n.attrNow(), true, nil
+}
+
 // revalidate returns the file's attributes for an open: what S3 holds
 // now, so that a new open reads what another client just wrote (one HEAD
 // per open, as mountpoint-s3 does). A file with local changes or being
@@ -295,7 +319,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if gone {
 		return nil, 0, syscall.ENOENT // unlinked or replaced since the lookup
 	}
-	e, err := n.revalidate(ctx)
+	e, unchecked, err := n.openVersion(ctx, write)
 	if errors.Is(err, iofs.ErrNotExist) {
 		// Gone since the kernel looked the name up: ESTALE makes it look
 		// the name up again, and then answer for what is there now.
@@ -335,7 +359,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
-	h := &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}
+	h := &handle{n: n, attr: e, unchecked: unchecked, appendOnly: flags&syscall.O_APPEND != 0}
 	if write {
 		n.setWriting(h, true)
 	}

@@ -79,6 +79,10 @@ type MountConfig struct {
 	// (default_permissions), as on a local filesystem.
 	AllowOther bool
 	AllowRoot  bool
+	// Xattrs turns extended attributes on (xattr.go). Off, the kernel
+	// answers every xattr call itself: ls -l asks two per file, and each
+	// would be a round trip to this process.
+	Xattrs bool
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
 }
@@ -112,8 +116,7 @@ func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
 			// As root, mount(2) directly: no fusermount3 needed.
 			DirectMountStrict: root,
 			DirectMountFlags:  syscall.MS_NOATIME | syscall.MS_NOSUID | syscall.MS_NODEV,
-			// Extended attributes: user.* are stored (xattr.go); every
-			// other name is answered without a request.
+			DisableXAttrs:     !cfg.Xattrs,
 			// Reads are served from memory: splicing gains nothing, and a
 			// 1 MiB read plus its header exceeds a pipe, which go-fuse
 			// logs on every read.

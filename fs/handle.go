@@ -9,6 +9,8 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"mount-ws/bucket"
 )
 
 // handle is an open file. Reads come from the staging copy while the file
@@ -16,13 +18,18 @@ import (
 // read-ahead pinned to the object version seen at open.
 type handle struct {
 	n          *file
-	attr       entry // at open
-	appendOnly bool  // O_APPEND: every write goes to the end
+	appendOnly bool // O_APPEND: every write goes to the end
 	// open: opened for writing, or written to, and not closed since;
 	// guarded by n.mu. Setattr waits for the close of such a handle.
 	open bool
 
-	ra *readAhead // created on the first read from S3; guarded by the kernel's serialisation of release
+	attr entry      // the version read; guarded by n.mu
+	ra   *readAhead // created on the first read from S3; guarded by n.mu
+	// unchecked: attr comes from a listing or lookup, not from S3 at open
+	// (see file.Open); served: data was returned. An unchecked handle that
+	// served nothing yet moves to the object's new version when its first
+	// GET finds the ETag changed. Both guarded by n.mu.
+	unchecked, served bool
 }
 
 var (
@@ -33,34 +40,87 @@ var (
 	_ fusefs.FileReleaser = (*handle)(nil)
 )
 
-// fetch reads one range of the object, pinned to the ETag seen at open.
-func (h *handle) fetch(ctx context.Context, p []byte, off int64) (int, error) {
-	key := h.n.key()
-	if key == "" {
-		return 0, syscall.ESTALE // unlinked: its object is gone
+// fetcher reads ranges of the object, pinned to one ETag.
+func (h *handle) fetcher(etag string) fetchFunc {
+	return func(ctx context.Context, p []byte, off int64) (int, error) {
+		key := h.n.key()
+		if key == "" {
+			return 0, syscall.ESTALE // unlinked: its object is gone
+		}
+		body, err := h.n.fs.b.Get(ctx, key, off, int64(len(p)), etag)
+		if errors.Is(err, iofs.ErrNotExist) {
+			return 0, syscall.ESTALE // deleted behind the mount
+		}
+		if err != nil {
+			return 0, err
+		}
+		defer body.Close()
+		return io.ReadFull(body, p)
 	}
-	body, err := h.n.fs.b.Get(ctx, key, off, int64(len(p)), h.attr.etag)
-	if errors.Is(err, iofs.ErrNotExist) {
-		return 0, syscall.ESTALE // deleted behind the mount
+}
+
+// reader is the handle's read-ahead, made on first use.
+func (h *handle) reader() *readAhead {
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	if h.ra == nil {
+		h.ra = newReadAhead(h.fetcher(h.attr.etag), h.attr.size, h.n.fs.budget)
 	}
-	if err != nil {
-		return 0, err
+	return h.ra
+}
+
+// readS3 reads from the object. An unchecked handle whose first GET finds
+// the object replaced moves to the new version and reads again: no data
+// of the old one was returned, so the open may as well have come after
+// the change. Once data was served, a change is ESTALE.
+func (h *handle) readS3(ctx context.Context, dest []byte, off int64) (int, error) {
+	ra := h.reader()
+	n, err := ra.ReadAt(ctx, dest, off)
+	if err != nil && n == 0 && h.moveToCurrent(ctx, ra, err) {
+		n, err = h.reader().ReadAt(ctx, dest, off)
 	}
-	defer body.Close()
-	return io.ReadFull(body, p)
+	if n > 0 {
+		h.n.mu.Lock()
+		h.served = true
+		h.n.mu.Unlock()
+	}
+	return n, err
+}
+
+// moveToCurrent points an unchecked handle that served nothing at the
+// object's current version when err says the object changed; it reports
+// whether the read should be tried again (also when another read of the
+// handle did it meanwhile, closing the reader this one used).
+func (h *handle) moveToCurrent(ctx context.Context, failed *readAhead, err error) bool {
+	h.n.mu.Lock()
+	if h.ra != failed {
+		h.n.mu.Unlock()
+		return true
+	}
+	ok := h.unchecked && !h.served && errors.Is(err, bucket.ErrPrecondition)
+	h.n.mu.Unlock()
+	if !ok {
+		return false
+	}
+	e, herr := h.n.revalidate(ctx)
+	if herr != nil || h.n.wrongKind(e) {
+		return false
+	}
+	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	if h.ra == failed {
+		failed.close()
+		h.attr, h.ra, h.unchecked = e, nil, false
+		h.n.cacheETag = e.etag
+	}
+	return true
 }
 
 // Read implements fusefs.FileReader.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n, staged, err := h.n.readStaged(dest, off)
 	if !staged {
-		h.n.mu.Lock()
-		if h.ra == nil {
-			h.ra = newReadAhead(h.fetch, h.attr.size, h.n.fs.budget)
-		}
-		ra := h.ra
-		h.n.mu.Unlock()
-		n, err = ra.ReadAt(ctx, dest, off)
+		n, err = h.readS3(ctx, dest, off)
 	}
 	if err != nil && !errors.Is(err, io.EOF) && !(errors.Is(err, io.ErrUnexpectedEOF) && n > 0) {
 		return nil, h.n.fs.toErrno("read", h.n.key(), err)
@@ -97,8 +157,11 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 // Release implements fusefs.FileReleaser. The kernel ignores its result,
 // so it only cleans up.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
-	if h.ra != nil {
-		h.ra.close()
+	h.n.mu.Lock()
+	ra := h.ra
+	h.n.mu.Unlock()
+	if ra != nil {
+		ra.close()
 	}
 	h.n.setWriting(h, false)
 	h.n.release()

@@ -38,7 +38,8 @@ func TestPosix(t *testing.T) {
 			if why, ok := posixUnsupported[name]; ok {
 				t.Skip(why)
 			}
-			mnt := fusetest.Mount(t, fs.New(emptyWorkspace(t), fs.Options{CacheDir: t.TempDir()}))
+			f := fs.New(emptyWorkspace(t), fs.Options{CacheDir: t.TempDir()})
+			mnt := fusetest.MountWith(t, f, fs.MountConfig{FsName: "mount-ws-test", Xattrs: true})
 			posixtest.All[name](t, mnt)
 		})
 	}

@@ -155,10 +155,11 @@ for tool in $TOOLS; do
   mkdir -p "${mnt[$tool]}"
   case $tool in
   mount-ws)
-    # --metadata-ttl 1s matches the stat_cache_expire=1 that s3fs gets below
-    # (from s3fs's own test harness): the suite writes objects behind the
-    # mount and reads them through it a second later.
-    "$work/bin/mount-ws" -f --api-url "$WS_API_URL" --token-file "$WS_TOKEN_FILE" --allow-other --metadata-ttl 1s \
+    # --metadata-ttl 1s and --xattr match the stat_cache_expire=1 and
+    # use_xattr=1 that s3fs gets below (from s3fs's own test harness): the
+    # suite writes objects behind the mount and reads them through it a
+    # second later, and sets extended attributes.
+    "$work/bin/mount-ws" -f --api-url "$WS_API_URL" --token-file "$WS_TOKEN_FILE" --allow-other --metadata-ttl 1s --xattr \
       --cache-dir "$work/mount-ws-cache" --log-file "$RES/logs/mount-ws.log" \
       "$ws" "${mnt[$tool]}" 2>>"$RES/logs/mount-ws.log" &
     ;;

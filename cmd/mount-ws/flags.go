@@ -26,6 +26,7 @@ type config struct {
 	foreground  bool
 	allowOther  bool
 	allowRoot   bool
+	xattr       bool
 	uid, gid    uint32
 	fileMode    uint32
 	dirMode     uint32
@@ -80,6 +81,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fl.BoolVar(&c.foreground, "foreground", false, "stay in the foreground (for systemd and containers)")
 	fl.BoolVar(&c.foreground, "f", false, "short for --foreground")
 	fl.BoolVar(&c.allowOther, "allow-other", false, "let other users access the mount, as the modes allow (needs user_allow_other in /etc/fuse.conf unless root)")
+	fl.BoolVar(&c.xattr, "xattr", false, "store extended attributes in object metadata, as s3fs's use_xattr (ls -l then costs two more round trips to mount-ws per file)")
 	fl.BoolVar(&c.allowRoot, "allow-root", false, "let root access the mount besides its owner, as the modes allow (needs user_allow_other unless root)")
 	uid := fl.Int("uid", os.Getuid(), "owner of every file")
 	gid := fl.Int("gid", os.Getgid(), "group of every file")

@@ -141,6 +141,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		FsName:     "mount-ws:" + org + "/" + ws,
 		AllowOther: cfg.allowOther,
 		AllowRoot:  cfg.allowRoot,
+		Xattrs:     cfg.xattr,
 		Debug:      cfg.debugFuse,
 	})
 	if err != nil {

@@ -39,9 +39,15 @@ func Require(t testing.TB) {
 // unmounts it when the test ends.
 func Mount(t testing.TB, f *fs.FS) string {
 	t.Helper()
+	return MountWith(t, f, fs.MountConfig{FsName: "mount-ws-test"})
+}
+
+// MountWith is Mount with a configuration of the caller's.
+func MountWith(t testing.TB, f *fs.FS, cfg fs.MountConfig) string {
+	t.Helper()
 	Require(t)
 	dir := t.TempDir()
-	server, err := fs.Mount(dir, f, fs.MountConfig{FsName: "mount-ws-test"})
+	server, err := fs.Mount(dir, f, cfg)
 	if err != nil {
 		t.Fatalf("mount %s: %v", dir, err)
 	}

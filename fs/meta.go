@@ -77,7 +77,8 @@ func entryFromObject(o bucket.Object) entry {
 	}
 	e.xattrs = parseXattrs(md[metaXattr])
 	for k, v := range md {
-		if !isOwned(k) {
+		// An "xattr" value this codec cannot read is kept as it is.
+		if !isOwned(k) || (k == metaXattr && e.xattrs == nil) {
 			if e.foreign == nil {
 				e.foreign = make(map[string]string)
 			}

@@ -39,8 +39,8 @@ var (
 	_ fusefs.NodeListxattrer   = (*dir)(nil)
 )
 
-// parseXattrs reads the "xattr" metadata value; nil when there is none or
-// it cannot be read.
+// parseXattrs reads the "xattr" metadata value; nil when it holds none or
+// cannot be read.
 func parseXattrs(s string) map[string][]byte {
 	if s == "" {
 		return nil
@@ -50,7 +50,7 @@ func parseXattrs(s string) map[string][]byte {
 		return nil
 	}
 	var enc map[string]string
-	if json.Unmarshal([]byte(plain), &enc) != nil {
+	if json.Unmarshal([]byte(plain), &enc) != nil || len(enc) == 0 {
 		return nil
 	}
 	out := make(map[string][]byte, len(enc))

@@ -225,7 +225,9 @@ func TestHonestAttributes(t *testing.T) {
 	}
 	mtime := st.Mtim
 	// ctime moves on chmod, mtime does not (not even by a second's
-	// rounding: it never steps back).
+	// rounding: it never steps back). The wait is no synchronisation: the
+	// chmod's copy must give the object a Last-Modified a second later, or
+	// an mtime that followed it would look kept.
 	time.Sleep(1100 * time.Millisecond)
 	if err := os.Chmod(p, 0o600); err != nil {
 		t.Fatal(err)

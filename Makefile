@@ -4,7 +4,15 @@ BIN     := bin
 # Where "make demo" keeps the local workspace's data (ignored by git).
 DEMO_DATA ?= .ws-dev
 
-.PHONY: build test lint check-deps demo bench clean
+.PHONY: build test lint check-deps demo bench clean install
+
+## install: put mount-ws in $(PREFIX)/bin, where mount(8) finds it for
+## "mount -t fuse.mount-ws" and fstab lines (mount.fuse3 runs it with a
+## fixed PATH). PREFIX defaults to /usr/local.
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN)/mount-ws $(DESTDIR)$(PREFIX)/bin/mount-ws
 
 ## build: compile every command into bin/
 build:

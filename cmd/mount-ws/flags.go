@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"mount-ws/fs"
 )
@@ -42,6 +43,7 @@ type config struct {
 }
 
 const usageText = `Usage: mount-ws [flags] ORG/WS MOUNTPOINT
+       mount -t fuse.mount-ws ORG/WS MOUNTPOINT -o OPTIONS
 
 Mounts the storage of workspace ORG/WS at MOUNTPOINT (an existing, empty
 directory). By default mount-ws runs in the background and returns once the
@@ -51,7 +53,10 @@ mount is ready; unmount with "umount MOUNTPOINT" (root) or
 The API token comes from $WS_TOKEN, or from --token-file (default
 ~/.config/mount-ws/token); it is never taken on the command line.
 
-Flags:
+Every flag can also be given as a mount option: -o ro,allow_other,uid=1000
+is --read-only --allow-other --uid 1000 (dashes become underscores). The
+options mount(8) passes (rw, dev, suid, exec, _netdev, nofail, x-systemd.*
+and the like) are accepted and ignored.
 `
 
 const exitCodesText = `
@@ -64,29 +69,40 @@ Exit codes:
   4  mount: the mountpoint is unusable, FUSE is missing, or the mount failed
 `
 
+// errHelp is returned for --help: the usage went to stdout, exit 0.
+var errHelp = errors.New("help requested")
+
+// flagGroups orders the flags in --help.
+var flagGroups = []struct {
+	title string
+	names []string
+}{
+	{"Workspace", []string{"api-url", "token-file", "insecure-http"}},
+	{"Mount", []string{"foreground", "read-only", "allow-other", "allow-root", "uid", "gid", "file-mode", "dir-mode", "xattr", "options"}},
+	{"Caching and memory", []string{"metadata-ttl", "prefetch-memory-mib", "cache-dir", "cache-size-mib"}},
+	{"Logging", []string{"log-level", "log-file", "debug-fuse"}},
+	{"Other", []string{"help", "version"}},
+}
+
 // parseFlags reads args; flags may come before or after the two arguments.
-func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
 	c := config{apiURL: getenv("WS_API_URL"), logLevel: slog.LevelInfo}
-	fl := flag.NewFlagSet("mount-ws", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.Usage = func() {
-		fmt.Fprint(stderr, usageText)
-		fl.PrintDefaults()
-		fmt.Fprint(stderr, exitCodesText)
-	}
+	fl := pflag.NewFlagSet("mount-ws", pflag.ContinueOnError)
+	fl.SetOutput(io.Discard) // errors are reported once, by the caller
+	fl.SortFlags = false
 	fl.StringVar(&c.apiURL, "api-url", c.apiURL, "workspace API base URL (env WS_API_URL)")
 	fl.StringVar(&c.tokenFile, "token-file", "", "file holding the API token (default: $WS_TOKEN, else ~/.config/mount-ws/token)")
 	fl.BoolVar(&c.insecureHTTP, "insecure-http", false, "allow http:// API and S3 URLs on hosts other than loopback")
 	fl.BoolVar(&c.readOnly, "read-only", false, "mount read-only: every modification fails with EROFS")
-	fl.BoolVar(&c.foreground, "foreground", false, "stay in the foreground (for systemd and containers)")
-	fl.BoolVar(&c.foreground, "f", false, "short for --foreground")
-	fl.BoolVar(&c.allowOther, "allow-other", false, "let other users access the mount, as the modes allow (needs user_allow_other in /etc/fuse.conf unless root)")
+	fl.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground (for systemd and containers)")
+	fl.BoolVar(&c.allowOther, "allow-other", false, "let other users in, as the modes allow (needs user_allow_other in /etc/fuse.conf unless root)")
+	fl.BoolVar(&c.allowRoot, "allow-root", false, "let root in besides the mount's owner, as the modes allow (same condition)")
 	fl.BoolVar(&c.xattr, "xattr", false, "store extended attributes in object metadata, as s3fs's use_xattr (ls -l then costs two more round trips to mount-ws per file)")
-	fl.BoolVar(&c.allowRoot, "allow-root", false, "let root access the mount besides its owner, as the modes allow (needs user_allow_other unless root)")
-	uid := fl.Int("uid", os.Getuid(), "owner of every file")
-	gid := fl.Int("gid", os.Getgid(), "group of every file")
-	fileMode := fl.String("file-mode", "0644", "permissions of files (octal)")
-	dirMode := fl.String("dir-mode", "0755", "permissions of directories (octal)")
+	uid := fl.Int("uid", os.Getuid(), "owner of objects that store none")
+	gid := fl.Int("gid", os.Getgid(), "group of objects that store none")
+	fileMode := fl.String("file-mode", "0644", "permissions of files that store none (octal)")
+	dirMode := fl.String("dir-mode", "0755", "permissions of directories that store none (octal)")
+	opts := fl.StringArrayP("options", "o", nil, "mount options, comma-separated: any flag as name=value (or name for true), plus ro and rw")
 	fl.DurationVar(&c.metadataTTL, "metadata-ttl", fs.DefaultMetadataTTL, "how long listings and attributes are cached; 0 caches nothing")
 	prefetch := fl.Int("prefetch-memory-mib", fs.DefaultPrefetchMemory>>20, "memory for read-ahead buffers of all open files, MiB")
 	fl.StringVar(&c.cacheDir, "cache-dir", "", "directory for staging files being written and the upload journal (default ~/.cache/mount-ws/ORG-WS)")
@@ -94,24 +110,24 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	logLevel := fl.String("log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&c.logFile, "log-file", "", "write logs here (default: stderr in the foreground, ~/.cache/mount-ws/ORG-WS.log in the background)")
 	fl.BoolVar(&c.debugFuse, "debug-fuse", false, "log every FUSE request (very verbose)")
+	help := fl.BoolP("help", "h", false, "show this help and exit")
 	fl.BoolVar(&c.version, "version", false, "print the version and exit")
 
-	var pos []string
-	for {
-		if err := fl.Parse(args); err != nil {
-			return c, usageError{err}
-		}
-		args = fl.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos, args = append(pos, args[0]), args[1:]
+	if err := fl.Parse(args); err != nil {
+		return c, usageError{err}
+	}
+	if *help {
+		printUsage(stdout, fl)
+		return c, errHelp
+	}
+	if err := applyOptions(fl, *opts); err != nil {
+		return c, err
 	}
 	if c.version {
 		return c, nil
 	}
+	pos := fl.Args()
 	if len(pos) != 2 {
-		fl.Usage()
 		return c, usageError{fmt.Errorf("want ORG/WS and MOUNTPOINT, got %d argument(s)", len(pos))}
 	}
 	c.slug, c.mountpoint = pos[0], pos[1]
@@ -144,6 +160,63 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return c, usageError{errors.New("no workspace API URL: pass --api-url or set WS_API_URL")}
 	}
 	return c, nil
+}
+
+// ignoredOptions are what mount(8), mount.fuse3 and systemd pass that
+// mean nothing to mount-ws (FUSE mounts are always nosuid and nodev).
+var ignoredOptions = map[string]bool{
+	"rw": true, "dev": true, "nodev": true, "suid": true, "nosuid": true, "exec": true, "noexec": true,
+	"auto": true, "noauto": true, "user": true, "nouser": true, "users": true, "defaults": true,
+	"_netdev": true, "nofail": true, "atime": true, "noatime": true, "relatime": true, "async": true,
+}
+
+// applyOptions applies -o options: each name=value (or name, for true) is
+// the flag of that name with dashes written as underscores; a flag given
+// as a flag wins over the same one in -o.
+func applyOptions(fl *pflag.FlagSet, opts []string) error {
+	for _, list := range opts {
+		for _, o := range strings.Split(list, ",") {
+			name, value, hasValue := strings.Cut(strings.TrimSpace(o), "=")
+			switch {
+			case name == "" || ignoredOptions[name] || strings.HasPrefix(name, "x-") || name == "comment":
+				continue
+			case name == "ro":
+				name, value, hasValue = "read-only", "true", true
+			}
+			flagName := strings.ReplaceAll(name, "_", "-")
+			f := fl.Lookup(flagName)
+			if f == nil || flagName == "options" || flagName == "help" || flagName == "version" {
+				return usageError{fmt.Errorf("unknown mount option %q", name)}
+			}
+			if f.Changed {
+				continue
+			}
+			if !hasValue {
+				if f.Value.Type() != "bool" {
+					return usageError{fmt.Errorf("mount option %q needs a value: %s=...", name, name)}
+				}
+				value = "true"
+			}
+			if err := fl.Set(flagName, value); err != nil {
+				return usageError{fmt.Errorf("mount option %s: %w", o, err)}
+			}
+		}
+	}
+	return nil
+}
+
+// printUsage writes the help text, the flags in groups, and the exit codes.
+func printUsage(w io.Writer, fl *pflag.FlagSet) {
+	fmt.Fprint(w, usageText)
+	for _, g := range flagGroups {
+		group := pflag.NewFlagSet(g.title, pflag.ContinueOnError)
+		group.SortFlags = false
+		for _, name := range g.names {
+			group.AddFlag(fl.Lookup(name))
+		}
+		fmt.Fprintf(w, "\n%s:\n%s", g.title, group.FlagUsages())
+	}
+	fmt.Fprint(w, exitCodesText)
 }
 
 func parseMode(name, s string) (uint32, error) {

@@ -26,7 +26,10 @@ var version = "dev"
 const readyFDEnv = "MOUNT_WS_READY_FD"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseFlags(args, os.Getenv, stderr)
+	cfg, err := parseFlags(args, os.Getenv, stdout)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -256,6 +259,9 @@ func exitCode(err error, stderr io.Writer) int {
 	)
 	if !errors.As(err, &r) {
 		fmt.Fprintln(stderr, "mount-ws:", err)
+	}
+	if errors.As(err, &u) {
+		fmt.Fprintln(stderr, "see mount-ws --help")
 	}
 	switch {
 	case errors.As(err, &r):

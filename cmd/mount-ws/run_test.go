@@ -74,7 +74,9 @@ func TestCommandLineErrors(t *testing.T) {
 	}{
 		{"no args", nil, 2, "want ORG/WS and MOUNTPOINT"},
 		{"one arg", []string{"cmd/ws"}, 2, "want ORG/WS and MOUNTPOINT"},
-		{"bad flag", []string{"--nope", "cmd/ws", emptyDir}, 2, "flag provided but not defined"},
+		{"bad flag", []string{"--nope", "cmd/ws", emptyDir}, 2, "unknown flag: --nope"},
+		{"bad mount option", []string{"-o", "ro,bogus=1", "cmd/ws", emptyDir}, 2, `unknown mount option "bogus"`},
+		{"mount option without a value", []string{"-o", "uid", "cmd/ws", emptyDir}, 2, "needs a value"},
 		{"bad slug", []string{"--api-url", stack.APIURL(), "cmd", emptyDir}, 2, "ORG/WS"},
 		{"bad mode", []string{"--api-url", stack.APIURL(), "--file-mode", "999", "cmd/ws", emptyDir}, 2, "octal"},
 		{"no api url", []string{"cmd/ws", emptyDir}, 2, "--api-url"},

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), []string{arg}, &out, &errOut)
+		if code := exitCode(err, &errOut); code != 0 || errOut.Len() != 0 {
+			t.Errorf("%s: exit %d, stderr %q; want 0 and nothing", arg, code, errOut.String())
+		}
+		for _, want := range []string{"Usage: mount-ws", "Workspace:", "--api-url", "-f, --foreground", "-o, --options", "Exit codes:"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s: stdout lacks %q", arg, want)
+			}
+		}
+	}
+}
+
+func TestUsageErrorHint(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"--nope"}, &out, &errOut)
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	if code := exitCode(err, &errOut); code != 2 || len(lines) != 1 {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	if got := strings.TrimSpace(errOut.String()); !strings.HasSuffix(got, "see mount-ws --help") {
+		t.Errorf("stderr %q: want the error, then the hint, each once", got)
+	}
+}
+
+// TestMountOptions checks that -o options set the flags of their names,
+// that what mount(8) and systemd pass is ignored, and that a flag wins
+// over the same option.
+func TestMountOptions(t *testing.T) {
+	env := func(string) string { return "" }
+	c, err := parseFlags([]string{"acme/ws", "/mnt/ws", "-o",
+		"rw,ro,allow_other,_netdev,nofail,x-systemd.automount,uid=1000,gid=1001,api_url=https://api.example,token_file=/etc/t,metadata_ttl=3s,xattr",
+		"--uid", "7"}, env, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{slug: "acme/ws", mountpoint: "/mnt/ws", readOnly: true, allowOther: true, uid: 7, gid: 1001,
+		apiURL: "https://api.example", tokenFile: "/etc/t", metadataTTL: 3 * time.Second, xattr: true}
+	got := config{slug: c.slug, mountpoint: c.mountpoint, readOnly: c.readOnly, allowOther: c.allowOther, uid: c.uid, gid: c.gid,
+		apiURL: c.apiURL, tokenFile: c.tokenFile, metadataTTL: c.metadataTTL, xattr: c.xattr}
+	if got != want {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}

@@ -18,7 +18,7 @@ import (
 // why it failed. Only then does the parent exit, so "mount-ws ... && ls"
 // works. The child inherits the environment (where WS_TOKEN may be), never
 // a secret in its arguments.
-func startBackground(ctx context.Context, cfg config, args []string, stderr io.Writer) error {
+func startBackground(ctx context.Context, cfg config, org, ws string, args []string, stdout, stderr io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
@@ -51,6 +51,7 @@ func startBackground(ctx context.Context, cfg config, args []string, stderr io.W
 	}
 	line = strings.TrimSpace(line)
 	if line == "ok" {
+		fmt.Fprintf(stdout, "mount-ws: %s/%s mounted at %s; log: %s\n", org, ws, cfg.mountpoint, logPath(cfg, org, ws))
 		return nil
 	}
 	code, msg, _ := strings.Cut(strings.TrimPrefix(line, "err "), " ")

@@ -37,6 +37,7 @@ type config struct {
 	cacheLimit  int64
 
 	logLevel  slog.Level
+	logFormat string // text or json
 	logFile   string
 	debugFuse bool
 	version   bool
@@ -80,7 +81,7 @@ var flagGroups = []struct {
 	{"Workspace", []string{"api-url", "token-file", "insecure-http"}},
 	{"Mount", []string{"foreground", "read-only", "allow-other", "allow-root", "uid", "gid", "file-mode", "dir-mode", "xattr", "options"}},
 	{"Caching and memory", []string{"metadata-ttl", "prefetch-memory-mib", "cache-dir", "cache-size-mib"}},
-	{"Logging", []string{"log-level", "log-file", "debug-fuse"}},
+	{"Logging", []string{"log-level", "log-format", "log-file", "debug-fuse"}},
 	{"Other", []string{"help", "version"}},
 }
 
@@ -108,7 +109,8 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	fl.StringVar(&c.cacheDir, "cache-dir", "", "directory for staging files being written and the upload journal (default ~/.cache/mount-ws/ORG-WS)")
 	cacheSize := fl.Int64("cache-size-mib", fs.DefaultCacheLimit>>20, "most MiB of file data staged for writing at once; writes past it fail with ENOSPC")
 	logLevel := fl.String("log-level", "info", "debug, info, warn or error")
-	fl.StringVar(&c.logFile, "log-file", "", "write logs here (default: stderr in the foreground, ~/.cache/mount-ws/ORG-WS.log in the background)")
+	fl.StringVar(&c.logFormat, "log-format", "text", "text, or json (one object per line, for log pipelines)")
+	fl.StringVar(&c.logFile, "log-file", "", "write logs here (default: stderr in the foreground, ~/.cache/mount-ws/ORG-WS@MOUNTPOINT.log in the background)")
 	fl.BoolVar(&c.debugFuse, "debug-fuse", false, "log every FUSE request (very verbose)")
 	help := fl.BoolP("help", "h", false, "show this help and exit")
 	fl.BoolVar(&c.version, "version", false, "print the version and exit")
@@ -155,6 +157,9 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	c.cacheLimit = *cacheSize << 20
 	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return c, usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)}
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return c, usageError{fmt.Errorf("--log-format %q: use text or json", c.logFormat)}
 	}
 	if c.apiURL == "" {
 		return c, usageError{errors.New("no workspace API URL: pass --api-url or set WS_API_URL")}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/aws/smithy-go/middleware"
@@ -45,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if !cfg.foreground && os.Getenv(readyFDEnv) == "" {
-		return startBackground(ctx, cfg, args, stderr)
+		return startBackground(ctx, cfg, org, ws, args, stdout, stderr)
 	}
 	return serve(ctx, cfg, org, ws, stderr)
 }
@@ -59,7 +60,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 	if err != nil {
 		return err
 	}
-	defer closeLog()
+	defer func() { closeLog(err != nil) }()
 
 	tokens, err := creds.ResolveTokenSource(os.Getenv, cfg.tokenFile, logger)
 	if err != nil {
@@ -212,27 +213,53 @@ func checkMountpoint(path string) error {
 }
 
 // openLog returns the logger: stderr in the foreground, a file otherwise.
-func openLog(cfg config, org, ws string, stderr io.Writer) (*slog.Logger, func(), error) {
-	path := cfg.logFile
-	if path == "" && !cfg.foreground {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			dir = os.TempDir()
-		}
-		path = filepath.Join(dir, "mount-ws", org+"-"+ws+".log")
-	}
-	w, closeFn := stderr, func() {}
+func openLog(cfg config, org, ws string, stderr io.Writer) (*slog.Logger, func(failed bool), error) {
+	path := logPath(cfg, org, ws)
+	w, closeFn := stderr, func(bool) {}
 	if path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, nil, fmt.Errorf("log dir: %w", err)
 		}
+		_, existed := os.Stat(path)
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
 		}
-		w, closeFn = f, func() { f.Close() }
+		w = f
+		closeFn = func(failed bool) {
+			fi, err := f.Stat()
+			f.Close()
+			// A failed mount whose log it created and left empty leaves
+			// no file behind (the reason went to the terminal).
+			if failed && existed != nil && err == nil && fi.Size() == 0 {
+				os.Remove(path)
+			}
+		}
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: cfg.logLevel})), closeFn, nil
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), closeFn, nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), closeFn, nil
+}
+
+// logPath is where the log goes: --log-file, else stderr in the
+// foreground (""), else a file per workspace and mountpoint in the user's
+// cache directory, so that two mounts never share one.
+func logPath(cfg config, org, ws string) string {
+	if cfg.logFile != "" || cfg.foreground {
+		return cfg.logFile
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	mnt, err := filepath.Abs(cfg.mountpoint)
+	if err != nil {
+		mnt = cfg.mountpoint
+	}
+	where := strings.Trim(strings.ReplaceAll(mnt, "/", "-"), "-")
+	return filepath.Join(dir, "mount-ws", org+"-"+ws+"@"+where+".log")
 }
 
 // credentialsError and mountError select the exit code (see exitCodesText).

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -174,9 +175,13 @@ func TestBackgroundMountThenUmount(t *testing.T) {
 	if err != nil {
 		t.Fatalf("background mount: %v: %s", err, out)
 	}
-	// The parent returned only once the mount was ready.
+	// The parent returned only once the mount was ready, and said where
+	// the log is, in one line.
 	if !mounted(mnt) {
 		t.Fatal("parent returned before the mount was ready")
+	}
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "mounted at "+mnt) || !strings.Contains(lines[0], "log: ") {
+		t.Errorf("background mount printed %q; want one line naming the mountpoint and the log", out)
 	}
 	t.Cleanup(func() {
 		if mounted(mnt) {
@@ -200,8 +205,9 @@ func TestBackgroundMountReportsFailure(t *testing.T) {
 	fusetest.Require(t)
 	mnt := t.TempDir()
 	self, _ := os.Executable()
-	cmd := exec.Command(self, "--api-url", stack.APIURL(), "--token-file", tokenFile(t, "bad-token"), "--log-file", filepath.Join(t.TempDir(), "log"), "cmd/ws", mnt)
-	cmd.Env = append(os.Environ(), "MOUNT_WS_TEST_AS_MAIN=1")
+	cache := t.TempDir()
+	cmd := exec.Command(self, "--api-url", stack.APIURL(), "--token-file", tokenFile(t, "bad-token"), "cmd/ws", mnt)
+	cmd.Env = append(os.Environ(), "MOUNT_WS_TEST_AS_MAIN=1", "XDG_CACHE_HOME="+cache)
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), "token") {
@@ -209,6 +215,49 @@ func TestBackgroundMountReportsFailure(t *testing.T) {
 	}
 	if mounted(mnt) {
 		t.Error("mounted despite the failure")
+	}
+	if logs, _ := filepath.Glob(filepath.Join(cache, "mount-ws", "*.log")); len(logs) != 0 {
+		t.Errorf("a failed mount left log files behind: %q", logs)
+	}
+}
+
+// TestJSONLog checks --log-format json: every line is one JSON object, and
+// no secret is in any of them.
+func TestJSONLog(t *testing.T) {
+	fusetest.Require(t)
+	mnt := t.TempDir()
+	logFile := filepath.Join(t.TempDir(), "log")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var errOut syncbuf.Buffer
+	go func() {
+		done <- run(ctx, []string{"-f", "--log-format", "json", "--log-level", "debug", "--log-file", logFile,
+			"--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "cmd/ws", mnt}, &errOut, &errOut)
+	}()
+	waitFor(t, "the mount", func() bool { return mounted(mnt) })
+	if _, err := os.ReadDir(filepath.Join(mnt, "csv")); err != nil {
+		t.Error(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v (%s)", err, errOut.String())
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("log has %d lines: %q", len(lines), b)
+	}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m["msg"] == nil {
+			t.Errorf("log line is not a JSON event: %q (%v)", l, err)
+		}
+	}
+	if strings.Contains(string(b), token) {
+		t.Error("the API token is in the log")
 	}
 }
 

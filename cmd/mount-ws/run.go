@@ -152,6 +152,14 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		return mountError{fmt.Errorf("mount %s: %w", cfg.mountpoint, err)}
 	}
 	logger.Info("mounted", "workspace", org+"/"+ws, "mountpoint", cfg.mountpoint, "scope", scope.String(), "read_only", cfg.readOnly)
+	// READY=1 only once the mount answers: a stat of its root is a
+	// request to this process.
+	if _, err := os.Stat(cfg.mountpoint); err != nil {
+		logger.Warn("the new mount does not answer", "mountpoint", cfg.mountpoint, "err", err)
+	}
+	if err := sdNotify("READY=1"); err != nil {
+		logger.Warn("could not tell systemd the mount is ready", "err", err)
+	}
 	ready.ok()
 
 	done := make(chan struct{})
@@ -161,8 +169,10 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 	}()
 	select {
 	case <-done:
+		sdNotify("STOPPING=1")
 		logger.Info("unmounted", "mountpoint", cfg.mountpoint)
 	case <-ctx.Done():
+		sdNotify("STOPPING=1")
 		logger.Info("signal received, unmounting", "mountpoint", cfg.mountpoint)
 		if err := unmount(server, done); err != nil {
 			return mountError{err}

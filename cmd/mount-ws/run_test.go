@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,4 +265,48 @@ func TestJSONLog(t *testing.T) {
 func errorsIs(err error, target syscall.Errno) bool {
 	pe, ok := err.(*os.PathError)
 	return ok && pe.Err == target
+}
+
+// TestSystemdNotify checks READY=1 on $NOTIFY_SOCKET once the mount
+// answers, and STOPPING=1 when it goes.
+func TestSystemdNotify(t *testing.T) {
+	fusetest.Require(t)
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	mnt := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	var errOut syncbuf.Buffer
+	go func() {
+		done <- run(ctx, []string{"-f", "--read-only", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "cmd/ws", mnt}, &errOut, &errOut)
+	}()
+	receive := func() string {
+		t.Helper()
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 256)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v (%s)", err, errOut.String())
+		}
+		return string(buf[:n])
+	}
+	if got := receive(); got != "READY=1" {
+		t.Fatalf("first notification %q, want READY=1", got)
+	}
+	if ents, err := os.ReadDir(filepath.Join(mnt, "csv")); err != nil || len(ents) == 0 {
+		t.Errorf("after READY=1 the mount does not answer: %v", err)
+	}
+	cancel()
+	if got := receive(); got != "STOPPING=1" {
+		t.Errorf("notification at unmount %q, want STOPPING=1", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
 }

@@ -7,11 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/smithy-go/middleware"
@@ -43,9 +41,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	org, ws, err := creds.ParseSlug(cfg.slug)
 	if err != nil {
 		return usageError{err}
-	}
-	if err := cleanStaleMount(cfg.mountpoint, stderr); err != nil {
-		return err
 	}
 	if err := checkMountpoint(cfg.mountpoint); err != nil {
 		return err
@@ -202,26 +197,6 @@ func unmount(server interface{ Unmount() error }, done <-chan struct{}) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("unmount: %w (is a process still using the mount?)", err)
-}
-
-// cleanStaleMount detaches a dead FUSE mount at path, which a killed
-// mount-ws leaves behind ("Transport endpoint is not connected"), and says
-// so; anything else at path is checkMountpoint's to judge.
-func cleanStaleMount(path string, stderr io.Writer) error {
-	_, err := os.Stat(path)
-	if !errors.Is(err, syscall.ENOTCONN) {
-		return nil
-	}
-	if os.Getuid() == 0 {
-		err = syscall.Unmount(path, syscall.MNT_DETACH)
-	} else {
-		err = exec.Command("fusermount3", "-u", "-z", path).Run()
-	}
-	if err != nil {
-		return mountError{fmt.Errorf("mountpoint %s holds a dead mount (a killed mount-ws?) that could not be removed: %w; try umount -l %s", path, err, path)}
-	}
-	fmt.Fprintf(stderr, "mount-ws: removed the dead mount left at %s by an earlier mount-ws\n", path)
-	return nil
 }
 
 // checkMountpoint wants an existing, empty directory.

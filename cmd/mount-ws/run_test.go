@@ -310,39 +310,3 @@ func TestSystemdNotify(t *testing.T) {
 		t.Errorf("run: %v", err)
 	}
 }
-
-// TestStaleMountpoint checks that a mountpoint left dead by a killed
-// mount-ws ("Transport endpoint is not connected") is cleaned up at the
-// next start, which says so and mounts.
-func TestStaleMountpoint(t *testing.T) {
-	fusetest.Require(t)
-	mnt := t.TempDir()
-	self, _ := os.Executable()
-	args := []string{"-f", "--read-only", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "cmd/ws", mnt}
-	first := exec.Command(self, args...)
-	first.Env = append(os.Environ(), "MOUNT_WS_TEST_AS_MAIN=1")
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the first mount", func() bool { return mounted(mnt) })
-	first.Process.Kill()
-	first.Wait()
-	if _, err := os.Stat(mnt); !errorsIs(err, syscall.ENOTCONN) {
-		t.Fatalf("after kill -9: stat %v, want ENOTCONN", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var errOut syncbuf.Buffer
-	go func() { done <- run(ctx, args, &errOut, &errOut) }()
-	waitFor(t, "the second mount", func() bool {
-		_, err := os.ReadDir(filepath.Join(mnt, "csv"))
-		return err == nil
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("second mount: %v (%s)", err, errOut.String())
-	}
-	if !strings.Contains(errOut.String(), "removed the dead mount") {
-		t.Errorf("stderr %q does not say the dead mount was removed", errOut.String())
-	}
-}

@@ -368,7 +368,9 @@ func (d *dir) knownAttr(ctx context.Context) (entry, error) {
 }
 
 // changeMeta applies change to the directory's attributes and stores them
-// on its marker (the root has none: its changes last until unmount).
+// on its marker (the root has none: its changes last until unmount). The
+// node keeps its old attributes when storing fails. Two changes at once
+// may race; the later store wins, as on S3.
 func (d *dir) changeMeta(ctx context.Context, op string, change func(*entry) syscall.Errno) syscall.Errno {
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
@@ -379,18 +381,21 @@ func (d *dir) changeMeta(ctx context.Context, op string, change func(*entry) sys
 	}
 	d.mu.Lock()
 	e := d.attr
-	errno := change(&e)
-	e.meta, e.dir = true, true
-	if errno == 0 {
-		d.attr = e
-	}
 	d.mu.Unlock()
-	if errno != 0 || key == "" {
+	if errno := change(&e); errno != 0 {
 		return errno
 	}
-	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, objectMeta(e, key+"/", false)); err != nil {
-		return d.fs.toErrno(op, key, err)
+	e.meta, e.dir = true, true
+	// The node shows the change only once it is stored: a chmod that
+	// failed must not look as if it had worked.
+	if key != "" {
+		if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, objectMeta(e, key+"/", false)); err != nil {
+			return d.fs.toErrno(op, key, err)
+		}
 	}
+	d.mu.Lock()
+	d.attr = e
+	d.mu.Unlock()
 	return 0
 }
 

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -72,7 +74,8 @@ type Config struct {
 }
 
 // Client talks to the workspace API's credentials endpoint. It is safe for
-// concurrent use and holds no credentials itself.
+// concurrent use and holds no credentials itself. It counts the API's
+// answers by HTTP status (see Stats.APIAnswers).
 type Client struct {
 	url       string // the credentials URL
 	workspace string // "org/ws"
@@ -86,6 +89,11 @@ type Client struct {
 	timeout   time.Duration
 
 	backoffBase, backoffMax time.Duration // FetchWithRetry's backoff
+
+	// mu guards answers. It is never held across a network call, and no
+	// other lock is taken while holding it.
+	mu      sync.Mutex
+	answers map[int]uint64 // requests by HTTP status of the answer; 0: no answer
 }
 
 // NewClient validates cfg (slugs, API URL, token source) without any
@@ -116,6 +124,7 @@ func NewClient(cfg Config) (*Client, error) {
 		timeout:     cfg.RequestTimeout,
 		backoffBase: fetchBackoffBase,
 		backoffMax:  fetchBackoffMax,
+		answers:     map[int]uint64{},
 	}
 	if c.version == "" {
 		c.version = "dev"
@@ -158,6 +167,10 @@ func (c *Client) Workspace() string { return c.workspace }
 // non-200 answer, an *InvalidResponseError for a refused 200 answer,
 // ErrUnavailable for timeouts and connection errors, ErrToken when no token
 // could be read. A cancelled ctx returns ctx.Err() wrapped.
+//
+// Every request sent is counted by the HTTP status of its answer, or as 0
+// when none came (connection refused or reset, timeout); a request whose
+// ctx was cancelled without an answer is not counted.
 func (c *Client) Fetch(ctx context.Context) (Credentials, error) {
 	tok, err := c.tokens.Token()
 	if err != nil {
@@ -175,9 +188,13 @@ func (c *Client) Fetch(ctx context.Context) (Credentials, error) {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if ctx.Err() == nil { // else the caller gave up, which says nothing about the API
+			c.count(0)
+		}
 		return Credentials{}, c.transportError(ctx, req.URL.Host, err)
 	}
 	defer resp.Body.Close()
+	c.count(resp.StatusCode)
 	body, truncated, readErr := readBody(resp.Body)
 
 	if resp.StatusCode == http.StatusOK {
@@ -200,6 +217,20 @@ func (c *Client) Fetch(ctx context.Context) (Credentials, error) {
 	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.clock.Now())
 	e.Location = resp.Header.Get("Location")
 	return Credentials{}, e
+}
+
+// count records one request answered with status (0: no answer).
+func (c *Client) count(status int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.answers[status]++
+}
+
+// answerCounts returns a copy of the answer counts.
+func (c *Client) answerCounts() map[int]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.answers)
 }
 
 // readBody reads at most MaxBodySize bytes; truncated reports a longer body.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -231,6 +232,11 @@ func TestFetchTimeout(t *testing.T) {
 	if _, err := c.Fetch(ctx); !errors.Is(err, context.Canceled) || IsTemporary(err) {
 		t.Errorf("cancelled: err = %v", err)
 	}
+	// The timeout counts as a request without an answer; the cancelled
+	// request does not count.
+	if got, want := c.answerCounts(), map[int]uint64{0: 1}; !maps.Equal(got, want) {
+		t.Errorf("answers = %v, want %v", got, want)
+	}
 }
 
 func TestFetchWithRetry(t *testing.T) {
@@ -305,6 +311,18 @@ func TestFetchWithRetry(t *testing.T) {
 			}
 			if tt.checkSleep != nil {
 				tt.checkSleep(t, clock.slept())
+			}
+			// Every request is counted by the status of its answer.
+			want := map[int]uint64{}
+			for i := range int(api.requests.Load()) {
+				if i < len(tt.statuses) {
+					want[tt.statuses[i]]++
+				} else {
+					want[http.StatusOK]++
+				}
+			}
+			if got := c.answerCounts(); !maps.Equal(got, want) {
+				t.Errorf("answers = %v, want %v", got, want)
 			}
 		})
 	}

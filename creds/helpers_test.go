@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -154,6 +155,13 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
+// advance moves the clock forward by d.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 func (c *fakeClock) slept() []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -182,4 +190,58 @@ func testConfig(api *fakeAPI, logger *slog.Logger) Config {
 		RequestTimeout:  2 * time.Second,
 		MountRetryBound: 2 * time.Second,
 	}
+}
+
+// answerScript scripts the answers of a fakeAPI, one status per request:
+// 0 refuses the connection, 200 answers normally, others answer with that
+// status (429 with "Retry-After: 1"). Once the script is used up, every
+// request is answered normally.
+type answerScript struct {
+	mu    sync.Mutex
+	steps []int // guarded by mu
+}
+
+// next pops the next step; with refusal set, only if it is a refusal.
+func (s *answerScript) next(refusal bool) (status int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.steps) == 0 || refusal && s.steps[0] != 0 {
+		return 0, false
+	}
+	status, s.steps = s.steps[0], s.steps[1:]
+	return status, true
+}
+
+// scriptAnswers makes api follow steps (see answerScript) and returns the
+// HTTP client to put in Config.HTTPClient: it makes the refusals happen.
+func scriptAnswers(t *testing.T, api *fakeAPI, steps ...int) *http.Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	s := &answerScript{steps: steps}
+	api.setRespond(func(w http.ResponseWriter, _ int64) bool {
+		status, ok := s.next(false)
+		switch {
+		case !ok || status == http.StatusOK:
+			return false
+		case status == http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", "1")
+		}
+		writeEnvelope(w, status, "x", "scripted")
+		return true
+	})
+	var d net.Dialer
+	return &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true, // one dial per request, so a refusal is one request
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if _, refuse := s.next(true); refuse {
+				addr = closed
+			}
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
 }

@@ -111,8 +111,18 @@ func (e *entry) aws() aws.Credentials {
 type Stats struct {
 	// Refreshes counts successful fetches, the initial one included.
 	Refreshes uint64
-	// Failures counts failed refresh attempts by kind.
+	// Failures counts failed refresh attempts by kind. Unlike APIAnswers,
+	// it leaves out the failed attempts of the first fetch (NewProvider
+	// returns them), and counts answers that were refused although they
+	// came with status 200 (FailureInvalidResponse, FailureScopeChanged).
 	Failures map[FailureKind]uint64
+	// APIAnswers counts the requests made to the workspace API by the
+	// HTTP status of their answers: the first fetch and its retries, and
+	// every refresh attempt. Status 0 counts requests that got no answer
+	// (connection refused or reset, timeout); a request abandoned because
+	// its context ended (Close, or the ctx given to NewProvider) is not
+	// counted.
+	APIAnswers map[int]uint64
 	// Invalidations counts credentials dropped because storage rejected them.
 	Invalidations uint64
 	// ReactiveRetries counts storage requests retried after a rejection.
@@ -283,6 +293,7 @@ func (p *Provider) invalidateLocked(accessKeyID string) {
 
 // Stats returns a snapshot of the counters.
 func (p *Provider) Stats() Stats {
+	answers := p.client.answerCounts() // before mu: no lock is taken while holding it
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.stats
@@ -290,6 +301,7 @@ func (p *Provider) Stats() Stats {
 	for k, v := range p.stats.Failures {
 		s.Failures[k] = v
 	}
+	s.APIAnswers = answers
 	s.ReactiveRetries = p.reactiveRetries.Load()
 	s.Expiration = p.cur.creds.Expiration
 	s.TimeToExpiry = s.Expiration.Sub(p.clock.Now())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -517,5 +518,45 @@ func TestProviderRetryDelay(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// Stats counts the API's answers by status, a refused connection as 0, over
+// the first fetch's retries and the refreshes; Failures counts only failed
+// refreshes.
+func TestProviderStatsAPIAnswers(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		mount []int // answers to the first fetch (0: connection refused)
+		want  map[int]uint64
+	}{
+		{"answered", []int{200}, map[int]uint64{200: 2}},
+		{"unavailable and rate limited", []int{503, 429, 200}, map[int]uint64{503: 1, 429: 1, 200: 2}},
+		{"refused", []int{0, 0, 200}, map[int]uint64{0: 2, 200: 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newFakeAPI(t)
+			clock := newFakeClock() // FetchWithRetry's backoff takes no time
+			api.setNow(clock.Now)
+			cfg := testConfig(api, nil)
+			cfg.Clock = clock
+			cfg.HTTPClient = scriptAnswers(t, api, tt.mount...)
+			p := startProvider(t, cfg)
+			c, err := p.Retrieve(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Invalidate(c.AccessKeyID)
+			if _, err := p.Retrieve(context.Background()); err != nil { // waits for the refresh
+				t.Fatal(err)
+			}
+			st := p.Stats()
+			if !maps.Equal(st.APIAnswers, tt.want) {
+				t.Errorf("APIAnswers = %v, want %v", st.APIAnswers, tt.want)
+			}
+			if st.Refreshes != 2 || len(st.Failures) != 0 {
+				t.Errorf("Refreshes = %d, Failures = %v; want 2 and none", st.Refreshes, st.Failures)
+			}
+		})
 	}
 }

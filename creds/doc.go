@@ -91,9 +91,10 @@
 // # Observability
 //
 // Provider.Stats reports refreshes, failures by FailureKind, the API's
-// answers by HTTP status (0 for none: connection refused, timeout),
-// invalidations, reactive retries and time to expiry. Logs go to the
-// slog.Logger in Config; Secret values (tokens, secret keys, session
-// tokens) print as REDACTED everywhere, and access key IDs are logged by
-// their last four characters only.
+// answers by HTTP status (0 for none: connection refused, timeout), the
+// Retrieve calls that waited for credentials (how many, for how long, how
+// many wait now), invalidations, reactive retries and time to expiry.
+// Logs go to the slog.Logger in Config; Secret values (tokens, secret
+// keys, session tokens) print as REDACTED everywhere, and access key IDs
+// are logged by their last four characters only.
 package creds

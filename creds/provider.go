@@ -123,6 +123,13 @@ type Stats struct {
 	// its context ended (Close, or the ctx given to NewProvider) is not
 	// counted.
 	APIAnswers map[int]uint64
+	// Waits counts Retrieve calls that found no usable credentials (expired
+	// or rejected) and had to wait for fresh ones, however the wait ended.
+	// WaitTime is the total time they waited, on the Config's Clock; a wait
+	// is added when it ends. Waiting is how many calls wait now.
+	Waits    uint64
+	WaitTime time.Duration
+	Waiting  int
 	// Invalidations counts credentials dropped because storage rejected them.
 	Invalidations uint64
 	// ReactiveRetries counts storage requests retried after a rejection.
@@ -220,8 +227,20 @@ func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		p.mu.Unlock()
 		return e.aws(), nil
 	}
+	p.stats.Waits++
+	p.stats.Waiting++
 	p.mu.Unlock()
+	defer p.waitEnded(now)
 	return p.waitUsable(ctx)
+}
+
+// waitEnded accounts for a Retrieve call that started waiting at start.
+func (p *Provider) waitEnded(start time.Time) {
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats.Waiting--
+	p.stats.WaitTime += max(now.Sub(start), 0) // the wall clock may step back
 }
 
 var _ aws.CredentialsProvider = (*Provider)(nil)

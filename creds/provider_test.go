@@ -409,6 +409,10 @@ func TestProviderRetrieveHonoursContext(t *testing.T) {
 	if time.Since(start) > time.Second {
 		t.Errorf("Retrieve ignored its context")
 	}
+	// A wait that failed counts too.
+	if st := p.Stats(); st.Waits != 1 || st.Waiting != 0 || st.WaitTime <= 0 {
+		t.Errorf("Waits = %d, Waiting = %d, WaitTime = %v; want 1, 0, > 0", st.Waits, st.Waiting, st.WaitTime)
+	}
 }
 
 func TestNewProviderErrors(t *testing.T) {
@@ -556,6 +560,10 @@ func TestProviderStatsAPIAnswers(t *testing.T) {
 			}
 			if st.Refreshes != 2 || len(st.Failures) != 0 {
 				t.Errorf("Refreshes = %d, Failures = %v; want 2 and none", st.Refreshes, st.Failures)
+			}
+			// Only the Retrieve after Invalidate waited, no time on the fake clock.
+			if st.Waits != 1 || st.Waiting != 0 || st.WaitTime != 0 {
+				t.Errorf("Waits = %d, Waiting = %d, WaitTime = %v; want 1, 0, 0", st.Waits, st.Waiting, st.WaitTime)
 			}
 		})
 	}

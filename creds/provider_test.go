@@ -551,7 +551,7 @@ func TestProviderStatsAPIAnswers(t *testing.T) {
 				t.Fatal(err)
 			}
 			p.Invalidate(c.AccessKeyID)
-			if _, err := p.Retrieve(context.Background()); err != nil { // waits for the refresh
+			if _, err := p.Retrieve(context.Background()); err != nil { // the refreshed credentials
 				t.Fatal(err)
 			}
 			st := p.Stats()
@@ -561,9 +561,10 @@ func TestProviderStatsAPIAnswers(t *testing.T) {
 			if st.Refreshes != 2 || len(st.Failures) != 0 {
 				t.Errorf("Refreshes = %d, Failures = %v; want 2 and none", st.Refreshes, st.Failures)
 			}
-			// Only the Retrieve after Invalidate waited, no time on the fake clock.
-			if st.Waits != 1 || st.Waiting != 0 || st.WaitTime != 0 {
-				t.Errorf("Waits = %d, Waiting = %d, WaitTime = %v; want 1, 0, 0", st.Waits, st.Waiting, st.WaitTime)
+			// Whether the Retrieve after Invalidate waited depends on the
+			// refresh's speed; no wait took time on the fake clock.
+			if st.Waits > 1 || st.Waiting != 0 || st.WaitTime != 0 {
+				t.Errorf("Waits = %d, Waiting = %d, WaitTime = %v; want at most 1, 0, 0", st.Waits, st.Waiting, st.WaitTime)
 			}
 		})
 	}

@@ -76,6 +76,9 @@ type Config struct {
 	// ListMaxKeys is the page size asked of List (default and maximum
 	// DefaultListMaxKeys); tests lower it to exercise pagination.
 	ListMaxKeys int
+	// Observer, if set, is told about every request attempt and every
+	// body byte (metrics).
+	Observer Observer
 }
 
 // Bucket is an S3 client scoped to one bucket and prefix. It is safe for
@@ -178,12 +181,18 @@ func New(cfg Config) (*Bucket, error) {
 	if retryer == nil {
 		retryer = defaultRetryer
 	}
+	var transport http.RoundTripper = newTransport(maxConns)
+	apiOptions := append([]func(*middleware.Stack) error(nil), cfg.APIOptions...)
+	if cfg.Observer != nil {
+		transport = countingTransport{next: transport, o: cfg.Observer}
+		apiOptions = append(apiOptions, observeAttempts{cfg.Observer}.add)
+	}
 	opts := s3.Options{
 		AppID:                      "mount-ws", // in the User-Agent, for server logs
 		Region:                     cfg.Region,
 		Credentials:                credentialsProvider{p: cfg.Credentials},
-		APIOptions:                 append([]func(*middleware.Stack) error(nil), cfg.APIOptions...),
-		HTTPClient:                 &http.Client{Transport: newTransport(maxConns)},
+		APIOptions:                 apiOptions,
+		HTTPClient:                 &http.Client{Transport: transport},
 		Retryer:                    retryer(),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,

@@ -124,8 +124,10 @@ func (d *dir) find(ctx context.Context, name string) (entry, bool, syscall.Errno
 	}
 	e, known, found := d.cached(name)
 	if known {
+		d.fs.counts.metaHits.Add(1)
 		return e, found, 0
 	}
+	d.fs.counts.metaMisses.Add(1)
 	if d.countProbe() {
 		// Many lookups here: list the directory once instead, if it is
 		// not too large, and answer them all from the listing.

@@ -26,6 +26,7 @@ type FS struct {
 	space   *stageSpace
 	journal *journal
 	errs    errLog
+	counts  counters
 	start   time.Time // mount time: the times of directories without a marker
 
 	retryMu   sync.Mutex
@@ -85,6 +86,8 @@ type MountConfig struct {
 	Xattrs bool
 	// Debug logs every FUSE request (very verbose).
 	Debug bool
+	// Observe, if set, is told about every FUSE request (metrics).
+	Observe OpObserver
 }
 
 // Mount mounts f at mountpoint and returns the serving fuse.Server. As
@@ -134,6 +137,9 @@ func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
 	raw := fusefs.NewNodeFS(f.Root(), opts)
 	if cfg.AllowRoot && !cfg.AllowOther {
 		raw = ownerOrRoot{RawFileSystem: raw, owner: uint32(syscall.Getuid())}
+	}
+	if cfg.Observe != nil {
+		raw = observed{RawFileSystem: raw, report: cfg.Observe}
 	}
 	server, err := fuse.NewServer(raw, mountpoint, &opts.MountOptions)
 	if err != nil {

@@ -65,6 +65,7 @@ func (h *handle) reader() *readAhead {
 	defer h.n.mu.Unlock()
 	if h.ra == nil {
 		h.ra = newReadAhead(h.fetcher(h.attr.etag), h.attr.size, h.n.fs.budget)
+		h.ra.counts = &h.n.fs.counts
 	}
 	return h.ra
 }

@@ -41,6 +41,7 @@ type readAhead struct {
 	fetch  fetchFunc
 	size   int64
 	budget *budget
+	counts *counters       // hits and misses; nil counts nothing
 	ctx    context.Context // cancelled by close; bounds every background fetch
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background fetches
@@ -81,6 +82,7 @@ func (r *readAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 		r.dropLocked(func(*chunk) bool { return true })
 		r.runStart, r.frontier, r.pos = end, end, end
 		r.mu.Unlock()
+		r.count(false)
 		return r.readDirect(ctx, p, off)
 	}
 	if r.random {
@@ -93,8 +95,10 @@ func (r *readAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 	need, covered := r.coveringLocked(off, end)
 	r.mu.Unlock()
 	if !covered {
+		r.count(false)
 		return r.readDirect(ctx, p, off) // a read behind the window
 	}
+	r.count(fetched(need))
 
 	n := 0
 	for _, c := range need {
@@ -117,6 +121,29 @@ func (r *readAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 		return n, io.ErrUnexpectedEOF
 	}
 	return n, nil
+}
+
+// fetched reports whether every chunk's data has arrived.
+func fetched(chunks []*chunk) bool {
+	for _, c := range chunks {
+		select {
+		case <-c.done:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// count records a read served from fetched data (hit) or not.
+func (r *readAhead) count(hit bool) {
+	switch {
+	case r.counts == nil:
+	case hit:
+		r.counts.readHits.Add(1)
+	default:
+		r.counts.readMisses.Add(1)
+	}
 }
 
 // readDirect fetches just the aligned block around [off, off+len(p)).

@@ -398,8 +398,10 @@ func (n *file) save(ctx context.Context) error {
 	n.lastErr = err
 	n.mu.Unlock()
 	if err != nil {
+		n.fs.counts.saveFailures.Add(1)
 		n.fs.retryLater(n, true)
 	} else {
+		n.fs.counts.saves.Add(1)
 		n.fs.unqueue(n)
 	}
 	return err

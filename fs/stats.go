@@ -1,0 +1,92 @@
+package fs
+
+import (
+	"sort"
+	"sync/atomic"
+)
+
+// counters count the mount's events for Stats. They are atomics: they sit
+// on the request path, where a lock would serialise unrelated requests.
+type counters struct {
+	saves, saveFailures  atomic.Uint64
+	metaHits, metaMisses atomic.Uint64
+	readHits, readMisses atomic.Uint64
+}
+
+// Stats is a snapshot of what the filesystem holds and has done, for
+// metrics and `mount-ws status`.
+type Stats struct {
+	// PrefetchBytes is the read-ahead memory in use, PrefetchLimit its
+	// budget (--prefetch-memory-mib).
+	PrefetchBytes, PrefetchLimit int64
+	// StagedBytes is the size of all staging files, StageLimit their
+	// budget (--cache-size-mib).
+	StagedBytes, StageLimit int64
+	// Unsaved lists the files whose data is not in the bucket yet, by
+	// path: a failed upload, or a change still being saved after its last
+	// close.
+	Unsaved []UnsavedFile
+	// Saves and SaveFailures count uploads of a file's content or
+	// metadata (retries included) by outcome.
+	Saves, SaveFailures uint64
+	// MetadataHits counts lookups answered from the directory cache,
+	// MetadataMisses those that asked the storage.
+	MetadataHits, MetadataMisses uint64
+	// ReadAheadHits counts reads served from data already fetched,
+	// ReadAheadMisses those that waited for the storage.
+	ReadAheadHits, ReadAheadMisses uint64
+}
+
+// UnsavedFile is a file with data not yet in the bucket.
+type UnsavedFile struct {
+	Path string
+	// Failed: its last upload failed (close or fsync said EIO); Err says
+	// why. Otherwise it is still being saved.
+	Failed bool
+	Err    error
+}
+
+// FailedUploads counts the unsaved files whose last upload failed.
+func (s Stats) FailedUploads() int {
+	n := 0
+	for _, u := range s.Unsaved {
+		if u.Failed {
+			n++
+		}
+	}
+	return n
+}
+
+// Stats returns a snapshot of the filesystem's state and counters.
+func (f *FS) Stats() Stats {
+	s := Stats{
+		PrefetchLimit:   f.budget.limit,
+		StageLimit:      f.space.limit,
+		Saves:           f.counts.saves.Load(),
+		SaveFailures:    f.counts.saveFailures.Load(),
+		MetadataHits:    f.counts.metaHits.Load(),
+		MetadataMisses:  f.counts.metaMisses.Load(),
+		ReadAheadHits:   f.counts.readHits.Load(),
+		ReadAheadMisses: f.counts.readMisses.Load(),
+	}
+	s.PrefetchBytes, _ = f.budget.inUse()
+	f.space.mu.Lock()
+	s.StagedBytes = f.space.used
+	f.space.mu.Unlock()
+
+	f.retryMu.Lock()
+	files := make(map[*file]bool, len(f.pending))
+	for n, failed := range f.pending {
+		files[n] = failed
+	}
+	f.retryMu.Unlock()
+	for n, failed := range files {
+		key, _ := n.saveKey()
+		n.mu.Lock()
+		cause := n.lastErr
+		n.mu.Unlock()
+		s.Unsaved = append(s.Unsaved, UnsavedFile{Path: key, Failed: failed, Err: cause})
+	}
+	sort.Slice(s.Unsaved, func(i, j int) bool { return s.Unsaved[i].Path < s.Unsaved[j].Path })
+	return s
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a package imports against the intended direction
-# (cmd -> fs -> bucket -> creds; internal/ only from tests and dev commands),
+# (cmd -> fs -> bucket -> creds; cmd -> metrics, which reads the others'
+# snapshots; internal/ only from tests and dev commands),
 # or when the mount-ws binary would link the S3 server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +10,10 @@ fail=0
 
 # forbidden[pkg]="patterns it must not import" (non-test imports only)
 declare -A forbidden=(
-  [creds]="$mod/bucket $mod/fs $mod/cmd $mod/internal"
-  [bucket]="$mod/fs $mod/cmd $mod/internal"
-  [fs]="$mod/cmd $mod/creds $mod/internal"
+  [creds]="$mod/bucket $mod/fs $mod/metrics $mod/cmd $mod/internal"
+  [bucket]="$mod/fs $mod/metrics $mod/cmd $mod/internal"
+  [fs]="$mod/cmd $mod/creds $mod/metrics $mod/internal"
+  [metrics]="$mod/cmd $mod/internal"
 )
 for pkg in "${!forbidden[@]}"; do
   [ -d "$pkg" ] || continue

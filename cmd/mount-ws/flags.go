@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"mount-ws/fs"
+	"mount-ws/metrics"
 )
 
 // config is the parsed command line.
@@ -41,10 +42,13 @@ type config struct {
 	logFile   string
 	debugFuse bool
 	version   bool
+
+	metricsAddr string
 }
 
 const usageText = `Usage: mount-ws [flags] ORG/WS MOUNTPOINT
        mount -t fuse.mount-ws ORG/WS MOUNTPOINT -o OPTIONS
+       mount-ws status [--json] MOUNTPOINT
 
 Mounts the storage of workspace ORG/WS at MOUNTPOINT (an existing, empty
 directory). By default mount-ws runs in the background and returns once the
@@ -81,7 +85,7 @@ var flagGroups = []struct {
 	{"Workspace", []string{"api-url", "token-file", "insecure-http"}},
 	{"Mount", []string{"foreground", "read-only", "allow-other", "allow-root", "uid", "gid", "file-mode", "dir-mode", "xattr", "options"}},
 	{"Caching and memory", []string{"metadata-ttl", "prefetch-memory-mib", "cache-dir", "cache-size-mib"}},
-	{"Logging", []string{"log-level", "log-format", "log-file", "debug-fuse"}},
+	{"Logging and monitoring", []string{"log-level", "log-format", "log-file", "debug-fuse", "metrics-addr"}},
 	{"Other", []string{"help", "version"}},
 }
 
@@ -112,6 +116,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	fl.StringVar(&c.logFormat, "log-format", "text", "text, or json (one object per line, for log pipelines)")
 	fl.StringVar(&c.logFile, "log-file", "", "write logs here (default: stderr in the foreground, ~/.cache/mount-ws/ORG-WS@MOUNTPOINT.log in the background)")
 	fl.BoolVar(&c.debugFuse, "debug-fuse", false, "log every FUSE request (very verbose)")
+	fl.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (off by default; a PORT alone listens on loopback)")
 	help := fl.BoolP("help", "h", false, "show this help and exit")
 	fl.BoolVar(&c.version, "version", false, "print the version and exit")
 
@@ -157,6 +162,11 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	c.cacheLimit = *cacheSize << 20
 	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return c, usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)}
+	}
+	if c.metricsAddr != "" {
+		if _, err := metrics.ListenAddr(c.metricsAddr); err != nil {
+			return c, usageError{fmt.Errorf("--metrics-addr: %w", err)}
+		}
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, usageError{fmt.Errorf("--log-format %q: use text or json", c.logFormat)}

@@ -17,6 +17,7 @@ import (
 	"mount-ws/bucket"
 	"mount-ws/creds"
 	"mount-ws/fs"
+	"mount-ws/metrics"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -27,6 +28,9 @@ var version = "dev"
 const readyFDEnv = "MOUNT_WS_READY_FD"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "status" {
+		return runStatus(args[1:], stdout)
+	}
 	cfg, err := parseFlags(args, os.Getenv, stdout)
 	if errors.Is(err, errHelp) {
 		return nil
@@ -81,6 +85,19 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 	defer provider.Close()
 
 	scope := provider.Scope()
+	// Metrics are made before the bucket and the filesystem, which report
+	// to them; their state is read at each scrape.
+	var (
+		met   *metrics.Mount
+		fsys  *fs.FS
+		absMP = absPath(cfg.mountpoint)
+	)
+	var observer bucket.Observer
+	if cfg.metricsAddr != "" {
+		met = metrics.New(metrics.Info{Workspace: org + "/" + ws, Mountpoint: absMP, Version: version},
+			metrics.Sources{FS: func() fs.Stats { return fsys.Stats() }, Creds: provider.Stats})
+		observer = met
+	}
 	b, err := bucket.New(bucket.Config{
 		Bucket:      scope.Bucket,
 		Prefix:      scope.Prefix,
@@ -89,6 +106,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		Credentials: provider,
 		APIOptions:  []func(*middleware.Stack) error{provider.AddReactiveRefresh},
 		Logger:      logger,
+		Observer:    observer,
 	})
 	if err != nil {
 		return fmt.Errorf("storage client: %w", err)
@@ -122,7 +140,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		}
 		cacheDir = filepath.Join(base, "mount-ws", org+"-"+ws)
 	}
-	fsys := fs.New(b, fs.Options{
+	fsys = fs.New(b, fs.Options{
 		UID: cfg.uid, GID: cfg.gid,
 		FileMode: cfg.fileMode, DirMode: cfg.dirMode,
 		MetadataTTL:    ttl,
@@ -141,17 +159,40 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 			logger.Info("aborted incomplete uploads left by an earlier mount", "count", n)
 		}
 	}
-	server, err := fs.Mount(cfg.mountpoint, fsys, fs.MountConfig{
+	mcfg := fs.MountConfig{
 		FsName:     "mount-ws:" + org + "/" + ws,
 		AllowOther: cfg.allowOther,
 		AllowRoot:  cfg.allowRoot,
 		Xattrs:     cfg.xattr,
 		Debug:      cfg.debugFuse,
-	})
+	}
+	if met != nil {
+		mcfg.Observe = met.FUSEOp
+		ms, err := metrics.Serve(cfg.metricsAddr, met)
+		if err != nil {
+			return usageError{fmt.Errorf("--metrics-addr %s: %w", cfg.metricsAddr, err)}
+		}
+		defer func() {
+			if err := ms.Close(); err != nil {
+				logger.Warn("metrics server", "err", err)
+			}
+		}()
+		logger.Info("metrics served", "url", "http://"+ms.Addr()+"/metrics")
+	}
+	server, err := fs.Mount(cfg.mountpoint, fsys, mcfg)
 	if err != nil {
 		return mountError{fmt.Errorf("mount %s: %w", cfg.mountpoint, err)}
 	}
 	logger.Info("mounted", "workspace", org+"/"+ws, "mountpoint", cfg.mountpoint, "scope", scope.String(), "read_only", cfg.readOnly)
+	status, err := serveStatus(mountState{
+		workspace: org + "/" + ws, mountpoint: absMP, readOnly: cfg.readOnly, started: time.Now(),
+		fs: fsys.Stats, creds: provider.Stats,
+	})
+	if err != nil {
+		logger.Warn("mount-ws status will not answer for this mount", "err", err)
+	} else {
+		defer status.Close()
+	}
 	// READY=1 only once the mount answers: a stat of its root is a
 	// request to this process.
 	if _, err := os.Stat(cfg.mountpoint); err != nil {
@@ -264,12 +305,16 @@ func logPath(cfg config, org, ws string) string {
 	if err != nil {
 		dir = os.TempDir()
 	}
-	mnt, err := filepath.Abs(cfg.mountpoint)
-	if err != nil {
-		mnt = cfg.mountpoint
-	}
-	where := strings.Trim(strings.ReplaceAll(mnt, "/", "-"), "-")
+	where := strings.Trim(strings.ReplaceAll(absPath(cfg.mountpoint), "/", "-"), "-")
 	return filepath.Join(dir, "mount-ws", org+"-"+ws+"@"+where+".log")
+}
+
+// absPath is path made absolute, or path itself if that fails.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }
 
 // credentialsError and mountError select the exit code (see exitCodesText).
@@ -293,7 +338,14 @@ func exitCode(err error, stderr io.Writer) int {
 		c credentialsError
 		m mountError
 		r reportedError
+		s statusError
 	)
+	if errors.As(err, &s) {
+		if s.err != nil {
+			fmt.Fprintln(stderr, "mount-ws status:", s.err)
+		}
+		return s.code
+	}
 	if !errors.As(err, &r) {
 		fmt.Fprintln(stderr, "mount-ws:", err)
 	}

@@ -57,7 +57,7 @@ Flags:
 	fl.StringVar(&o.dataDir, "data", "", "data dir for the S3 server, mounts and logs (default: a temporary dir under /tmp, removed after the run unless -keep); a kept dir is seeded only with what is missing")
 	fl.BoolVar(&o.keep, "keep", false, "keep the temporary data dir (its path is printed)")
 	fl.BoolVar(&o.quick, "quick", false, "small data set (256 MiB, 4×64 MiB, 2,000, 4,000, 500 objects) for a quick check")
-	tools := fl.String("tools", "mount-ws,s3fs,rclone", "comma-separated filesystems to measure; s3fs and rclone are skipped when not installed")
+	tools := fl.String("tools", "mount-ws,s3fs,rclone", "comma-separated filesystems to measure: mount-ws, mount-ws+metrics (with --metrics-addr set), s3fs, rclone; s3fs and rclone are skipped when not installed")
 	workloads := fl.String("workloads", "", "comma-separated workload ids to run (seq, par, rand, ls, find, small, write, create, untar); default all")
 	fl.StringVar(&o.mountWS, "mount-ws", "", "mount-ws binary (default: next to ws-bench, else $PATH)")
 	fl.IntVar(&o.prefetchMiB, "prefetch-memory-mib", 512, "mount-ws --prefetch-memory-mib")
@@ -265,15 +265,20 @@ func setupTools(opts options, stack *wsstack.Stack, dir string,
 	tokenFile := filepath.Join(dir, "token")
 	for _, name := range opts.tools {
 		switch name {
-		case "mount-ws":
+		case "mount-ws", "mount-ws+metrics":
 			bin, err := findMountWS(opts.mountWS)
 			if err != nil {
 				return nil, nil, stop, err
 			}
-			tools = append(tools, mountWSTool(toolConfig{
+			c := toolConfig{
 				mountWS: bin, apiURL: stack.APIURL(), tokenFile: tokenFile,
 				slug: benchOrg + "/" + benchWS, prefetchMiB: opts.prefetchMiB,
-			}))
+			}
+			if name == "mount-ws+metrics" {
+				// What keeping the metrics costs (nobody scrapes them).
+				c.name, c.extraArgs = name, []string{"--metrics-addr", "0"}
+			}
+			tools = append(tools, mountWSTool(c))
 		case "s3fs":
 			path, err := exec.LookPath("s3fs")
 			if err != nil {

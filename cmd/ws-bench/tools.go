@@ -33,7 +33,9 @@ type tool struct {
 
 // toolConfig is what the tools need to reach the workspace.
 type toolConfig struct {
-	mountWS     string // path of the mount-ws binary
+	mountWS     string   // path of the mount-ws binary
+	name        string   // the column's name, if not the tool's
+	extraArgs   []string // more mount-ws flags
 	apiURL      string
 	tokenFile   string
 	slug        string // org/ws
@@ -49,10 +51,15 @@ func mountWSTool(c toolConfig) tool {
 		if readOnly {
 			a = append(a, "--read-only")
 		}
+		a = append(a, c.extraArgs...)
 		return append(a, c.slug, mnt)
 	}
+	name := "mount-ws"
+	if c.name != "" {
+		name = c.name
+	}
 	return tool{
-		Name:    "mount-ws",
+		Name:    name,
 		Version: commandVersion(c.mountWS, "--version"),
 		Command: strings.Join(args("MNT", true), " "),
 		args:    args,

@@ -63,6 +63,10 @@
 // wrapping ErrExpired and the last refresh error; the filesystem turns it
 // into EIO. One line is logged when refreshes start failing, one when the
 // credentials become unusable, and one on recovery, not one per request.
+// Waiting calls are not silent either: once a call has waited a second, a
+// warning says so, with the reason and the last refresh error (one per
+// expiry or rejection, however many calls wait), and a line follows when
+// credentials are available again.
 //
 // Expiry is judged on the wall clock: a machine suspended past the
 // expiration does not sign with dead keys on resume, and credentials are

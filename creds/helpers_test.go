@@ -122,6 +122,76 @@ func newLogger() (*slog.Logger, *logBuffer) {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }
 
+// signalHandler passes records on to Handler and sends each message on
+// msgs, dropping it if msgs is full.
+type signalHandler struct {
+	slog.Handler
+	msgs chan<- string
+}
+
+func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
+	err := h.Handler.Handle(ctx, r)
+	select {
+	case h.msgs <- r.Message:
+	default:
+	}
+	return err
+}
+
+func (h signalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return signalHandler{h.Handler.WithAttrs(as), h.msgs}
+}
+
+func (h signalHandler) WithGroup(name string) slog.Handler {
+	return signalHandler{h.Handler.WithGroup(name), h.msgs}
+}
+
+// newSignallingLogger is newLogger that also sends every message logged
+// on msgs, for awaitLog.
+func newSignallingLogger() (*slog.Logger, *logBuffer, <-chan string) {
+	l, b := newLogger()
+	msgs := make(chan string, 1024)
+	return slog.New(signalHandler{l.Handler(), msgs}), b, msgs
+}
+
+// awaitLog reads msgs until a message containing want, failing the test
+// after 10 s.
+func awaitLog(t *testing.T, msgs <-chan string, want string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-msgs:
+			if strings.Contains(m, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no log message %q within 10s", want)
+		}
+	}
+}
+
+// line returns the first logged line containing substr, or "".
+func (b *logBuffer) line(substr string) string {
+	for l := range strings.Lines(b.String()) {
+		if strings.Contains(l, substr) {
+			return l
+		}
+	}
+	return ""
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s. Use it
+// only for conditions no signal tells about.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
 // assertNoSecrets fails if any test secret appears in s.
 func assertNoSecrets(t *testing.T, what, s string) {
 	t.Helper()

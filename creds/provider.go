@@ -22,6 +22,7 @@ const (
 	loopMaxSleep     = 30 * time.Second // the loop re-reads the wall clock at least this often
 	refreshBackoff   = time.Second      // background retry backoff: base...
 	refreshBackoffMx = 30 * time.Second // ...and cap
+	waitWarnAfter    = time.Second      // a Retrieve waiting this long logs a warning (once per episode)
 )
 
 // Provider hands out workspace credentials to the AWS SDK and keeps them
@@ -40,6 +41,7 @@ type Provider struct {
 
 	backoffBase, backoffMax time.Duration // background retry backoff
 	maxSleep                time.Duration // longest loop sleep before re-reading the wall clock
+	warnAfter               time.Duration // how long a Retrieve waits before it asks for a warning
 
 	kick   chan struct{}      // capacity 1: asks the loop to look at the state now
 	cancel context.CancelFunc // stops the loop
@@ -58,6 +60,9 @@ type Provider struct {
 	outageLogged bool          // the "expired and cannot refresh" line was logged for this streak
 	driftWarned  Scope         // the endpoint/region change last warned about
 	lastProbe    time.Time     // last refresh forced by an ambiguous rejection (see rejected)
+	waitFor      *entry        // the unusable credentials of the wait episode; nil if none (see noteWait)
+	waitSince    time.Time     // when the first call of the episode started waiting
+	waitWarned   bool          // the "waiting for workspace credentials" line was logged for the episode
 	closed       bool
 	stats        Stats // Failures map owned here; copied by Stats()
 }
@@ -178,6 +183,7 @@ func newProvider(ctx context.Context, cfg Config, tune func(*Provider)) (*Provid
 		clock:       c.clock,
 		scope:       cr.Scope,
 		wait:        cfg.ExpiredWaitBound,
+		warnAfter:   waitWarnAfter,
 		backoffBase: refreshBackoff,
 		backoffMax:  refreshBackoffMx,
 		maxSleep:    loopMaxSleep,
@@ -213,8 +219,9 @@ func (p *Provider) Scope() Scope { return p.scope }
 // network access. Otherwise (expired, or rejected by storage) it waits for
 // the background refresh, at most Config.ExpiredWaitBound or until ctx is
 // done, and then fails with an error wrapping ErrExpired (and the last
-// refresh error). After Close it fails with ErrClosed once the held
-// credentials are no longer valid.
+// refresh error). A wait that lasts a second logs a warning, once for all
+// the calls that wait for the same fresh credentials. After Close it fails
+// with ErrClosed once the held credentials are no longer valid.
 func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	now := p.clock.Now()
 	p.mu.Lock()
@@ -245,14 +252,22 @@ func (p *Provider) waitEnded(start time.Time) {
 
 var _ aws.CredentialsProvider = (*Provider)(nil)
 
-// waitUsable waits for usable credentials; see Retrieve.
+// waitUsable waits for usable credentials; see Retrieve. A call that has
+// waited warnAfter asks for the warning of its wait episode (warnWaiting).
 func (p *Provider) waitUsable(ctx context.Context) (aws.Credentials, error) {
 	timer := time.NewTimer(p.wait)
 	defer timer.Stop()
+	warn := time.NewTimer(p.warnAfter)
+	defer warn.Stop()
+	warnC := warn.C
 	for {
 		p.mu.Lock()
 		e, changed, closed := p.cur, p.changed, p.closed
-		usable := e.usable(p.clock.Now())
+		now := p.clock.Now()
+		usable := e.usable(now)
+		if !usable && !closed {
+			p.noteWait(now)
+		}
 		p.mu.Unlock()
 		if usable {
 			return e.aws(), nil
@@ -263,6 +278,9 @@ func (p *Provider) waitUsable(ctx context.Context) (aws.Credentials, error) {
 		p.poke()
 		select {
 		case <-changed:
+		case <-warnC:
+			warnC = nil
+			p.warnWaiting()
 		case <-ctx.Done():
 			return aws.Credentials{}, fmt.Errorf("wait for fresh credentials for %s: %w", p.client.workspace, ctx.Err())
 		case <-timer.C:
@@ -272,6 +290,36 @@ func (p *Provider) waitUsable(ctx context.Context) (aws.Credentials, error) {
 			return aws.Credentials{}, err
 		}
 	}
+}
+
+// noteWait records that a call waits at now for the unusable p.cur: the
+// first such call starts a wait episode, which lasts until usable
+// credentials are installed. Caller holds mu.
+func (p *Provider) noteWait(now time.Time) {
+	if p.waitFor != p.cur {
+		p.waitFor, p.waitSince, p.waitWarned = p.cur, now, false
+	}
+}
+
+// warnWaiting logs that calls are waiting for credentials, once per wait
+// episode however many calls wait; install logs when the wait is over.
+func (p *Provider) warnWaiting() {
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.waitWarned || p.waitFor != p.cur || p.cur.usable(now) || p.closed {
+		return
+	}
+	p.waitWarned = true
+	why := "expired at " + p.cur.creds.Expiration.Format(time.RFC3339)
+	if p.cur.invalid {
+		why = "rejected by the storage"
+	}
+	args := []any{"waiting_for", p.warnAfter, "why", why}
+	if p.lastErr != nil {
+		args = append(args, "last_error", p.lastErr)
+	}
+	p.log.Warn("waiting for workspace credentials", args...)
 }
 
 // expiredError describes why no usable credentials are held. Caller holds mu.
@@ -463,6 +511,16 @@ func (p *Provider) install(cr Credentials) error {
 	}
 	if !p.failingSince.IsZero() {
 		p.log.Info("credential refresh recovered", "failing_for", now.Sub(p.failingSince).Round(time.Millisecond))
+	}
+	switch {
+	case p.waitFor != p.cur: // no call waited for the replaced credentials
+	case !e.usable(now):
+		p.waitFor = e // the wait episode goes on
+	default:
+		if p.waitWarned {
+			p.log.Info("workspace credentials available again", "waited", max(now.Sub(p.waitSince), 0).Round(time.Millisecond))
+		}
+		p.waitFor, p.waitWarned = nil, false
 	}
 	p.prev, p.cur = p.cur, e
 	close(p.changed)

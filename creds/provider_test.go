@@ -20,9 +20,16 @@ func fastBackoff(p *Provider) {
 	p.backoffMax = 100 * time.Millisecond
 }
 
-func startProvider(t *testing.T, cfg Config) *Provider {
+// startProvider starts a Provider with fastBackoff and then tunes, and
+// closes it at the end of the test.
+func startProvider(t *testing.T, cfg Config, tunes ...func(*Provider)) *Provider {
 	t.Helper()
-	p, err := newProvider(context.Background(), cfg, fastBackoff)
+	p, err := newProvider(context.Background(), cfg, func(p *Provider) {
+		fastBackoff(p)
+		for _, tune := range tunes {
+			tune(p)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,6 +573,98 @@ func TestProviderStatsAPIAnswers(t *testing.T) {
 			if st.Waits > 1 || st.Waiting != 0 || st.WaitTime != 0 {
 				t.Errorf("Waits = %d, Waiting = %d, WaitTime = %v; want at most 1, 0, 0", st.Waits, st.Waiting, st.WaitTime)
 			}
+		})
+	}
+}
+
+// Calls that wait for credentials are not silent: after warnAfter, one
+// warning per wait episode however many calls wait, and one line when
+// credentials are back. The waits are counted in Stats.
+func TestProviderWaitWarning(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		unusable func(p *Provider, clock *fakeClock, key string) // makes the held credentials unusable
+		why      string
+	}{
+		{"expired", func(_ *Provider, clock *fakeClock, _ string) { clock.advance(2 * time.Hour) }, `why="expired at `},
+		{"rejected", func(p *Provider, _ *fakeClock, key string) { p.Invalidate(key) }, `why="rejected by the storage"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			api := newFakeAPI(t)
+			clock := newFakeClock() // stands still unless advanced: no refresh retry is due until then
+			api.setNow(clock.Now)
+			var down atomic.Bool
+			api.setRespond(func(w http.ResponseWriter, _ int64) bool {
+				if !down.Load() {
+					return false
+				}
+				writeEnvelope(w, 503, "unavailable", "maintenance "+testToken)
+				return true
+			})
+			logger, logs, msgs := newSignallingLogger()
+			cfg := testConfig(api, logger)
+			cfg.Clock = clock
+			cfg.ExpiredWaitBound = time.Hour // the waits end when credentials come
+			p := startProvider(t, cfg, func(p *Provider) { p.warnAfter = time.Millisecond })
+			held, err := p.Retrieve(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			const calls, outage = 8, 5 * time.Second
+			for round := 1; round <= 2; round++ { // the second episode warns again
+				down.Store(true)
+				tt.unusable(p, clock, held.AccessKeyID)
+				p.poke()
+				awaitLog(t, msgs, "cannot be refreshed") // so the warning has a last error
+
+				got := make(chan string, calls)
+				for range calls {
+					go func() {
+						c, err := p.Retrieve(context.Background())
+						if err != nil {
+							t.Errorf("Retrieve: %v", err)
+						}
+						got <- c.AccessKeyID
+					}()
+				}
+				waitUntil(t, "all calls wait", func() bool { return p.Stats().Waiting == calls })
+				awaitLog(t, msgs, "waiting for workspace credentials")
+				down.Store(false)
+				clock.advance(outage) // the refresh retry is due
+				for range calls {
+					if k := <-got; k == held.AccessKeyID {
+						t.Errorf("round %d: got the unusable key %s", round, k)
+					}
+				}
+				held, _ = p.Retrieve(context.Background())
+
+				if n := logs.count(`msg="waiting for workspace credentials"`); n != round {
+					t.Errorf("round %d: %d warnings in all, want %d:\n%s", round, n, round, logs)
+				}
+				if n := logs.count(`msg="workspace credentials available again"`); n != round {
+					t.Errorf("round %d: %d lines on recovery in all, want %d:\n%s", round, n, round, logs)
+				}
+				st := p.Stats()
+				if st.Waits != uint64(round*calls) || st.Waiting != 0 || st.WaitTime != time.Duration(round*calls)*outage {
+					t.Errorf("round %d: Waits = %d, Waiting = %d, WaitTime = %v; want %d, 0, %v",
+						round, st.Waits, st.Waiting, st.WaitTime, round*calls, time.Duration(round*calls)*outage)
+				}
+			}
+
+			warning := logs.line("waiting for workspace credentials")
+			for _, want := range []string{"level=WARN", "workspace=acme/data", "waiting_for=1ms", tt.why, "last_error=", "503"} {
+				if !strings.Contains(warning, want) {
+					t.Errorf("warning lacks %q: %s", want, warning)
+				}
+			}
+			info := logs.line("workspace credentials available again")
+			for _, want := range []string{"level=INFO", "workspace=acme/data", "waited=5s"} {
+				if !strings.Contains(info, want) {
+					t.Errorf("recovery line lacks %q: %s", want, info)
+				}
+			}
+			assertNoSecrets(t, "logs", logs.String())
 		})
 	}
 }

@@ -54,7 +54,10 @@ Actions (against the ws-dev running with the same -data):
                                      STATUS (503 = SlowDown, 500); OPs limit it:
                                      GET HEAD LIST PUT COPY MPU_PART ...
   s3-stall DURATION [N] [OP...]      stall S3 requests
-  clear                              remove every fault
+  clear                              remove every fault: API failures, latency,
+                                     hangs and outages, S3 faults; the TTL goes
+                                     back to serve's -ttl (revoked credentials
+                                     stay revoked)
 `
 
 func fault(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -116,6 +116,9 @@ type API struct {
 	iam      *sessionIAM
 	endpoint string // S3 endpoint handed out with credentials
 	region   string
+	// defaultTTL is the TTL the stack started with, which ResetTTL
+	// restores; set once by newAPI, read without the lock.
+	defaultTTL time.Duration
 
 	mu         sync.Mutex
 	workspaces map[string]Workspace       // by "org/ws"
@@ -136,6 +139,7 @@ func newAPI(iam *sessionIAM, endpoint, region string, ttl time.Duration) *API {
 		region:     region,
 		workspaces: make(map[string]Workspace),
 		grants:     make(map[string]map[string]bool),
+		defaultTTL: ttl,
 		ttl:        ttl,
 		stats:      APIStats{ByStatus: make(map[int]int)},
 	}
@@ -158,6 +162,14 @@ func (a *API) SetTTL(ttl time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.ttl = ttl
+}
+
+// ResetTTL undoes SetTTL: credentials minted from now on last as long as
+// the stack's Config.TTL says.
+func (a *API) ResetTTL() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ttl = a.defaultTTL
 }
 
 // SetLatency delays every answer by d (0 turns it off).
@@ -194,7 +206,8 @@ func (a *API) HangFor(d time.Duration) {
 	a.hangUntil = time.Now().Add(d)
 }
 
-// ClearFaults drops pending faults, latency and hangs.
+// ClearFaults drops pending faults, latency and hangs. It leaves the TTL
+// alone (see ResetTTL); Stack.ClearFaults undoes every fault.
 func (a *API) ClearFaults() {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -97,9 +97,11 @@ func (s *Stack) apply(req ControlRequest) (string, error) {
 	}
 	switch {
 	case req.Clear:
-		s.API.ClearFaults()
-		s.S3.ClearFaults()
-		return "cleared every API and S3 fault", nil
+		if err := s.ClearFaults(); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("cleared every API and S3 fault: the API answers at once again, "+
+			"credentials minted from now on last %v (revoked credentials stay revoked)", s.API.defaultTTL), nil
 	case req.APIFail != nil:
 		f := req.APIFail
 		if f.Status < 400 || f.Status > 599 || f.Count < 1 {

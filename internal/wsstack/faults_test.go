@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
@@ -218,5 +220,83 @@ func TestClassifyS3(t *testing.T) {
 		if got := ClassifyS3(r); got != tt.want {
 			t.Errorf("%s %s copy=%v: %s, want %s", tt.method, tt.target, tt.copySrc, got, tt.want)
 		}
+	}
+}
+
+// TestClearRemovesEveryFault injects every fault kind the control port knows
+// (as "ws-dev fault" does), clears, and checks that none is left in force.
+func TestClearRemovesEveryFault(t *testing.T) {
+	t.Cleanup(func() {
+		if err := testStack.ClearFaults(); err != nil {
+			t.Error(err)
+		}
+	})
+	srv := httptest.NewServer(ControlHandler(testStack))
+	defer srv.Close()
+	post := func(body string) string {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/fault", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", body, resp.StatusCode, msg)
+		}
+		return string(msg)
+	}
+	before := mint(t, "acme", "alpha", tokenA)
+	for _, body := range []string{
+		`{"api_fail":{"status":503,"count":5}}`,
+		`{"api_body":{"kind":"malformed","count":2}}`,
+		`{"api_body":{"kind":"truncated","count":2}}`,
+		`{"api_wrong_scope":{"bucket":"elsewhere","prefix":"x/","count":2}}`,
+		`{"api_latency":"5s"}`,
+		`{"api_hang":"30s"}`,
+		`{"ttl":"3s"}`,
+		`{"revoke":"` + before.AccessKeyID + `"}`,
+		`{"s3_fault":{"status":503}}`,
+		`{"s3_fault":{"stall":"30s"}}`,
+		`{"api_down":"30s"}`,
+	} {
+		post(body)
+	}
+	if msg := post(`{"clear":true}`); !strings.Contains(msg, "cleared") {
+		t.Errorf("clear answered %q", msg)
+	}
+
+	// Every call below would fail or time out if a fault were left.
+	start := time.Now()
+	cl := &http.Client{Timeout: 2 * time.Second}
+	for i := range 3 { // more than one: no queued fault either
+		req, _ := http.NewRequest("GET", testStack.APIURL()+credsPath("acme", "alpha"), nil)
+		req.Header.Set("Authorization", "Bearer "+tokenA)
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatalf("request %d after clear: %v", i, err)
+		}
+		var c CredentialsResponse
+		err = json.NewDecoder(resp.Body).Decode(&c)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil {
+			t.Fatalf("request %d after clear: status %d, decode %v", i, resp.StatusCode, err)
+		}
+		if c.Bucket != DefaultBucket || c.Prefix != "acme/alpha/" {
+			t.Errorf("request %d after clear: scope %s/%s", i, c.Bucket, c.Prefix)
+		}
+		exp, err := time.Parse(time.RFC3339, c.Expiration)
+		if ttl := time.Until(exp); err != nil || ttl < 59*time.Minute || ttl > time.Hour+time.Minute {
+			t.Errorf("request %d after clear: expiration %q (%v), want the stack's TTL of 1h", i, c.Expiration, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err = clientFor(c).ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &c.Prefix})
+		cancel()
+		if err != nil {
+			t.Errorf("request %d after clear: S3 list: %v", i, err)
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("calls after clear took %v: latency or a hang left in force", d)
 	}
 }

@@ -72,6 +72,24 @@ func (s *loopbackServer) down(d time.Duration) error {
 	return nil
 }
 
+// up ends an outage begun by down at once, listening again on the same
+// address. It does nothing while serving or after close.
+func (s *loopbackServer) up() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil || s.timer == nil {
+		return nil
+	}
+	s.timer.Stop()
+	s.timer = nil
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("listen again on %s: %w", s.addr, err)
+	}
+	s.serveLocked(l)
+	return nil
+}
+
 func (s *loopbackServer) stopLocked() {
 	if s.timer != nil {
 		s.timer.Stop()

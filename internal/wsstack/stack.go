@@ -220,6 +220,22 @@ func (s *Stack) RevokeWorkspace(org, ws string) int { return s.iam.revokeWorkspa
 // address. For an API that accepts but never answers, use API.HangFor.
 func (s *Stack) TakeAPIDown(d time.Duration) error { return s.apisrv.down(d) }
 
+// ClearFaults undoes every fault injected through s.API, s.S3 or
+// TakeAPIDown: pending and standing API faults (failures, bad bodies,
+// latency, hangs), a TTL changed with API.SetTTL (back to Config.TTL), an
+// API outage (the API listens again at once) and every S3 fault. Revoked
+// credentials stay revoked; clients fetch new ones. It is safe to call at
+// any time, and again.
+func (s *Stack) ClearFaults() error {
+	s.API.ClearFaults()
+	s.API.ResetTTL()
+	s.S3.ClearFaults()
+	if err := s.apisrv.up(); err != nil {
+		return fmt.Errorf("end the API outage: %w", err)
+	}
+	return nil
+}
+
 // Close stops everything. Data stays in the data dir.
 func (s *Stack) Close() error {
 	var errs []error

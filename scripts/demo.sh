@@ -8,7 +8,6 @@ data=${DEMO_DATA:-.ws-dev}
 mnt=${DEMO_MNT:-$PWD/mnt}
 bin=${BIN:-bin}
 
-rm -f "$data/env"
 "$bin/ws-dev" -data "$data" &
 wsdev=$!
 
@@ -17,28 +16,35 @@ unmount() {
     if [ "$(id -u)" = 0 ]; then umount "$mnt"; else fusermount3 -u "$mnt"; fi
   fi
 }
+mounted=false
 cleanup() {
   trap - EXIT INT TERM
   echo
   echo "Unmounting $mnt and stopping the local workspace."
-  unmount || true
+  # Only our own mount: when this ws-dev could not start (another one
+  # serves $data), the mount at $mnt belongs to that one's demo.
+  if $mounted; then unmount || true; fi
   kill "$wsdev" 2>/dev/null || true
   wait "$wsdev" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
+# ws-dev is up once it has written its env file, which names its pid (an env
+# file left by another ws-dev does not count: that one keeps running).
+up() { grep -qx "WS_DEV_PID=$wsdev" "$data/env" 2>/dev/null; }
 for _ in $(seq 600); do
-  [ -f "$data/env" ] && break
+  up && break
   kill -0 "$wsdev" 2>/dev/null || { echo "ws-dev stopped; see above" >&2; exit 1; }
   sleep 0.1
 done
-[ -f "$data/env" ] || { echo "ws-dev did not come up within 60 s" >&2; exit 1; }
+up || { echo "ws-dev did not come up within 60 s" >&2; exit 1; }
 # shellcheck disable=SC1090
 . "$data/env"
 
 mkdir -p "$mnt"
 unmount || true # a mount left behind by an earlier run
 "$bin/mount-ws" --api-url "$WS_API_URL" --token-file "$WS_TOKEN_FILE" demo/ws "$mnt"
+mounted=true
 
 cat <<EOT
 

@@ -23,13 +23,25 @@ Run "ws-dev serve -h" or "ws-dev fault -h" for their flags.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd := "serve"
+	cmd := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
-	case "serve":
-		return serve(ctx, args, stdout, stderr)
+	case "", "serve":
+		var o serveOptions
+		fl := serveFlags(&o, stderr)
+		if err := fl.Parse(args); err != nil {
+			return err
+		}
+		if fl.NArg() == 0 {
+			return serve(ctx, o, stdout)
+		}
+		if cmd == "" {
+			return runAfterFlags(ctx, fl, o.dataDir, stdout, stderr)
+		}
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("serve: unexpected argument %q", fl.Arg(0))
 	case "fault":
 		return fault(ctx, args, stdout, stderr)
 	case "stats":
@@ -42,6 +54,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q", cmd)
 }
 
+// runAfterFlags runs a command named after the flags, as in
+// "ws-dev -data DIR stats": -data, the one flag every command has, is
+// passed on; serve's other flags make no sense there and are refused.
+func runAfterFlags(ctx context.Context, fl *flag.FlagSet, dataDir string, stdout, stderr io.Writer) error {
+	cmd := fl.Arg(0)
+	if cmd != "fault" && cmd != "stats" && cmd != "help" {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unexpected argument %q after the flags (commands come first: \"ws-dev stats -data DIR\")", cmd)
+	}
+	var serveOnly []string
+	fl.Visit(func(f *flag.Flag) {
+		if f.Name != "data" {
+			serveOnly = append(serveOnly, "-"+f.Name)
+		}
+	})
+	if len(serveOnly) > 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%s does not take serve's flags (%s)", cmd, strings.Join(serveOnly, ", "))
+	}
+	return run(ctx, append([]string{cmd, "-data", dataDir}, fl.Args()[1:]...), stdout, stderr)
+}
+
 // Files ws-dev keeps in its data dir besides the gateway's data.
 const (
 	tokenFile   = "token"       // the demo token, mode 0600
@@ -49,29 +83,47 @@ const (
 	controlFile = "control-url" // where "ws-dev fault" finds the control port
 )
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// serveOptions are serve's flags.
+type serveOptions struct {
+	dataDir, s3Addr, apiAddr string
+	ttl                      time.Duration
+	seed                     bool
+	apiFail                  string
+	apiLatency               time.Duration
+}
+
+func serveFlags(o *serveOptions, stderr io.Writer) *flag.FlagSet {
 	fl := flag.NewFlagSet("ws-dev serve", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	dataDir := fl.String("data", ".ws-dev", "directory for the S3 server's data and ws-dev's files")
-	s3Addr := fl.String("s3-addr", "", "loopback address for the S3 endpoint (default: a free port)")
-	apiAddr := fl.String("api-addr", "", "loopback address for the workspace API (default: a free port)")
-	ttl := fl.Duration("ttl", 15*time.Minute, "lifetime of the credentials the API mints (at least 1s)")
-	seed := fl.Bool("seed", true, "write the demo data into demo/ws (skips what is already there)")
-	apiFail := fl.String("api-fail", "", "start with the next N credential requests failing: STATUS:N, e.g. 503:3")
-	apiLatency := fl.Duration("api-latency", 0, "delay every credential answer by this much")
-	if err := fl.Parse(args); err != nil {
-		return err
+	fl.StringVar(&o.dataDir, "data", ".ws-dev", "directory for the S3 server's data and ws-dev's files")
+	fl.StringVar(&o.s3Addr, "s3-addr", "", "loopback address for the S3 endpoint (default: a free port)")
+	fl.StringVar(&o.apiAddr, "api-addr", "", "loopback address for the workspace API (default: a free port)")
+	fl.DurationVar(&o.ttl, "ttl", 15*time.Minute, "lifetime of the credentials the API mints (at least 1s)")
+	fl.BoolVar(&o.seed, "seed", true, "write the demo data into demo/ws (skips what is already there)")
+	fl.StringVar(&o.apiFail, "api-fail", "", "start with the next N credential requests failing: STATUS:N, e.g. 503:3")
+	fl.DurationVar(&o.apiLatency, "api-latency", 0, "delay every credential answer by this much")
+	return fl
+}
+
+// serve runs the local workspace until ctx is done. It refuses a data dir
+// that another live ws-dev serves, and on the way out removes only the files
+// it wrote itself.
+func serve(ctx context.Context, o serveOptions, stdout io.Writer) error {
+	if o.ttl < time.Second {
+		return fmt.Errorf("-ttl %v: must be at least 1s", o.ttl)
 	}
-	if *ttl < time.Second {
-		return fmt.Errorf("-ttl %v: must be at least 1s", *ttl)
-	}
-	dir, err := filepath.Abs(*dataDir)
+	dir, err := filepath.Abs(o.dataDir)
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	lock, err := lockDataDir(dir, o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	token, err := wsstack.LoadOrCreateToken(filepath.Join(dir, tokenFile), "wsdev_")
 	if err != nil {
 		return err
@@ -80,9 +132,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	scratch := wsstack.Workspace{Org: "demo", WS: "scratch", Tokens: []string{token}}
 	stack, err := wsstack.Start(ctx, wsstack.Config{
 		DataDir:    filepath.Join(dir, "s3"),
-		S3Addr:     *s3Addr,
-		APIAddr:    *apiAddr,
-		TTL:        *ttl,
+		S3Addr:     o.s3Addr,
+		APIAddr:    o.apiAddr,
+		TTL:        o.ttl,
 		Workspaces: []wsstack.Workspace{demo, scratch},
 	})
 	if err != nil {
@@ -90,16 +142,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer stack.Close()
 
-	if *apiFail != "" {
+	if o.apiFail != "" {
 		var status, n int
-		if _, err := fmt.Sscanf(*apiFail, "%d:%d", &status, &n); err != nil || n < 1 {
-			return fmt.Errorf("-api-fail %q: want STATUS:N, e.g. 503:3", *apiFail)
+		if _, err := fmt.Sscanf(o.apiFail, "%d:%d", &status, &n); err != nil || n < 1 {
+			return fmt.Errorf("-api-fail %q: want STATUS:N, e.g. 503:3", o.apiFail)
 		}
 		stack.API.FailNext(n, status)
 	}
-	stack.API.SetLatency(*apiLatency)
+	stack.API.SetLatency(o.apiLatency)
 
-	if *seed {
+	if o.seed {
 		start := time.Now()
 		n, err := stack.SeedDemo(ctx, demo)
 		if err != nil {
@@ -115,7 +167,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer control.Close()
 	files := map[string]string{
-		envFile:     fmt.Sprintf("WS_API_URL=%s\nWS_S3_URL=%s\nWS_TOKEN_FILE=%s\n", stack.APIURL(), stack.S3URL(), filepath.Join(dir, tokenFile)),
+		envFile: fmt.Sprintf("WS_API_URL=%s\nWS_S3_URL=%s\nWS_TOKEN_FILE=%s\nWS_DEV_PID=%d\n",
+			stack.APIURL(), stack.S3URL(), filepath.Join(dir, tokenFile), os.Getpid()),
 		controlFile: control.URL + "\n",
 	}
 	for name, content := range files {
@@ -124,8 +177,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	defer func() {
-		for name := range files {
-			os.Remove(filepath.Join(dir, name))
+		for name, content := range files {
+			removeIfOwn(filepath.Join(dir, name), content)
 		}
 	}()
 
@@ -139,10 +192,18 @@ Mount demo/ws with:
   mount-ws --api-url %s --token-file %s demo/ws /mnt/ws
 
 Inject faults with "ws-dev fault -h"; stop with Ctrl-C.
-`, stack.APIURL(), *ttl, stack.S3URL(), wsstack.DefaultBucket, token, filepath.Join(dir, tokenFile),
+`, stack.APIURL(), o.ttl, stack.S3URL(), wsstack.DefaultBucket, token, filepath.Join(dir, tokenFile),
 		stack.APIURL(), filepath.Join(dir, tokenFile))
 
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "Stopping the local workspace.")
 	return nil
+}
+
+// removeIfOwn removes the file at path if it still holds content: a file
+// that another ws-dev has written since is left alone.
+func removeIfOwn(path, content string) {
+	if b, err := os.ReadFile(path); err == nil && string(b) == content {
+		os.Remove(path)
+	}
 }

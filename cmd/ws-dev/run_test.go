@@ -3,29 +3,40 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"mount-ws/internal/syncbuf"
 )
 
-func TestServeFaultStats(t *testing.T) {
-	dir := t.TempDir()
+// startServe runs "ws-dev serve -data dir -seed=false args..." until the
+// test ends or the returned stop is called; it waits for the banner.
+func startServe(t *testing.T, dir string, args ...string) (out *syncbuf.Buffer, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncbuf.Buffer
+	out = new(syncbuf.Buffer)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "-data", dir, "-seed=false", "-ttl", "2m"}, &out, &out) }()
+	go func() {
+		done <- run(ctx, append([]string{"serve", "-data", dir, "-seed=false"}, args...), out, out)
+	}()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), "Mount demo/ws with:") {
 		if time.Now().After(deadline) {
@@ -33,6 +44,13 @@ func TestServeFaultStats(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return out, stop
+}
+
+func TestServeFaultStats(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	out, stop := startServe(t, dir, "-ttl", "2m")
 	token, err := os.ReadFile(filepath.Join(dir, tokenFile))
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +86,88 @@ func TestServeFaultStats(t *testing.T) {
 	}
 	if !strings.Contains(fout.String(), `"429":1`) || !strings.Contains(fout.String(), `"minted":1`) {
 		t.Errorf("stats: %s", fout.String())
+	}
+
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{envFile, controlFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after stop: %v, want it removed", name, err)
+		}
+	}
+}
+
+// A second server on a data dir in use is refused and names the first; the
+// first stays reachable, also as "ws-dev -data DIR stats".
+func TestDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	startServe(t, dir)
+	env, err := os.ReadFile(filepath.Join(dir, envFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = run(ctx, []string{"-data", dir, "-seed=false"}, &out, &out)
+	pid := fmt.Sprintf("pid %d", os.Getpid())
+	if err == nil || !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), pid) ||
+		!strings.Contains(err.Error(), "ws-dev stats -data "+dir) {
+		t.Fatalf("second server: %v, want an in-use error naming %s and how to reach it", err, pid)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, envFile)); !bytes.Equal(again, env) {
+		t.Errorf("env file changed by the refused server:\n%s\nwas:\n%s", again, env)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"-data", dir, "stats"}, &out, &out); err != nil {
+		t.Fatalf("ws-dev -data DIR stats: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "minted") {
+		t.Errorf("ws-dev -data DIR stats printed:\n%s", out.String())
+	}
+}
+
+// A stopping server leaves an env file that is not its own.
+func TestStopKeepsForeignEnv(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := startServe(t, dir)
+	foreign := []byte("WS_API_URL=http://127.0.0.1:1\nWS_DEV_PID=1\n")
+	if err := os.WriteFile(filepath.Join(dir, envFile), foreign, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, envFile)); err != nil || !bytes.Equal(got, foreign) {
+		t.Errorf("foreign env file after stop: %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, controlFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("own %s after stop: %v, want it removed", controlFile, err)
+	}
+}
+
+func TestArgumentsAfterFlags(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"-data", dir, "stats"}, "no running ws-dev with data dir " + dir},
+		{[]string{"-data", dir, "fault", "clear"}, "no running ws-dev with data dir " + dir},
+		{[]string{"-data", dir, "stats", "-data", dir + "/x"}, "no running ws-dev with data dir " + dir + "/x"},
+		{[]string{"-data", dir, "statz"}, `unexpected argument "statz"`},
+		{[]string{"-ttl", "1m", "stats"}, "stats does not take serve's flags (-ttl)"},
+		{[]string{"serve", "-data", dir, "stats"}, `serve: unexpected argument "stats"`},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		err := run(context.Background(), tt.args, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%q: %v, want %q", tt.args, err, tt.wantErr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, lockFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a server was started: %v", err)
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,15 +88,76 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("ws-dev stats", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	dataDir := fl.String("data", ".ws-dev", "data dir of the running ws-dev")
+	asJSON := fl.Bool("json", false, "print the control port's JSON as it is, for scripts")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("stats: unexpected argument %q", fl.Arg(0))
 	}
 	resp, err := controlCall(ctx, *dataDir, http.MethodGet, "/stats", nil)
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, resp)
-	return nil
+	if *asJSON {
+		fmt.Fprint(stdout, resp)
+		return nil
+	}
+	var st wsstack.ControlStats
+	if err := json.Unmarshal([]byte(resp), &st); err != nil {
+		return fmt.Errorf("read stats: %w", err)
+	}
+	return writeStats(stdout, st)
+}
+
+// writeStats prints st as a table, labels left and counts right-aligned:
+// the API's answers by status, then S3 requests by operation.
+func writeStats(w io.Writer, st wsstack.ControlStats) error {
+	type row struct {
+		label string
+		n     string // "" for a heading
+	}
+	count := func(label string, n uint64) row { return row{"  " + label, strconv.FormatUint(n, 10)} }
+	rows := []row{
+		{label: "Workspace API"},
+		count("requests", uint64(st.API.Requests)),
+		count("credentials minted", uint64(st.API.Minted)),
+	}
+	for _, code := range slices.Sorted(maps.Keys(st.API.ByStatus)) {
+		if code != 0 {
+			rows = append(rows, count(fmt.Sprintf("answered %d %s", code, http.StatusText(code)), uint64(st.API.ByStatus[code])))
+		}
+	}
+	if n, ok := st.API.ByStatus[0]; ok { // counted as status 0
+		rows = append(rows, count("client gave up first", uint64(n)))
+	}
+	rows = append(rows, row{label: "S3 requests"})
+	var total uint64
+	for _, op := range slices.Sorted(maps.Keys(st.S3)) {
+		rows = append(rows, count(string(op), st.S3[op]))
+		total += st.S3[op]
+	}
+	rows = append(rows, count("total", total))
+
+	labelW, nW := 0, 0
+	for _, r := range rows {
+		if r.n != "" {
+			labelW, nW = max(labelW, len(r.label)), max(nW, len(r.n))
+		}
+	}
+	var b strings.Builder
+	for i, r := range rows {
+		switch {
+		case r.n != "":
+			fmt.Fprintf(&b, "%-*s  %*s\n", labelW, r.label, nW, r.n)
+		case i > 0:
+			fmt.Fprintf(&b, "\n%s\n", r.label)
+		default:
+			fmt.Fprintf(&b, "%s\n", r.label)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // parseFault turns the command line into a control request.

@@ -17,7 +17,8 @@ const usage = `Usage:
   ws-dev [serve] [flags]        run the local workspace until Ctrl-C
   ws-dev fault [-data DIR] ACTION [ARGS]
                                 inject a fault into a running ws-dev
-  ws-dev stats [-data DIR]      print what the running ws-dev served
+  ws-dev stats [-data DIR] [-json]
+                                print what the running ws-dev served
 
 Run "ws-dev serve -h" or "ws-dev fault -h" for their flags.
 `

@@ -3,17 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"mount-ws/internal/syncbuf"
+	"mount-ws/internal/wsstack"
 )
 
 // startServe runs "ws-dev serve -data dir -seed=false args..." until the
@@ -84,8 +87,17 @@ func TestServeFaultStats(t *testing.T) {
 	if err := run(ctx, []string{"stats", "-data", dir}, &fout, &ferr); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(fout.String(), `"429":1`) || !strings.Contains(fout.String(), `"minted":1`) {
-		t.Errorf("stats: %s", fout.String())
+	if !regexp.MustCompile(`(?m)^  answered 429 Too Many Requests +1$`).MatchString(fout.String()) ||
+		!regexp.MustCompile(`(?m)^  credentials minted +1$`).MatchString(fout.String()) {
+		t.Errorf("stats table:\n%s", fout.String())
+	}
+	fout.Reset()
+	if err := run(ctx, []string{"stats", "-data", dir, "-json"}, &fout, &ferr); err != nil {
+		t.Fatal(err)
+	}
+	var st wsstack.ControlStats
+	if err := json.Unmarshal(fout.Bytes(), &st); err != nil || st.API.ByStatus[429] != 1 || st.API.Minted != 1 {
+		t.Errorf("stats -json: %+v (%v): %s", st, err, fout.String())
 	}
 
 	if err := stop(); err != nil {

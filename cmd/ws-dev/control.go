@@ -63,16 +63,14 @@ Actions (against the ws-dev running with the same -data):
 `
 
 func fault(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("ws-dev fault", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.Usage = func() { fmt.Fprint(stderr, faultUsage) }
+	fl := flag.NewFlagSet("fault", flag.ContinueOnError)
 	dataDir := fl.String("data", ".ws-dev", "data dir of the running ws-dev")
-	if err := fl.Parse(args); err != nil {
+	if err := parseFlags(fl, args, faultUsage, stdout, stderr); err != nil {
 		return err
 	}
 	req, err := parseFault(fl.Args())
 	if err != nil {
-		fmt.Fprint(stderr, faultUsage)
+		printHelp(stderr, fl, faultUsage)
 		return err
 	}
 	body, _ := json.Marshal(req)
@@ -84,15 +82,22 @@ func fault(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+const statsUsage = `Usage: ws-dev stats [-data DIR] [-json]
+
+Prints what the ws-dev running with the same -data has served since it
+started: the workspace API's requests and answers by status, and S3 requests
+by operation.
+`
+
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fl := flag.NewFlagSet("ws-dev stats", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := flag.NewFlagSet("stats", flag.ContinueOnError)
 	dataDir := fl.String("data", ".ws-dev", "data dir of the running ws-dev")
 	asJSON := fl.Bool("json", false, "print the control port's JSON as it is, for scripts")
-	if err := fl.Parse(args); err != nil {
+	if err := parseFlags(fl, args, statsUsage, stdout, stderr); err != nil {
 		return err
 	}
 	if fl.NArg() > 0 {
+		printHelp(stderr, fl, statsUsage)
 		return fmt.Errorf("stats: unexpected argument %q", fl.Arg(0))
 	}
 	resp, err := controlCall(ctx, *dataDir, http.MethodGet, "/stats", nil)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,26 +14,27 @@ import (
 	"mount-ws/internal/wsstack"
 )
 
-const usage = `Usage:
-  ws-dev [serve] [flags]        run the local workspace until Ctrl-C
-  ws-dev fault [-data DIR] ACTION [ARGS]
-                                inject a fault into a running ws-dev
-  ws-dev stats [-data DIR] [-json]
-                                print what the running ws-dev served
-
-Run "ws-dev serve -h" or "ws-dev fault -h" for their flags.
-`
-
+// run runs ws-dev with args (without the program name). Help that was asked
+// for is printed on stdout and is no error; usage errors print help on
+// stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := runCommand(ctx, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	var o serveOptions
+	fl := serveFlags(&o)
 	switch cmd {
 	case "", "serve":
-		var o serveOptions
-		fl := serveFlags(&o, stderr)
-		if err := fl.Parse(args); err != nil {
+		if err := parseFlags(fl, args, usage, stdout, stderr); err != nil {
 			return err
 		}
 		if fl.NArg() == 0 {
@@ -41,17 +43,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if cmd == "" {
 			return runAfterFlags(ctx, fl, o.dataDir, stdout, stderr)
 		}
-		fmt.Fprint(stderr, usage)
+		printHelp(stderr, fl, usage)
 		return fmt.Errorf("serve: unexpected argument %q", fl.Arg(0))
 	case "fault":
 		return fault(ctx, args, stdout, stderr)
 	case "stats":
 		return stats(ctx, args, stdout, stderr)
 	case "help":
-		fmt.Fprint(stdout, usage)
+		printHelp(stdout, fl, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
+	printHelp(stderr, fl, usage)
 	return fmt.Errorf("unknown command %q", cmd)
 }
 
@@ -61,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func runAfterFlags(ctx context.Context, fl *flag.FlagSet, dataDir string, stdout, stderr io.Writer) error {
 	cmd := fl.Arg(0)
 	if cmd != "fault" && cmd != "stats" && cmd != "help" {
-		fmt.Fprint(stderr, usage)
+		printHelp(stderr, fl, usage)
 		return fmt.Errorf("unexpected argument %q after the flags (commands come first: \"ws-dev stats -data DIR\")", cmd)
 	}
 	var serveOnly []string
@@ -71,7 +73,7 @@ func runAfterFlags(ctx context.Context, fl *flag.FlagSet, dataDir string, stdout
 		}
 	})
 	if len(serveOnly) > 0 {
-		fmt.Fprint(stderr, usage)
+		printHelp(stderr, fl, usage)
 		return fmt.Errorf("%s does not take serve's flags (%s)", cmd, strings.Join(serveOnly, ", "))
 	}
 	return run(ctx, append([]string{cmd, "-data", dataDir}, fl.Args()[1:]...), stdout, stderr)
@@ -93,9 +95,8 @@ type serveOptions struct {
 	apiLatency               time.Duration
 }
 
-func serveFlags(o *serveOptions, stderr io.Writer) *flag.FlagSet {
-	fl := flag.NewFlagSet("ws-dev serve", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+func serveFlags(o *serveOptions) *flag.FlagSet {
+	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fl.StringVar(&o.dataDir, "data", ".ws-dev", "directory for the S3 server's data and ws-dev's files")
 	fl.StringVar(&o.s3Addr, "s3-addr", "", "loopback address for the S3 endpoint (default: a free port)")
 	fl.StringVar(&o.apiAddr, "api-addr", "", "loopback address for the workspace API (default: a free port)")

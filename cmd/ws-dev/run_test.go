@@ -217,3 +217,47 @@ func TestParseFault(t *testing.T) {
 		}
 	}
 }
+
+// Help that was asked for goes to stdout and is no error (exit 0); it lists
+// every command.
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-h"}, nil},
+		{[]string{"--help"}, nil},
+		{[]string{"help"}, nil},
+		{[]string{"serve", "-h"}, nil},
+		{[]string{"-data", "x", "--help"}, nil},
+		{[]string{"fault", "-h"}, []string{"api-fail STATUS", "api-down DURATION", "clear", "-data"}},
+		{[]string{"stats", "--help"}, []string{"-json", "-data"}},
+	}
+	commands := []string{"\n  serve ", "\n  fault ", "\n  stats ", "\n  help ", "Flags of serve:", "-ttl duration"}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), tt.args, &stdout, &stderr); err != nil {
+			t.Errorf("%q: %v, want success", tt.args, err)
+		}
+		want := tt.want
+		if want == nil {
+			want = commands
+		}
+		for _, w := range want {
+			if !strings.Contains(stdout.String(), w) {
+				t.Errorf("%q: help lacks %q:\n%s", tt.args, w, stdout.String())
+			}
+		}
+		if stderr.Len() > 0 {
+			t.Errorf("%q: wrote to stderr:\n%s", tt.args, stderr.String())
+		}
+	}
+
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"explode"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), `unknown command "explode"`) {
+		t.Errorf("unknown command: %v", err)
+	}
+	if stdout.Len() > 0 || !strings.Contains(stderr.String(), "Commands:") {
+		t.Errorf("unknown command: help on stdout %q, stderr %q; want it on stderr", stdout.String(), stderr.String())
+	}
+}

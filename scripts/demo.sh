@@ -8,7 +8,7 @@ data=${DEMO_DATA:-.ws-dev}
 mnt=${DEMO_MNT:-$PWD/mnt}
 bin=${BIN:-bin}
 
-"$bin/ws-dev" -data "$data" &
+"$bin/ws-dev" -data "$data" -mountpoint "$mnt" &
 wsdev=$!
 
 unmount() {

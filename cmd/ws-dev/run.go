@@ -93,6 +93,7 @@ type serveOptions struct {
 	seed                     bool
 	apiFail                  string
 	apiLatency               time.Duration
+	mountpoint               string // only for the mount command printed
 }
 
 func serveFlags(o *serveOptions) *flag.FlagSet {
@@ -104,6 +105,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fl.BoolVar(&o.seed, "seed", true, "write the demo data into demo/ws (skips what is already there)")
 	fl.StringVar(&o.apiFail, "api-fail", "", "start with the next N credential requests failing: STATUS:N, e.g. 503:3")
 	fl.DurationVar(&o.apiLatency, "api-latency", 0, "delay every credential answer by this much")
+	fl.StringVar(&o.mountpoint, "mountpoint", "", "where the mount command printed at start mounts demo/ws (ws-dev mounts nothing itself; make demo passes ./mnt)")
 	return fl
 }
 
@@ -120,6 +122,13 @@ func serve(ctx context.Context, o serveOptions, stdout io.Writer) error {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	mountpoint := o.mountpoint
+	if mountpoint != "" {
+		// Now: the S3 gateway changes the working directory.
+		if mountpoint, err = filepath.Abs(mountpoint); err != nil {
+			return err
+		}
 	}
 	lock, err := lockDataDir(dir, o.dataDir)
 	if err != nil {
@@ -184,18 +193,14 @@ func serve(ctx context.Context, o serveOptions, stdout io.Writer) error {
 		}
 	}()
 
-	fmt.Fprintf(stdout, `Local workspace is up.
-  Workspace API:  %s   (credentials last %v)
-  S3 endpoint:    %s
-  Workspaces:     demo/ws (demo data), demo/scratch (empty); bucket %q
-  Token:          %s   (saved in %s)
-
-Mount demo/ws with:
-  mount-ws --api-url %s --token-file %s demo/ws /mnt/ws
-
-Inject faults with "ws-dev fault -h"; stop with Ctrl-C.
-`, stack.APIURL(), o.ttl, stack.S3URL(), wsstack.DefaultBucket, token, filepath.Join(dir, tokenFile),
-		stack.APIURL(), filepath.Join(dir, tokenFile))
+	writeBanner(stdout, banner{
+		apiURL:     stack.APIURL(),
+		s3URL:      stack.S3URL(),
+		ttl:        o.ttl,
+		tokenFile:  filepath.Join(dir, tokenFile),
+		envFile:    filepath.Join(dir, envFile),
+		mountpoint: mountpoint,
+	})
 
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "Stopping the local workspace.")
@@ -208,4 +213,35 @@ func removeIfOwn(path, content string) {
 	if b, err := os.ReadFile(path); err == nil && string(b) == content {
 		os.Remove(path)
 	}
+}
+
+// banner is what serve prints once the local workspace is up.
+type banner struct {
+	apiURL, s3URL      string
+	ttl                time.Duration
+	tokenFile, envFile string
+	mountpoint         string // "" if not known
+}
+
+// writeBanner prints where the workspace is and how to mount it. It never
+// prints the token, only the file that holds it: terminals and logs are
+// copied around.
+func writeBanner(w io.Writer, b banner) {
+	mnt, note := b.mountpoint, ""
+	if mnt == "" {
+		mnt, note = "MOUNTPOINT", " (MOUNTPOINT is a placeholder: an empty directory of yours; -mountpoint fills it in)"
+	}
+	fmt.Fprintf(w, `Local workspace is up.
+  Workspace API:  %s   (credentials last %v)
+  S3 endpoint:    %s
+  Workspaces:     demo/ws (demo data), demo/scratch (empty); bucket %q
+  Token file:     %s   (mode 0600: pass the file with --token-file, not the token)
+  For scripts:    %s   (WS_API_URL, WS_S3_URL, WS_TOKEN_FILE)
+
+Mount demo/ws with%s:
+  mount-ws --api-url %s --token-file %s demo/ws %s
+
+Inject faults with "ws-dev fault -h"; stop with Ctrl-C.
+`, b.apiURL, b.ttl, b.s3URL, wsstack.DefaultBucket, b.tokenFile, b.envFile,
+		note, b.apiURL, b.tokenFile, mnt)
 }

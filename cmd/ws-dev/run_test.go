@@ -41,7 +41,7 @@ func startServe(t *testing.T, dir string, args ...string) (out *syncbuf.Buffer, 
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "Mount demo/ws with:") {
+	for !strings.Contains(out.String(), "stop with Ctrl-C.\n") {
 		if time.Now().After(deadline) {
 			t.Fatalf("ws-dev did not come up:\n%s", out.String())
 		}
@@ -61,8 +61,12 @@ func TestServeFaultStats(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dir, tokenFile)); fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
 	}
-	if !strings.Contains(out.String(), "--token-file "+filepath.Join(dir, tokenFile)+" demo/ws /mnt/ws") {
-		t.Errorf("the mount command is not printed:\n%s", out.String())
+	if !strings.Contains(out.String(), "--token-file "+filepath.Join(dir, tokenFile)+" demo/ws MOUNTPOINT\n") ||
+		!strings.Contains(out.String(), "MOUNTPOINT is a placeholder") {
+		t.Errorf("the mount command with a marked placeholder is not printed:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), strings.TrimSpace(string(token))) {
+		t.Errorf("the banner shows the token:\n%s", out.String())
 	}
 	env, _ := os.ReadFile(filepath.Join(dir, envFile))
 	apiURL := strings.TrimPrefix(strings.Split(string(env), "\n")[0], "WS_API_URL=")
@@ -107,6 +111,26 @@ func TestServeFaultStats(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s after stop: %v, want it removed", name, err)
 		}
+	}
+}
+
+// With -mountpoint the printed mount command is the one to run.
+func TestBannerMountpoint(t *testing.T) {
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	out, _ := startServe(t, dir, "-mountpoint", mnt)
+	want := "  mount-ws --api-url http://127.0.0.1:"
+	line := ""
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, want) {
+			line = l
+		}
+	}
+	if !strings.HasSuffix(line, " --token-file "+filepath.Join(dir, tokenFile)+" demo/ws "+mnt) {
+		t.Errorf("mount command %q, want it to mount at %s:\n%s", line, mnt, out.String())
+	}
+	if strings.Contains(out.String(), "MOUNTPOINT") {
+		t.Errorf("placeholder printed although -mountpoint was given:\n%s", out.String())
 	}
 }
 

@@ -20,10 +20,14 @@ mounted=false
 cleanup() {
   trap - EXIT INT TERM
   echo
-  echo "Unmounting $mnt and stopping the local workspace."
   # Only our own mount: when this ws-dev could not start (another one
   # serves $data), the mount at $mnt belongs to that one's demo.
-  if $mounted; then unmount || true; fi
+  if $mounted; then
+    echo "Unmounting $mnt and stopping the local workspace."
+    unmount || true
+  else
+    echo "Stopping the local workspace."
+  fi
   kill "$wsdev" 2>/dev/null || true
   wait "$wsdev" 2>/dev/null || true
 }
@@ -46,6 +50,8 @@ unmount || true # a mount left behind by an earlier run
 "$bin/mount-ws" --api-url "$WS_API_URL" --token-file "$WS_TOKEN_FILE" demo/ws "$mnt"
 mounted=true
 
+bindir=$(cd "$bin" && pwd)
+datadir=$(cd "$data" && pwd)
 cat <<EOT
 
 demo/ws is mounted at $mnt. Try, in another terminal:
@@ -54,6 +60,13 @@ demo/ws is mounted at $mnt. Try, in another terminal:
   python3 -c "import pandas as pd; print(pd.read_csv('$mnt/csv/sales-2025.csv').describe())"
   find $mnt/many | wc -l
   time cat $mnt/large/weights.bin > /dev/null
+
+The binaries (mount-ws, ws-dev) are in $bindir/. Inject faults into this
+local workspace and see what it served:
+  $bindir/ws-dev fault -data $datadir -h
+  $bindir/ws-dev fault -data $datadir api-fail 503 3
+  $bindir/ws-dev fault -data $datadir clear
+  $bindir/ws-dev stats -data $datadir
 
 Press Ctrl-C here to unmount and stop.
 EOT

@@ -104,6 +104,24 @@ func TestServeFaultStats(t *testing.T) {
 		t.Errorf("stats -json: %+v (%v): %s", st, err, fout.String())
 	}
 
+	// "fault clear" takes back every fault, the TTL to serve's -ttl too.
+	for _, f := range [][]string{{"ttl", "3s"}, {"api-latency", "5s"}, {"api-fail", "503", "3"}, {"s3-fail", "503"}, {"api-down", "30s"}, {"clear"}} {
+		if err := run(ctx, append([]string{"fault", "-data", dir}, f...), &fout, &ferr); err != nil {
+			t.Fatalf("fault %q: %v %s", f, err, ferr.String())
+		}
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("credentials after fault clear: %v", err)
+	}
+	var creds wsstack.CredentialsResponse
+	err = json.NewDecoder(resp.Body).Decode(&creds)
+	resp.Body.Close()
+	exp, _ := time.Parse(time.RFC3339, creds.Expiration)
+	if ttl := time.Until(exp); resp.StatusCode != http.StatusOK || err != nil || ttl < 110*time.Second || ttl > 2*time.Minute {
+		t.Errorf("credentials after fault clear: status %d (%v), expire in %v, want the -ttl of 2m", resp.StatusCode, err, ttl)
+	}
+
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

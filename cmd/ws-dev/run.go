@@ -37,7 +37,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err := parseFlags(fl, args, usage, stdout, stderr); err != nil {
 			return err
 		}
-		if fl.NArg() == 0 {
+		if fl.NArg() == 0 || (cmd == "" && fl.NArg() == 1 && fl.Arg(0) == "serve") {
 			return serve(ctx, o, stdout)
 		}
 		if cmd == "" {

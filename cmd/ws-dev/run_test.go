@@ -212,6 +212,8 @@ func TestArgumentsAfterFlags(t *testing.T) {
 		{[]string{"-data", dir, "statz"}, `unexpected argument "statz"`},
 		{[]string{"-ttl", "1m", "stats"}, "stats does not take serve's flags (-ttl)"},
 		{[]string{"serve", "-data", dir, "stats"}, `serve: unexpected argument "stats"`},
+		{[]string{"-data", dir, "serve", "x"}, `unexpected argument "serve"`},
+		{[]string{"-data", dir, "-ttl", "0s", "serve"}, "-ttl 0s: must be at least 1s"}, // serves
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer

@@ -240,29 +240,6 @@ func unmount(server interface{ Unmount() error }, done <-chan struct{}) error {
 	return fmt.Errorf("unmount: %w (is a process still using the mount?)", err)
 }
 
-// checkMountpoint wants an existing, empty directory.
-func checkMountpoint(path string) error {
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return mountError{fmt.Errorf("mountpoint %s does not exist: create it with mkdir -p %s", path, path)}
-	}
-	if err != nil {
-		return mountError{fmt.Errorf("mountpoint %s: %w (is a stale mount there? try fusermount3 -u %s)", path, err, path)}
-	}
-	if !fi.IsDir() {
-		return mountError{fmt.Errorf("mountpoint %s is not a directory", path)}
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return mountError{fmt.Errorf("mountpoint %s: %w", path, err)}
-	}
-	defer f.Close()
-	if names, _ := f.Readdirnames(1); len(names) > 0 {
-		return mountError{fmt.Errorf("mountpoint %s is not empty (is something mounted there already?)", path)}
-	}
-	return nil
-}
-
 // openLog returns the logger: stderr in the foreground, a file otherwise.
 func openLog(cfg config, org, ws string, stderr io.Writer) (*slog.Logger, func(failed bool), error) {
 	path := logPath(cfg, org, ws)

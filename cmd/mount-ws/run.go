@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := checkMountpoint(cfg.mountpoint); err != nil {
+	if err := checkMountpoint(cfg.mountpoint, stderr); err != nil {
 		return err
 	}
 	if !cfg.foreground && os.Getenv(readyFDEnv) == "" {

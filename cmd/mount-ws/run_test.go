@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	if dir := os.Getenv(otherFUSEEnv); dir != "" {
+		serveOtherFUSE(dir)
+	}
 	dir, err := os.MkdirTemp("", "cmd-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

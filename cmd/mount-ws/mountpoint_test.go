@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"mount-ws/internal/fusetest"
+	"mount-ws/internal/syncbuf"
+)
+
+// otherFUSEEnv makes the test binary serve an empty FUSE filesystem that
+// is not mount-ws at the directory it names (see TestMain).
+const otherFUSEEnv = "MOUNT_WS_TEST_OTHER_FUSE"
+
+// serveOtherFUSE mounts an empty filesystem of type fuse.other at dir and
+// serves it until unmounted or killed.
+func serveOtherFUSE(dir string) {
+	server, err := fusefs.Mount(dir, &fusefs.Inode{}, &fusefs.Options{MountOptions: fuse.MountOptions{
+		Name: "other", FsName: "other-test", DirectMountStrict: os.Getuid() == 0,
+	}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mount other FUSE:", err)
+		os.Exit(1)
+	}
+	server.Wait()
+	os.Exit(0)
+}
+
+// startKilled starts the test binary with env on mnt, waits until ready
+// says the mount answers, kills it with SIGKILL and waits until the mount
+// left behind answers ENOTCONN. It detaches whatever is left at cleanup.
+func startKilled(t *testing.T, mnt string, env string, args []string, ready func() bool) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncbuf.Buffer
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), env)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		for mounted(mnt) {
+			if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+				t.Errorf("clean up %s: %v", mnt, err)
+				return
+			}
+		}
+	})
+	waitFor(t, "the first mount to answer", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("the first mount exited: %s", out.String())
+		default:
+		}
+		return ready()
+	})
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	// Its /dev/fuse descriptor closed as it died, but poll all the same:
+	// a listing (never stat, which the kernel may answer from its cache)
+	// reaches the dead connection.
+	waitFor(t, "the killed mount to answer ENOTCONN", func() bool {
+		_, err := os.ReadDir(mnt)
+		return errors.Is(err, syscall.ENOTCONN)
+	})
+	if !mounted(mnt) {
+		t.Fatal("the killed mount is gone from /proc/mounts: nothing left to detach")
+	}
+}
+
+// TestStaleMountpointIsDetached kills a mount-ws with SIGKILL, which
+// leaves its mount dead ("Transport endpoint is not connected"), and
+// checks that the next mount-ws on that mountpoint detaches it, says so
+// in one line, mounts, and leaves nothing behind once unmounted.
+func TestStaleMountpointIsDetached(t *testing.T) {
+	fusetest.Require(t)
+	mnt := t.TempDir()
+	args := []string{"-f", "--read-only", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "--cache-dir", t.TempDir(), "cmd/ws", mnt}
+	startKilled(t, mnt, "MOUNT_WS_TEST_AS_MAIN=1", args, func() bool {
+		_, err := os.Stat(filepath.Join(mnt, "csv/iris.csv"))
+		return err == nil
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	var errOut syncbuf.Buffer
+	go func() { done <- run(ctx, args, &errOut, &errOut) }()
+	waitFor(t, "the second mount to answer", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("second mount: %v (%s)", err, errOut.String())
+		default:
+		}
+		got, err := os.ReadFile(filepath.Join(mnt, "csv/iris.csv"))
+		return err == nil && strings.HasPrefix(string(got), "sepal_length,")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("second mount: %v (%s)", err, errOut.String())
+	}
+	want := "found a dead mount-ws mount at " + mnt
+	if n := strings.Count(errOut.String(), want); n != 1 {
+		t.Errorf("stderr says %d time(s) %q, want once:\n%s", n, want, errOut.String())
+	}
+	if mounted(mnt) {
+		t.Error("a mount is left at the mountpoint after the second mount's unmount")
+	}
+}
+
+// TestLiveMountIsNotDetached checks that a mount-ws that answers is left
+// alone: a second mount-ws on its mountpoint fails as on any non-empty
+// directory.
+func TestLiveMountIsNotDetached(t *testing.T) {
+	fusetest.Require(t)
+	mnt := t.TempDir()
+	args := []string{"-f", "--read-only", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "--cache-dir", t.TempDir(), "cmd/ws", mnt}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	var firstOut syncbuf.Buffer
+	go func() { done <- run(ctx, args, &firstOut, &firstOut) }()
+	waitFor(t, "the mount to answer", func() bool {
+		_, err := os.Stat(filepath.Join(mnt, "csv/iris.csv"))
+		return err == nil
+	})
+
+	var errOut bytes.Buffer
+	err := run(context.Background(), args, &errOut, &errOut)
+	if code := exitCode(err, &errOut); code != 4 || !strings.Contains(errOut.String(), "is not empty (is something mounted there already?)") {
+		t.Errorf("second mount on a live one: exit %d, stderr %q; want 4 and \"not empty\"", code, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "dead") {
+		t.Errorf("a live mount was taken for a dead one: %q", errOut.String())
+	}
+	if _, err := os.ReadDir(filepath.Join(mnt, "csv")); err != nil {
+		t.Errorf("the first mount no longer answers: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("first mount: %v (%s)", err, firstOut.String())
+	}
+}
+
+// TestDeadMountOfAnotherFilesystemIsNotDetached checks that a dead FUSE
+// mount that mount-ws did not make stays: mount-ws fails, and says what
+// is wrong.
+func TestDeadMountOfAnotherFilesystemIsNotDetached(t *testing.T) {
+	fusetest.Require(t)
+	mnt := t.TempDir()
+	startKilled(t, mnt, otherFUSEEnv+"="+mnt, nil, func() bool {
+		b, _ := os.ReadFile("/proc/self/mountinfo")
+		m, ok := topMount(b, mnt)
+		return ok && m.fsType == "fuse.other"
+	})
+
+	var errOut bytes.Buffer
+	err := run(context.Background(), []string{"-f", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "cmd/ws", mnt}, &errOut, &errOut)
+	if code := exitCode(err, &errOut); code != 4 || !strings.Contains(errOut.String(), "transport endpoint is not connected") {
+		t.Errorf("mount on a dead fuse.other mount: exit %d, stderr %q; want 4 and ENOTCONN", code, errOut.String())
+	}
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	if m, ok := topMount(b, mnt); !ok || m.fsType != "fuse.other" {
+		t.Errorf("the dead fuse.other mount was detached (top mount now %+v, %v)", m, ok)
+	}
+}
+
+func TestParseMountInfo(t *testing.T) {
+	const mountinfo = `22 27 0:21 / /proc rw,relatime - proc proc rw
+90 27 0:50 / /tmp/a rw,nosuid,nodev,noatime shared:7 - fuse.mount-ws mount-ws:cmd/ws rw,user_id=0,group_id=0
+91 90 0:51 / /tmp/a rw,nosuid,nodev - fuse.sshfs host:/ rw,user_id=0,group_id=0
+92 27 0:52 / /tmp/with\040space\134 rw - fuse mount-ws:cmd/ws rw
+93 27 0:53 / /tmp/b rw master:1 shared:2 - tmpfs tmpfs rw
+garbage
+94 27 0:54 / /tmp/c rw -
+`
+	tests := []struct {
+		mountPoint string
+		ok, ours   bool
+		fsType     string
+	}{
+		{"/tmp/a", true, false, "fuse.sshfs"}, // stacked: the last one counts
+		{"/tmp/with space\\", true, true, "fuse"},
+		{"/tmp/b", true, false, "tmpfs"},
+		{"/tmp/c", false, false, ""},
+		{"/tmp", false, false, ""},
+	}
+	for _, tt := range tests {
+		m, ok := topMount([]byte(mountinfo), tt.mountPoint)
+		if ok != tt.ok || m.isMountWS() != tt.ours || m.fsType != tt.fsType {
+			t.Errorf("%q: %+v %v, want found %v, mount-ws %v, type %q", tt.mountPoint, m, ok, tt.ok, tt.ours, tt.fsType)
+		}
+	}
+	if m, _ := topMount([]byte(mountinfo)[:strings.Index(mountinfo, "91 ")], "/tmp/a"); !m.isMountWS() || m.source != "mount-ws:cmd/ws" {
+		t.Errorf("fuse.mount-ws mount not recognised: %+v", m)
+	}
+}
+
+func FuzzParseMountInfoLine(f *testing.F) {
+	f.Add(`90 27 0:50 / /tmp/a rw shared:7 - fuse.mount-ws mount-ws:cmd/ws rw`)
+	f.Add(`92 27 0:52 / /tmp/x\040y\1 rw - fuse mount-ws:a\134b rw`)
+	f.Fuzz(func(t *testing.T, line string) {
+		m, ok := parseMountInfoLine(line)
+		if !ok && m != (mountInfo{}) {
+			t.Errorf("not ok but %+v", m)
+		}
+	})
+}

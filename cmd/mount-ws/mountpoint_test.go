@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -23,8 +25,8 @@ import (
 // is not mount-ws at the directory it names (see TestMain).
 const otherFUSEEnv = "MOUNT_WS_TEST_OTHER_FUSE"
 
-// serveOtherFUSE mounts an empty filesystem of type fuse.other at dir and
-// serves it until unmounted or killed.
+// serveOtherFUSE mounts an empty filesystem of type fuse.other at dir,
+// says READY=1 as mount-ws does, and serves until unmounted or killed.
 func serveOtherFUSE(dir string) {
 	server, err := fusefs.Mount(dir, &fusefs.Inode{}, &fusefs.Options{MountOptions: fuse.MountOptions{
 		Name: "other", FsName: "other-test", DirectMountStrict: os.Getuid() == 0,
@@ -33,22 +35,36 @@ func serveOtherFUSE(dir string) {
 		fmt.Fprintln(os.Stderr, "mount other FUSE:", err)
 		os.Exit(1)
 	}
+	if err := sdNotify("READY=1"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	server.Wait()
 	os.Exit(0)
 }
 
-// startKilled starts the test binary with env on mnt, waits until ready
-// says the mount answers, kills it with SIGKILL and waits until the mount
-// left behind answers ENOTCONN. It detaches whatever is left at cleanup.
-func startKilled(t *testing.T, mnt string, env string, args []string, ready func() bool) {
+// startKilled starts the test binary with env and args, which mounts at
+// mnt, and kills it with SIGKILL once it says READY=1 on $NOTIFY_SOCKET:
+// only then is it done with requests to its own mount. (Killed in one, as
+// in go-fuse's start-up check, its exit closes a file on the mount, which
+// waits for an answer from itself: it never exits, and its mount hangs
+// instead of dying.) It returns once the mount left behind answers
+// ENOTCONN, and detaches whatever is left at cleanup.
+func startKilled(t *testing.T, mnt string, env string, args []string) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
 	var out syncbuf.Buffer
 	cmd := exec.Command(self, args...)
-	cmd.Env = append(os.Environ(), env)
+	cmd.Env = append(os.Environ(), env, "NOTIFY_SOCKET="+sock)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -58,28 +74,41 @@ func startKilled(t *testing.T, mnt string, env string, args []string, ready func
 		cmd.Wait()
 		close(exited)
 	}()
+	// waitExit waits for the killed process; if it hangs on its own
+	// mount, aborting the connection (umount -f) frees it.
+	waitExit := func() bool {
+		select {
+		case <-exited:
+			return true
+		case <-time.After(20 * time.Second):
+			syscall.Unmount(mnt, syscall.MNT_FORCE|syscall.MNT_DETACH)
+			<-exited
+			return false
+		}
+	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-exited
+		waitExit()
 		for mounted(mnt) {
-			if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+			if err := syscall.Unmount(mnt, syscall.MNT_FORCE|syscall.MNT_DETACH); err != nil {
 				t.Errorf("clean up %s: %v", mnt, err)
 				return
 			}
 		}
 	})
-	waitFor(t, "the first mount to answer", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("the first mount exited: %s", out.String())
-		default:
-		}
-		return ready()
-	})
+
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
+	buf := make([]byte, 64)
+	n, err := conn.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("the first mount did not say READY=1: %q, %v\n%s", buf[:n], err, out.String())
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-exited
+	if !waitExit() {
+		t.Fatal("the killed process did not exit until its mount was aborted")
+	}
 	// Its /dev/fuse descriptor closed as it died, but poll all the same:
 	// a listing (never stat, which the kernel may answer from its cache)
 	// reaches the dead connection.
@@ -100,10 +129,7 @@ func TestStaleMountpointIsDetached(t *testing.T) {
 	fusetest.Require(t)
 	mnt := t.TempDir()
 	args := []string{"-f", "--read-only", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "--cache-dir", t.TempDir(), "cmd/ws", mnt}
-	startKilled(t, mnt, "MOUNT_WS_TEST_AS_MAIN=1", args, func() bool {
-		_, err := os.Stat(filepath.Join(mnt, "csv/iris.csv"))
-		return err == nil
-	})
+	startKilled(t, mnt, "MOUNT_WS_TEST_AS_MAIN=1", args)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -172,11 +198,7 @@ func TestLiveMountIsNotDetached(t *testing.T) {
 func TestDeadMountOfAnotherFilesystemIsNotDetached(t *testing.T) {
 	fusetest.Require(t)
 	mnt := t.TempDir()
-	startKilled(t, mnt, otherFUSEEnv+"="+mnt, nil, func() bool {
-		b, _ := os.ReadFile("/proc/self/mountinfo")
-		m, ok := topMount(b, mnt)
-		return ok && m.fsType == "fuse.other"
-	})
+	startKilled(t, mnt, otherFUSEEnv+"="+mnt, nil)
 
 	var errOut bytes.Buffer
 	err := run(context.Background(), []string{"-f", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, token), "cmd/ws", mnt}, &errOut, &errOut)

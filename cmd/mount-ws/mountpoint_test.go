@@ -171,6 +171,11 @@ func TestLiveMountIsNotDetached(t *testing.T) {
 	var firstOut syncbuf.Buffer
 	go func() { done <- run(ctx, args, &firstOut, &firstOut) }()
 	waitFor(t, "the mount to answer", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("first mount: %v (%s)", err, firstOut.String())
+		default:
+		}
 		_, err := os.Stat(filepath.Join(mnt, "csv/iris.csv"))
 		return err == nil
 	})

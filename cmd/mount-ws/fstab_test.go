@@ -65,12 +65,14 @@ func TestFstabMount(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "mount-ws"), []byte(helper), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	metricsAddr := freePort(t)
 	// Every option as an fstab line would give it; add more here.
 	options := []string{
 		"api_url=" + stack.APIURL(),
 		"token_file=" + tokenFile(t, token),
 		"cache_dir=" + filepath.Join(dir, "cache"),
 		"log_file=" + logFile,
+		"metrics_addr=" + metricsAddr,
 	}
 
 	var stderr syncbuf.Buffer
@@ -162,6 +164,24 @@ func TestFstabMount(t *testing.T) {
 	}
 	if err := os.Remove(filepath.Join(inNS, name)); err != nil {
 		t.Errorf("rm through the mount: %v", err)
+	}
+	// The options reached mount-ws: metrics are served, and they saw the
+	// I/O above.
+	fams, _ := scrape(t, metricsAddr)
+	for _, series := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"mount_ws_fuse_operations_total", map[string]string{"operation": "write", "errno": "ok"}},
+		{"mount_ws_s3_requests_total", map[string]string{"operation": "PutObject", "outcome": "ok"}},
+		{"mount_ws_credentials_refreshes_total", map[string]string{"outcome": "ok"}},
+	} {
+		if sum(fams, series.name, series.labels) < 1 {
+			t.Errorf("%s%v is zero after I/O through the fstab-style mount", series.name, series.labels)
+		}
+	}
+	if out, code := status(t, mnt); code != 0 {
+		t.Errorf("mount-ws status of the fstab-style mount: exit %d\n%s", code, out)
 	}
 
 	fmt.Fprintln(stdin) // umount

@@ -14,9 +14,11 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN)/mount-ws $(DESTDIR)$(PREFIX)/bin/mount-ws
 
-## build: compile every command into bin/
+## build: compile every command into bin/, stamped with the commit
+## (mount-ws --version), also where the toolchain records none (-buildvcs=false).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 ## test: lint, then every test with the race detector. -count=1 so cached
 ## results never hide a flaky test; -timeout well inside CI's limit.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -19,9 +20,6 @@ import (
 	"mount-ws/fs"
 	"mount-ws/metrics"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 // readyFDEnv names the descriptor on which a background child reports that
 // the mount is ready (see daemon.go).
@@ -39,7 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.version {
-		fmt.Fprintln(stdout, "mount-ws", version)
+		fmt.Fprintln(stdout, "mount-ws", buildVersion(), runtime.Version())
 		return nil
 	}
 	org, ws, err := creds.ParseSlug(cfg.slug)
@@ -76,7 +74,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		Workspace:         ws,
 		TokenSource:       tokens,
 		AllowInsecureHTTP: cfg.insecureHTTP,
-		Version:           version,
+		Version:           buildVersion(),
 		Logger:            logger,
 	})
 	if err != nil {
@@ -94,7 +92,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 	)
 	var observer bucket.Observer
 	if cfg.metricsAddr != "" {
-		met = metrics.New(metrics.Info{Workspace: org + "/" + ws, Mountpoint: absMP, Version: version},
+		met = metrics.New(metrics.Info{Workspace: org + "/" + ws, Mountpoint: absMP, Version: buildVersion()},
 			metrics.Sources{FS: func() fs.Stats { return fsys.Stats() }, Creds: provider.Stats})
 		observer = met
 	}

@@ -105,7 +105,7 @@ type mountState struct {
 
 func (m mountState) report() statusReport {
 	r := statusReport{
-		Workspace: m.workspace, Mountpoint: m.mountpoint, Version: version,
+		Workspace: m.workspace, Mountpoint: m.mountpoint, Version: buildVersion(),
 		PID: os.Getpid(), Started: m.started, ReadOnly: m.readOnly,
 		Problems: []string{},
 	}

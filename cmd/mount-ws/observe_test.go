@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -45,7 +46,13 @@ func foreground(t *testing.T, mnt string, args ...string) *syncbuf.Buffer {
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Logf("mount-ws ended with: %v", err)
+			t.Errorf("mount-ws ended with: %v\n%s", err, out.String())
+		}
+		// Never let the temporary directory's removal walk into a mount
+		// that is still there: it would delete the workspace's files.
+		if mounted(mnt) {
+			t.Errorf("%s still mounted after mount-ws returned; detaching it", mnt)
+			syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}
 	})
 	waitFor(t, "the mount", func() bool {

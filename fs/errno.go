@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"syscall"
+	"time"
 
 	"mount-ws/bucket"
 )
@@ -44,14 +45,44 @@ func classify(err error) syscall.Errno {
 	return syscall.EIO
 }
 
-// errLog remembers which failures were logged already. It forgets
-// everything once it holds maxLogged of them, to bound its memory.
+// errLog remembers which failures were logged already, and the latest
+// few for `mount-ws status`. It forgets everything once it holds maxLogged
+// of them, to bound its memory.
 type errLog struct {
-	mu   sync.Mutex
-	seen map[string]bool // guarded by mu
+	mu     sync.Mutex
+	seen   map[string]bool // guarded by mu
+	recent []RecentError   // the last maxRecent failures, oldest first; guarded by mu
 }
 
-const maxLogged = 10000
+const (
+	maxLogged = 10000
+	maxRecent = 10
+)
+
+// RecentError is one failed operation, as Stats reports it.
+type RecentError struct {
+	Time     time.Time
+	Op, Path string
+	Errno    syscall.Errno
+	Err      error
+}
+
+// remember keeps e among the recent failures.
+func (l *errLog) remember(e RecentError) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.recent) == maxRecent {
+		l.recent = append(l.recent[:0], l.recent[1:]...)
+	}
+	l.recent = append(l.recent, e)
+}
+
+// latest returns the recent failures, oldest first.
+func (l *errLog) latest() []RecentError {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]RecentError(nil), l.recent...)
+}
 
 // firstTime reports whether k is seen for the first time.
 func (l *errLog) firstTime(k string) bool {
@@ -66,6 +97,7 @@ func (l *errLog) firstTime(k string) bool {
 }
 
 func (f *FS) logOnce(op, path string, errno syscall.Errno, err error) {
+	f.errs.remember(RecentError{Time: time.Now(), Op: op, Path: path, Errno: errno, Err: err})
 	if f.errs.firstTime(op + "\x00" + path + "\x00" + errno.Error()) {
 		f.log.Warn("operation failed", slog.String("op", op), slog.String("path", path),
 			slog.String("errno", errno.Error()), slog.Any("err", err))

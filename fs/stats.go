@@ -35,6 +35,9 @@ type Stats struct {
 	// ReadAheadHits counts reads served from data already fetched,
 	// ReadAheadMisses those that waited for the storage.
 	ReadAheadHits, ReadAheadMisses uint64
+	// RecentErrors are the last failed operations (not counting "no such
+	// file"), oldest first.
+	RecentErrors []RecentError
 }
 
 // UnsavedFile is a file with data not yet in the bucket.
@@ -70,6 +73,7 @@ func (f *FS) Stats() Stats {
 		ReadAheadMisses: f.counts.readMisses.Load(),
 	}
 	s.PrefetchBytes, _ = f.budget.inUse()
+	s.RecentErrors = f.errs.latest()
 	f.space.mu.Lock()
 	s.StagedBytes = f.space.used
 	f.space.mu.Unlock()

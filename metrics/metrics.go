@@ -8,6 +8,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +47,33 @@ type Mount struct {
 	s3Written   prometheus.Counter
 	fuseOps     *prometheus.CounterVec
 	fuseLatency *prometheus.HistogramVec
+
+	// The same counts summed up, for `mount-ws status` (reading them back
+	// out of the Prometheus types would mean gathering every series).
+	s3Attempts, s3Failed   atomic.Uint64
+	s3ReadN, s3WrittenN    atomic.Int64
+	fuseAnswers, fuseFails atomic.Uint64
+}
+
+// Totals are a mount's counts since it started.
+type Totals struct {
+	// S3Requests counts request attempts, S3Failed those that did not
+	// succeed (not_found included: a HEAD of a name not there is normal).
+	S3Requests, S3Failed uint64
+	// S3ReadBytes and S3WrittenBytes are body bytes from and to S3.
+	S3ReadBytes, S3WrittenBytes int64
+	// FUSEOps counts answered file system requests, FUSEErrors those
+	// answered with an errno other than ENOENT.
+	FUSEOps, FUSEErrors uint64
+}
+
+// Totals returns the counts since the mount started.
+func (m *Mount) Totals() Totals {
+	return Totals{
+		S3Requests: m.s3Attempts.Load(), S3Failed: m.s3Failed.Load(),
+		S3ReadBytes: m.s3ReadN.Load(), S3WrittenBytes: m.s3WrittenN.Load(),
+		FUSEOps: m.fuseAnswers.Load(), FUSEErrors: m.fuseFails.Load(),
+	}
 }
 
 // Latency buckets, in seconds: from a page-cache-speed FUSE answer to a
@@ -94,15 +122,21 @@ func New(info Info, src Sources) *Mount {
 func (m *Mount) Request(op, outcome string, elapsed time.Duration) {
 	m.s3Requests.WithLabelValues(op, outcome).Inc()
 	m.s3Latency.WithLabelValues(op).Observe(elapsed.Seconds())
+	m.s3Attempts.Add(1)
+	if outcome != bucket.OutcomeOK {
+		m.s3Failed.Add(1)
+	}
 }
 
 // Transferred implements bucket.Observer.
 func (m *Mount) Transferred(sent, received int64) {
 	if sent > 0 {
 		m.s3Written.Add(float64(sent))
+		m.s3WrittenN.Add(sent)
 	}
 	if received > 0 {
 		m.s3Read.Add(float64(received))
+		m.s3ReadN.Add(received)
 	}
 }
 
@@ -112,6 +146,10 @@ var _ bucket.Observer = (*Mount)(nil)
 func (m *Mount) FUSEOp(op string, errno syscall.Errno, elapsed time.Duration) {
 	m.fuseOps.WithLabelValues(op, errnoName(errno)).Inc()
 	m.fuseLatency.WithLabelValues(op).Observe(elapsed.Seconds())
+	m.fuseAnswers.Add(1)
+	if errno != 0 && errno != syscall.ENOENT {
+		m.fuseFails.Add(1)
+	}
 }
 
 var _ fs.OpObserver = (*Mount)(nil).FUSEOp

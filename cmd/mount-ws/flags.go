@@ -48,7 +48,7 @@ type config struct {
 
 const usageText = `Usage: mount-ws [flags] ORG/WS MOUNTPOINT
        mount -t fuse.mount-ws ORG/WS MOUNTPOINT -o OPTIONS
-       mount-ws status [--json] MOUNTPOINT
+       mount-ws status [--json] [MOUNTPOINT]
 
 Mounts the storage of workspace ORG/WS at MOUNTPOINT (an existing, empty
 directory). By default mount-ws runs in the background and returns once the

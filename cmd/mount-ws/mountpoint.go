@@ -124,6 +124,30 @@ type mountInfo struct {
 	mountPoint string
 	fsType     string // "fuse.mount-ws" for a mount-ws mount
 	source     string // "mount-ws:ORG/WS" for a mount-ws mount
+	superOpts  string // the filesystem's options: FUSE's name the owner (user_id=N)
+}
+
+// ownedBy reports whether a FUSE mount was made by uid.
+func (m mountInfo) ownedBy(uid int) bool {
+	for _, o := range strings.Split(m.superOpts, ",") {
+		if o == "user_id="+strconv.Itoa(uid) {
+			return true
+		}
+	}
+	return false
+}
+
+// mountWSMounts lists the mount points of the mount-ws mounts uid made.
+func mountWSMounts(mountinfo []byte, uid int) []string {
+	var mps []string
+	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if m, ok := parseMountInfoLine(sc.Text()); ok && m.isMountWS() && m.ownedBy(uid) {
+			mps = append(mps, m.mountPoint)
+		}
+	}
+	return mps
 }
 
 // isMountWS reports whether m is a FUSE mount made by mount-ws: the type
@@ -170,11 +194,15 @@ func parseMountInfoLine(line string) (mountInfo, bool) {
 	if sep < 0 || sep+2 >= len(fields) {
 		return mountInfo{}, false
 	}
-	return mountInfo{
+	m := mountInfo{
 		mountPoint: unescapeMountInfo(fields[4]),
 		fsType:     unescapeMountInfo(fields[sep+1]),
 		source:     unescapeMountInfo(fields[sep+2]),
-	}, true
+	}
+	if sep+3 < len(fields) {
+		m.superOpts = fields[sep+3]
+	}
+	return m, true
 }
 
 // unescapeMountInfo undoes the kernel's octal escapes (\ooo).

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -256,4 +257,25 @@ func FuzzParseMountInfoLine(f *testing.F) {
 			t.Errorf("not ok but %+v", m)
 		}
 	})
+}
+
+func TestMountWSMountsOfUser(t *testing.T) {
+	info := []byte(`22 1 0:21 / /proc rw - proc proc rw
+60 27 0:41 / /mnt/a rw,nosuid - fuse.mount-ws mount-ws:acme/a rw,user_id=0,group_id=0,default_permissions
+61 27 0:42 / /mnt/b rw,nosuid - fuse.mount-ws mount-ws:acme/b rw,user_id=1000,group_id=1000
+62 27 0:43 / /mnt/other rw,nosuid - fuse.sshfs host:/x rw,user_id=0,group_id=0
+63 27 0:44 / /mnt/with\040space rw,nosuid - fuse mount-ws:acme/c rw,user_id=0,group_id=0
+`)
+	for _, c := range []struct {
+		uid  int
+		want []string
+	}{
+		{0, []string{"/mnt/a", "/mnt/with space"}},
+		{1000, []string{"/mnt/b"}},
+		{1001, nil},
+	} {
+		if got := mountWSMounts(info, c.uid); !slices.Equal(got, c.want) {
+			t.Errorf("mountWSMounts(uid %d) = %q, want %q", c.uid, got, c.want)
+		}
+	}
 }

@@ -84,18 +84,15 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 
 	scope := provider.Scope()
 	// Metrics are made before the bucket and the filesystem, which report
-	// to them; their state is read at each scrape.
+	// to them; their state is read at each scrape. They are always kept
+	// (mount-ws status reads their totals; they cost nothing measurable,
+	// see docs/BENCHMARKS.md): --metrics-addr only serves them.
 	var (
-		met   *metrics.Mount
 		fsys  *fs.FS
 		absMP = absPath(cfg.mountpoint)
 	)
-	var observer bucket.Observer
-	if cfg.metricsAddr != "" {
-		met = metrics.New(metrics.Info{Workspace: org + "/" + ws, Mountpoint: absMP, Version: buildVersion()},
-			metrics.Sources{FS: func() fs.Stats { return fsys.Stats() }, Creds: provider.Stats})
-		observer = met
-	}
+	met := metrics.New(metrics.Info{Workspace: org + "/" + ws, Mountpoint: absMP, Version: buildVersion()},
+		metrics.Sources{FS: func() fs.Stats { return fsys.Stats() }, Creds: provider.Stats})
 	b, err := bucket.New(bucket.Config{
 		Bucket:      scope.Bucket,
 		Prefix:      scope.Prefix,
@@ -104,7 +101,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		Credentials: provider,
 		APIOptions:  []func(*middleware.Stack) error{provider.AddReactiveRefresh},
 		Logger:      logger,
-		Observer:    observer,
+		Observer:    met,
 	})
 	if err != nil {
 		return fmt.Errorf("storage client: %w", err)
@@ -163,9 +160,9 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		AllowRoot:  cfg.allowRoot,
 		Xattrs:     cfg.xattr,
 		Debug:      cfg.debugFuse,
+		Observe:    met.FUSEOp,
 	}
-	if met != nil {
-		mcfg.Observe = met.FUSEOp
+	if cfg.metricsAddr != "" {
 		ms, err := metrics.Serve(cfg.metricsAddr, met)
 		if err != nil {
 			return usageError{fmt.Errorf("--metrics-addr %s: %w", cfg.metricsAddr, err)}
@@ -183,8 +180,8 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 	}
 	logger.Info("mounted", "workspace", org+"/"+ws, "mountpoint", cfg.mountpoint, "scope", scope.String(), "read_only", cfg.readOnly)
 	status, err := serveStatus(mountState{
-		workspace: org + "/" + ws, mountpoint: absMP, readOnly: cfg.readOnly, started: time.Now(),
-		fs: fsys.Stats, creds: provider.Stats,
+		workspace: org + "/" + ws, mountpoint: absMP, scope: scope.String(), readOnly: cfg.readOnly, started: time.Now(),
+		fs: fsys.Stats, creds: provider.Stats, totals: met.Totals,
 	})
 	if err != nil {
 		logger.Warn("mount-ws status will not answer for this mount", "err", err)

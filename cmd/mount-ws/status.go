@@ -17,8 +17,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"golang.org/x/sys/unix"
+
 	"mount-ws/creds"
 	"mount-ws/fs"
+	"mount-ws/metrics"
 )
 
 // The status of a mount is served on a unix socket that only the mount's
@@ -60,6 +63,7 @@ func statusSocketName(mountpoint string) string {
 type statusReport struct {
 	Workspace  string    `json:"workspace"`
 	Mountpoint string    `json:"mountpoint"`
+	Scope      string    `json:"scope"`
 	Version    string    `json:"version"`
 	PID        int       `json:"pid"`
 	Started    time.Time `json:"started"`
@@ -72,6 +76,17 @@ type statusReport struct {
 	StageLimit  int64             `json:"stage_limit_bytes"`
 	Prefetch    int64             `json:"prefetch_bytes"`
 	PrefetchMax int64             `json:"prefetch_limit_bytes"`
+	Totals      metrics.Totals    `json:"totals"`
+	// RecentErrors are the last failed operations, oldest first.
+	RecentErrors []errorStatus `json:"recent_errors"`
+}
+
+type errorStatus struct {
+	Time  time.Time `json:"time"`
+	Op    string    `json:"op"`
+	Path  string    `json:"path"`
+	Errno string    `json:"errno"`
+	Error string    `json:"error"`
 }
 
 type credentialsStatus struct {
@@ -96,18 +111,19 @@ type fileStatus struct {
 
 // mountState is what a report is made of.
 type mountState struct {
-	workspace, mountpoint string
-	readOnly              bool
-	started               time.Time
-	fs                    func() fs.Stats
-	creds                 func() creds.Stats
+	workspace, mountpoint, scope string
+	readOnly                     bool
+	started                      time.Time
+	fs                           func() fs.Stats
+	creds                        func() creds.Stats
+	totals                       func() metrics.Totals
 }
 
 func (m mountState) report() statusReport {
 	r := statusReport{
-		Workspace: m.workspace, Mountpoint: m.mountpoint, Version: buildVersion(),
+		Workspace: m.workspace, Mountpoint: m.mountpoint, Scope: m.scope, Version: buildVersion(),
 		PID: os.Getpid(), Started: m.started, ReadOnly: m.readOnly,
-		Problems: []string{},
+		Problems: []string{}, Totals: m.totals(), RecentErrors: []errorStatus{},
 	}
 	c := m.creds()
 	r.Credentials = credentialsStatus{
@@ -126,6 +142,11 @@ func (m mountState) report() statusReport {
 	s := m.fs()
 	r.StagedBytes, r.StageLimit = s.StagedBytes, s.StageLimit
 	r.Prefetch, r.PrefetchMax = s.PrefetchBytes, s.PrefetchLimit
+	for _, e := range s.RecentErrors {
+		r.RecentErrors = append(r.RecentErrors, errorStatus{
+			Time: e.Time, Op: e.Op, Path: e.Path, Errno: unix.ErrnoName(e.Errno), Error: fmt.Sprint(e.Err),
+		})
+	}
 	r.Uploads = uploadsStatus{Pending: len(s.Unsaved), Failed: s.FailedUploads(), Files: []fileStatus{}}
 	for _, u := range s.Unsaved {
 		f := fileStatus{Path: u.Path, Failed: u.Failed}
@@ -219,16 +240,19 @@ func askStatus(path string) (statusReport, error) {
 	return r, nil
 }
 
-const statusUsage = `Usage: mount-ws status [--json] MOUNTPOINT
+// statusUsage is status's --help.
+const statusUsage = `Usage: mount-ws status [--json] [MOUNTPOINT]
 
-Says whether the mount-ws at MOUNTPOINT is healthy: its credentials, its
-uploads (a failed one is named, with the reason) and its local space.
-Only the user who mounted it (or root) can ask.
+Says whether the mount-ws at MOUNTPOINT (or each of your mount-ws mounts)
+is healthy: its scope, credentials, uploads (a failed one is named, with
+the reason), recent errors, requests and bytes, and local space. Only the
+user who mounted it (or root) can ask. With --json and no MOUNTPOINT, a
+list of reports.
 
 Exit codes:
   0  healthy
-  1  the mount needs attention (each problem is listed)
-  2  no mount-ws of this user answers at MOUNTPOINT, or bad arguments
+  1  a mount needs attention (each problem is listed)
+  2  no mount-ws of yours answers at MOUNTPOINT (or has none), or bad arguments
 `
 
 // runStatus is `mount-ws status`.
@@ -244,37 +268,76 @@ func runStatus(args []string, stdout io.Writer) error {
 		fmt.Fprint(stdout, statusUsage, "\nFlags:\n", fl.FlagUsages())
 		return nil
 	}
-	if fl.NArg() != 1 {
-		return statusError{code: 2, err: errors.New("want one MOUNTPOINT (see mount-ws status --help)")}
+	var mountpoints []string
+	switch fl.NArg() {
+	case 0:
+		info, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			return statusError{code: 2, err: fmt.Errorf("list mounts: %w", err)}
+		}
+		if mountpoints = mountWSMounts(info, os.Geteuid()); len(mountpoints) == 0 {
+			return statusError{code: 2, err: errors.New("no mount-ws mounts of yours (name a MOUNTPOINT to ask about another)")}
+		}
+	case 1:
+		mountpoints = []string{absPath(fl.Arg(0))}
+	default:
+		return statusError{code: 2, err: errors.New("want at most one MOUNTPOINT (see mount-ws status --help)")}
 	}
-	mnt := absPath(fl.Arg(0))
-	var (
-		r   statusReport
-		err = errors.New("no status socket")
-	)
+	var reports []statusReport
+	worst := 0
+	for _, mnt := range mountpoints {
+		r, err := findStatus(mnt)
+		if err != nil {
+			if len(mountpoints) == 1 {
+				return statusError{code: 2, err: err}
+			}
+			fmt.Fprintf(stdout, "%s: %v\n\n", mnt, err)
+			worst = 2
+			continue
+		}
+		reports = append(reports, r)
+		if len(r.Problems) > 0 {
+			worst = max(worst, 1)
+		}
+	}
+	switch {
+	case *asJSON && fl.NArg() == 1:
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(reports[0])
+	case *asJSON:
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(reports)
+	default:
+		for i, r := range reports {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			printStatus(stdout, r, time.Now())
+		}
+	}
+	if worst > 0 {
+		return statusError{code: worst}
+	}
+	return nil
+}
+
+// findStatus asks the mount-ws at mnt (absolute) for its report.
+func findStatus(mnt string) (statusReport, error) {
+	err := errors.New("no status socket")
 	for _, dir := range statusDirs() {
 		path := filepath.Join(dir, statusSocketName(mnt))
 		if _, serr := os.Stat(path); serr != nil {
 			continue
 		}
-		if r, err = askStatus(path); err == nil {
-			break
+		r, aerr := askStatus(path)
+		if aerr == nil {
+			return r, nil
 		}
+		err = aerr
 	}
-	if err != nil {
-		return statusError{code: 2, err: fmt.Errorf("no mount-ws of yours answers at %s (%v): is it mounted? (see findmnt %s)", mnt, err, mnt)}
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(r)
-	} else {
-		printStatus(stdout, r, time.Now())
-	}
-	if len(r.Problems) > 0 {
-		return statusError{code: 1}
-	}
-	return nil
+	return statusReport{}, fmt.Errorf("no mount-ws of yours answers at %s (%v): is it mounted? (see findmnt %s)", mnt, err, mnt)
 }
 
 // printStatus writes the report for people.
@@ -315,6 +378,16 @@ func printStatus(w io.Writer, r statusReport, now time.Time) {
 	}
 	fmt.Fprintf(w, "staging:     %s of %s\n", mib(r.StagedBytes), mib(r.StageLimit))
 	fmt.Fprintf(w, "read-ahead:  %s of %s\n", mib(r.Prefetch), mib(r.PrefetchMax))
+	t := r.Totals
+	fmt.Fprintf(w, "storage:     %s, %d requests (%d not ok), %s read, %s written\n",
+		r.Scope, t.S3Requests, t.S3Failed, mib(t.S3ReadBytes), mib(t.S3WrittenBytes))
+	fmt.Fprintf(w, "file ops:    %d answered, %d failed\n", t.FUSEOps, t.FUSEErrors)
+	if n := len(r.RecentErrors); n > 0 {
+		fmt.Fprintf(w, "recent errors (last %d):\n", n)
+		for _, e := range r.RecentErrors {
+			fmt.Fprintf(w, "  %s  %s %s: %s: %s\n", e.Time.Local().Format(time.TimeOnly), e.Op, e.Path, e.Errno, e.Error)
+		}
+	}
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

@@ -156,8 +156,8 @@ func TestUploadFailure(t *testing.T) {
 				if err := os.Remove(m.path(rel)); err != nil {
 					t.Fatalf("unlink after the failed close: %v", err)
 				}
-				// Give a background retry time to (wrongly) upload it.
-				time.Sleep(3 * time.Second)
+				// The unmount's last pass over the retry queue must not
+				// upload it (TestBackgroundRetry covers a background pass).
 				ws.wantNoObject(t, rel)
 				wantGone(t, m.path(rel))
 				m.unmount(t)
@@ -440,4 +440,54 @@ func TestUploadRetriedAtUnmount(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBackgroundRetry checks the promise that a failed upload is retried in
+// the background, with nothing touching the file, within one retry
+// interval once the storage works again; and that a file deleted meanwhile
+// is never uploaded.
+func TestBackgroundRetry(t *testing.T) {
+	const interval = time.Second
+	ws := newWorkspace(t)
+	m := mountWS(t, ws, mountOpts{extra: []string{"--upload-retry-interval", interval.String()}})
+	t.Cleanup(env.stack.S3.ClearFaults)
+	env.stack.S3.Inject(wsstack.S3Fault{
+		Ops:         []wsstack.Op{wsstack.OpPut},
+		KeyContains: ws.key("retry-"),
+		Status:      500,
+	})
+	kept := []byte("saved by the background retry\n")
+	deleted := []byte("deleted before the storage came back\n")
+	for _, c := range []struct {
+		rel  string
+		data []byte
+	}{{"retry-kept.txt", kept}, {"retry-deleted.txt", deleted}} {
+		err := within(t, 2*time.Minute, "write while uploads fail", func() error {
+			return os.WriteFile(m.path(c.rel), c.data, 0o644)
+		})
+		wantErrno(t, "close while every PUT answers 500", err, syscall.EIO)
+	}
+	if err := os.Remove(m.path("retry-deleted.txt")); err != nil {
+		t.Fatalf("unlink after the failed close: %v", err)
+	}
+	env.stack.S3.ClearFaults()
+
+	// Nothing touches the mount now. The object appears by the next tick
+	// of the retry loop; a deadline of a few intervals allows for a slow
+	// machine without letting a retry that never comes pass.
+	deadline := time.Now().Add(5 * interval)
+	for {
+		if _, ok := ws.getObject(t, "retry-kept.txt"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retry-kept.txt not in the bucket %s after the storage came back (retry interval %s)", 5*interval, interval)
+		}
+		time.Sleep(interval / 10)
+	}
+	ws.wantObject(t, "retry-kept.txt", kept)
+	// The pass that saved retry-kept.txt also went over the deleted file;
+	// and the unmount makes one last pass over whatever is still queued.
+	m.unmount(t)
+	ws.wantNoObject(t, "retry-deleted.txt")
 }

@@ -38,6 +38,9 @@ const (
 	// that carry none of their own.
 	DefaultFileMode = 0o644
 	DefaultDirMode  = 0o755
+	// DefaultRetryInterval is how often files whose upload failed are
+	// uploaded again in the background.
+	DefaultRetryInterval = 15 * time.Second
 )
 
 // Options tune the filesystem. The zero value is usable.
@@ -66,7 +69,9 @@ type Options struct {
 	// PartSize and UploadConcurrency shape multipart uploads.
 	PartSize          int64
 	UploadConcurrency int
-	Logger            *slog.Logger
+	// RetryInterval: see DefaultRetryInterval.
+	RetryInterval time.Duration
+	Logger        *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -75,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DirMode == 0 {
 		o.DirMode = DefaultDirMode
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = DefaultRetryInterval
 	}
 	o.MetadataTTL = ttlOrDefault(o.MetadataTTL, DefaultMetadataTTL)
 	o.NegativeTTL = ttlOrDefault(o.NegativeTTL, DefaultNegativeTTL)

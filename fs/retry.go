@@ -7,13 +7,10 @@ import (
 	"time"
 )
 
-// retryInterval is how often unsaved files are uploaded again.
-const retryInterval = 15 * time.Second
-
 // retryLater queues a file with unsaved data: its upload failed (failed;
 // close or fsync reported EIO), or a change was still being saved when its
 // last handle went. The data is never dropped: it is uploaded again every
-// retryInterval until that succeeds or the file is deleted, and once more
+// Options.RetryInterval until that succeeds or the file is deleted, and once more
 // when the filesystem is closed.
 //
 // A failed upload is queued at once, not when the kernel releases the
@@ -55,7 +52,7 @@ func (f *FS) unqueue(n *file) {
 
 func (f *FS) retryLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(retryInterval)
+	t := time.NewTicker(f.opts.RetryInterval)
 	defer t.Stop()
 	for {
 		select {

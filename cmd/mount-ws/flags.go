@@ -36,6 +36,7 @@ type config struct {
 	prefetchMem int64
 	cacheDir    string
 	cacheLimit  int64
+	retryEvery  time.Duration
 
 	logLevel  slog.Level
 	logFormat string // text or json
@@ -84,7 +85,7 @@ var flagGroups = []struct {
 }{
 	{"Workspace", []string{"api-url", "token-file", "insecure-http"}},
 	{"Mount", []string{"foreground", "read-only", "allow-other", "allow-root", "uid", "gid", "file-mode", "dir-mode", "xattr", "options"}},
-	{"Caching and memory", []string{"metadata-ttl", "prefetch-memory-mib", "cache-dir", "cache-size-mib"}},
+	{"Caching and memory", []string{"metadata-ttl", "prefetch-memory-mib", "cache-dir", "cache-size-mib", "upload-retry-interval"}},
 	{"Logging and monitoring", []string{"log-level", "log-format", "log-file", "debug-fuse", "metrics-addr"}},
 	{"Other", []string{"help", "version"}},
 }
@@ -112,6 +113,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	prefetch := fl.Int("prefetch-memory-mib", fs.DefaultPrefetchMemory>>20, "memory for read-ahead buffers of all open files, MiB")
 	fl.StringVar(&c.cacheDir, "cache-dir", "", "directory for staging files being written and the upload journal (default ~/.cache/mount-ws/ORG-WS)")
 	cacheSize := fl.Int64("cache-size-mib", fs.DefaultCacheLimit>>20, "most MiB of file data staged for writing at once; writes past it fail with ENOSPC")
+	fl.DurationVar(&c.retryEvery, "upload-retry-interval", fs.DefaultRetryInterval, "how often a file whose upload failed is uploaded again in the background")
 	logLevel := fl.String("log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&c.logFormat, "log-format", "text", "text, or json (one object per line, for log pipelines)")
 	fl.StringVar(&c.logFile, "log-file", "", "write logs here (default: stderr in the foreground, ~/.cache/mount-ws/ORG-WS@MOUNTPOINT.log in the background)")
@@ -156,6 +158,9 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 		return c, usageError{errors.New("--prefetch-memory-mib must be at least 16")}
 	}
 	c.prefetchMem = int64(*prefetch) << 20
+	if c.retryEvery < 100*time.Millisecond {
+		return c, usageError{errors.New("--upload-retry-interval must be at least 100ms")}
+	}
 	if *cacheSize < 1 {
 		return c, usageError{errors.New("--cache-size-mib must be at least 1")}
 	}

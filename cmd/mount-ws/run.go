@@ -143,6 +143,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		PrefetchMemory: cfg.prefetchMem,
 		CacheDir:       cacheDir,
 		CacheLimit:     cfg.cacheLimit,
+		RetryInterval:  cfg.retryEvery,
 		Logger:         logger,
 	})
 	if !cfg.readOnly {

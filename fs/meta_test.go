@@ -237,6 +237,15 @@ func TestLinkFromListingIsFollowed(t *testing.T) {
 	if err != nil || o.Metadata["mode"] != "41471" {
 		t.Errorf("link's metadata after chmod through it: %v %v, want it still a link", o.Metadata, err)
 	}
+	// The mode went to the target, stored as s3fs stores it (decimal
+	// S_IFREG|0600 = 33152), and stat through the link shows it.
+	o, err = b.Head(context.Background(), "d/target.txt")
+	if err != nil || o.Metadata["mode"] != "33152" {
+		t.Errorf("target's metadata after chmod through the link: %v %v, want mode 33152 (S_IFREG|0600)", o.Metadata, err)
+	}
+	if fi, err := os.Stat(fresh()); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("stat through the link after chmod: %v %v, want 0600", fi.Mode(), err)
+	}
 }
 
 // A file opened for appending and then renamed (log rotation) keeps its

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -88,13 +89,21 @@ func TestCommandLineErrors(t *testing.T) {
 		{"missing mountpoint", []string{"--api-url", stack.APIURL(), "cmd/ws", emptyDir + "/nope"}, 4, "does not exist"},
 		{"mountpoint not empty", []string{"--api-url", stack.APIURL(), "cmd/ws", full}, 4, "not empty"},
 		{"mountpoint is a file", []string{"--api-url", stack.APIURL(), "cmd/ws", file}, 4, "not a directory"},
-		{"wrong token", []string{"-f", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, "wrong"), "cmd/ws", emptyDir}, 3, "token"},
-		{"no access", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/other", emptyDir}, 3, "cmd/other"},
-		{"no such workspace", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/nope", emptyDir}, 3, "cmd/nope"},
+		// The README's credential table, message by message.
+		{"wrong token", []string{"-f", "--api-url", stack.APIURL(), "--token-file", tokenFile(t, "wrong"), "cmd/ws", emptyDir}, 3, "the workspace API rejected the token from"},
+		{"no access", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/other", emptyDir}, 3, "has no access to workspace cmd/other"},
+		{"no such workspace", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/nope", emptyDir}, 3, "workspace cmd/nope does not exist"},
+		{"validation error", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "the workspace API refused the request"},
+		{"upgrade required", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "is too old for the workspace API"},
 		{"http to a remote API", []string{"-f", "--api-url", "http://example.invalid", "--token-file", good, "cmd/ws", emptyDir}, 3, "http"},
 	}
+	// The API answers these statuses only when told to.
+	inject := map[string]int{"validation error": 422, "upgrade required": 426}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if status, ok := inject[tt.name]; ok {
+				stack.API.FailNext(1, status)
+			}
 			var out, errOut bytes.Buffer
 			err := run(context.Background(), tt.args, &out, &errOut)
 			code := exitCode(err, &errOut)
@@ -200,7 +209,15 @@ func TestBackgroundMountThenUmount(t *testing.T) {
 		t.Fatalf("umount: %v", err)
 	}
 	waitFor(t, "the background process to exit", func() bool {
-		out, _ := exec.Command("pgrep", "-f", "cmd/ws "+mnt).Output()
+		out, err := exec.Command("pgrep", "-f", "cmd/ws "+mnt).Output()
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee) && ee.ExitCode() == 1:
+			return true // pgrep: no process matched
+		case err != nil:
+			// Without pgrep this check would pass whatever happened.
+			t.Fatalf("pgrep: %v (install procps)", err)
+		}
 		return len(bytes.TrimSpace(out)) == 0
 	})
 }

@@ -130,8 +130,8 @@ func mountWS(t *testing.T, w *workspace, o mountOpts) *mount {
 	}()
 	t.Cleanup(func() {
 		m.unmount(t)
-		if log, err := os.ReadFile(m.logPath); err == nil && strings.Contains(string(log), w.token) {
-			t.Errorf("the workspace's API token appears in mount-ws's log %s", m.logPath)
+		if log, err := os.ReadFile(m.logPath); err == nil {
+			wantNoSecrets(t, "mount-ws's log "+m.logPath, string(log), w.token)
 		}
 		if t.Failed() {
 			m.dumpLog(t)
@@ -312,4 +312,18 @@ func isMounted(dir string) bool {
 		}
 	}
 	return false
+}
+
+// wantNoSecrets fails t if text holds the API token or any secret key or
+// session token the stack has minted.
+func wantNoSecrets(t *testing.T, what, text, token string) {
+	t.Helper()
+	if strings.Contains(text, token) {
+		t.Errorf("the workspace's API token appears in %s", what)
+	}
+	for _, s := range env.stack.MintedSecrets() {
+		if strings.Contains(text, s) {
+			t.Errorf("a minted secret key or session token (…%s) appears in %s", s[len(s)-4:], what)
+		}
+	}
 }

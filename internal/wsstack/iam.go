@@ -53,6 +53,7 @@ type sessionIAM struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session // by access key id
+	secrets  []string            // every secret key and session token minted, for leak checks
 	roles    map[string]bool     // role ARNs that a policy may name
 }
 
@@ -98,6 +99,7 @@ func (m *sessionIAM) mint(org, ws string, ttl time.Duration) (access string, s s
 	defer m.mu.Unlock()
 	m.pruneLocked()
 	m.sessions[access] = &s
+	m.secrets = append(m.secrets, s.secret, s.token)
 	return access, s
 }
 
@@ -238,3 +240,10 @@ var (
 	base32NoPad = base32.StdEncoding.WithPadding(base32.NoPadding)
 	base64Raw   = base64.RawURLEncoding
 )
+
+// minted returns every secret key and session token minted so far.
+func (m *sessionIAM) minted() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.secrets...)
+}

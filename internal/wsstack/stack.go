@@ -215,6 +215,11 @@ func (s *Stack) Revoke(accessKeyID string) bool { return s.iam.revoke(accessKeyI
 // returns how many there were.
 func (s *Stack) RevokeWorkspace(org, ws string) int { return s.iam.revokeWorkspace(org, ws) }
 
+// MintedSecrets returns every secret access key and session token the API
+// has handed out, expired or not, so that tests can check none of them
+// leaked into a log or a file.
+func (s *Stack) MintedSecrets() []string { return s.iam.minted() }
+
 // TakeAPIDown closes the workspace API's listener and connections for d:
 // clients get "connection refused" until it listens again on the same
 // address. For an API that accepts but never answers, use API.HangFor.

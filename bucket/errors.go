@@ -69,6 +69,12 @@ type credentialsError struct{ err error }
 func (e *credentialsError) Error() string   { return "retrieve credentials: " + e.err.Error() }
 func (e *credentialsError) Unwrap() []error { return []error{ErrCredentials, e.err} }
 
+// RetryableError tells the SDK's retryer never to retry: the provider
+// has already waited as long as it should (creds' ExpiredWaitBound), and
+// the connection error it may wrap (the workspace API's) would otherwise
+// make each of the retryer's attempts wait that long again.
+func (e *credentialsError) RetryableError() bool { return false }
+
 // credentialsProvider wraps the configured provider so that its failures
 // can be told apart from any other error. The SDK does wrap them with %w
 // ("get identity: get credentials: ..."), but with no type of its own to

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	iofs "io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -251,10 +255,15 @@ func TestCredentialsErrors(t *testing.T) {
 	ctx := ctxFor(t)
 	cfg := gatewayConfig(t)
 
-	// The provider fails: classified, the provider's error kept, no request sent.
-	boom := errors.New("workspace API down")
+	// The provider fails: classified, the provider's error kept, no request
+	// sent, and the provider asked once: it has waited as long as it
+	// should, and the connection error it wraps must not make the SDK's
+	// retryer ask (and wait) again.
+	boom := fmt.Errorf("workspace API down: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
+	var asked atomic.Int32
 	failing := cfg
 	failing.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		asked.Add(1)
 		return aws.Credentials{}, boom
 	})
 	b, err := bucket.New(failing)
@@ -271,6 +280,9 @@ func TestCredentialsErrors(t *testing.T) {
 	}
 	if n := stack.S3.Counts()[wsstack.OpHead] - before; n != 0 {
 		t.Errorf("%d HEADs sent without credentials", n)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the failing provider was asked %d times for one HEAD, want 1 (no retries)", n)
 	}
 
 	// The server refuses revoked credentials.

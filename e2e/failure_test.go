@@ -491,3 +491,57 @@ func TestBackgroundRetry(t *testing.T) {
 	m.unmount(t)
 	ws.wantNoObject(t, "retry-deleted.txt")
 }
+
+// TestExpiredCredentialsWhileAPIDown checks the README's promise for
+// credentials that expire while the API is unreachable: an operation waits
+// --credentials-wait for fresh ones, then fails with EIO; one warning says
+// it is waiting; and once the API answers again, operations work and one
+// line says so.
+func TestExpiredCredentialsWhileAPIDown(t *testing.T) {
+	const ttl, wait = 2 * time.Second, 2 * time.Second
+	env.stack.API.SetTTL(ttl)
+	t.Cleanup(func() { env.stack.ClearFaults(); env.stack.API.SetTTL(time.Hour) })
+	ws := newWorkspace(t)
+	for _, rel := range []string{"a.txt", "b.txt"} {
+		ws.putObject(t, rel, []byte("content of "+rel), nil)
+	}
+	m := mountWS(t, ws, mountOpts{extra: []string{"--credentials-wait", wait.String(), "--metadata-ttl", "0"}})
+
+	if err := env.stack.TakeAPIDown(10 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Every credential minted so far expires within ttl (plus the
+	// second the expiry is rounded to); wait that out.
+	time.Sleep(ttl + 1500*time.Millisecond)
+	start := time.Now()
+	_, err := os.ReadFile(m.path("a.txt"))
+	waited := time.Since(start)
+	wantErrno(t, "read with expired credentials and the API down", err, syscall.EIO)
+	// Bounds with room for a slow machine; the upper one catches a wait
+	// repeated by each of the SDK's retries (5 × the bound).
+	if waited < wait/2 || waited > 3*wait {
+		t.Errorf("the read failed after %s; it should have waited --credentials-wait (%s) for fresh credentials, once", waited, wait)
+	}
+	t.Logf("the read failed with EIO after %s (--credentials-wait %s)", waited.Round(time.Millisecond), wait)
+	if log := m.readLog(t); !strings.Contains(log, "waiting for workspace credentials") {
+		t.Errorf("no warning that operations wait for credentials in the log:\n%s", log)
+	}
+
+	env.stack.ClearFaults() // the API answers again
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := os.ReadFile(m.path("b.txt"))
+		if err == nil {
+			if string(got) != "content of b.txt" {
+				t.Errorf("read after the API came back: %q", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reads still fail a minute after the API came back: %v", err)
+		}
+	}
+	if log := m.readLog(t); !strings.Contains(log, "workspace credentials available again") {
+		t.Errorf("no line saying credentials are back in the log:\n%s", log)
+	}
+}

@@ -327,3 +327,13 @@ func wantNoSecrets(t *testing.T, what, text, token string) {
 		}
 	}
 }
+
+// readLog returns what mount-ws has logged so far.
+func (m *mount) readLog(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(m.logPath)
+	if err != nil {
+		t.Fatalf("read the mount-ws log: %v", err)
+	}
+	return string(b)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	iofs "io/fs"
 	"log/slog"
+	"net"
 	"sync"
 	"syscall"
 	"time"
@@ -26,9 +27,21 @@ func (f *FS) toErrno(op, path string, err error) syscall.Errno {
 	return errno
 }
 
+// classify maps err to the errno the application sees. An errno in err
+// is passed on only if it is not about the network: a credentials or
+// storage request that failed with ECONNREFUSED or ETIMEDOUT is an I/O
+// error of the file, not a refused connection of the caller's own.
 func classify(err error) syscall.Errno {
-	var errno syscall.Errno
+	var (
+		errno syscall.Errno
+		oerr  *net.OpError
+	)
 	switch {
+	case errors.Is(err, bucket.ErrCredentials), errors.As(err, &oerr):
+		if errors.Is(err, context.Canceled) {
+			return syscall.EINTR // a signal ended the wait
+		}
+		return syscall.EIO
 	case errors.As(err, &errno):
 		return errno
 	case errors.Is(err, context.Canceled):

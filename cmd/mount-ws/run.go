@@ -74,6 +74,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		Workspace:         ws,
 		TokenSource:       tokens,
 		AllowInsecureHTTP: cfg.insecureHTTP,
+		ExpiredWaitBound:  cfg.credsWait,
 		Version:           buildVersion(),
 		Logger:            logger,
 	})

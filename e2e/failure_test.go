@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -290,12 +291,28 @@ func TestKillDuringWrite(t *testing.T) {
 			}
 			env.stack.S3.ClearFaults()
 			after := env.stack.S3.Counts()
+			incomplete := len(ws.incompleteUploads(t, rel))
 			t.Logf("before the kill: %d MiB written, %d multipart upload(s) created, %d part(s) uploaded; after it, %d incomplete upload(s) of the key",
-				written>>20, after[wsstack.OpCreateMultipart]-before[wsstack.OpCreateMultipart], after[wsstack.OpUploadPart]-before[wsstack.OpUploadPart], len(ws.incompleteUploads(t, rel)))
+				written>>20, after[wsstack.OpCreateMultipart]-before[wsstack.OpCreateMultipart], after[wsstack.OpUploadPart]-before[wsstack.OpUploadPart], incomplete)
+			if !tt.atClose && incomplete == 0 {
+				// 128 MiB written sequentially streams as a multipart
+				// upload; without one, the remount below has nothing to
+				// clean up and proves nothing.
+				t.Errorf("no incomplete upload of %s after the kill, want the streamed one", rel)
+			}
 			wantNoneOrComplete("after the kill")
+			// Staging files are unlinked as soon as they are made: a crash
+			// leaves none behind.
+			if left := filesUnder(t, cacheDir, "stage-"); len(left) != 0 {
+				t.Errorf("staging files left in --cache-dir after kill -9: %q", left)
+			}
 
 			m = mountWS(t, ws, mountOpts{cacheDir: cacheDir})
 			ws.waitNoUploads(t, rel, 30*time.Second)
+			// The remount aborted what the journal named, and forgot it.
+			if left := filesUnder(t, filepath.Join(cacheDir, "uploads"), ""); len(left) != 0 {
+				t.Errorf("journal records left after the remount: %q", left)
+			}
 			wantNoneOrComplete("after a remount with the same --cache-dir")
 			if fi, err := os.Stat(m.path(rel)); err == nil && fi.Size() != size {
 				t.Errorf("mount: after the remount %s has %d bytes, want no file or all %d", rel, fi.Size(), size)
@@ -544,4 +561,27 @@ func TestExpiredCredentialsWhileAPIDown(t *testing.T) {
 	if log := m.readLog(t); !strings.Contains(log, "workspace credentials available again") {
 		t.Errorf("no line saying credentials are back in the log:\n%s", log)
 	}
+}
+
+// filesUnder lists the files under dir whose name starts with prefix; a
+// missing dir has none.
+func filesUnder(t *testing.T, dir, prefix string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if errors.Is(err, os.ErrNotExist) && p == dir {
+			return filepath.SkipAll
+		}
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), prefix) {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list %s: %v", dir, err)
+	}
+	return found
 }

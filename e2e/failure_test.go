@@ -177,7 +177,8 @@ func TestLargeWriteShortCredentialTTL(t *testing.T) {
 		t.Skip("writes 1 GiB (skipped with -short)")
 	}
 	const size = 1 << 30
-	env.stack.API.SetTTL(3 * time.Second)
+	const ttl = 3 * time.Second
+	env.stack.API.SetTTL(ttl)
 	t.Cleanup(func() { env.stack.API.SetTTL(time.Hour) })
 	ws := newWorkspace(t)
 	m := mountWS(t, ws, mountOpts{})
@@ -185,7 +186,17 @@ func TestLargeWriteShortCredentialTTL(t *testing.T) {
 	start := time.Now()
 	writeFile(t, m.path("big.bin"), detdata.New(7, size), mib)
 	elapsed := time.Since(start)
-	t.Logf("1 GiB written and closed in %v (%.0f MiB/s); %d credentials minted meanwhile", elapsed.Round(time.Millisecond), float64(size)/mib/elapsed.Seconds(), env.stack.API.Stats().Minted-minted)
+	renewed := env.stack.API.Stats().Minted - minted
+	t.Logf("1 GiB written and closed in %v (%.0f MiB/s); %d credentials minted meanwhile", elapsed.Round(time.Millisecond), float64(size)/mib/elapsed.Seconds(), renewed)
+	// The point of the test: the write outlived the credentials it started
+	// with. Were the machine fast enough to finish within one lifetime,
+	// it would prove nothing.
+	if elapsed <= ttl {
+		t.Errorf("the write took %v, within one credential lifetime (%v): it did not outlive its credentials", elapsed, ttl)
+	}
+	if renewed < 2 {
+		t.Errorf("%d credentials minted during a %v write with %v credentials, want at least 2", renewed, elapsed.Round(time.Millisecond), ttl)
+	}
 	ws.wantDetdata(t, "big.bin", 7, size)
 	// Memory stays bounded: mount-ws did not hold the file in memory.
 	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid)); err == nil {

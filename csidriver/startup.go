@@ -1,0 +1,36 @@
+package csidriver
+
+import (
+	"path/filepath"
+	"strings"
+)
+
+// CheckExistingMounts logs the mount-ws mounts under the kubelet
+// directory that an earlier driver made: live ones are kept (their
+// mount-ws survived, e.g. the driver ran outside a container), dead ones
+// are reported. It changes nothing: a dead target is remounted by
+// kubelet's next republish (requiresRepublish), or by the pod's restart.
+func (d *Driver) CheckExistingMounts() {
+	mounts, err := readMounts()
+	if err != nil {
+		d.log.Warn("cannot read the mount table to find earlier mounts", "err", err)
+		return
+	}
+	root := canonical(d.cfg.KubeletDir)
+	for _, m := range mounts {
+		if !m.isMountWS() || !isUnder(m.mountPoint, root) {
+			continue
+		}
+		if isDead(m.mountPoint) {
+			d.log.Warn("mount-ws for "+m.workspace()+" at "+m.mountPoint+" died with the previous driver; the pod must be restarted, or kubelet's republish will remount it",
+				"workspace", m.workspace(), "target", m.mountPoint)
+			continue
+		}
+		d.log.Info("found a live mount from before this start; keeping it", "workspace", m.workspace(), "target", m.mountPoint)
+	}
+}
+
+func isUnder(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}

@@ -82,8 +82,8 @@ func TestPublishWriteReadUnpublish(t *testing.T) {
 	}
 }
 
-// checkNoTokenInProcess fails if the token is in mount-ws's arguments or
-// environment.
+// checkNoTokenInProcess fails if the token is in mount-ws's arguments,
+// environment or log.
 func checkNoTokenInProcess(t *testing.T, files volumeFiles) {
 	t.Helper()
 	st, err := files.readState()
@@ -98,6 +98,9 @@ func checkNoTokenInProcess(t *testing.T, files volumeFiles) {
 		if bytes.Contains(b, []byte(testToken)) {
 			t.Errorf("the token is in mount-ws's %s", f)
 		}
+	}
+	if b, err := os.ReadFile(files.logFile()); err != nil || bytes.Contains(b, []byte(testToken)) {
+		t.Errorf("mount-ws's log: %v, or the token is in it", err)
 	}
 }
 

@@ -27,24 +27,25 @@ const usageText = `Usage: mount-ws-csi [flags]            serve the CSI node plu
        mount-ws-csi publish --volume ORG/WS --target DIR --token-file F [--attr k=v ...] [--read-only]
        mount-ws-csi unpublish --volume ORG/WS --target DIR
 
-The CSI node plugin of mount-ws (driver %s): NodePublishVolume runs
-mount-ws at the target path. publish and unpublish call a running plugin
-over its socket, as kubelet does, for trying it by hand.
+The CSI node plugin of mount-ws (driver %s):
+NodePublishVolume runs mount-ws at the target path. publish and unpublish
+call a running plugin over its socket, as kubelet does, for trying it by
+hand.
 
 `
 
 // Run is mount-ws-csi's main: it serves until ctx is done, or runs a
 // client subcommand. version is mount-ws's build version.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, version string) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "publish":
-			return runPublish(ctx, args[1:], stdout)
-		case "unpublish":
-			return runUnpublish(ctx, args[1:], stdout)
-		}
+	var err error
+	switch {
+	case len(args) > 0 && args[0] == "publish":
+		err = runPublish(ctx, args[1:], stdout)
+	case len(args) > 0 && args[0] == "unpublish":
+		err = runUnpublish(ctx, args[1:], stdout)
+	default:
+		err = runServe(ctx, args, stdout, stderr, version)
 	}
-	err := runServe(ctx, args, stdout, stderr, version)
 	if errors.Is(err, errHelp) {
 		return nil
 	}
@@ -125,7 +126,7 @@ func newFlagSet(name string) *pflag.FlagSet {
 	return fl
 }
 
-// attrFlag collects repeated --attr k=v.
+// parseAttrs turns repeated --attr k=v into volume attributes.
 func parseAttrs(list []string) (map[string]string, error) {
 	attrs := map[string]string{}
 	for _, a := range list {

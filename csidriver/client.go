@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -28,8 +29,8 @@ func runPublish(ctx context.Context, args []string, stdout io.Writer) error {
 	tokenFile := fl.String("token-file", "", "file holding the workspace API token (sent as the secret \"token\")")
 	attrs := fl.StringArray("attr", nil, "volume attribute key=value (apiURL, workspace, uid, ...); repeatable")
 	readOnly := fl.Bool("read-only", false, "publish read-only")
-	if err := fl.Parse(args); err != nil {
-		return UsageError{err}
+	if err := parseClientFlags(fl, args, stdout); err != nil {
+		return err
 	}
 	if *vol == "" || *target == "" || *tokenFile == "" {
 		return UsageError{errors.New("publish needs --volume, --target and --token-file")}
@@ -67,8 +68,8 @@ func runUnpublish(ctx context.Context, args []string, stdout io.Writer) error {
 	endpoint := fl.String("endpoint", "unix:///csi/csi.sock", "the plugin's socket")
 	vol := fl.String("volume", "", "volume id, as published")
 	target := fl.String("target", "", "the target path, as published")
-	if err := fl.Parse(args); err != nil {
-		return UsageError{err}
+	if err := parseClientFlags(fl, args, stdout); err != nil {
+		return err
 	}
 	if *vol == "" || *target == "" {
 		return UsageError{errors.New("unpublish needs --volume and --target")}
@@ -80,6 +81,23 @@ func runUnpublish(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return err
 	})
+}
+
+// parseClientFlags parses a subcommand's flags; for --help it prints them
+// and returns errHelp, which Run turns into success.
+func parseClientFlags(fl *pflag.FlagSet, args []string, stdout io.Writer) error {
+	err := fl.Parse(args)
+	if errors.Is(err, pflag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage of %s:\n%s", fl.Name(), fl.FlagUsages())
+		return errHelp
+	}
+	if err != nil {
+		return UsageError{err}
+	}
+	if fl.NArg() > 0 {
+		return UsageError{fmt.Errorf("unexpected argument %q", fl.Arg(0))}
+	}
+	return nil
 }
 
 // call dials endpoint and runs f; a gRPC error comes back as

@@ -1,7 +1,6 @@
 package csidriver
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -51,11 +50,14 @@ type volume struct {
 	flags     []string // mount-ws flags from attributes, mount options and the mount group, in a fixed order
 }
 
-// errInvalid marks a request the driver refuses (InvalidArgument).
-var errInvalid = errors.New("invalid request")
+// invalidError is a request the driver refuses (InvalidArgument); its
+// text is the whole message.
+type invalidError struct{ msg string }
+
+func (e invalidError) Error() string { return e.msg }
 
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errInvalid}, args...)...)
+	return invalidError{fmt.Sprintf(format, args...)}
 }
 
 // parseVolume checks a publish request's volume id, capability,

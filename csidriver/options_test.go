@@ -66,7 +66,7 @@ func TestParseVolume(t *testing.T) {
 			req := &csi.NodePublishVolumeRequest{VolumeId: tt.id, VolumeContext: tt.attrs, VolumeCapability: tt.cap, Readonly: tt.readOnly}
 			v, err := parseVolume(req, "https://api.example.com")
 			if tt.wantErr != "" {
-				if !errors.Is(err, errInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+				if !errors.As(err, new(invalidError)) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err %v, want one containing %q", err, tt.wantErr)
 				}
 				return

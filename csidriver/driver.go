@@ -112,6 +112,9 @@ func (d *Driver) Serve(ctx context.Context, endpoint string) error {
 	d.log.Info("serving", "driver", DriverName, "version", d.cfg.Version, "endpoint", path, "node", d.cfg.NodeID)
 	err = s.Serve(l)
 	<-done
+	if errors.Is(err, grpc.ErrServerStopped) && ctx.Err() != nil {
+		return nil // stopped before it began serving
+	}
 	return err
 }
 

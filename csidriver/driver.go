@@ -96,11 +96,12 @@ func (d *Driver) Serve(ctx context.Context, endpoint string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket: %w", err)
 	}
+	// Before listening: once the socket exists, kubelet may call.
+	d.CheckExistingMounts()
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		return err
 	}
-	d.CheckExistingMounts()
 	s := grpc.NewServer(grpc.UnaryInterceptor(d.logCalls))
 	d.Register(s)
 	done := make(chan struct{})

@@ -56,20 +56,33 @@ func (s *loopbackServer) down(d time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopLocked()
-	s.timer = time.AfterFunc(d, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.srv != nil || s.timer == nil {
-			return // already up again, or closed for good
-		}
-		s.timer = nil
-		l, err := net.Listen("tcp", s.addr)
-		if err != nil {
-			return // the address was taken meanwhile: stays down, as a real outage would
-		}
-		s.serveLocked(l)
-	})
+	s.timer = time.AfterFunc(d, s.relisten)
 	return nil
+}
+
+// relistenEvery is how often a server whose outage is over tries again to
+// listen on its address while a socket holds it.
+const relistenEvery = 10 * time.Millisecond
+
+// relisten ends an outage begun by down. While the address is held by
+// another socket it tries again every relistenEvery: on loopback, a client
+// dialling the closed port can be handed that very port as its own (the
+// API's port is in the ephemeral range), so with many clients retrying the
+// first attempt can fail for a moment. It gives up only when up or close
+// is called meanwhile.
+func (s *loopbackServer) relisten() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil || s.timer == nil {
+		return // already up again, or closed for good
+	}
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		s.timer = time.AfterFunc(relistenEvery, s.relisten)
+		return
+	}
+	s.timer = nil
+	s.serveLocked(l)
 }
 
 // up ends an outage begun by down at once, listening again on the same

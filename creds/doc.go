@@ -60,8 +60,11 @@
 // jitter, capped so that more attempts happen before they expire. Once they
 // have expired (or were rejected by the storage) and the API still fails,
 // Retrieve waits up to Config.ExpiredWaitBound and then fails with an error
-// wrapping ErrExpired and the last refresh error; the filesystem turns it
-// into EIO. One line is logged when refreshes start failing, one when the
+// wrapping ErrExpired and the last refresh error. While calls wait, the
+// refresh is retried within a second (or after the API's Retry-After), so
+// they get fresh credentials about a second after the API is back, however
+// long the backoff had grown. The filesystem turns that error into EIO.
+// One line is logged when refreshes start failing, one when the
 // credentials become unusable, and one on recovery, not one per request.
 // Waiting calls are not silent either: once a call has waited a second, a
 // warning says so, with the reason and the last refresh error (one per

@@ -404,16 +404,23 @@ func (p *Provider) poke() {
 // run is the refresh loop: the only place that fetches after NewProvider,
 // so concurrent callers share one refresh (single flight). It refreshes
 // when the held credentials reach their refresh point, expire or are
-// invalidated, and backs off after failures. It returns when ctx is done.
+// invalidated, and backs off after failures. While Retrieve calls wait,
+// it retries within backoffBase (unless the API asked for a Retry-After
+// delay), so they get fresh credentials about that soon after the API is
+// back, however long the backoff grew before. It returns when ctx is done.
 func (p *Provider) run(ctx context.Context) {
 	defer close(p.done)
 	failures := 0
 	var retryAt time.Time // zero unless backing off
+	serverDelay := false  // retryAt is the API's Retry-After: honoured as is
 	for {
 		now := p.clock.Now()
 		p.mu.Lock()
-		held, usable := p.cur, p.cur.usable(now)
+		held, usable, waiting := p.cur, p.cur.usable(now), p.stats.Waiting > 0
 		p.mu.Unlock()
+		if waiting && !serverDelay && retryAt.Sub(now) > p.backoffBase {
+			retryAt = now.Add(jitterUpTo(p.backoffBase))
+		}
 		due := held.refreshAt
 		if !usable {
 			due = now
@@ -436,7 +443,7 @@ func (p *Provider) run(ctx context.Context) {
 			err = p.install(cr)
 		}
 		if err == nil {
-			failures, retryAt = 0, time.Time{}
+			failures, retryAt, serverDelay = 0, time.Time{}, false
 			continue
 		}
 		failures++
@@ -445,6 +452,15 @@ func (p *Provider) run(ctx context.Context) {
 			validTo = held.validTo
 		}
 		delay := p.retryDelay(err, failures, validTo)
+		var ae *APIError
+		serverDelay = errors.As(err, &ae) && ae.RetryAfter > 0
+		if !serverDelay && !usable {
+			p.mu.Lock()
+			if p.stats.Waiting > 0 {
+				delay = min(delay, jitterUpTo(p.backoffBase))
+			}
+			p.mu.Unlock()
+		}
 		retryAt = p.clock.Now().Add(delay)
 		p.recordFailure(err, delay)
 	}

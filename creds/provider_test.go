@@ -668,3 +668,51 @@ func TestProviderWaitWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestProviderWaitingCallerRetriesPromptly: once the held credentials have
+// expired during an outage, the loop's backoff has grown (here toward a
+// minute); a Retrieve that then waits must get fresh credentials about
+// backoffBase after the API is back, not at the end of that backoff.
+func TestProviderWaitingCallerRetriesPromptly(t *testing.T) {
+	api := newFakeAPI(t)
+	const ttl = 2 * time.Second
+	api.ttl.Store(int64(ttl))
+	var down atomic.Bool
+	api.setRespond(func(w http.ResponseWriter, _ int64) bool {
+		if !down.Load() {
+			return false
+		}
+		writeEnvelope(w, 503, "unavailable", "maintenance") // no Retry-After
+		return true
+	})
+	cfg := testConfig(api, nil)
+	cfg.ExpiredWaitBound = 5 * time.Second
+	p := startProvider(t, cfg, func(p *Provider) { p.backoffMax = time.Minute })
+	down.Store(true)
+	// Until the credentials stop being handed out (0.9·ttl), the backoff
+	// is capped by their remaining validity; after it, by backoffMax only.
+	time.Sleep(time.Until(p.Stats().Expiration.Add(300 * time.Millisecond)))
+	if p.Stats().Failures[FailureUnavailable] < 5 {
+		t.Fatalf("stats = %+v, want several failed refreshes", p.Stats())
+	}
+
+	type result struct {
+		err error
+		at  time.Time
+	}
+	got := make(chan result, 1)
+	go func() {
+		_, err := p.Retrieve(context.Background())
+		got <- result{err, time.Now()}
+	}()
+	time.Sleep(300 * time.Millisecond) // the call waits while the API is still down
+	down.Store(false)
+	up := time.Now()
+	r := <-got
+	if r.err != nil {
+		t.Fatalf("Retrieve failed %v after the API came back: %v", r.at.Sub(up), r.err)
+	}
+	if d := r.at.Sub(up); d > 500*time.Millisecond {
+		t.Errorf("Retrieve returned %v after the API came back; want about backoffBase (%v)", d, p.backoffBase)
+	}
+}

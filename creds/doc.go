@@ -50,8 +50,9 @@
 // Retrieve never waits on the API while valid credentials are held. A
 // background goroutine refreshes them ahead of expiry: when a quarter of
 // their lifetime or five minutes remain, whichever comes first (but never
-// earlier than half-way), moved earlier by a random part of up to 20% of
-// that window so that many mounts do not call the API in the same second.
+// earlier than half-way), moved later by a random part of up to 20% of
+// that window so that many mounts do not call the API in the same second
+// (later, not earlier: the half-way bound holds for every lifetime).
 // Only that goroutine calls the API after the first fetch, so concurrent
 // callers always share one refresh.
 //

@@ -80,10 +80,13 @@ type entry struct {
 
 // newEntry computes the schedule for credentials fetched at now. With
 // lifetime L the refresh window is max(L/4, 5 min), capped at L/2; the
-// refresh starts up to 20% of the window earlier still, at random, so many
-// mounts do not call the API in the same second. Credentials are handed out
-// until min(10 s, L/10) before they expire, so a request signed with them
-// reaches the storage before they expire.
+// refresh starts within the first fifth of the window, at random, so many
+// mounts do not call the API in the same second. The jitter moves it later,
+// never earlier: a refresh never comes before half the lifetime, which is
+// what keeps a fleet with short-lived credentials from calling the API more
+// than twice per lifetime. Credentials are handed out until min(10 s, L/10)
+// before they expire, so a request signed with them reaches the storage
+// before they expire.
 func newEntry(c Credentials, now time.Time) *entry {
 	life := c.Expiration.Sub(now)
 	window := min(max(life/4, refreshWindowMin), life/2)
@@ -93,7 +96,7 @@ func newEntry(c Credentials, now time.Time) *entry {
 		creds:     c,
 		fetched:   now,
 		staleAt:   staleAt,
-		refreshAt: staleAt.Add(-jitterUpTo(window / 5)),
+		refreshAt: staleAt.Add(jitterUpTo(window / 5)),
 		validTo:   c.Expiration.Add(-margin),
 	}
 }
@@ -405,9 +408,12 @@ func (p *Provider) poke() {
 // so concurrent callers share one refresh (single flight). It refreshes
 // when the held credentials reach their refresh point, expire or are
 // invalidated, and backs off after failures. While Retrieve calls wait,
-// it retries within backoffBase (unless the API asked for a Retry-After
+// it retries within waitingRetry (unless the API asked for a Retry-After
 // delay), so they get fresh credentials about that soon after the API is
-// back, however long the backoff grew before. It returns when ctx is done.
+// back, however long the backoff grew before; not sooner, so that a fleet
+// of mounts with waiting callers does not hammer an API that is coming
+// back (1,000 mounts: about 500 requests a second). It returns when ctx is
+// done.
 func (p *Provider) run(ctx context.Context) {
 	defer close(p.done)
 	failures := 0
@@ -418,8 +424,8 @@ func (p *Provider) run(ctx context.Context) {
 		p.mu.Lock()
 		held, usable, waiting := p.cur, p.cur.usable(now), p.stats.Waiting > 0
 		p.mu.Unlock()
-		if waiting && !serverDelay && retryAt.Sub(now) > p.backoffBase {
-			retryAt = now.Add(jitterUpTo(p.backoffBase))
+		if waiting && !serverDelay && retryAt.Sub(now) > p.waitingRetry() {
+			retryAt = now.Add(jitterUpTo(p.waitingRetry()))
 		}
 		due := held.refreshAt
 		if !usable {
@@ -457,7 +463,7 @@ func (p *Provider) run(ctx context.Context) {
 		if !serverDelay && !usable {
 			p.mu.Lock()
 			if p.stats.Waiting > 0 {
-				delay = min(delay, jitterUpTo(p.backoffBase))
+				delay = min(delay, jitterUpTo(p.waitingRetry()))
 			}
 			p.mu.Unlock()
 		}
@@ -465,6 +471,10 @@ func (p *Provider) run(ctx context.Context) {
 		p.recordFailure(err, delay)
 	}
 }
+
+// waitingRetry bounds the retry delay while Retrieve calls wait: four
+// times the base backoff (4 s), with full jitter.
+func (p *Provider) waitingRetry() time.Duration { return 4 * p.backoffBase }
 
 // sleep waits for d, a poke or the end of ctx; it reports false for the latter.
 func (p *Provider) sleep(ctx context.Context, d time.Duration) bool {

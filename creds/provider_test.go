@@ -93,10 +93,10 @@ func TestProviderRefreshAhead(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// Refresh every 0.8–1.0 s (window L/2, minus up to 20% jitter), plus
-	// the API's delay.
+	// Refresh every 1.0–1.2 s (window L/2, plus up to 20% jitter: never
+	// before half the lifetime), plus the API's delay.
 	reqs := api.requests.Load()
-	if reqs < 4 || reqs > 7 {
+	if reqs < 3 || reqs > 6 {
 		t.Errorf("%d API requests in %v with TTL %v, want about %d", reqs, run, ttl, int(run/(1200*time.Millisecond))+1)
 	}
 	if s := slow.Load(); s > 0 {
@@ -104,7 +104,7 @@ func TestProviderRefreshAhead(t *testing.T) {
 	}
 	n := 0
 	keys.Range(func(any, any) bool { n++; return true })
-	if n < 4 {
+	if n < 3 {
 		t.Errorf("only %d distinct keys used", n)
 	}
 	if st := p.Stats(); st.Refreshes < uint64(reqs)-1 || st.Failing || st.TimeToExpiry <= 0 {
@@ -459,15 +459,23 @@ func TestNewEntrySchedule(t *testing.T) {
 		{12 * time.Hour, 3 * time.Hour, 10 * time.Second},
 		{15 * time.Minute, 5 * time.Minute, 10 * time.Second},
 		{6 * time.Minute, 3 * time.Minute, 10 * time.Second},
+		{11 * time.Minute, 5 * time.Minute, 10 * time.Second},
 		{3 * time.Second, 1500 * time.Millisecond, 300 * time.Millisecond},
 	} {
-		for range 20 {
+		for range 2000 {
 			e := newEntry(Credentials{Expiration: now.Add(tt.life)}, now)
 			if got := now.Add(tt.life).Sub(e.staleAt); got != tt.window {
 				t.Errorf("life %v: window %v, want %v", tt.life, got, tt.window)
 			}
-			if e.refreshAt.After(e.staleAt) || e.staleAt.Sub(e.refreshAt) > tt.window/5 {
-				t.Errorf("life %v: jitter %v", tt.life, e.staleAt.Sub(e.refreshAt))
+			if e.refreshAt.Before(e.staleAt) || e.refreshAt.Sub(e.staleAt) > tt.window/5 {
+				t.Errorf("life %v: jitter %v, want 0 to %v later than the window's start", tt.life, e.refreshAt.Sub(e.staleAt), tt.window/5)
+			}
+			// The README's bound: never before half of the lifetime.
+			if e.refreshAt.Before(now.Add(tt.life / 2)) {
+				t.Fatalf("life %v: refresh %v after the fetch, before half the lifetime", tt.life, e.refreshAt.Sub(now))
+			}
+			if !e.refreshAt.Before(e.validTo) {
+				t.Errorf("life %v: refresh at %v, not before the credentials stop being handed out (%v)", tt.life, e.refreshAt.Sub(now), e.validTo.Sub(now))
 			}
 			if got := now.Add(tt.life).Sub(e.validTo); got != tt.margin {
 				t.Errorf("life %v: margin %v, want %v", tt.life, got, tt.margin)
@@ -496,7 +504,8 @@ func TestProviderSameRejectedKey(t *testing.T) {
 	if !errors.Is(err, ErrExpired) || !errors.Is(err, ErrInvalidResponse) {
 		t.Errorf("err = %v", err)
 	}
-	// Backoff 20–100 ms with full jitter: a handful of calls in 300 ms, not hundreds.
+	// Backoff with full jitter (within 4 × 20 ms while the call waits): a
+	// handful of calls in 300 ms, not hundreds.
 	if n := api.requests.Load(); n > 30 {
 		t.Errorf("%d API requests in 300 ms", n)
 	}
@@ -713,6 +722,6 @@ func TestProviderWaitingCallerRetriesPromptly(t *testing.T) {
 		t.Fatalf("Retrieve failed %v after the API came back: %v", r.at.Sub(up), r.err)
 	}
 	if d := r.at.Sub(up); d > 500*time.Millisecond {
-		t.Errorf("Retrieve returned %v after the API came back; want about backoffBase (%v)", d, p.backoffBase)
+		t.Errorf("Retrieve returned %v after the API came back; want within waitingRetry (%v)", d, p.waitingRetry())
 	}
 }

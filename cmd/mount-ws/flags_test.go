@@ -54,3 +54,25 @@ func TestMountOptions(t *testing.T) {
 		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestNoFlagTakesTheToken holds the README's promise that the token is
+// never taken on the command line, where ps(1) would show it: neither as a
+// flag nor as a mount option, under any of the names one might try.
+func TestNoFlagTakesTheToken(t *testing.T) {
+	for _, args := range [][]string{
+		{"--token", "secret-token"},
+		{"--token=secret-token"},
+		{"--api-token", "secret-token"},
+		{"-o", "token=secret-token"},
+		{"-o", "api_token=secret-token"},
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append(args, "cmd/ws", t.TempDir()), &out, &errOut)
+		if code := exitCode(err, &errOut); code != 2 || !strings.Contains(errOut.String(), "unknown") {
+			t.Errorf("%q: exit %d, stderr %q; want a usage error naming the unknown flag or option", args, code, errOut.String())
+		}
+		if strings.Contains(errOut.String(), "secret-token") {
+			t.Errorf("%q: the refused value is echoed in %q", args, errOut.String())
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"mount-ws/internal/wsstack"
+)
+
+// TestPageCacheKeptWhileUnchanged holds "a file's pages stay in the
+// kernel's page cache across opens while its ETag is unchanged": a second
+// read of an unchanged file sends no GET, and one replaced in the bucket
+// is read anew.
+func TestPageCacheKeptWhileUnchanged(t *testing.T) {
+	ws := newWorkspace(t)
+	data := bytes.Repeat([]byte("cached "), 64<<10)
+	ws.putObject(t, "data.bin", data, nil)
+	m := mountWS(t, ws, mountOpts{})
+	gets := func() uint64 { return env.stack.S3.Counts()[wsstack.OpGet] }
+
+	if got, err := os.ReadFile(m.path("data.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("first read: %v", err)
+	}
+	before := gets()
+	if got, err := os.ReadFile(m.path("data.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("second read: %v", err)
+	}
+	if n := gets() - before; n != 0 {
+		t.Errorf("re-reading an unchanged file sent %d GETs, want 0 (served from the page cache)", n)
+	}
+
+	changed := bytes.Repeat([]byte("CHANGED"), 64<<10)
+	ws.putObject(t, "data.bin", changed, nil)
+	if got, err := os.ReadFile(m.path("data.bin")); err != nil || !bytes.Equal(got, changed) {
+		t.Errorf("read after the object was replaced: %d bytes, %v; want the new content", len(got), err)
+	}
+}
+
+// TestDirectoryTimesFollowEntries holds "a directory's mtime and ctime move
+// when entries are created, removed or renamed in it through this mount".
+func TestDirectoryTimesFollowEntries(t *testing.T) {
+	ws := newWorkspace(t)
+	m := mountWS(t, ws, mountOpts{})
+	dir := m.path("d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"create", func() error { return os.WriteFile(m.path("d/a.txt"), []byte("a"), 0o644) }},
+		{"rename", func() error { return os.Rename(m.path("d/a.txt"), m.path("d/b.txt")) }},
+		{"remove", func() error { return os.Remove(m.path("d/b.txt")) }},
+	} {
+		// Set the directory's times a day back, so that any move shows
+		// without waiting for the clock.
+		if err := os.Chtimes(dir, past, past); err != nil {
+			t.Fatalf("%s: set the directory's times: %v", step.what, err)
+		}
+		if err := step.do(); err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatalf("%s: stat: %v", step.what, err)
+		}
+		if !fi.ModTime().After(past.Add(time.Hour)) {
+			t.Errorf("%s in the directory left its mtime at %v, want now", step.what, fi.ModTime())
+		}
+		if c := ctime(fi); !c.After(past.Add(time.Hour)) {
+			t.Errorf("%s in the directory left its ctime at %v, want now", step.what, c)
+		}
+	}
+}
+
+// ctime is fi's status change time.
+func ctime(fi os.FileInfo) time.Time {
+	st := fi.Sys().(*syscall.Stat_t)
+	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+}

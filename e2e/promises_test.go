@@ -83,3 +83,34 @@ func ctime(fi os.FileInfo) time.Time {
 	st := fi.Sys().(*syscall.Stat_t)
 	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
 }
+
+// TestNodeAnsweredOnlyFromItsObject holds "a node is only answered from
+// the object it was made for": when another writer puts a symlink where a
+// file was, the file's open descriptor answers ESTALE instead of the
+// link's attributes, and a new lookup of the name finds the link.
+func TestNodeAnsweredOnlyFromItsObject(t *testing.T) {
+	ws := newWorkspace(t)
+	ws.putObject(t, "thing", []byte("a regular file"), nil)
+	m := mountWS(t, ws, mountOpts{extra: []string{"--metadata-ttl", "0"}})
+	f, err := os.Open(m.path("thing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("fstat before: %v, %v", fi, err)
+	}
+	// Another writer: the name now holds a symlink, as s3fs stores one.
+	ws.putObject(t, "thing", []byte("target.txt"), map[string]string{"mode": "41471"})
+	var st syscall.Stat_t
+	err = syscall.Fstat(int(f.Fd()), &st)
+	if err != syscall.ESTALE {
+		t.Errorf("fstat of the open file after the name became a link: %v (mode %o), want ESTALE", err, st.Mode)
+	}
+	if fi, err := os.Lstat(m.path("thing")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("lstat of the name: %v, %v; want the symlink", fi, err)
+	}
+	if got, err := os.Readlink(m.path("thing")); err != nil || got != "target.txt" {
+		t.Errorf("readlink: %q, %v; want target.txt", got, err)
+	}
+}

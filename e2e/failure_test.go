@@ -385,6 +385,17 @@ func TestRenameDirectoryFailure(t *testing.T) {
 		}
 	}
 	reachable("after the failed rename", m)
+	// The promise is stronger than "reachable": the originals are deleted
+	// only once every copy succeeded, so all are still under the old name,
+	// and the log says so.
+	for rel, want := range files {
+		if got, ok := ws.getObject(t, "src/"+rel); !ok || !bytes.Equal(got, want) {
+			t.Errorf("bucket after the failed rename: %s is no longer under the old name", ws.key("src/"+rel))
+		}
+	}
+	if log := m.readLog(t); !strings.Contains(log, "every object is still under the old name") {
+		t.Errorf("the log does not say the failed rename left every object under the old name:\n%s", log)
+	}
 	m = m.remount(t, mountOpts{})
 	reachable("after a remount", m)
 

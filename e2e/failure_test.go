@@ -224,15 +224,23 @@ func TestKillDuringWrite(t *testing.T) {
 		// atClose: kill while close is committing (its final request is
 		// stalled); otherwise kill after half the file is written.
 		atClose bool
+		// overwrite: the file exists already; its previous version must
+		// survive the kill.
+		overwrite bool
 	}{
-		{"half written", false},
-		{"while close commits", true},
+		{"half written", false, false},
+		{"while close commits", true, false},
+		{"overwrite half written", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ws := newWorkspace(t)
 			rel := "big.bin"
 			cacheDir := t.TempDir()
+			previous := []byte("the previous version, which must survive\n")
+			if tt.overwrite {
+				ws.putObject(t, rel, previous, nil)
+			}
 			m := mountWS(t, ws, mountOpts{cacheDir: cacheDir})
 			t.Cleanup(env.stack.S3.ClearFaults)
 			f, err := os.Create(m.path(rel))
@@ -261,6 +269,13 @@ func TestKillDuringWrite(t *testing.T) {
 			// prefix of the data would be.
 			wantNoneOrComplete := func(when string) {
 				t.Helper()
+				if tt.overwrite {
+					// Not none, not empty: the previous version.
+					if got, ok := ws.getObject(t, rel); !ok || !bytes.Equal(got, previous) {
+						t.Errorf("bucket %s: %s holds %d bytes (exists: %v), want the previous version (%d bytes)", when, ws.key(rel), len(got), ok, len(previous))
+					}
+					return
+				}
 				h := ws.head(t, rel)
 				if h == nil || *h.ContentLength == 0 {
 					return
@@ -271,8 +286,11 @@ func TestKillDuringWrite(t *testing.T) {
 				}
 				ws.wantDetdata(t, rel, seed, size)
 			}
-			if h := ws.head(t, rel); h != nil && *h.ContentLength != 0 {
+			if h := ws.head(t, rel); !tt.overwrite && h != nil && *h.ContentLength != 0 {
 				t.Errorf("bucket: %s has %d bytes while the file is still being written (%d bytes so far), want none or an empty object", ws.key(rel), *h.ContentLength, written)
+			}
+			if tt.overwrite {
+				wantNoneOrComplete("while the new version is being written")
 			}
 			if tt.atClose {
 				env.stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpCompleteMultipart, wsstack.OpPut}, KeyContains: ws.key(rel), Stall: 5 * time.Minute})
@@ -305,7 +323,7 @@ func TestKillDuringWrite(t *testing.T) {
 			incomplete := len(ws.incompleteUploads(t, rel))
 			t.Logf("before the kill: %d MiB written, %d multipart upload(s) created, %d part(s) uploaded; after it, %d incomplete upload(s) of the key",
 				written>>20, after[wsstack.OpCreateMultipart]-before[wsstack.OpCreateMultipart], after[wsstack.OpUploadPart]-before[wsstack.OpUploadPart], incomplete)
-			if !tt.atClose && incomplete == 0 {
+			if !tt.atClose && !tt.overwrite && incomplete == 0 {
 				// 128 MiB written sequentially streams as a multipart
 				// upload; without one, the remount below has nothing to
 				// clean up and proves nothing.
@@ -325,9 +343,15 @@ func TestKillDuringWrite(t *testing.T) {
 				t.Errorf("journal records left after the remount: %q", left)
 			}
 			wantNoneOrComplete("after a remount with the same --cache-dir")
-			if fi, err := os.Stat(m.path(rel)); err == nil && fi.Size() != size {
+			fi, err := os.Stat(m.path(rel))
+			switch {
+			case tt.overwrite:
+				if err != nil || fi.Size() != int64(len(previous)) {
+					t.Errorf("mount: after the remount %s: %v, want the previous version's %d bytes", rel, statSize(fi, err), len(previous))
+				}
+			case err == nil && fi.Size() != size:
 				t.Errorf("mount: after the remount %s has %d bytes, want no file or all %d", rel, fi.Size(), size)
-			} else if err != nil && !errors.Is(err, syscall.ENOENT) {
+			case err != nil && !errors.Is(err, syscall.ENOENT):
 				t.Errorf("mount: stat %s after the remount: %v", rel, err)
 			}
 			m.unmount(t)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -336,4 +337,23 @@ func (m *mount) readLog(t *testing.T) string {
 		t.Fatalf("read the mount-ws log: %v", err)
 	}
 	return string(b)
+}
+
+// statusReport is the part of `mount-ws status --json` the tests read.
+type statusReport struct {
+	Problems []string `json:"problems"`
+	Totals   struct {
+		S3Requests uint64 `json:"S3Requests"`
+	} `json:"totals"`
+}
+
+// status asks the running mount-ws for its report.
+func (m *mount) status(t *testing.T) statusReport {
+	t.Helper()
+	out, err := exec.Command(env.bin, "status", "--json", m.dir).Output()
+	var r statusReport
+	if jerr := json.Unmarshal(out, &r); jerr != nil {
+		t.Fatalf("mount-ws status --json %s: %v (%v)\n%s", m.dir, jerr, err, out)
+	}
+	return r
 }

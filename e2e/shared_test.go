@@ -189,10 +189,17 @@ func TestKeyTooLong(t *testing.T) {
 	if rel, _ := filepath.Rel(m.dir, long); len(w.key(rel)) <= 1024 {
 		t.Fatalf("test key of %d bytes is not too long", len(w.key(rel)))
 	}
+	// "Before any request": this mount's own count of S3 requests (from
+	// mount-ws status; the proxy's counts are shared with tests running
+	// alongside) does not move.
+	before := m.status(t).Totals.S3Requests
 	err := os.WriteFile(long, []byte("x"), 0o644)
 	wantErrno(t, "create a file whose key is over 1,024 bytes", err, syscall.ENAMETOOLONG)
 	wantErrno(t, "mkdir a directory whose key is over 1,024 bytes", os.Mkdir(long, 0o755), syscall.ENAMETOOLONG)
 	wantErrno(t, "symlink whose key is over 1,024 bytes", os.Symlink("x", long), syscall.ENAMETOOLONG)
+	if n := m.status(t).Totals.S3Requests - before; n != 0 {
+		t.Errorf("%d S3 requests for names refused as too long, want none", n)
+	}
 	names, err := readDirNames(dir)
 	if err != nil || len(names) != 0 {
 		t.Errorf("listing after the failures: %q, %v; want nothing", names, err)

@@ -95,14 +95,20 @@ func TestCommandLineErrors(t *testing.T) {
 		{"no such workspace", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/nope", emptyDir}, 3, "workspace cmd/nope does not exist"},
 		{"validation error", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "the workspace API refused the request"},
 		{"upgrade required", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "is too old for the workspace API"},
+		{"bad request", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "(400 "},
+		{"conflict", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "(409 "},
+		{"malformed answer", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "invalid"},
 		{"http to a remote API", []string{"-f", "--api-url", "http://example.invalid", "--token-file", good, "cmd/ws", emptyDir}, 3, "http"},
 	}
 	// The API answers these statuses only when told to.
-	inject := map[string]int{"validation error": 422, "upgrade required": 426}
+	inject := map[string]int{"validation error": 422, "upgrade required": 426, "bad request": 400, "conflict": 409}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if status, ok := inject[tt.name]; ok {
 				stack.API.FailNext(1, status)
+			}
+			if tt.name == "malformed answer" {
+				stack.API.InjectNext(1, wsstack.Fault{Kind: wsstack.FaultMalformedJSON})
 			}
 			var out, errOut bytes.Buffer
 			err := run(context.Background(), tt.args, &out, &errOut)

@@ -69,20 +69,16 @@ func TestProviderRefreshAhead(t *testing.T) {
 	})
 
 	const run = 4 * time.Second
-	var calls, slow atomic.Int64
+	var calls atomic.Int64
 	keys := sync.Map{}
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for end := time.Now().Add(run); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
-				start := time.Now()
 				c, err := p.Retrieve(context.Background())
 				if err != nil {
 					t.Errorf("Retrieve: %v", err)
 					return
-				}
-				if time.Since(start) >= apiDelay*3/4 {
-					slow.Add(1)
 				}
 				if !time.Now().Before(c.Expires) {
 					t.Errorf("handed out expired credentials")
@@ -94,17 +90,21 @@ func TestProviderRefreshAhead(t *testing.T) {
 	}
 	wg.Wait()
 	// Refresh every 1.0–1.2 s (window L/2, plus up to 20% jitter: never
-	// before half the lifetime), plus the API's delay.
+	// before half the lifetime), plus the API's delay: about 3 in 4 s.
+	// The bounds are loose on purpose (a loaded machine delays the loop);
+	// what they rule out is no refresh at all, or one per request (there
+	// were thousands).
 	reqs := api.requests.Load()
-	if reqs < 3 || reqs > 6 {
-		t.Errorf("%d API requests in %v with TTL %v, want about %d", reqs, run, ttl, int(run/(1200*time.Millisecond))+1)
+	if reqs < 2 || reqs > 6 {
+		t.Errorf("%d API requests in %v with TTL %v for %d Retrieve calls, want about 3", reqs, run, ttl, calls.Load())
 	}
-	if s := slow.Load(); s > 0 {
-		t.Errorf("%d of %d Retrieve calls waited for the API", s, calls.Load())
+	// Not timed: the provider counts the calls that had to wait.
+	if st := p.Stats(); st.Waits > 0 {
+		t.Errorf("%d of %d Retrieve calls waited for the API", st.Waits, calls.Load())
 	}
 	n := 0
 	keys.Range(func(any, any) bool { n++; return true })
-	if n < 3 {
+	if n < 2 {
 		t.Errorf("only %d distinct keys used", n)
 	}
 	if st := p.Stats(); st.Refreshes < uint64(reqs)-1 || st.Failing || st.TimeToExpiry <= 0 {

@@ -14,6 +14,7 @@ import (
 	"mount-ws/internal/fusetest"
 	"mount-ws/internal/syncbuf"
 	"mount-ws/internal/wsstack"
+	"mount-ws/mounttab"
 )
 
 // The local workspace stack and the mount-ws binary every test uses.
@@ -141,10 +142,10 @@ func tokenFile(t *testing.T, tok string) string {
 // isMounted reports whether a mount-ws mount is at path.
 func isMounted(t *testing.T, path string) bool {
 	t.Helper()
-	mounts, err := readMounts()
+	mounts, err := mounttab.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, ok := topMount(mounts, canonical(path))
-	return ok && m.isMountWS()
+	m, ok := mounttab.Top(mounts, mounttab.Canonical(path))
+	return ok && m.IsMountWS()
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"mount-ws/mounttab"
 )
 
 var _ csi.NodeServer = (*Driver)(nil)
@@ -108,21 +110,21 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 // same volume answering with the same options (true: republish), a dead
 // mount-ws mount (detached; false), or anything else (AlreadyExists).
 func (d *Driver) checkTarget(v volume, target string, files volumeFiles, args []string) (bool, error) {
-	mounts, err := readMounts()
+	mounts, err := mounttab.Read()
 	if err != nil {
 		return false, status.Errorf(codes.Internal, "read mount table: %v", err)
 	}
-	m, ok := topMount(mounts, canonical(target))
+	m, ok := mounttab.Top(mounts, mounttab.Canonical(target))
 	if !ok {
 		return false, nil
 	}
-	if !m.isMountWS() {
-		return false, status.Errorf(codes.AlreadyExists, "%s is already a mount point (%s %s); it cannot take volume %s", target, m.fsType, m.source, v.id)
+	if !m.IsMountWS() {
+		return false, status.Errorf(codes.AlreadyExists, "%s is already a mount point (%s %s); it cannot take volume %s", target, m.FSType, m.Source, v.id)
 	}
-	if m.workspace() != v.workspace {
-		return false, status.Errorf(codes.AlreadyExists, "%s already has workspace %s mounted; it cannot take volume %s (workspace %s)", target, m.workspace(), v.id, v.workspace)
+	if m.Workspace() != v.workspace {
+		return false, status.Errorf(codes.AlreadyExists, "%s already has workspace %s mounted; it cannot take volume %s (workspace %s)", target, m.Workspace(), v.id, v.workspace)
 	}
-	if isDead(target) {
+	if mounttab.IsDead(target) {
 		d.log.Warn("found a dead mount at the target (its mount-ws died); detaching it and mounting again", "volume", v.id, "target", target)
 		if err := syscall.Unmount(target, syscall.MNT_DETACH); err != nil {
 			return false, status.Errorf(codes.Internal, "detach the dead mount at %s: %v", target, err)
@@ -155,7 +157,7 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	defer d.unlockTarget(target)
 	files := d.files(req.GetVolumeId(), target)
 
-	mounts, err := readMounts()
+	mounts, err := mounttab.Read()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "read mount table: %v", err)
 	}
@@ -163,12 +165,12 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	if st, err := files.readState(); err == nil {
 		workspace = st.Workspace
 	}
-	if m, ok := topMount(mounts, canonical(target)); ok {
-		if m.isMountWS() {
-			workspace = m.workspace()
+	if m, ok := mounttab.Top(mounts, mounttab.Canonical(target)); ok {
+		if m.IsMountWS() {
+			workspace = m.Workspace()
 		}
 		if err := syscall.Unmount(target, 0); err != nil {
-			if !isDead(target) {
+			if !mounttab.IsDead(target) {
 				return nil, status.Errorf(codes.Internal, "unmount %s: %v (is a process still using it?)", target, err)
 			}
 			if err := syscall.Unmount(target, syscall.MNT_DETACH); err != nil {

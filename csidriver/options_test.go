@@ -100,20 +100,3 @@ func TestVolumeNameDiffersPerTarget(t *testing.T) {
 		t.Error("volume ids with path elements are not made safe")
 	}
 }
-
-func TestParseMountInfo(t *testing.T) {
-	info := "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw\n" +
-		"40 36 0:50 / /var/lib/kubelet/pods/x/my\\040vol rw,nosuid,nodev - fuse.mount-ws mount-ws:acme/data rw,user_id=0\n" +
-		"garbage\n"
-	ms := parseMountInfo([]byte(info))
-	if len(ms) != 2 {
-		t.Fatalf("%d mounts, want 2", len(ms))
-	}
-	m, ok := topMount(ms, "/var/lib/kubelet/pods/x/my vol")
-	if !ok || !m.isMountWS() || m.workspace() != "acme/data" {
-		t.Errorf("got %+v %v", m, ok)
-	}
-	if ms[0].isMountWS() || ms[0].workspace() != "" {
-		t.Error("ext3 taken for mount-ws")
-	}
-}

@@ -14,6 +14,8 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"mount-ws/mounttab"
 )
 
 // cli runs a client subcommand of mount-ws-csi and returns its output.
@@ -210,7 +212,7 @@ func TestPublishIdempotency(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "mount-ws to die", func() bool { return exited(first.PID) })
-		if !isDead(target) {
+		if !mounttab.IsDead(target) {
 			t.Fatal("the mount still answers after kill -9")
 		}
 		if _, err := d.NodePublishVolume(ctx, publishReq("csi/ws", target, nil)); err != nil {

@@ -3,6 +3,8 @@ package csidriver
 import (
 	"path/filepath"
 	"strings"
+
+	"mount-ws/mounttab"
 )
 
 // CheckExistingMounts logs the mount-ws mounts under the kubelet
@@ -11,22 +13,22 @@ import (
 // are reported. It changes nothing: a dead target is remounted by
 // kubelet's next republish (requiresRepublish), or by the pod's restart.
 func (d *Driver) CheckExistingMounts() {
-	mounts, err := readMounts()
+	mounts, err := mounttab.Read()
 	if err != nil {
 		d.log.Warn("cannot read the mount table to find earlier mounts", "err", err)
 		return
 	}
-	root := canonical(d.cfg.KubeletDir)
+	root := mounttab.Canonical(d.cfg.KubeletDir)
 	for _, m := range mounts {
-		if !m.isMountWS() || !isUnder(m.mountPoint, root) {
+		if !m.IsMountWS() || !isUnder(m.MountPoint, root) {
 			continue
 		}
-		if isDead(m.mountPoint) {
-			d.log.Warn("mount-ws for "+m.workspace()+" at "+m.mountPoint+" died with the previous driver; the pod must be restarted, or kubelet's republish will remount it",
-				"workspace", m.workspace(), "target", m.mountPoint)
+		if mounttab.IsDead(m.MountPoint) {
+			d.log.Warn("mount-ws for "+m.Workspace()+" at "+m.MountPoint+" died with the previous driver; the pod must be restarted, or kubelet's republish will remount it",
+				"workspace", m.Workspace(), "target", m.MountPoint)
 			continue
 		}
-		d.log.Info("found a live mount from before this start; keeping it", "workspace", m.workspace(), "target", m.mountPoint)
+		d.log.Info("found a live mount from before this start; keeping it", "workspace", m.Workspace(), "target", m.MountPoint)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+
+	"mount-ws/mounttab"
 )
 
 // TestStartReportsMountsOfTheLastDriver: a driver starting where an
@@ -47,7 +49,7 @@ func TestStartReportsMountsOfTheLastDriver(t *testing.T) {
 	if _, err := second.NodePublishVolume(ctx, publishReq("csi/ws", dead, nil)); err != nil {
 		t.Fatalf("republish of the dead target: %v", err)
 	}
-	if isDead(dead) {
+	if mounttab.IsDead(dead) {
 		t.Error("still dead after the republish")
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"mount-ws/internal/fusetest"
 	"mount-ws/internal/syncbuf"
+	"mount-ws/mounttab"
 )
 
 // otherFUSEEnv makes the test binary serve an empty FUSE filesystem that
@@ -211,52 +212,13 @@ func TestDeadMountOfAnotherFilesystemIsNotDetached(t *testing.T) {
 	if code := exitCode(err, &errOut); code != 4 || !strings.Contains(errOut.String(), "transport endpoint is not connected") {
 		t.Errorf("mount on a dead fuse.other mount: exit %d, stderr %q; want 4 and ENOTCONN", code, errOut.String())
 	}
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	if m, ok := topMount(b, mnt); !ok || m.fsType != "fuse.other" {
+	entries, err := mounttab.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := mounttab.Top(entries, mnt); !ok || m.FSType != "fuse.other" {
 		t.Errorf("the dead fuse.other mount was detached (top mount now %+v, %v)", m, ok)
 	}
-}
-
-func TestParseMountInfo(t *testing.T) {
-	const mountinfo = `22 27 0:21 / /proc rw,relatime - proc proc rw
-90 27 0:50 / /tmp/a rw,nosuid,nodev,noatime shared:7 - fuse.mount-ws mount-ws:cmd/ws rw,user_id=0,group_id=0
-91 90 0:51 / /tmp/a rw,nosuid,nodev - fuse.sshfs host:/ rw,user_id=0,group_id=0
-92 27 0:52 / /tmp/with\040space\134 rw - fuse mount-ws:cmd/ws rw
-93 27 0:53 / /tmp/b rw master:1 shared:2 - tmpfs tmpfs rw
-garbage
-94 27 0:54 / /tmp/c rw -
-`
-	tests := []struct {
-		mountPoint string
-		ok, ours   bool
-		fsType     string
-	}{
-		{"/tmp/a", true, false, "fuse.sshfs"}, // stacked: the last one counts
-		{"/tmp/with space\\", true, true, "fuse"},
-		{"/tmp/b", true, false, "tmpfs"},
-		{"/tmp/c", false, false, ""},
-		{"/tmp", false, false, ""},
-	}
-	for _, tt := range tests {
-		m, ok := topMount([]byte(mountinfo), tt.mountPoint)
-		if ok != tt.ok || m.isMountWS() != tt.ours || m.fsType != tt.fsType {
-			t.Errorf("%q: %+v %v, want found %v, mount-ws %v, type %q", tt.mountPoint, m, ok, tt.ok, tt.ours, tt.fsType)
-		}
-	}
-	if m, _ := topMount([]byte(mountinfo)[:strings.Index(mountinfo, "91 ")], "/tmp/a"); !m.isMountWS() || m.source != "mount-ws:cmd/ws" {
-		t.Errorf("fuse.mount-ws mount not recognised: %+v", m)
-	}
-}
-
-func FuzzParseMountInfoLine(f *testing.F) {
-	f.Add(`90 27 0:50 / /tmp/a rw shared:7 - fuse.mount-ws mount-ws:cmd/ws rw`)
-	f.Add(`92 27 0:52 / /tmp/x\040y\1 rw - fuse mount-ws:a\134b rw`)
-	f.Fuzz(func(t *testing.T, line string) {
-		m, ok := parseMountInfoLine(line)
-		if !ok && m != (mountInfo{}) {
-			t.Errorf("not ok but %+v", m)
-		}
-	})
 }
 
 func TestMountWSMountsOfUser(t *testing.T) {
@@ -274,7 +236,7 @@ func TestMountWSMountsOfUser(t *testing.T) {
 		{1000, []string{"/mnt/b"}},
 		{1001, nil},
 	} {
-		if got := mountWSMounts(info, c.uid); !slices.Equal(got, c.want) {
+		if got := mountWSMounts(mounttab.Parse(info), c.uid); !slices.Equal(got, c.want) {
 			t.Errorf("mountWSMounts(uid %d) = %q, want %q", c.uid, got, c.want)
 		}
 	}

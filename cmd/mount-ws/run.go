@@ -19,6 +19,7 @@ import (
 	"mount-ws/creds"
 	"mount-ws/fs"
 	"mount-ws/metrics"
+	"mount-ws/mounttab"
 )
 
 // readyFDEnv names the descriptor on which a background child reports that
@@ -157,7 +158,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		}
 	}
 	mcfg := fs.MountConfig{
-		FsName:     "mount-ws:" + org + "/" + ws,
+		FsName:     mounttab.FSNamePrefix + org + "/" + ws,
 		AllowOther: cfg.allowOther,
 		AllowRoot:  cfg.allowRoot,
 		Xattrs:     cfg.xattr,

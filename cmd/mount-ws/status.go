@@ -22,6 +22,7 @@ import (
 	"mount-ws/creds"
 	"mount-ws/fs"
 	"mount-ws/metrics"
+	"mount-ws/mounttab"
 )
 
 // The status of a mount is served on a unix socket that only the mount's
@@ -271,11 +272,11 @@ func runStatus(args []string, stdout io.Writer) error {
 	var mountpoints []string
 	switch fl.NArg() {
 	case 0:
-		info, err := os.ReadFile("/proc/self/mountinfo")
+		entries, err := mounttab.Read()
 		if err != nil {
 			return statusError{code: 2, err: fmt.Errorf("list mounts: %w", err)}
 		}
-		if mountpoints = mountWSMounts(info, os.Geteuid()); len(mountpoints) == 0 {
+		if mountpoints = mountWSMounts(entries, os.Geteuid()); len(mountpoints) == 0 {
 			return statusError{code: 2, err: errors.New("no mount-ws mounts of yours (name a MOUNTPOINT to ask about another)")}
 		}
 	case 1:
@@ -321,6 +322,18 @@ func runStatus(args []string, stdout io.Writer) error {
 		return statusError{code: worst}
 	}
 	return nil
+}
+
+// mountWSMounts lists the mount points of the mount-ws mounts uid made:
+// the ones `mount-ws status` without a MOUNTPOINT reports on.
+func mountWSMounts(entries []mounttab.Entry, uid int) []string {
+	var mps []string
+	for _, m := range entries {
+		if m.IsMountWS() && m.OwnedBy(uid) {
+			mps = append(mps, m.MountPoint)
+		}
+	}
+	return mps
 }
 
 // findStatus asks the mount-ws at mnt (absolute) for its report.

@@ -131,12 +131,6 @@ func TestNames(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountPath(t *testing.T) {
-	if got := unescapeMountPath(`/tmp/a\040b`); got != "/tmp/a b" {
-		t.Errorf("unescapeMountPath = %q", got)
-	}
-}
-
 func TestLineCounter(t *testing.T) {
 	var c lineCounter
 	c.Write([]byte("a\nb\n"))

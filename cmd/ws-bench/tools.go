@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"mount-ws/internal/wsstack"
+	"mount-ws/mounttab"
 )
 
 // tool is a FUSE filesystem under test. Every tool runs in the foreground as
@@ -275,39 +274,15 @@ func (p *mountProc) kill() {
 	syscall.Unmount(p.mnt, syscall.MNT_DETACH)
 }
 
-// mounted reports whether path is a mount point, from /proc/self/mountinfo.
+// mounted reports whether path, spelt as the mount table spells it, is a
+// mount point.
 func mounted(path string) bool {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	entries, err := mounttab.Read()
 	if err != nil {
 		return false
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) > 4 && unescapeMountPath(f[4]) == path {
-			return true
-		}
-	}
-	return false
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	_, ok := mounttab.Top(entries, path)
+	return ok
 }
 
 // rssSampler records the peak resident set size of one process, sampled

@@ -55,6 +55,7 @@ type sessionIAM struct {
 	sessions map[string]*session // by access key id
 	secrets  []string            // every secret key and session token minted, for leak checks
 	roles    map[string]bool     // role ARNs that a policy may name
+	prunedAt time.Time           // when pruneLocked last scanned sessions
 }
 
 var (
@@ -127,10 +128,20 @@ func (m *sessionIAM) revokeWorkspace(org, ws string) int {
 	return n
 }
 
+// pruneEvery is how often minting scans for sessions to forget.
+const pruneEvery = time.Minute
+
 // pruneLocked drops sessions long past expiry, so a long-running stack does
 // not grow without bound. Recently expired ones stay, to answer ExpiredToken.
+// It scans at most once per pruneEvery: a scan on every mint made a fleet's
+// refreshes quadratic (1,000 mints over thousands of sessions, under mu).
 func (m *sessionIAM) pruneLocked() {
-	cutoff := m.now().Add(-time.Hour)
+	now := m.now()
+	if now.Sub(m.prunedAt) < pruneEvery && !m.prunedAt.After(now) {
+		return
+	}
+	m.prunedAt = now
+	cutoff := now.Add(-time.Hour)
 	for k, s := range m.sessions {
 		if s.expires.Before(cutoff) {
 			delete(m.sessions, k)

@@ -17,10 +17,11 @@ import (
 )
 
 // fleetCall is one request a fleet member sent to the workspace API: when
-// it was sent, and the status of the answer (0: none).
+// it was sent, when its answer (or error) came, and the status of the
+// answer (0: none).
 type fleetCall struct {
-	at     time.Time
-	status int
+	at, done time.Time
+	status   int
 }
 
 // fleet is many Providers of the shared stack's workspace in one process,
@@ -55,7 +56,7 @@ func (r recordingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		status = resp.StatusCode
 	}
 	r.f.mu.Lock()
-	r.f.calls[r.i] = append(r.f.calls[r.i], fleetCall{at: at, status: status})
+	r.f.calls[r.i] = append(r.f.calls[r.i], fleetCall{at: at, done: time.Now(), status: status})
 	r.f.mu.Unlock()
 	return resp, err
 }
@@ -153,12 +154,12 @@ func (f *fleet) stats() []Stats {
 	return out
 }
 
-// await polls cond every 20 ms until it holds, failing the test after
+// await polls cond every 100 ms until it holds, failing the test after
 // limit. The fleet signals nothing a test could wait on as a whole, and a
 // coarse poll keeps 1,000 Stats calls from eating the CPU the fleet needs.
 func (f *fleet) await(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			failing := 0
 			var last error

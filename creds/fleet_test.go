@@ -23,7 +23,7 @@ const (
 
 // jitterWindow is how far the schedule spreads the refreshes of providers
 // that fetched credentials of lifetime life in the same instant: the part
-// of the refresh window the refresh start is moved earlier by, at random.
+// of the refresh window the refresh start is moved later by, at random.
 func jitterWindow(life time.Duration) time.Duration {
 	now := time.Now()
 	e := newEntry(Credentials{Expiration: now.Add(life)}, now)

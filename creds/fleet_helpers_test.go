@@ -29,12 +29,13 @@ type fleetCall struct {
 // transport (so its own connections), and every request they send is
 // recorded with its send time.
 type fleet struct {
-	ps     []*Provider
-	booted time.Time     // when the last member got its first credentials
-	spread time.Duration // from the first member's first credentials to the last's
-	logs   *levelCounter
-	stale  []time.Time // each member's first unjittered refresh point (entry.staleAt)
-	due    time.Time   // the earliest first refresh point of the fleet (entry.refreshAt)
+	ps      []*Provider
+	booted  time.Time     // when the last member got its first credentials
+	spread  time.Duration // from the first member's first credentials to the last's
+	logs    *levelCounter
+	stale   []time.Time // each member's first unjittered refresh point (entry.staleAt)
+	planned []time.Time // each member's first scheduled (jittered) refresh (entry.refreshAt)
+	due     time.Time   // the earliest first refresh point of the fleet (entry.refreshAt)
 
 	mu    sync.Mutex
 	calls [][]fleetCall // guarded by mu: by member, in sending order
@@ -118,6 +119,7 @@ func startFleet(t *testing.T, s *wsstack.Stack, n int, hang time.Duration) *flee
 		at := p.Stats().LastRefresh
 		p.mu.Lock()
 		f.stale = append(f.stale, p.cur.staleAt)
+		f.planned = append(f.planned, p.cur.refreshAt)
 		if f.due.IsZero() || p.cur.refreshAt.Before(f.due) {
 			f.due = p.cur.refreshAt
 		}

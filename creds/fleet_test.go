@@ -94,8 +94,19 @@ func TestFleetRefreshSpread(t *testing.T) {
 			slices.Max(h), float64(slices.Max(h))/m, float64(slices.Max(h))/own, own, drawHistogram(h, bucket, 4))
 	}
 	t.Logf("busiest bucket of both cycles: %d requests, %.2f × m", peak, float64(peak)/m)
-	if float64(peak) > 2*m {
-		t.Errorf("a bucket of %v carries %d refreshes, more than twice the mean m = %.0f", bucket, peak, m)
+	// The assertion is on the schedule the providers made, which is what
+	// creds controls: no bucket of the first cycle's planned refreshes
+	// above 2m. When the requests actually left depends on this machine
+	// too: on a loaded 2-core runner a stalled process sends a backlog at
+	// once (seen: 2.09 × m with other test binaries running). Arrivals are
+	// held to 3m, which a fleet without jitter exceeds (2.9–6.8 × m).
+	planned := histogram(f.planned, f.booted, bucket)
+	t.Logf("planned first refreshes: busiest bucket %d, %.2f × m", slices.Max(planned), float64(slices.Max(planned))/m)
+	if float64(slices.Max(planned)) > 2*m {
+		t.Errorf("the schedule puts %d refreshes in one bucket of %v, more than twice the mean m = %.0f", slices.Max(planned), bucket, m)
+	}
+	if float64(peak) > 3*m {
+		t.Errorf("a bucket of %v carries %d refreshes, more than three times the mean m = %.0f", bucket, peak, m)
 	}
 	if n := f.logs.count(slog.LevelWarn) + f.logs.count(slog.LevelError); n > 0 {
 		t.Errorf("%d warnings or errors logged:\n%s", n, f.logs)

@@ -160,6 +160,10 @@ func TestS3FaultsAndCounts(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("stalled HEAD: %v, want deadline exceeded", err)
 	}
+	testStack.S3.Inject(S3Fault{Ops: []Op{OpList}, Reset: true, Times: 1})
+	if _, err := cl.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &c.Prefix}); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("reset LIST: %v, want a connection reset", err)
+	}
 	if _, err := cl.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &c.Prefix}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +184,7 @@ func TestS3FaultsAndCounts(t *testing.T) {
 	if _, err := cl.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &c.Bucket, Key: &dst, UploadId: mpu.UploadId}); err != nil {
 		t.Fatal(err)
 	}
-	want := map[Op]uint64{OpPut: 3, OpGet: 1, OpHead: 1, OpList: 1, OpCopy: 1, OpDelete: 1, OpCreateMultipart: 1, OpUploadPart: 1, OpAbortMultipart: 1}
+	want := map[Op]uint64{OpPut: 3, OpGet: 1, OpHead: 1, OpList: 2, OpCopy: 1, OpDelete: 1, OpCreateMultipart: 1, OpUploadPart: 1, OpAbortMultipart: 1}
 	got := testStack.S3.Counts()
 	for op, n := range want {
 		if got[op] != n {

@@ -3,6 +3,7 @@ package wsstack
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -102,6 +103,10 @@ type S3Fault struct {
 	// Stall delays the request by this long before it is answered (or
 	// until the client gives up).
 	Stall time.Duration
+	// Reset, after any Stall, drops the connection without an answer (a
+	// TCP reset, as a crashed load balancer): the client cannot know
+	// whether the request was carried out. It takes precedence over Status.
+	Reset bool
 	// Times is how many matching requests the fault applies to; 0 means
 	// every matching request until ClearFaults.
 	Times int
@@ -198,6 +203,10 @@ func (p *S3Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if f != nil && f.Reset {
+		resetConnection(w)
+		return
+	}
 	if f != nil && f.Status != 0 {
 		// Read the body first, so the client sees the error rather than a
 		// reset connection.
@@ -226,6 +235,19 @@ func (p *S3Proxy) record(op Op, key string) *S3Fault {
 		return f
 	}
 	return nil
+}
+
+// resetConnection closes the request's connection with a TCP reset (linger
+// 0), without an answer. The request is not forwarded.
+func resetConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler) // closes the connection, without the reset
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	conn.Close()
 }
 
 func writeS3Error(w http.ResponseWriter, status int) {

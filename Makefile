@@ -4,7 +4,7 @@ BIN     := bin
 # Where "make demo" keeps the local workspace's data (ignored by git).
 DEMO_DATA ?= .ws-dev
 
-.PHONY: build test lint check-deps demo bench clean install
+.PHONY: build test lint check-deps demo bench soak clean install
 
 ## install: put mount-ws in $(PREFIX)/bin, where mount(8) finds it for
 ## "mount -t fuse.mount-ws" and fstab lines (mount.fuse3 runs it with a
@@ -46,6 +46,15 @@ demo: build
 BENCH_FLAGS ?=
 bench: build
 	$(BIN)/ws-bench $(BENCH_FLAGS)
+
+## soak: the chaos and soak run (not part of test or CI): one mount-ws under
+## random API and S3 faults with 1 s credentials, a workload checked against
+## a model, then the bucket compared byte for byte; needs root and /dev/fuse;
+## results in docs/RELIABILITY.md. SOAK_FLAGS passes flags to ws-soak, e.g.
+## SOAK_FLAGS="-duration 1h -seed 7 -json soak.json"; the default runs 2 minutes.
+SOAK_FLAGS ?=
+soak: build
+	$(BIN)/ws-soak $(SOAK_FLAGS)
 
 clean:
 	rm -rf $(BIN)

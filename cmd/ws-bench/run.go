@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"mount-ws/internal/devcmd"
 	"mount-ws/internal/wsstack"
 )
 
@@ -124,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}
 
-	dir, cleanupDir, err := dataDir(opts, stderr)
+	dir, cleanupDir, err := devcmd.DataDir(opts.dataDir, "ws-bench-", opts.keep, stderr, mounted)
 	if err != nil {
 		return err
 	}
@@ -229,34 +229,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	return writeOutputs(rep, opts)
 }
 
-// dataDir returns the data dir and how to clean it up: a temporary dir is
-// removed unless -keep, but never while something is mounted in it.
-func dataDir(opts options, stderr io.Writer) (string, func() error, error) {
-	if opts.dataDir != "" {
-		if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
-			return "", nil, fmt.Errorf("data dir: %w", err)
-		}
-		return opts.dataDir, func() error { return nil }, nil
-	}
-	dir, err := os.MkdirTemp("/tmp", "ws-bench-")
-	if err != nil {
-		return "", nil, fmt.Errorf("data dir: %w", err)
-	}
-	return dir, func() error {
-		if opts.keep {
-			fmt.Fprintf(stderr, "Data kept in %s (use -data %s to reuse it).\n", dir, dir)
-			return nil
-		}
-		entries, _ := os.ReadDir(filepath.Join(dir, "mnt"))
-		for _, e := range entries {
-			if mnt := filepath.Join(dir, "mnt", e.Name()); mounted(mnt) {
-				return fmt.Errorf("%s is still mounted; not removing %s", mnt, dir)
-			}
-		}
-		return os.RemoveAll(dir)
-	}, nil
-}
-
 // setupTools finds the requested filesystems and builds their commands.
 // It also starts the endpoint s3fs talks to; stop ends it.
 func setupTools(opts options, stack *wsstack.Stack, dir string,
@@ -266,7 +238,7 @@ func setupTools(opts options, stack *wsstack.Stack, dir string,
 	for _, name := range opts.tools {
 		switch name {
 		case "mount-ws", "mount-ws+metrics":
-			bin, err := findMountWS(opts.mountWS)
+			bin, err := devcmd.FindMountWS(opts.mountWS)
 			if err != nil {
 				return nil, nil, stop, err
 			}
@@ -313,23 +285,6 @@ func setupTools(opts options, stack *wsstack.Stack, dir string,
 		}
 	}
 	return tools, notes, stop, nil
-}
-
-func findMountWS(flagPath string) (string, error) {
-	if flagPath != "" {
-		return flagPath, nil
-	}
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), "mount-ws")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	p, err := exec.LookPath("mount-ws")
-	if err != nil {
-		return "", errors.New("mount-ws not found: build it (go build -o bin/ ./cmd/...) or pass -mount-ws")
-	}
-	return filepath.Abs(p)
 }
 
 func writeOutputs(rep report, opts options) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -199,9 +200,5 @@ func (m *model) renamed(from, to string, ok, notFound bool) {
 func (m *model) snapshot() map[string]pathState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string]pathState, len(m.paths))
-	for k, v := range m.paths {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m.paths)
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"mount-ws/internal/detdata"
+	"mount-ws/internal/devcmd"
 	"mount-ws/internal/wsstack"
 )
 
@@ -109,11 +109,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(stderr, "%7.1fs  "+format+"\n", append([]any{time.Since(began).Seconds()}, a...)...)
 	}
-	bin, err := findMountWS(opts.mountWS)
+	bin, err := devcmd.FindMountWS(opts.mountWS)
 	if err != nil {
 		return err
 	}
-	dir, cleanupDir, err := dataDir(opts, stderr)
+	dir, cleanupDir, err := devcmd.DataDir(opts.dataDir, "ws-soak-", opts.keep, stderr, isMountPoint)
 	if err != nil {
 		return err
 	}
@@ -313,46 +313,4 @@ func emptyWorkspace(ctx context.Context, cl *s3.Client, bucket, prefix string) e
 		}
 	}
 	return nil
-}
-
-// dataDir returns the data dir and how to clean it up: a temporary dir is
-// removed unless -keep, but never while something is mounted in it.
-func dataDir(opts options, stderr io.Writer) (string, func() error, error) {
-	if opts.dataDir != "" {
-		if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
-			return "", nil, fmt.Errorf("data dir: %w", err)
-		}
-		return opts.dataDir, func() error { return nil }, nil
-	}
-	dir, err := os.MkdirTemp("/tmp", "ws-soak-")
-	if err != nil {
-		return "", nil, fmt.Errorf("data dir: %w", err)
-	}
-	return dir, func() error {
-		if opts.keep {
-			fmt.Fprintf(stderr, "Data kept in %s.\n", dir)
-			return nil
-		}
-		if mnt := filepath.Join(dir, "mnt"); isMountPoint(mnt) {
-			return fmt.Errorf("%s is still mounted; not removing %s", mnt, dir)
-		}
-		return os.RemoveAll(dir)
-	}, nil
-}
-
-func findMountWS(flagPath string) (string, error) {
-	if flagPath != "" {
-		return flagPath, nil
-	}
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), "mount-ws")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	p, err := exec.LookPath("mount-ws")
-	if err != nil {
-		return "", errors.New("mount-ws not found: build it (make build) or pass -mount-ws")
-	}
-	return filepath.Abs(p)
 }

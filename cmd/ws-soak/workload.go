@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -234,7 +235,7 @@ func (w *worker) read(p string, st pathState) {
 	}
 	w.rec.fail(appError{
 		Op: "read", Errno: "WRONGDATA", Path: p, Start: start, End: time.Now(), Pending: st.Pending,
-		Detail: fmt.Sprintf("read %d bytes that are none of %v", len(b), st.Possible),
+		Detail: fmt.Sprintf("read %d bytes that are none of %v (%s)", len(b), st.Possible, prefixes(b, st.Possible)),
 	})
 	w.rec.tracef("read %s: %d bytes that are none of %v", p, len(b), st.Possible)
 	w.rec.count("read", start, true)
@@ -312,4 +313,21 @@ func (r *recorder) totals() (ops, errs int) {
 		ops += c.OK + c.Failed
 	}
 	return ops, len(r.errs)
+}
+
+// prefixes says how many leading bytes of b agree with each content.
+func prefixes(b []byte, cs []content) string {
+	var parts []string
+	for _, c := range cs {
+		if c.Absent {
+			continue
+		}
+		want, _ := io.ReadAll(io.LimitReader(c.reader(), int64(len(b))))
+		n := 0
+		for n < len(want) && want[n] == b[n] {
+			n++
+		}
+		parts = append(parts, fmt.Sprintf("first %d bytes are those of %v", n, c))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -631,3 +631,55 @@ func filesUnder(t *testing.T, dir, prefix string) []string {
 	}
 	return found
 }
+
+// A file renamed over another whose original cannot be deleted after the
+// copy: the target then holds the copy in the bucket, and the mount must
+// read it as it is, never the copy padded to the replaced file's size
+// (found by ws-soak, seed 1).
+func TestRenameOverFileWhenDeleteFails(t *testing.T) {
+	ws := newWorkspace(t)
+	m := mountWS(t, ws, mountOpts{})
+	old := bytes.Repeat([]byte("old "), 300_000) // 1.2 MB, larger than the new one
+	nw := bytes.Repeat([]byte("new "), 60_000)
+	for name, b := range map[string][]byte{"dst.bin": old, "src.bin": nw} {
+		if err := os.WriteFile(m.path(name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(env.stack.S3.ClearFaults)
+	env.stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpDelete}, KeyContains: ws.key("src.bin"), Status: 500})
+	err := within(t, 2*time.Minute, "rename while the delete fails", func() error { return os.Rename(m.path("src.bin"), m.path("dst.bin")) })
+	wantErrno(t, "rename whose delete of the original answers 500", err, syscall.EIO)
+	env.stack.S3.ClearFaults()
+
+	inBucket, ok := ws.getObject(t, "dst.bin")
+	if !ok || !bytes.Equal(inBucket, nw) {
+		t.Fatalf("bucket: dst.bin is not the copy of src.bin (present %v, %d bytes)", ok, len(inBucket))
+	}
+	got, err := os.ReadFile(m.path("dst.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, nw) {
+		t.Errorf("mount: dst.bin reads %d bytes, want the %d of the copy the bucket holds: %s", len(got), len(nw), diffBytes(got, nw))
+	}
+	// The kernel is told to look the name up again once the rename has
+	// returned (it cannot be told before): until then a stat may show
+	// the replaced file, for a moment.
+	var size int64
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		fi, err := os.Stat(m.path("dst.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size = fi.Size(); size == int64(len(nw)) {
+			break
+		}
+	}
+	if size != int64(len(nw)) {
+		t.Errorf("mount: stat dst.bin a second after the failed rename: size %d, want %d (the copy's)", size, len(nw))
+	}
+	if b, err := os.ReadFile(m.path("src.bin")); err != nil || !bytes.Equal(b, nw) {
+		t.Errorf("mount: src.bin after the failed rename: %v, %d bytes; want it unchanged", err, len(b))
+	}
+}

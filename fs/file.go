@@ -317,7 +317,11 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	old, gone := n.unlinked()
 	if gone {
-		return nil, 0, syscall.ENOENT // unlinked or replaced since the lookup
+		// Unlinked or replaced since the kernel looked the name up: it
+		// looks it up again, and opens what the name holds now, if
+		// anything (a rename that failed after its copy leaves the
+		// target's old inode in the kernel's cache for a moment).
+		return nil, 0, syscall.ESTALE
 	}
 	e, unchecked, err := n.openVersion(ctx, write)
 	if errors.Is(err, iofs.ErrNotExist) {

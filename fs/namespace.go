@@ -445,6 +445,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		return syscall.EISDIR
 	}
 	var err error
+	copied := false // a file's copy is under dst, whatever err says
 	if se.dir {
 		if exists {
 			empty, err := np.isEmptyDir(ctx, newName)
@@ -474,7 +475,20 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 			moved.mu.Unlock()
 		}
 	} else {
-		se, err = d.renameFile(ctx, name, src, dst, se)
+		se, copied, err = d.renameFile(ctx, name, src, dst, se)
+	}
+	if err != nil && copied {
+		// The original could not be deleted after the copy: the source
+		// stays, and the target holds the copy now, not what it held.
+		if exists && !de.dir {
+			np.forgetFile(newName)
+		}
+		np.setEntry(newName, &se)
+		np.entriesChanged()
+		// The kernel keeps the target's old inode for the name, with
+		// its size, until told (after this rename returns and unlocks
+		// the directory).
+		go np.NotifyEntry(newName)
 	}
 	if err != nil {
 		return d.fs.toErrno("rename", src, err)
@@ -493,7 +507,9 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 }
 
 // renameFile moves one file and returns its entry under the new name.
-func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (entry, error) {
+// copied reports that the object is under dst, also when deleting the
+// original then failed.
+func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (_ entry, copied bool, _ error) {
 	n, open := d.childFile(name)
 	if open {
 		n.io.Lock()
@@ -506,7 +522,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 			// Fetch what an open handle has not fetched yet while the
 			// object is still under its old key.
 			if err := n.filled(ctx, st); err != nil {
-				return e, err
+				return e, false, err
 			}
 		}
 		if st != nil && st.dirty {
@@ -516,14 +532,14 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 			md := objectMeta(e, dst, true)
 			o, err := d.fs.upload(ctx, dst, st, md)
 			if err != nil {
-				return e, err
+				return e, false, err
 			}
 			saved := savedEntry(o, md)
 			n.mu.Lock()
 			st.dirty, n.metaDirty, n.unsaved = false, false, false
 			n.attr, n.checkedAt, n.timeGuessed = saved, time.Now(), true
 			n.mu.Unlock()
-			return saved, d.fs.b.Delete(ctx, src)
+			return saved, true, d.fs.b.Delete(ctx, src)
 		}
 	}
 	if !e.meta {
@@ -531,7 +547,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 		// it must be known first.
 		o, err := d.fs.b.Head(ctx, src)
 		if err != nil {
-			return e, err
+			return e, false, err
 		}
 		e = keepLinkTarget(entryFromObject(o), e)
 	}
@@ -544,7 +560,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 	md := objectMeta(e, dst, false)
 	o, err := d.fs.b.Copy(ctx, src, dst, &md)
 	if err != nil {
-		return e, err
+		return e, false, err
 	}
 	moved := entryFromObject(o) // the same bytes: the same link target
 	moved.linkTarget = e.linkTarget
@@ -554,7 +570,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (e
 		n.mu.Unlock()
 		moved = n.update(moved)
 	}
-	return moved, d.fs.b.Delete(ctx, src)
+	return moved, true, d.fs.b.Delete(ctx, src)
 }
 
 // renameTree copies every object under the prefix src to dst, then deletes

@@ -294,7 +294,9 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 	if ch := d.GetChild(name); ch != nil {
 		switch n := ch.Operations().(type) {
 		case *file:
-			if e.dir {
+			if _, gone := n.unlinked(); e.dir || gone {
+				// A node marked deleted (replaced by a failed rename's
+				// copy) never stands for the name again.
 				break
 			}
 			// A listing knows no metadata: the node may know this

@@ -41,6 +41,11 @@ type file struct {
 	metaDirty   bool     // attr's metadata not stored yet; guarded by mu
 	unsaved     bool     // created here and never uploaded; guarded by mu
 	deleted     bool     // unlinked: nothing is uploaded any more; guarded by mu
+	// replaced is set with deleted when the name holds another object
+	// now (a rename over it that failed after its copy): an open through
+	// the kernel's stale entry answers ESTALE, so that it looks the name
+	// up again, rather than ENOENT. Guarded by mu.
+	replaced bool
 	// lastKey is the key the file last had in the tree: the kernel may
 	// forget a file whose upload is being retried, and go-fuse then drops
 	// it from the tree, but its data must still go under that key.
@@ -317,11 +322,13 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	}
 	old, gone := n.unlinked()
 	if gone {
-		// Unlinked or replaced since the kernel looked the name up: it
-		// looks it up again, and opens what the name holds now, if
-		// anything (a rename that failed after its copy leaves the
-		// target's old inode in the kernel's cache for a moment).
-		return nil, 0, syscall.ESTALE
+		n.mu.Lock()
+		replaced := n.replaced
+		n.mu.Unlock()
+		if replaced {
+			return nil, 0, syscall.ESTALE // the kernel looks the name up again
+		}
+		return nil, 0, syscall.ENOENT // unlinked or replaced since the lookup
 	}
 	e, unchecked, err := n.openVersion(ctx, write)
 	if errors.Is(err, iofs.ErrNotExist) {

@@ -482,6 +482,11 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		// stays, and the target holds the copy now, not what it held.
 		if exists && !de.dir {
 			np.forgetFile(newName)
+			if n, ok := np.childFile(newName); ok {
+				n.mu.Lock()
+				n.replaced = true
+				n.mu.Unlock()
+			}
 		}
 		np.setEntry(newName, &se)
 		np.entriesChanged()

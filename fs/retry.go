@@ -64,13 +64,17 @@ func (f *FS) retryLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// queued returns a copy of the retry queue (true: the upload failed), to
+// go over without holding retryMu across uploads.
+func (f *FS) queued() map[*file]bool {
+	f.retryMu.Lock()
+	defer f.retryMu.Unlock()
+	return maps.Clone(f.pending)
+}
+
 // retryPending tries every queued file once.
 func (f *FS) retryPending(ctx context.Context) {
-	f.retryMu.Lock()
-	files := make(map[*file]bool, len(f.pending))
-	maps.Copy(files, f.pending)
-	f.retryMu.Unlock()
-	for n, failed := range files {
+	for n, failed := range f.queued() {
 		if n.writerOpen() {
 			continue // still being written: its close saves it
 		}

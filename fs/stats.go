@@ -78,13 +78,7 @@ func (f *FS) Stats() Stats {
 	s.StagedBytes = f.space.used
 	f.space.mu.Unlock()
 
-	f.retryMu.Lock()
-	files := make(map[*file]bool, len(f.pending))
-	for n, failed := range f.pending {
-		files[n] = failed
-	}
-	f.retryMu.Unlock()
-	for n, failed := range files {
+	for n, failed := range f.queued() {
 		key, _ := n.saveKey()
 		n.mu.Lock()
 		cause := n.lastErr

@@ -154,6 +154,9 @@ func (d *dir) localChild(name string) (entry, bool) {
 	if f, ok := d.childFile(name); ok {
 		return f.localEntry()
 	}
+	if d.GetChild(name) == nil {
+		return d.fs.orphanEntry(childKey(d.key(), name))
+	}
 	return entry{}, false
 }
 
@@ -327,13 +330,17 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 			}
 		}
 	}
+	node := d.fs.newNode(e)
+	if n, ok := node.(*file); ok && d.fs.adopt(childKey(d.key(), name), n) {
+		e = n.attrNow() // what this mount says the file is, unsaved data included
+	}
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
 	out.SetAttrTimeout(attrTTL(e))
 	// Inode numbers are go-fuse's, unique for the life of the mount: one
 	// derived from the key would make a file created under a name that
 	// another file was just renamed from the same inode as that file.
-	return d.NewInode(ctx, d.fs.newNode(e), fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT})
+	return d.NewInode(ctx, node, fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT})
 }
 
 // dirOf is the directory an inode is in, if it is still in the tree.
@@ -445,6 +452,11 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 		} else if e, ok := f.savedSince(started); ok {
 			// Saved while this listing was being read: S3 may not
 			// have shown it yet.
+			entries[name] = e
+		}
+	}
+	for name, e := range d.fs.orphansIn(d.key()) {
+		if d.GetChild(name) == nil {
 			entries[name] = e
 		}
 	}

@@ -85,6 +85,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	if errno := d.checkName(name, false); errno != 0 {
 		return nil, nil, 0, errno
 	}
+	d.fs.dropOrphan(childKey(d.key(), name))
 	st, err := d.fs.newStaging()
 	if err != nil {
 		return nil, nil, 0, d.fs.toErrno("create", childKey(d.key(), name), err)
@@ -215,68 +216,106 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 }
 
 // Unlink implements fusefs.NodeUnlinker. An open file's unsaved data goes
-// with it, as on any filesystem.
+// with it, as on any filesystem; if the DELETE fails, the file and its
+// unsaved data stay, still queued for upload.
 func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
 	key := childKey(d.key(), name)
-	d.forgetFile(name)
+	held := d.holdFile(name)
+	defer held.release()
 	if err := d.fs.b.Delete(ctx, key); err != nil {
 		return d.fs.toErrno("unlink", key, err)
 	}
+	held.gone()
 	d.setEntry(name, nil)
 	d.entriesChanged()
 	d.vanishIfEmpty(ctx, true)
 	return 0
 }
 
-// forgetFile marks the file node of name, if any, as deleted: it is being
-// unlinked or replaced, and its unsaved data must not be uploaded any more.
-func (d *dir) forgetFile(name string) {
-	n, ok := d.childFile(name)
-	if !ok {
-		return
-	}
-	n.io.Lock()
-	defer n.io.Unlock()
-	st := n.staged()
-	if st != nil {
-		// A handle still open reads and writes its own copy after the
-		// object is gone: fetch what it has not fetched yet, now.
-		if err := n.filled(context.Background(), st); err != nil {
-			d.fs.log.Warn("could not fetch an open file before deleting it; its handles will fail", slog.String("path", n.key()), slog.Any("err", err))
-		}
-		d.fs.stopStream(st)
-	}
-	n.mu.Lock()
-	n.deleted = true
-	n.mu.Unlock()
+// heldFile is a file node whose io lock is held while its object is
+// deleted or replaced, so that no save of the node (a background retry
+// above all) can land after the change and undo it. n is nil when the
+// name has no file node in memory.
+type heldFile struct {
+	n *file
 }
 
-// fillOpenFiles fetches the content that open files under d have not
-// fetched yet, before the objects move away from their keys.
-func (d *dir) fillOpenFiles(ctx context.Context) error {
-	for _, ch := range d.Children() {
+// holdFile takes the io lock of name's file node, if there is one, and
+// fetches what its open handles have not fetched yet while the object
+// is still there.
+func (d *dir) holdFile(name string) heldFile {
+	n, ok := d.childFile(name)
+	if !ok {
+		return heldFile{}
+	}
+	n.io.Lock()
+	if st := n.staged(); st != nil {
+		if err := n.filled(context.Background(), st); err != nil {
+			d.fs.log.Warn("could not fetch an open file before its object changes; its handles will fail", slog.String("path", n.key()), slog.Any("err", err))
+		}
+	}
+	return heldFile{n}
+}
+
+// gone marks the node deleted once its object is: its unsaved data is
+// never uploaded any more, and a stream it started is aborted.
+func (h heldFile) gone() {
+	if h.n == nil {
+		return
+	}
+	if st := h.n.staged(); st != nil {
+		h.n.fs.stopStream(st)
+	}
+	h.n.mu.Lock()
+	h.n.deleted = true
+	h.n.mu.Unlock()
+}
+
+// replaced is gone for a node whose name now holds another object.
+func (h heldFile) replaced() {
+	if h.n == nil {
+		return
+	}
+	h.gone()
+	h.n.mu.Lock()
+	h.n.replaced = true
+	h.n.mu.Unlock()
+}
+
+func (h heldFile) release() {
+	if h.n != nil {
+		h.n.io.Unlock()
+	}
+}
+
+// holdTree holds every file node under d (see holdFile) for the rename of
+// d, and saves the unsaved data of those no handle is writing, so that
+// the copies carry it and no retry lands under the old name afterwards.
+// The caller releases what it returns, also on error.
+func (d *dir) holdTree(ctx context.Context) ([]heldFile, error) {
+	var held []heldFile
+	for name, ch := range d.Children() {
 		switch n := ch.Operations().(type) {
 		case *dir:
-			if err := n.fillOpenFiles(ctx); err != nil {
-				return err
+			sub, err := n.holdTree(ctx)
+			held = append(held, sub...)
+			if err != nil {
+				return held, err
 			}
 		case *file:
-			n.io.Lock()
-			st := n.staged()
-			var err error
-			if st != nil {
-				err = n.filled(ctx, st)
-			}
-			n.io.Unlock()
-			if err != nil {
-				return err
+			h := d.holdFile(name)
+			held = append(held, h)
+			if h.n != nil && !n.writerOpen() {
+				if err := n.saveHeld(context.WithoutCancel(ctx)); err != nil {
+					return held, err
+				}
 			}
 		}
 	}
-	return nil
+	return held, nil
 }
 
 // Rmdir implements fusefs.NodeRmdirer: only an empty directory goes, by
@@ -444,8 +483,11 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if !se.dir && exists && de.dir {
 		return syscall.EISDIR
 	}
-	var err error
-	copied := false // a file's copy is under dst, whatever err says
+	var (
+		err    error
+		copied bool     // a file's copy is under dst, whatever err says
+		target heldFile // the file replaced, held from before the copy
+	)
 	if se.dir {
 		if exists {
 			empty, err := np.isEmptyDir(ctx, newName)
@@ -461,7 +503,13 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 			moved, _ = ch.Operations().(*dir)
 		}
 		if moved != nil {
-			if err := moved.fillOpenFiles(ctx); err != nil {
+			held, err := moved.holdTree(ctx)
+			defer func() {
+				for _, h := range held {
+					h.release()
+				}
+			}()
+			if err != nil {
 				return d.fs.toErrno("rename", src, err)
 			}
 		}
@@ -475,19 +523,16 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 			moved.mu.Unlock()
 		}
 	} else {
+		if exists {
+			target = np.holdFile(newName)
+			defer target.release()
+		}
 		se, copied, err = d.renameFile(ctx, name, src, dst, se)
 	}
 	if err != nil && copied {
 		// The original could not be deleted after the copy: the source
 		// stays, and the target holds the copy now, not what it held.
-		if exists && !de.dir {
-			np.forgetFile(newName)
-			if n, ok := np.childFile(newName); ok {
-				n.mu.Lock()
-				n.replaced = true
-				n.mu.Unlock()
-			}
-		}
+		target.replaced()
 		np.setEntry(newName, &se)
 		np.entriesChanged()
 		// The kernel keeps the target's old inode for the name, with
@@ -498,9 +543,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if err != nil {
 		return d.fs.toErrno("rename", src, err)
 	}
-	if exists && !de.dir {
-		np.forgetFile(newName) // replaced: its own unsaved data is moot
-	}
+	target.gone() // replaced: its own unsaved data is moot
 	d.setEntry(name, nil)
 	d.entriesChanged()
 	np.setEntry(newName, &se)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"strings"
 	"time"
 )
 
@@ -123,4 +124,113 @@ func (f *FS) Close(ctx context.Context) int {
 		f.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", key), slog.Any("err", cause))
 	}
 	return len(f.pending)
+}
+
+// Orphans. The kernel may forget a file whose upload is queued (nothing
+// holds it open); go-fuse then drops its node from the tree, but the data
+// still belongs to the node's last key. Until a new node stands for that
+// name, lookups and listings answer from the orphan; the new node then
+// adopts its unsaved data. Without that, a new node would read and write
+// the object's old version, and the orphan's retry would later land over
+// whatever the new node saved.
+
+// orphans returns the queued orphans by their last key.
+func (f *FS) orphans() map[string]*file {
+	var out map[string]*file
+	for n := range f.queued() {
+		if !n.orphaned() {
+			continue
+		}
+		n.mu.Lock()
+		key, deleted := n.lastKey, n.deleted
+		n.mu.Unlock()
+		if key == "" || deleted {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]*file)
+		}
+		out[key] = n
+	}
+	return out
+}
+
+// orphanEntry describes the orphan last saved under key, if there is one.
+func (f *FS) orphanEntry(key string) (entry, bool) {
+	if n, ok := f.orphans()[key]; ok {
+		return n.attrNow(), true
+	}
+	return entry{}, false
+}
+
+// orphansIn returns the entries of the orphans whose key is a child of
+// the directory dirKey, by name.
+func (f *FS) orphansIn(dirKey string) map[string]entry {
+	out := make(map[string]entry)
+	for key, n := range f.orphans() {
+		parent, name := "", key
+		if i := strings.LastIndexByte(key, '/'); i >= 0 {
+			parent, name = key[:i], key[i+1:]
+		}
+		if parent == dirKey {
+			out[name] = n.attrNow()
+		}
+	}
+	return out
+}
+
+// adopt moves the unsaved data of the orphan last saved under key, if
+// any, to fresh, a node about to stand for that name, and puts fresh in
+// its place on the retry queue. The orphan is marked deleted, so a retry
+// of it already under way saves nothing more.
+func (f *FS) adopt(key string, fresh *file) bool {
+	old, ok := f.orphans()[key]
+	if !ok {
+		return false
+	}
+	old.io.Lock() // waits for a save of the orphan under way
+	defer old.io.Unlock()
+	old.mu.Lock()
+	if old.deleted || old.lastKey != key {
+		old.mu.Unlock()
+		return false
+	}
+	fresh.attr, fresh.checkedAt, fresh.timeGuessed = old.attr, old.checkedAt, old.timeGuessed
+	fresh.cacheETag = old.cacheETag
+	fresh.st, fresh.metaDirty, fresh.unsaved = old.st, old.metaDirty, old.unsaved
+	fresh.lastKey, fresh.lastErr = key, old.lastErr
+	old.st, old.deleted = nil, true
+	old.mu.Unlock()
+	if st := fresh.st; st != nil && !st.dirty && !fresh.metaDirty && st.stream == nil {
+		fresh.st = nil // saved meanwhile: nothing left to hand over
+		f.dropStaging(st)
+	}
+
+	f.retryMu.Lock()
+	defer f.retryMu.Unlock()
+	failed, queued := f.pending[old]
+	delete(f.pending, old)
+	if queued && (fresh.st != nil || fresh.metaDirty) {
+		f.pending[fresh] = failed
+	}
+	return true
+}
+
+// dropOrphan discards the orphan last saved under key, if any: a file
+// created under its name replaces it.
+func (f *FS) dropOrphan(key string) {
+	old, ok := f.orphans()[key]
+	if !ok {
+		return
+	}
+	old.io.Lock()
+	defer old.io.Unlock()
+	old.mu.Lock()
+	st := old.st
+	old.st, old.deleted = nil, true
+	old.mu.Unlock()
+	if st != nil {
+		f.dropStaging(st)
+	}
+	f.unqueue(old)
 }

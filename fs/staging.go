@@ -386,6 +386,11 @@ func (n *file) save(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	n.io.Lock()
 	defer n.io.Unlock()
+	return n.saveHeld(ctx)
+}
+
+// saveHeld is save with n.io held.
+func (n *file) saveHeld(ctx context.Context) error {
 	n.mu.Lock()
 	st, deleted, metaDirty := n.st, n.deleted, n.metaDirty
 	e := n.attr

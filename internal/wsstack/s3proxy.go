@@ -110,6 +110,14 @@ type S3Fault struct {
 	// Times is how many matching requests the fault applies to; 0 means
 	// every matching request until ClearFaults.
 	Times int
+	// Hold, when set, keeps a matching request waiting (after any Stall)
+	// until it is closed or the client gives up, then carries it on: a
+	// test can keep a request in flight for exactly as long as it needs.
+	Hold <-chan struct{}
+	// Matched, when set, is called with each request the fault applies
+	// to, as it arrives: a test learns that a request is in flight (or
+	// just watches for one, with a fault that does nothing else).
+	Matched func(op Op, key string)
 }
 
 func (f *S3Fault) matches(op Op, key string) bool {
@@ -196,9 +204,19 @@ func (p *S3Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op := ClassifyS3(r)
 	key, _ := splitBucketKey(r.URL.Path)
 	f := p.record(op, key)
+	if f != nil && f.Matched != nil {
+		f.Matched(op, key)
+	}
 	if f != nil && f.Stall > 0 {
 		select {
 		case <-time.After(f.Stall):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if f != nil && f.Hold != nil {
+		select {
+		case <-f.Hold:
 		case <-r.Context().Done():
 			return
 		}

@@ -28,6 +28,19 @@ func TestErrnos(t *testing.T) {
 		wantErrno(t, "read of an object S3 refuses", err, syscall.EACCES)
 	})
 
+	t.Run("EACCES on close when S3 refuses the upload", func(t *testing.T) {
+		env.stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: ws.key("refused.txt"), Status: 403})
+		defer env.stack.S3.ClearFaults()
+		err := os.WriteFile(m.path("refused.txt"), []byte("kept for a retry"), 0o644)
+		wantErrno(t, "close of a file whose PUT S3 refuses", err, syscall.EACCES)
+		env.stack.S3.ClearFaults()
+		// Kept and queued like any failed upload: a rewrite saves it.
+		if err := os.WriteFile(m.path("refused.txt"), []byte("saved"), 0o644); err != nil {
+			t.Fatalf("rewrite once S3 accepts it: %v", err)
+		}
+		ws.wantObject(t, "refused.txt", []byte("saved"))
+	})
+
 	t.Run("a read stalled on S3 ends at Ctrl-C", func(t *testing.T) {
 		// The kernel reads through its page cache with background
 		// requests, and waits for them killably: a signal the program

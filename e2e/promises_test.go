@@ -114,3 +114,60 @@ func TestNodeAnsweredOnlyFromItsObject(t *testing.T) {
 		t.Errorf("readlink: %q, %v; want target.txt", got, err)
 	}
 }
+
+// TestLastUploadWins holds "writes by two machines to the same file are
+// not merged: the last upload wins", with two mounts of one workspace
+// standing for two machines: whichever closes last decides the object,
+// whole, whatever the order of the opens and the sizes.
+func TestLastUploadWins(t *testing.T) {
+	ws := newWorkspace(t)
+	ws.putObject(t, "shared.txt", []byte("the version both machines opened\n"), nil)
+	a := mountWS(t, ws, mountOpts{})
+	b := mountWS(t, ws, mountOpts{})
+	long := bytes.Repeat([]byte("machine A wrote this, longer than B's\n"), 1000)
+	short := []byte("machine B\n")
+	open := func(m *mount) *os.File {
+		f, err := os.OpenFile(m.path("shared.txt"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	write := func(f *os.File, data []byte) {
+		if err := f.Truncate(0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(data, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fa, fb := open(a), open(b)
+	write(fa, long)
+	write(fb, short)
+	// A, opened first, closes last: its upload wins, not merged with B's.
+	if err := fb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ws.wantObject(t, "shared.txt", short)
+	if err := fa.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ws.wantObject(t, "shared.txt", long)
+	// And the other way round, with the shorter content last: nothing of
+	// the longer one is left past its end.
+	fa, fb = open(a), open(b)
+	write(fb, short)
+	write(fa, long)
+	if err := fa.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ws.wantObject(t, "shared.txt", short)
+	for _, m := range []*mount{a, b} {
+		if got, err := os.ReadFile(m.path("shared.txt")); err != nil || !bytes.Equal(got, short) {
+			t.Errorf("%s reads %d bytes (%v) after the last upload; want B's %d: %s", m.dir, len(got), err, len(short), diffBytes(got, short))
+		}
+	}
+}

@@ -25,6 +25,7 @@ type config struct {
 	tokenFile    string
 	insecureHTTP bool
 	credsWait    time.Duration
+	mountWait    time.Duration
 
 	readOnly    bool
 	foreground  bool
@@ -85,7 +86,7 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Workspace", []string{"api-url", "token-file", "insecure-http", "credentials-wait"}},
+	{"Workspace", []string{"api-url", "token-file", "insecure-http", "credentials-wait", "mount-wait"}},
 	{"Mount", []string{"foreground", "read-only", "allow-other", "allow-root", "uid", "gid", "file-mode", "dir-mode", "xattr", "options"}},
 	{"Caching and memory", []string{"metadata-ttl", "prefetch-memory-mib", "cache-dir", "cache-size-mib", "upload-retry-interval"}},
 	{"Logging and monitoring", []string{"log-level", "log-format", "log-file", "debug-fuse", "metrics-addr"}},
@@ -102,6 +103,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	fl.StringVar(&c.tokenFile, "token-file", "", "file holding the API token (default: $WS_TOKEN, else ~/.config/mount-ws/token)")
 	fl.BoolVar(&c.insecureHTTP, "insecure-http", false, "allow http:// API and S3 URLs on hosts other than loopback")
 	fl.DurationVar(&c.credsWait, "credentials-wait", creds.DefaultExpiredWaitBound, "how long an operation waits for fresh credentials, once the held ones expired, before it fails with EIO")
+	fl.DurationVar(&c.mountWait, "mount-wait", creds.DefaultMountRetryBound, "how long mount-ws retries an unavailable workspace API (5xx, timeouts, connection errors) at start, before it gives up with exit 3; raise it for mounts at boot")
 	fl.BoolVar(&c.readOnly, "read-only", false, "mount read-only: every modification fails with EROFS")
 	fl.BoolVarP(&c.foreground, "foreground", "f", false, "stay in the foreground (for systemd and containers)")
 	fl.BoolVar(&c.allowOther, "allow-other", false, "let other users in, as the modes allow (needs user_allow_other in /etc/fuse.conf unless root)")
@@ -163,6 +165,9 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	c.prefetchMem = int64(*prefetch) << 20
 	if c.credsWait < 100*time.Millisecond {
 		return c, usageError{errors.New("--credentials-wait must be at least 100ms")}
+	}
+	if c.mountWait < 100*time.Millisecond {
+		return c, usageError{errors.New("--mount-wait must be at least 100ms")}
 	}
 	if c.retryEvery < 100*time.Millisecond {
 		return c, usageError{errors.New("--upload-retry-interval must be at least 100ms")}

@@ -76,3 +76,27 @@ func TestNoFlagTakesTheToken(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultWaits holds the README's numbers for the waits a user does
+// not set: 20 s of retries of an unavailable API at mount time, 30 s for
+// fresh credentials once the held ones expired, a background retry of a
+// failed upload every 15 s, and a 10 s metadata TTL.
+func TestDefaultWaits(t *testing.T) {
+	c, err := parseFlags([]string{"--api-url", "https://api.example", "acme/ws", "/mnt/ws"}, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"--mount-wait", c.mountWait, 20 * time.Second},
+		{"--credentials-wait", c.credsWait, 30 * time.Second},
+		{"--upload-retry-interval", c.retryEvery, 15 * time.Second},
+		{"--metadata-ttl", c.metadataTTL, 10 * time.Second},
+	} {
+		if w.got != w.want {
+			t.Errorf("%s defaults to %s; the README says %s", w.name, w.got, w.want)
+		}
+	}
+}

@@ -76,6 +76,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		TokenSource:       tokens,
 		AllowInsecureHTTP: cfg.insecureHTTP,
 		ExpiredWaitBound:  cfg.credsWait,
+		MountRetryBound:   cfg.mountWait,
 		Version:           buildVersion(),
 		Logger:            logger,
 	})

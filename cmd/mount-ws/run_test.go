@@ -98,10 +98,13 @@ func TestCommandLineErrors(t *testing.T) {
 		{"bad request", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "(400 "},
 		{"conflict", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "(409 "},
 		{"malformed answer", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "invalid"},
+		{"method not allowed", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "does not serve credentials at this URL"},
+		{"redirect", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "redirected the request"},
+		{"unavailable past --mount-wait", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "--mount-wait", "1s", "cmd/ws", emptyDir}, 3, "the workspace API is unavailable (502"},
 		{"http to a remote API", []string{"-f", "--api-url", "http://example.invalid", "--token-file", good, "cmd/ws", emptyDir}, 3, "http"},
 	}
 	// The API answers these statuses only when told to.
-	inject := map[string]int{"validation error": 422, "upgrade required": 426, "bad request": 400, "conflict": 409}
+	inject := map[string]int{"validation error": 422, "upgrade required": 426, "bad request": 400, "conflict": 409, "method not allowed": 405, "redirect": 302}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if status, ok := inject[tt.name]; ok {
@@ -110,9 +113,18 @@ func TestCommandLineErrors(t *testing.T) {
 			if tt.name == "malformed answer" {
 				stack.API.InjectNext(1, wsstack.Fault{Kind: wsstack.FaultMalformedJSON})
 			}
+			if tt.name == "unavailable past --mount-wait" {
+				stack.API.FailNext(1000, 502) // more than the retries of a second
+				defer stack.API.ClearFaults()
+			}
 			var out, errOut bytes.Buffer
+			start := time.Now()
 			err := run(context.Background(), tt.args, &out, &errOut)
 			code := exitCode(err, &errOut)
+			if took := time.Since(start); tt.name == "unavailable past --mount-wait" && took > 10*time.Second {
+				// The default bound is 20 s; 10 leaves a slow machine room.
+				t.Errorf("gave up after %s with --mount-wait 1s", took.Round(time.Millisecond))
+			}
 			if code != tt.code || !strings.Contains(errOut.String(), tt.msg) {
 				t.Errorf("exit %d, want %d; stderr %q should contain %q", code, tt.code, errOut.String(), tt.msg)
 			}

@@ -161,15 +161,16 @@ func TestFleetRateLimitBurst(t *testing.T) {
 // − 2b (see faultBudget), and shows that no Retrieve fails or even waits,
 // and that every member recovers once the API is back.
 func TestFleetAPIOutage(t *testing.T) {
-	const (
-		life = fleetFaultTTL
-		down = 2 * time.Second
-	)
+	const life = fleetFaultTTL
 	s := needStack(t, life)
 	f := startFleet(t, s, fleetSize, fleetHang)
 	lead := f.minLead()
-	if x := lead - 2*faultBudget; down > x {
-		t.Fatalf("an outage of %v is longer than the %v the schedule guarantees to absorb (lead %v)", down, x, lead)
+	// The outage is as long as the schedule guarantees to absorb, less a
+	// margin: the lead varies by up to a second with the rounding of the
+	// expiry to whole seconds, so a fixed length would not always fit.
+	down := lead - 2*faultBudget - 250*time.Millisecond
+	if down < time.Second {
+		t.Fatalf("the schedule guarantees to absorb only %v of outage (lead %v); want at least a second to test", lead-2*faultBudget, lead)
 	}
 	smp := f.startSampler(2, 100*time.Millisecond)
 

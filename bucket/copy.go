@@ -8,7 +8,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"golang.org/x/sync/errgroup"
 )
 
 // copyConcurrency is how many parts of a multipart copy run at once.
@@ -52,7 +51,7 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta *Meta) (Object,
 		}
 	}
 	if head.Size > b.copyThreshold {
-		return b.copyMultipart(ctx, what, fullSrc, fullDst, dst, head, set)
+		return b.copyMultipart(ctx, what, dst, head, set)
 	}
 	in := &s3.CopyObjectInput{
 		Bucket:            &b.bucket,
@@ -78,66 +77,25 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta *Meta) (Object,
 }
 
 // copyMultipart copies with UploadPartCopy, parts in parallel.
-func (b *Bucket) copyMultipart(ctx context.Context, what, fullSrc, fullDst, dst string, head Object, meta Meta) (Object, error) {
+func (b *Bucket) copyMultipart(ctx context.Context, what, dst string, head Object, meta Meta) (Object, error) {
 	size := head.Size
 	partSize := max(min(b.copyPartSize, maxPartSize), ceilDiv(size, maxParts))
-	created, err := b.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &b.bucket, Key: &fullDst, Metadata: meta.User, ContentType: meta.contentType(),
-	})
+	s, err := b.StartStream(ctx, dst, meta, UploadOptions{Concurrency: copyConcurrency})
 	if err != nil {
-		return Object{}, wrap("copy", what, err)
+		return Object{}, fmt.Errorf("copy %s: %w", what, err)
 	}
-	id := aws.ToString(created.UploadId)
-	source := b.copySource(fullSrc)
-
-	nparts := int(ceilDiv(size, partSize))
-	parts := make([]s3types.CompletedPart, nparts)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(copyConcurrency)
-	for i := range nparts {
-		off := int64(i) * partSize
-		end := min(off+partSize, size) - 1
-		g.Go(func() error {
-			out, err := b.s3.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
-				Bucket:            &b.bucket,
-				Key:               &fullDst,
-				UploadId:          &id,
-				PartNumber:        aws.Int32(int32(i + 1)),
-				CopySource:        &source,
-				CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
-				CopySourceIfMatch: aws.String(head.ETag),
-			})
-			if err != nil {
-				return fmt.Errorf("part %d: %w", i+1, err)
-			}
-			var etag *string
-			if out.CopyPartResult != nil {
-				etag = out.CopyPartResult.ETag
-			}
-			parts[i] = s3types.CompletedPart{ETag: etag, PartNumber: aws.Int32(int32(i + 1))}
-			return nil
-		})
+	defer context.AfterFunc(ctx, s.cancel)()
+	parts := 0
+	for off := int64(0); off < size; off += partSize {
+		parts++
+		s.AddCopyPart(parts, head.Key, head.ETag, off, min(partSize, size-off))
 	}
-	if err := g.Wait(); err != nil {
-		return Object{}, b.abort(ctx, dst, fullDst, id, wrap("copy", what, err))
-	}
-	done, err := b.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          &b.bucket,
-		Key:             &fullDst,
-		UploadId:        &id,
-		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
-	})
+	o, err := s.Complete(ctx, parts, size, UploadOptions{})
 	if err != nil {
-		return Object{}, b.abort(ctx, dst, fullDst, id, wrap("copy", what, err))
+		return Object{}, fmt.Errorf("copy %s: %w", what, err)
 	}
-	return Object{
-		Key:          dst,
-		Size:         size,
-		ETag:         aws.ToString(done.ETag),
-		LastModified: responseDate(done.ResultMetadata),
-		Metadata:     lowerKeys(meta.User),
-		ContentType:  meta.ContentType,
-	}, nil
+	o.Metadata, o.ContentType = lowerKeys(meta.User), meta.ContentType
+	return o, nil
 }
 
 // copySource is the x-amz-copy-source of a full key: "bucket/key" with

@@ -84,14 +84,51 @@ func (s *Stream) AddPart(num int, src io.ReaderAt, off, n int64) {
 		if err != nil {
 			return fmt.Errorf("part %d: %w", num, err)
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for len(s.parts) < num {
-			s.parts = append(s.parts, s3types.CompletedPart{})
-		}
-		s.parts[num-1] = s3types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(num))}
+		s.sent(num, out.ETag)
 		return nil
 	})
+}
+
+// AddCopyPart copies bytes [off, off+n) of the object src on the server as
+// part number num, in the background, only while src's ETag is etag: if
+// src changed, Complete fails with ErrPrecondition. Parts from data and
+// copies mix freely in one upload, so an object can be rewritten by
+// sending only its changed parts.
+func (s *Stream) AddCopyPart(num int, src, etag string, off, n int64) {
+	full, err := s.b.keys.object(src)
+	s.g.Go(func() error {
+		if err != nil {
+			return fmt.Errorf("part %d: copy source: %w", num, err)
+		}
+		out, err := s.b.s3.UploadPartCopy(s.gctx, &s3.UploadPartCopyInput{
+			Bucket:            &s.b.bucket,
+			Key:               &s.full,
+			UploadId:          &s.id,
+			PartNumber:        aws.Int32(int32(num)),
+			CopySource:        aws.String(s.b.copySource(full)),
+			CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1)),
+			CopySourceIfMatch: aws.String(etag),
+		})
+		if err != nil {
+			return fmt.Errorf("part %d (copy of %s): %w", num, src, err)
+		}
+		var tag *string
+		if out.CopyPartResult != nil {
+			tag = out.CopyPartResult.ETag
+		}
+		s.sent(num, tag)
+		return nil
+	})
+}
+
+// sent records part num as stored, with its ETag.
+func (s *Stream) sent(num int, etag *string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.parts) < num {
+		s.parts = append(s.parts, s3types.CompletedPart{})
+	}
+	s.parts[num-1] = s3types.CompletedPart{ETag: etag, PartNumber: aws.Int32(int32(num))}
 }
 
 // Complete waits for the parts, which must be numbered 1 to parts, and

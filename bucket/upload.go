@@ -6,10 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"golang.org/x/sync/errgroup"
 )
 
 // Multipart limits of S3.
@@ -60,78 +57,36 @@ type UploadOptions struct {
 // aborted, with a context of its own, and no object is created or
 // changed.
 func (b *Bucket) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta Meta, opts UploadOptions) (Object, error) {
-	full, err := b.keys.object(key)
-	if err != nil {
-		return Object{}, fmt.Errorf("upload: %w", err)
-	}
-	partSize := opts.PartSize
-	if partSize <= 0 {
-		partSize = DefaultPartSize
-	}
-	partSize = max(min(partSize, maxPartSize), minPartSize, ceilDiv(size, maxParts))
-	cond := writeCondition{ifMatch: opts.IfMatch, ifNoneMatch: opts.IfNoneMatch}
+	partSize := PartSize(opts.PartSize, size)
 	if size <= partSize {
+		if _, err := b.keys.object(key); err != nil {
+			return Object{}, fmt.Errorf("upload: %w", err)
+		}
+		cond := writeCondition{ifMatch: opts.IfMatch, ifNoneMatch: opts.IfNoneMatch}
 		return b.put(ctx, key, io.NewSectionReader(src, 0, size), size, meta, cond)
 	}
-	conc := opts.Concurrency
-	if conc <= 0 {
-		conc = DefaultConcurrency
-	}
-
-	created, err := b.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &b.bucket, Key: &full, Metadata: meta.User, ContentType: meta.contentType(),
-	})
+	s, err := b.StartStream(ctx, key, meta, opts)
 	if err != nil {
-		return Object{}, wrap("upload", key, err)
+		return Object{}, err
 	}
-	id := aws.ToString(created.UploadId)
-	if opts.OnCreate != nil {
-		opts.OnCreate(id)
+	// Unlike a stream, an upload ends with the caller's request.
+	defer context.AfterFunc(ctx, s.cancel)()
+	parts := 0
+	for off := int64(0); off < size; off += partSize {
+		parts++
+		s.AddPart(parts, src, off, min(partSize, size-off))
 	}
+	return s.Complete(ctx, parts, size, opts)
+}
 
-	nparts := int(ceilDiv(size, partSize))
-	parts := make([]s3types.CompletedPart, nparts)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(conc)
-	for i := range nparts {
-		off := int64(i) * partSize
-		n := min(partSize, size-off)
-		g.Go(func() error {
-			out, err := b.s3.UploadPart(gctx, &s3.UploadPartInput{
-				Bucket:        &b.bucket,
-				Key:           &full,
-				UploadId:      &id,
-				PartNumber:    aws.Int32(int32(i + 1)),
-				Body:          newPartReader(src, off, n),
-				ContentLength: aws.Int64(n),
-			}, unsignedPayload)
-			if err != nil {
-				return fmt.Errorf("part %d: %w", i+1, err)
-			}
-			parts[i] = s3types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1))}
-			return nil
-		})
+// PartSize is the part size a multipart upload of size bytes uses when
+// asked for want: want (DefaultPartSize if 0) within S3's limits, raised
+// to keep within 10,000 parts.
+func PartSize(want, size int64) int64 {
+	if want <= 0 {
+		want = DefaultPartSize
 	}
-	if err := g.Wait(); err != nil {
-		return Object{}, b.abort(ctx, key, full, id, wrap("upload", key, err))
-	}
-	in := &s3.CompleteMultipartUploadInput{
-		Bucket:          &b.bucket,
-		Key:             &full,
-		UploadId:        &id,
-		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
-	}
-	cond.apply(&in.IfMatch, &in.IfNoneMatch)
-	done, err := b.s3.CompleteMultipartUpload(ctx, in)
-	if err != nil {
-		return Object{}, b.abort(ctx, key, full, id, wrap("upload", key, err))
-	}
-	return Object{
-		Key:          key,
-		Size:         size,
-		ETag:         aws.ToString(done.ETag),
-		LastModified: responseDate(done.ResultMetadata),
-	}, nil
+	return max(min(want, maxPartSize), minPartSize, ceilDiv(size, maxParts))
 }
 
 // AbortUpload aborts the multipart upload id of key, such as one recorded

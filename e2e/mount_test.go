@@ -343,7 +343,9 @@ func (m *mount) readLog(t *testing.T) string {
 type statusReport struct {
 	Problems []string `json:"problems"`
 	Totals   struct {
-		S3Requests uint64 `json:"S3Requests"`
+		S3Requests     uint64 `json:"S3Requests"`
+		S3ReadBytes    int64  `json:"S3ReadBytes"`
+		S3WrittenBytes int64  `json:"S3WrittenBytes"`
 	} `json:"totals"`
 }
 

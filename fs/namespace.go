@@ -252,8 +252,11 @@ func (d *dir) holdFile(name string) heldFile {
 		return heldFile{}
 	}
 	n.io.Lock()
-	if st := n.staged(); st != nil {
-		if err := n.filled(context.Background(), st); err != nil {
+	n.mu.Lock()
+	st, open := n.st, n.handles > 0
+	n.mu.Unlock()
+	if st != nil && open {
+		if err := n.detach(context.Background(), st); err != nil {
 			d.fs.log.Warn("could not fetch an open file before its object changes; its handles will fail", slog.String("path", n.key()), slog.Any("err", err))
 		}
 	}
@@ -308,8 +311,18 @@ func (d *dir) holdTree(ctx context.Context) ([]heldFile, error) {
 		case *file:
 			h := d.holdFile(name)
 			held = append(held, h)
-			if h.n != nil && !n.writerOpen() {
+			if h.n == nil {
+				continue
+			}
+			if !n.writerOpen() {
 				if err := n.saveHeld(context.WithoutCancel(ctx)); err != nil {
+					return held, err
+				}
+			}
+			// The object moves: a staging copy can no longer fetch
+			// from it or copy parts of it.
+			if st := n.staged(); st != nil {
+				if err := n.detach(ctx, st); err != nil {
 					return held, err
 				}
 			}
@@ -569,7 +582,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (_
 		if st != nil {
 			// Fetch what an open handle has not fetched yet while the
 			// object is still under its old key.
-			if err := n.filled(ctx, st); err != nil {
+			if err := n.detach(ctx, st); err != nil {
 				return e, false, err
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"mount-ws/bucket"
+	"mount-ws/internal/spans"
 )
 
 // staging is the local copy of a file open for writing: an unlinked file in
@@ -33,13 +34,64 @@ type staging struct {
 	streamMD  bucket.Meta
 	forget    func() // drops the journal record of the stream
 
-	// fill, when set, is the object version the staging copy still has to
-	// be filled with: opening a file for writing does not download it
-	// until a write, a read or a truncation to a non-zero size needs the
-	// bytes. The kernel truncates for O_TRUNC after the open, so without
-	// this, "> file" would download the old content only to drop it.
-	// Guarded by the file's io and mu (set under both, read under either).
-	fill *objectVersion
+	// base, when set, is the object version the staging copy was made
+	// from, so that its bytes need not all be fetched: of base's bytes
+	// [0, baseSize) (what truncations left of them), those outside have
+	// are still only in the object, and the staging file has a hole
+	// there. A write, an append or a truncation fetches nothing; a read
+	// fetches the ranges it needs; a save sends only the parts that
+	// changed and copies the others from base on the server (savePartial),
+	// on condition that base is still the object. changed is what was
+	// written over base's bytes since. Set under the file's io and mu,
+	// read under either.
+	base     *objectVersion
+	baseSize int64
+	have     spans.Set
+	changed  spans.Set
+}
+
+// wrote records that [off, end) of the staging file was written. The
+// file's mu must be held.
+func (st *staging) wrote(off, end int64) {
+	if st.base == nil {
+		return
+	}
+	end = min(end, st.baseSize)
+	st.have.Add(off, end)
+	st.changed.Add(off, end)
+}
+
+// cut records a truncation to size. The file's mu must be held.
+func (st *staging) cut(size int64) {
+	if st.base == nil || size >= st.baseSize {
+		return
+	}
+	st.baseSize = size
+	st.have.Clip(size)
+	st.changed.Clip(size)
+	if size == 0 {
+		st.base = nil
+	}
+}
+
+// holes returns the ranges of [off, end) that are still only in base.
+// The file's mu must be held.
+func (st *staging) holes(off, end int64) []spans.Span {
+	if st.base == nil {
+		return nil
+	}
+	return st.have.Missing(off, min(end, st.baseSize))
+}
+
+// rebase makes the object version just saved from the staging copy its
+// base: the bytes the copy lacks are that version's now, at the same
+// offsets. The file's mu must be held.
+func (st *staging) rebase(v objectVersion) {
+	if st.base == nil {
+		st.have = spans.Set{}
+		st.have.Add(0, st.size)
+	}
+	st.base, st.baseSize, st.changed = &v, st.size, spans.Set{}
 }
 
 // objectVersion names one version of an object.
@@ -125,7 +177,12 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 			st.f.Close()
 			return err
 		}
-		st.size, st.fill = size, &objectVersion{key: key, etag: etag}
+		if err := st.f.Truncate(size); err != nil { // a hole until fetched
+			n.fs.space.grow(-size)
+			st.f.Close()
+			return fmt.Errorf("staging file: %w", err)
+		}
+		st.size, st.base, st.baseSize = size, &objectVersion{key: key, etag: etag}, size
 	}
 	// Truncating an existing object is a change to save; a file created
 	// here is unsaved, hence dirty, until its first upload.
@@ -137,44 +194,64 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 	return nil
 }
 
-// filled makes sure the staging copy holds the file's bytes, downloading
-// them if that was put off at open. n.io must be held.
-func (n *file) filled(ctx context.Context, st *staging) error {
-	if st.fill == nil {
-		return nil
-	}
+// detach fetches every byte the staging copy still lacks and forgets its
+// base: the object is about to move or go (rename, unlink), and the copy
+// must then stand on its own. n.io must be held.
+func (n *file) detach(ctx context.Context, st *staging) error {
 	// Not cancelled by a signal (see uncancelled): a rename or unlink
 	// waits for this fetch, and must not fail half-way.
-	if err := n.load(context.WithoutCancel(ctx), st, st.fill.key, st.size, st.fill.etag); err != nil {
+	if err := n.fetch(context.WithoutCancel(ctx), st, 0, st.size); err != nil {
 		return err
 	}
 	n.mu.Lock()
-	st.fill = nil
+	st.base, st.baseSize, st.have, st.changed = nil, 0, spans.Set{}, spans.Set{}
 	n.mu.Unlock()
 	return nil
 }
 
-// load copies the object into the staging file, in parallel ranges.
-func (n *file) load(ctx context.Context, st *staging, key string, size int64, etag string) error {
-	ra := newReadAhead(func(ctx context.Context, p []byte, off int64) (int, error) {
-		body, err := n.fs.b.Get(ctx, key, off, int64(len(p)), etag)
+// fetchBlock is the granularity of fetches into the staging copy: reads
+// through a file open for writing fetch at least this much at a time.
+const fetchBlock = 4 << 20
+
+// fetch downloads the bytes of [off, end) that the staging copy lacks from
+// its base version, in parallel ranges. n.io must be held.
+func (n *file) fetch(ctx context.Context, st *staging, off, end int64) error {
+	n.mu.Lock()
+	holes, base := st.holes(off, end), st.base
+	n.mu.Unlock()
+	for _, h := range holes {
+		if err := n.load(ctx, st, base.key, base.etag, h.Off, h.End); err != nil {
+			return err
+		}
+		n.mu.Lock()
+		st.have.Add(h.Off, h.End)
+		n.mu.Unlock()
+	}
+	return nil
+}
+
+// load copies bytes [off, end) of the object version key/etag into the
+// staging file, in parallel ranges.
+func (n *file) load(ctx context.Context, st *staging, key, etag string, off, end int64) error {
+	ra := newReadAhead(func(ctx context.Context, p []byte, at int64) (int, error) {
+		body, err := n.fs.b.Get(ctx, key, at, int64(len(p)), etag)
 		if err != nil {
 			return 0, err
 		}
 		defer body.Close()
 		return io.ReadFull(body, p)
-	}, size, n.fs.budget)
+	}, end, n.fs.budget)
 	defer ra.close()
 	buf := make([]byte, 1<<20)
-	for off := int64(0); off < size; {
-		got, err := ra.ReadAt(ctx, buf, off)
+	for off < end {
+		got, err := ra.ReadAt(ctx, buf[:min(int64(len(buf)), end-off)], off)
 		if got > 0 {
 			if _, werr := st.f.WriteAt(buf[:got], off); werr != nil {
 				return fmt.Errorf("staging write: %w", werr)
 			}
 			off += int64(got)
 		}
-		if err != nil && !(errors.Is(err, io.EOF) && off == size) {
+		if err != nil && !(errors.Is(err, io.EOF) && off == end) {
 			return fmt.Errorf("fetch %s for writing: %w", key, err)
 		}
 	}
@@ -189,11 +266,6 @@ func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error 
 	if size < st.streamed {
 		n.fs.stopStream(st)
 	}
-	if size > 0 {
-		if err := n.filled(ctx, st); err != nil {
-			return err
-		}
-	}
 	if err := n.fs.space.grow(size - st.size); err != nil {
 		return err
 	}
@@ -202,14 +274,11 @@ func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error 
 		return fmt.Errorf("staging truncate: %w", err)
 	}
 	if size == 0 {
-		// Nothing of the old content is left to fetch, and the file can
-		// again be uploaded while it is written.
-		n.mu.Lock()
-		st.fill = nil
-		n.mu.Unlock()
+		// The file can again be uploaded while it is written.
 		st.canStream = st.stream == nil
 	}
 	n.mu.Lock()
+	st.cut(size)
 	st.size, st.dirty = size, true
 	n.attr.size = size
 	n.attr.touch(true)
@@ -236,9 +305,6 @@ func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) 
 	if st == nil {
 		return 0, errors.New("write to a file not open for writing")
 	}
-	if err := n.filled(ctx, st); err != nil {
-		return 0, err
-	}
 	if appendOnly {
 		off = st.size
 	}
@@ -256,6 +322,7 @@ func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) 
 	}
 	w, err := st.f.WriteAt(p, off)
 	n.mu.Lock()
+	st.wrote(off, off+int64(w))
 	if end > st.size {
 		st.size = end
 	}
@@ -351,20 +418,32 @@ func (n *file) finishStream(ctx context.Context, key string, st *staging, md buc
 	return o, true, nil
 }
 
-// readStaged serves a read from the staging copy. ok is false when there
-// is none (read from S3 instead).
-func (n *file) readStaged(p []byte, off int64) (int, bool, error) {
+// readStaged serves a read from the staging copy, fetching what it lacks
+// of the range first. ok is false when there is none (read from S3
+// instead).
+func (n *file) readStaged(ctx context.Context, p []byte, off int64) (int, bool, error) {
 	n.mu.Lock()
 	st := n.st
 	var size int64
-	unfilled := false
+	lacking := false
 	if st != nil {
-		size, unfilled = st.size, st.fill != nil
+		size = st.size
+		lacking = len(st.holes(off, off+int64(len(p)))) > 0
 	}
 	n.mu.Unlock()
-	if st == nil || unfilled {
-		// Not staged, or not fetched yet: S3 has the same bytes.
+	if st == nil {
 		return 0, false, nil
+	}
+	if lacking {
+		// Whole blocks, so that reading on fetches in large requests.
+		from := off / fetchBlock * fetchBlock
+		to := (off + int64(len(p)) + fetchBlock - 1) / fetchBlock * fetchBlock
+		n.io.Lock()
+		err := n.fetch(ctx, st, from, to)
+		n.io.Unlock()
+		if err != nil {
+			return 0, true, err
+		}
 	}
 	if off >= size {
 		return 0, true, nil
@@ -402,6 +481,18 @@ func (n *file) saveHeld(ctx context.Context) error {
 	n.mu.Lock()
 	n.lastErr = err
 	n.mu.Unlock()
+	if errors.Is(err, errReplacedWhileOpen) {
+		// Retrying cannot help: the bytes this copy lacks are gone with
+		// the version it was based on. Say so once, loudly, and keep
+		// the other program's version.
+		n.fs.log.Error("the file was replaced by another program while open for writing here; this mount's changes to it could not be saved and were dropped", slog.String("path", n.lastKeyNow()), slog.Any("err", err))
+		n.mu.Lock()
+		st.dirty, n.metaDirty = false, false
+		n.mu.Unlock()
+		n.fs.counts.saveFailures.Add(1)
+		n.fs.unqueue(n)
+		return err
+	}
 	if err != nil {
 		n.fs.counts.saveFailures.Add(1)
 		n.fs.retryLater(n, true)
@@ -427,12 +518,13 @@ func (n *file) saveLocked(ctx context.Context, st *staging, e entry) error {
 		return err
 	}
 	if !streamed {
-		if o, err = n.fs.upload(ctx, key, st, md); err != nil {
+		if o, err = n.uploadStaged(ctx, key, st, md); err != nil {
 			return err
 		}
 	}
 	saved := savedEntry(o, md)
 	n.mu.Lock()
+	st.rebase(objectVersion{key: key, etag: o.ETag})
 	st.dirty, n.metaDirty, n.unsaved = false, false, false
 	n.attr, n.checkedAt, n.timeGuessed = saved, time.Now(), true
 	n.mu.Unlock()
@@ -475,6 +567,10 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	saved := entryFromObject(o)
 	saved.linkTarget = e.linkTarget
 	n.mu.Lock()
+	if st := n.st; st != nil && st.base != nil && st.base.key == key {
+		// The copy onto itself made a new version of the same bytes.
+		st.base = &objectVersion{key: key, etag: o.ETag}
+	}
 	n.metaDirty = false
 	n.attr, n.checkedAt = saved, time.Now()
 	n.mu.Unlock()
@@ -483,6 +579,87 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 		p.setEntry(baseName(key), &saved)
 	}
 	return nil
+}
+
+// errReplacedWhileOpen: the object a partly fetched staging copy was
+// based on changed before the copy could be saved.
+var errReplacedWhileOpen = fmt.Errorf("the object changed while open for writing, and the parts of it this mount did not fetch are gone: %w", syscall.ESTALE)
+
+// uploadStaged saves the staging copy as key: only its changed parts, the
+// others copied on the server from its base version, when it has a base
+// and is larger than a part; else whole. n.io must be held.
+func (n *file) uploadStaged(ctx context.Context, key string, st *staging, md bucket.Meta) (bucket.Object, error) {
+	n.mu.Lock()
+	based := st.base != nil
+	n.mu.Unlock()
+	partSize := bucket.PartSize(n.fs.opts.PartSize, st.size)
+	if based && st.size > partSize {
+		o, err := n.savePartial(ctx, key, st, md, partSize)
+		if !errors.Is(err, bucket.ErrPrecondition) {
+			return o, err
+		}
+		n.mu.Lock()
+		lacking := len(st.holes(0, st.size)) > 0
+		n.mu.Unlock()
+		if lacking {
+			return o, fmt.Errorf("save %s: %w (%w)", key, errReplacedWhileOpen, err)
+		}
+		// Every byte is here: saved whole, the last upload wins (as
+		// for a file rewritten whole).
+	}
+	if err := n.fetch(ctx, st, 0, st.size); err != nil {
+		return bucket.Object{}, err
+	}
+	return n.fs.upload(ctx, key, st, md)
+}
+
+// savePartial saves the staging copy as a multipart upload of partSize
+// parts in which each part that holds only base's bytes, unchanged, is
+// copied from base on the server (on condition that base is still the
+// object), and only the others are sent, after fetching the base bytes
+// they lack. Appending a line to a large file so costs one part. n.io
+// must be held.
+func (n *file) savePartial(ctx context.Context, key string, st *staging, md bucket.Meta, partSize int64) (bucket.Object, error) {
+	type part struct {
+		off, n int64
+		copied bool
+	}
+	n.mu.Lock()
+	base := *st.base
+	var parts []part
+	for off := int64(0); off < st.size; off += partSize {
+		end := min(off+partSize, st.size)
+		parts = append(parts, part{off, end - off, end <= st.baseSize && !st.changed.Intersects(off, end)})
+	}
+	n.mu.Unlock()
+	for _, p := range parts {
+		if !p.copied {
+			if err := n.fetch(ctx, st, p.off, p.off+p.n); err != nil {
+				return bucket.Object{}, err
+			}
+		}
+	}
+	var forget func()
+	stream, err := n.fs.b.StartStream(ctx, key, md, bucket.UploadOptions{
+		Concurrency: n.fs.opts.UploadConcurrency,
+		OnCreate:    func(id string) { forget = n.fs.journal.add(key, id) },
+	})
+	if err != nil {
+		return bucket.Object{}, err
+	}
+	for i, p := range parts {
+		if p.copied {
+			stream.AddCopyPart(i+1, base.key, base.etag, p.off, p.n)
+		} else {
+			stream.AddPart(i+1, st.f, p.off, p.n)
+		}
+	}
+	o, err := stream.Complete(ctx, len(parts), st.size, bucket.UploadOptions{})
+	var left *bucket.UploadLeftError
+	if forget != nil && !errors.As(err, &left) {
+		forget()
+	}
+	return o, err
 }
 
 // upload writes a staging file as key: one PUT when small, else a

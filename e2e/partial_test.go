@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"mount-ws/internal/detdata"
+	"mount-ws/internal/wsstack"
+)
+
+// TestPartialSave: a small change to a large file sends only the parts
+// that changed; the others are copied on the server from the version the
+// file was opened with, and only the bytes a part lacks are fetched.
+// (The part size is 16 MiB; the file has two whole parts and a half.)
+func TestPartialSave(t *testing.T) {
+	const mib = 1 << 20
+	const size = 40 * mib
+	ws := newWorkspace(t)
+	orig := detBytes(t, 7, size)
+	m := mountWS(t, ws, mountOpts{})
+	line := []byte("epoch 41, loss 0.173\n")
+
+	// usage runs f and returns what it cost: bytes to and from S3, and
+	// requests by kind.
+	usage := func(f func()) (sent, got int64, ops map[wsstack.Op]uint64) {
+		before, counts := m.status(t).Totals, env.stack.S3.Counts()
+		f()
+		after, now := m.status(t).Totals, env.stack.S3.Counts()
+		ops = map[wsstack.Op]uint64{}
+		for op, n := range now {
+			ops[op] = n - counts[op]
+		}
+		return after.S3WrittenBytes - before.S3WrittenBytes, after.S3ReadBytes - before.S3ReadBytes, ops
+	}
+
+	t.Run("append a line", func(t *testing.T) {
+		ws.putObject(t, "log.csv", orig, nil)
+		sent, got, ops := usage(func() {
+			f, err := os.OpenFile(m.path("log.csv"), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write(line); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		ws.wantObject(t, "log.csv", append(bytes.Clone(orig), line...))
+		t.Logf("sent %d bytes, fetched %d, requests %v", sent, got, ops)
+		// The last part: the 8 MiB of the file it holds, then the line.
+		if sent > 8*mib+int64(len(line))+mib || got > 8*mib+mib {
+			t.Errorf("appending %d bytes to a %d MiB file sent %d bytes and fetched %d; want the last part only (8 MiB each)", len(line), size/mib, sent, got)
+		}
+		if ops[wsstack.OpUploadPartCopy] != 2 {
+			t.Errorf("%d parts copied on the server, want the 2 whole unchanged ones", ops[wsstack.OpUploadPartCopy])
+		}
+	})
+
+	t.Run("one byte in the middle", func(t *testing.T) {
+		ws.putObject(t, "model.bin", orig, nil)
+		sent, _, ops := usage(func() {
+			f, err := os.OpenFile(m.path("model.bin"), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte{'X'}, 20*mib); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		want := bytes.Clone(orig)
+		want[20*mib] = 'X'
+		ws.wantObject(t, "model.bin", want)
+		if sent > 16*mib+mib {
+			t.Errorf("changing one byte sent %d bytes; want one 16 MiB part", sent)
+		}
+		if ops[wsstack.OpUploadPartCopy] != 2 {
+			t.Errorf("%d parts copied on the server, want the 2 unchanged ones", ops[wsstack.OpUploadPartCopy])
+		}
+	})
+
+	t.Run("read, shrink and grow through the open file", func(t *testing.T) {
+		ws.putObject(t, "grow.bin", orig, nil)
+		f, err := os.OpenFile(m.path("grow.bin"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		buf := make([]byte, 100)
+		if _, err := f.ReadAt(buf, 30*mib); err != nil || !bytes.Equal(buf, orig[30*mib:30*mib+100]) {
+			t.Fatalf("read of bytes not fetched yet: %v", err)
+		}
+		if err := f.Truncate(25 * mib); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("end"), 35*mib); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want := append(bytes.Clone(orig[:25*mib]), make([]byte, 10*mib)...)
+		want = append(want, "end"...)
+		ws.wantObject(t, "grow.bin", want)
+	})
+
+	t.Run("replaced by another program while open", func(t *testing.T) {
+		ws.putObject(t, "shared.bin", orig, nil)
+		f, err := os.OpenFile(m.path("shared.bin"), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(line); err != nil {
+			t.Fatal(err)
+		}
+		theirs := detBytes(t, 8, size)
+		ws.putObject(t, "shared.bin", theirs, nil)
+		err = f.Close()
+		wantErrno(t, "close of a file replaced meanwhile, with bytes never fetched", err, syscall.ESTALE)
+		ws.wantObject(t, "shared.bin", theirs) // not clobbered
+		if log := m.readLog(t); !strings.Contains(log, "replaced by another program while open for writing") {
+			t.Errorf("no log line saying why the change was dropped:\n%s", log)
+		}
+	})
+}
+
+// detBytes returns size bytes of the deterministic data of seed.
+func detBytes(t *testing.T, seed uint64, size int64) []byte {
+	t.Helper()
+	b, err := io.ReadAll(detdata.New(seed, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -159,6 +159,11 @@ func (r *runner) prepare(ctx context.Context, w workload) error {
 			return fmt.Errorf("warm the server: %w", err)
 		}
 	}
+	if w.Setup != nil {
+		if err := w.Setup(ctx, r.sdk); err != nil {
+			return fmt.Errorf("set up: %w", err)
+		}
+	}
 	r.stack.S3.ResetCounts()
 	return nil
 }

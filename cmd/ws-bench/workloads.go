@@ -39,6 +39,9 @@ type workload struct {
 	// rows measure the client with the server's metadata in memory, as
 	// on a real S3 service, rather than the local server's disk.
 	WarmPrefix string
+	// Setup, when set, runs before each measurement, untimed and not
+	// counted (a row that changes a file starts from the same one).
+	Setup func(ctx context.Context, s sdk) error
 	// SDKMethod and MountMethod say how the row is measured, for the doc.
 	SDKMethod, MountMethod string
 	SDK                    func(ctx context.Context, s sdk) (float64, error)
@@ -70,7 +73,7 @@ func (b bench) workloads() []workload {
 	for i := range smalls {
 		smalls[i] = d.small(i)
 	}
-	return []workload{
+	return append([]workload{
 		{
 			ID: "seq", Title: fmt.Sprintf("Sequential read, %s", sizeName(d.BigSize)), Unit: "MiB/s", LargeRead: true,
 			SDKMethod:   fmt.Sprintf("ranged GETs of %s, %d at once", sizeName(sdkPartSize), sdkConcurrency),
@@ -216,7 +219,7 @@ func (b bench) workloads() []workload {
 			},
 		},
 		b.untarWorkload(),
-	}
+	}, b.patchWorkloads()...)
 }
 
 // writeKey is a fresh key per measurement, so runs stay independent.

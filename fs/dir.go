@@ -33,6 +33,10 @@ type dir struct {
 	// filling serialises batches of metadata HEADs (fillMeta), so a
 	// program stat-ing every entry sends one batch, not one per entry.
 	filling sync.Mutex
+	// metaAsked records, for files [0] and directories [1], that an
+	// entry of the current listing had its metadata read alone: the
+	// next one asked for starts a batch (see fillMeta). Guarded by mu.
+	metaAsked [2]bool
 	// listing1 lets one listing of the directory run at a time: readers
 	// opening many files at once would otherwise all start the same one.
 	listing1 sync.Mutex
@@ -75,7 +79,7 @@ func (d *dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrO
 	e := d.attr
 	d.mu.Unlock()
 	if p := dirOf(&d.Inode); !e.meta && p != nil && p.wantsMeta() {
-		if err := p.fillMeta(ctx, true); err != nil {
+		if err := p.fillMeta(ctx, true, baseName(d.key())); err != nil {
 			return d.fs.toErrno("getattr", d.key(), err)
 		}
 		d.mu.Lock()
@@ -462,6 +466,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 	}
 	d.mu.Lock()
 	d.listing, d.listedAt, d.missing, d.probes = entries, started, nil, 0
+	d.metaAsked = [2]bool{}
 	l := maps.Clone(entries)
 	d.mu.Unlock()
 	return l, true, nil
@@ -479,19 +484,32 @@ func (d *dir) wantsMeta() bool {
 	return limit >= 0 && d.listing != nil && len(d.listing) <= limit
 }
 
-// fillMeta reads the metadata of every file (or, with dirs, every
-// directory) of the cached listing that has none yet, many at once: a
-// program that stats one entry (ls -l, cp -p, rsync) stats them all, but
-// one that only walks the tree (find, os.walk) stats directories only and
-// then costs nothing for the files.
-func (d *dir) fillMeta(ctx context.Context, dirs bool) error {
+// fillMeta reads the metadata of the entry name of the cached listing, a
+// file (or, with dirs, a directory). The first entry asked for after a
+// listing is read alone: a program reading one file (cat, pandas) costs
+// one HEAD. The second starts a batch of every entry of that kind with
+// none yet, many at once: a program that stats two entries (ls -l, cp -p,
+// rsync) stats them all. One that only walks the tree (find, os.walk)
+// stats directories only and then costs nothing for the files.
+func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 	d.filling.Lock()
 	defer d.filling.Unlock()
 	todo := make(map[string]entry)
+	kind := 0
+	if dirs {
+		kind = 1
+	}
 	d.mu.Lock()
-	for name, e := range d.listing {
-		if e.dir == dirs && !e.meta {
+	if !d.metaAsked[kind] {
+		d.metaAsked[kind] = true
+		if e, ok := d.listing[name]; ok && e.dir == dirs && !e.meta {
 			todo[name] = e
+		}
+	} else {
+		for name, e := range d.listing {
+			if e.dir == dirs && !e.meta {
+				todo[name] = e
+			}
 		}
 	}
 	d.mu.Unlock()

@@ -271,7 +271,7 @@ func (n *file) fillMeta(ctx context.Context) error {
 	need := !n.attr.meta && n.st == nil && !n.localChangesLocked()
 	n.mu.Unlock()
 	if p := n.parentDir(); need && p != nil && p.wantsMeta() {
-		return p.fillMeta(ctx, false)
+		return p.fillMeta(ctx, false, baseName(n.key()))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package fs_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -287,5 +288,45 @@ func putWithMetadata(t *testing.T, ws string) func(key, body string, md map[stri
 		if err != nil {
 			t.Fatalf("put %s: %v", key, err)
 		}
+	}
+}
+
+// TestOneFileCostsOneHead: reading one file of a listed directory costs
+// one HEAD, not one per entry; a program that stats a second entry (ls -l)
+// gets the rest in one batch.
+func TestOneFileCostsOneHead(t *testing.T) {
+	b, put := workspace(t)
+	const n = 200
+	for i := range n {
+		put(fmt.Sprintf("many/f%03d", i), []byte(fmt.Sprintf("file %d\n", i)))
+	}
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	dir := filepath.Join(mnt, "many")
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != n {
+		t.Fatalf("readdir: %d entries, %v", len(ents), err)
+	}
+	stack.S3.ResetCounts()
+	if got, err := os.ReadFile(filepath.Join(dir, "f042")); err != nil || string(got) != "file 42\n" {
+		t.Fatalf("read f042: %q %v", got, err)
+	}
+	c := stack.S3.Counts()
+	total := uint64(0)
+	for _, v := range c {
+		total += v
+	}
+	if c[wsstack.OpHead] > 1 || total > 3 {
+		t.Errorf("reading one file of a listed %d-entry directory sent %v; want at most one HEAD and 3 requests", n, c)
+	}
+
+	stack.S3.ResetCounts()
+	for i := range n {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(dir, fmt.Sprintf("f%03d", i)), &st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ls -l: the second entry asked for starts one batch for the rest.
+	if heads := stack.S3.Counts()[wsstack.OpHead]; heads > n {
+		t.Errorf("stat of every entry sent %d HEADs, want at most %d (one each, in a batch)", heads, n)
 	}
 }

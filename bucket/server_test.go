@@ -248,6 +248,50 @@ func TestThrottling(t *testing.T) {
 	stack.S3.ClearFaults()
 }
 
+// TestDefaultRetryerRetriesTransientErrors: TestThrottling uses a fast
+// retryer of its own, so this one holds the retryer mount-ws really uses
+// (Config.Retryer unset) to the README's promise: throttling and other
+// transient errors are retried by the SDK before mount-ws sees them. One
+// failure of each kind costs a backoff of at most 2 s.
+func TestDefaultRetryerRetriesTransientErrors(t *testing.T) {
+	ctx := ctxFor(t)
+	b := newGateway(t)
+	const key = "transient-key"
+	if _, err := b.Put(ctx, key, strings.NewReader("data"), 4, bucket.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.S3.ClearFaults)
+	for _, tt := range []struct {
+		name  string
+		fault wsstack.S3Fault
+	}{
+		{"503 SlowDown", wsstack.S3Fault{Status: 503}},
+		{"500 InternalError", wsstack.S3Fault{Status: 500}},
+		// net/http itself may retry a GET reset on a reused connection.
+		{"connection reset", wsstack.S3Fault{Reset: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.fault
+			f.Ops, f.KeyContains, f.Times = []wsstack.Op{wsstack.OpGet}, key, 1
+			stack.S3.Inject(f)
+			before := stack.S3.Counts()[wsstack.OpGet]
+			rc, err := b.Get(ctx, key, 0, -1, "")
+			if err != nil {
+				t.Fatalf("get after one %s: %v, want it retried", tt.name, err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if string(got) != "data" {
+				t.Errorf("got %q", got)
+			}
+			if n := stack.S3.Counts()[wsstack.OpGet] - before; n != 2 {
+				t.Errorf("%d GETs, want 2 (the failed one and its retry)", n)
+			}
+			stack.S3.ClearFaults()
+		})
+	}
+}
+
 func TestCredentialsErrors(t *testing.T) {
 	ctx := ctxFor(t)
 	cfg := gatewayConfig(t)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"mount-ws/bucket"
-	"mount-ws/internal/spans"
+	"mount-ws/spans"
 )
 
 // staging is the local copy of a file open for writing: an unlinked file in

@@ -32,6 +32,9 @@ func TestMetadataReadWhenStatted(t *testing.T) {
 	putMeta("tree/d1/link", "private.txt", map[string]string{"mode": "41471"})                          // 0120777
 	put("tree/d1/plain.txt", []byte("plain"))
 	put("tree/d2/other.txt", []byte("other"))
+	// A file beside the subdirectories: the kernel's look at d1 and d2
+	// reads their markers, and must not read this file's metadata too.
+	put("tree/top.txt", []byte("top"))
 
 	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
 	path := func(p string) string { return filepath.Join(mnt, p) }
@@ -51,13 +54,13 @@ func TestMetadataReadWhenStatted(t *testing.T) {
 		}
 		return n
 	}
-	if n := walk(path("tree")); n != 6 {
-		t.Errorf("walk found %d entries, want 6", n)
+	if n := walk(path("tree")); n != 7 {
+		t.Errorf("walk found %d entries, want 7", n)
 	}
 	// Directories are checked for markers: the kernel checks a
 	// directory's mode before it enters it. That is the lookup of tree
 	// (a HEAD of the object "tree" and of the marker "tree/") and one
-	// batch for the markers of d1 and d2. The three files are not.
+	// batch for the markers of d1 and d2. The four files are not.
 	if heads := stack.S3.Counts()[wsstack.OpHead]; heads > 4 {
 		t.Errorf("walking the tree sent %d HEADs, want at most 4 (2 for tree, 1 per subdirectory)", heads)
 	}

@@ -227,9 +227,21 @@ func TestParallelReaders(t *testing.T) {
 func TestOutsideChangesShowAfterTTL(t *testing.T) {
 	b, put := workspace(t)
 	put("keep.txt", []byte("v1"))
+	put("listed/old.txt", []byte("old"))
 	const ttl = 300 * time.Millisecond
 	mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataTTL: ttl, NegativeTTL: ttl}))
 	path := func(p string) string { return filepath.Join(mnt, p) }
+	names := func(dir string) string {
+		ents, err := os.ReadDir(path(dir))
+		if err != nil {
+			t.Fatalf("readdir %s: %v", dir, err)
+		}
+		var l []string
+		for _, e := range ents {
+			l = append(l, e.Name())
+		}
+		return strings.Join(l, " ")
+	}
 
 	if _, err := os.Stat(path("new.txt")); !errors.Is(err, iofs.ErrNotExist) {
 		t.Fatalf("new.txt before it exists: %v", err)
@@ -237,6 +249,13 @@ func TestOutsideChangesShowAfterTTL(t *testing.T) {
 	if got, _ := os.ReadFile(path("keep.txt")); string(got) != "v1" {
 		t.Fatalf("keep.txt: %q", got)
 	}
+	// A listing, kept by the mount: it must not outlive the TTL either.
+	// (Not of the root: a listing there would stand in for the lookups
+	// of new.txt, and the negative entry would go untested.)
+	if got := names("listed"); got != "old.txt" {
+		t.Fatalf("listed/: %q, want old.txt", got)
+	}
+	put("listed/new.txt", []byte("fresh"))
 	put("new.txt", []byte("fresh"))
 	put("keep.txt", []byte("version two"))
 	put("newdir/inner.txt", []byte("in"))
@@ -251,8 +270,15 @@ func TestOutsideChangesShowAfterTTL(t *testing.T) {
 	if got, err := os.ReadFile(path("newdir/inner.txt")); err != nil || string(got) != "in" {
 		t.Errorf("new dir after TTL: %q %v", got, err)
 	}
+	if got := names("listed"); got != "new.txt old.txt" {
+		t.Errorf("listed/ after TTL: %q, want new.txt old.txt", got)
+	}
 	deleteRaw(t, b, "new.txt")
+	deleteRaw(t, b, "listed/new.txt")
 	time.Sleep(2 * ttl)
+	if got := names("listed"); got != "old.txt" {
+		t.Errorf("listed/ after a deletion and the TTL: %q, want old.txt", got)
+	}
 	if _, err := os.Stat(path("new.txt")); !errors.Is(err, iofs.ErrNotExist) {
 		t.Errorf("deleted new.txt after TTL: %v", err)
 	}

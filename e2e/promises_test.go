@@ -62,6 +62,11 @@ func TestDirectoryTimesFollowEntries(t *testing.T) {
 		if err := os.Chtimes(dir, past, past); err != nil {
 			t.Fatalf("%s: set the directory's times: %v", step.what, err)
 		}
+		// Chtimes itself moves ctime to now: the step must move it on.
+		before, err := os.Stat(dir)
+		if err != nil {
+			t.Fatalf("%s: stat: %v", step.what, err)
+		}
 		if err := step.do(); err != nil {
 			t.Fatalf("%s: %v", step.what, err)
 		}
@@ -72,8 +77,8 @@ func TestDirectoryTimesFollowEntries(t *testing.T) {
 		if !fi.ModTime().After(past.Add(time.Hour)) {
 			t.Errorf("%s in the directory left its mtime at %v, want now", step.what, fi.ModTime())
 		}
-		if c := ctime(fi); !c.After(past.Add(time.Hour)) {
-			t.Errorf("%s in the directory left its ctime at %v, want now", step.what, c)
+		if c := ctime(fi); !c.After(ctime(before)) {
+			t.Errorf("%s in the directory left its ctime at %v, want later", step.what, c)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -403,6 +404,10 @@ func TestStackTokenRotation(t *testing.T) {
 	cfg := stackConfig(stack, ws, testToken)
 	cfg.TokenSource = FileToken(path, nil)
 	cfg.ExpiredWaitBound = 5 * time.Second
+	// The stack cannot revoke a token, so a refresh with the old one would
+	// succeed too: watch which token the refresh sends.
+	sent := &bearerRecorder{rt: http.DefaultTransport}
+	cfg.HTTPClient = &http.Client{Transport: sent}
 	p, err := NewProvider(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -410,7 +415,7 @@ func TestStackTokenRotation(t *testing.T) {
 	defer p.Close()
 	held, _ := p.Retrieve(context.Background())
 
-	// The old token stops working; the new one is written to the file.
+	// The new token is granted and written to the file.
 	ws.Tokens = []string{newToken}
 	if err := stack.AddWorkspace(context.Background(), ws); err != nil {
 		t.Fatal(err)
@@ -424,8 +429,31 @@ func TestStackTokenRotation(t *testing.T) {
 		t.Fatalf("after rotation: %v, %v", c.AccessKeyID, err)
 	}
 	if st := p.Stats(); st.Failures[FailureAuth] != 0 {
-		t.Errorf("the old token was used: %+v", st)
+		t.Errorf("the refresh failed as unauthorized: %+v", st)
 	}
+	if sent.last() != newToken {
+		t.Error("the refresh after the rotation did not send the token now in the file")
+	}
+}
+
+// bearerRecorder keeps the bearer token of the last request it sent.
+type bearerRecorder struct {
+	rt    http.RoundTripper
+	mu    sync.Mutex
+	token string
+}
+
+func (b *bearerRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	b.mu.Lock()
+	b.token, _ = strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+	b.mu.Unlock()
+	return b.rt.RoundTrip(req)
+}
+
+func (b *bearerRecorder) last() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.token
 }
 
 // An API that accepts connections but never answers (a stuck load

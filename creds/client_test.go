@@ -409,8 +409,12 @@ func TestTokenFile(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = src.Token()
-	_, _ = src.Token()
+	// Readable by others: still used, warned about once.
+	for range 2 {
+		if tok, err := src.Token(); err != nil || tok.Reveal() != testToken {
+			t.Errorf("mode 0644: Token() = %v, %v", tok, err)
+		}
+	}
 	if n := logs.count("chmod 600"); n != 1 {
 		t.Errorf("%d permission warnings, want 1: %s", n, logs)
 	}

@@ -101,7 +101,9 @@ func TestCommandLineErrors(t *testing.T) {
 		{"method not allowed", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "does not serve credentials at this URL"},
 		{"redirect", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "cmd/ws", emptyDir}, 3, "redirected the request"},
 		{"unavailable past --mount-wait", []string{"-f", "--api-url", stack.APIURL(), "--token-file", good, "--mount-wait", "1s", "cmd/ws", emptyDir}, 3, "the workspace API is unavailable (502"},
-		{"http to a remote API", []string{"-f", "--api-url", "http://example.invalid", "--token-file", good, "cmd/ws", emptyDir}, 3, "http"},
+		// Refused before any request: "http" alone would also match the
+		// failed lookup of a request that was sent.
+		{"http to a remote API", []string{"-f", "--api-url", "http://example.invalid", "--token-file", good, "cmd/ws", emptyDir}, 3, "uses plain http to a non-loopback host"},
 	}
 	// The API answers these statuses only when told to.
 	inject := map[string]int{"validation error": 422, "upgrade required": 426, "bad request": 400, "conflict": 409, "method not allowed": 405, "redirect": 302}

@@ -112,6 +112,48 @@ func TestProviderRefreshAhead(t *testing.T) {
 	}
 }
 
+// While the held credentials are valid, Retrieve answers at once even when
+// their refresh is stuck at the API. Not timed: the refresh is held until
+// the test ends, so a Retrieve that waits for it returns only when its
+// context does.
+func TestProviderRetrieveDuringHeldRefresh(t *testing.T) {
+	api := newFakeAPI(t)
+	clock := &offsetClock{}
+	api.setNow(clock.Now)
+	cfg := testConfig(api, nil)
+	cfg.Clock = clock
+	cfg.RequestTimeout = time.Minute // the refresh stays held, not timed out
+	p := startProvider(t, cfg)
+	held, err := p.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	api.setRespond(func(http.ResponseWriter, int64) bool {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		<-release
+		return false
+	})
+	t.Cleanup(func() { close(release) }) // runs before the provider's Close
+
+	// Into the refresh window, 10 minutes before expiry.
+	clock.jump(50 * time.Minute)
+	retrieve := func(when string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := p.Retrieve(ctx)
+		if err != nil || ctx.Err() != nil || c.AccessKeyID != held.AccessKeyID {
+			t.Errorf("%s: Retrieve = %s, %v (context: %v); want the held credentials at once", when, c.AccessKeyID, err, ctx.Err())
+		}
+	}
+	retrieve("at the refresh point")
+	<-arrived
+	retrieve("while the refresh is held at the API")
+}
+
 func TestProviderSingleFlight(t *testing.T) {
 	api := newFakeAPI(t)
 	var slowAPI atomic.Bool

@@ -565,20 +565,29 @@ func TestProviderRetryDelay(t *testing.T) {
 		validTo  time.Time
 		max      time.Duration
 		exact    bool
+		// above is the previous failure's ceiling: the longest of 50
+		// delays must exceed it, or the backoff did not grow. (With full
+		// jitter, 50 draws all under half the ceiling: about 1e-15.)
+		above time.Duration
 	}{
-		{"first failure", unavailable, 1, time.Time{}, time.Second, false},
-		{"grows", unavailable, 4, time.Time{}, 8 * time.Second, false},
-		{"capped", unavailable, 20, time.Time{}, 30 * time.Second, false},
-		{"bounded by validity", unavailable, 20, now.Add(10 * time.Second), 5 * time.Second, false},
-		{"at least the base", unavailable, 20, now.Add(time.Second), time.Second, false},
-		{"retry-after", &APIError{Status: 429, RetryAfter: 42 * time.Second}, 1, now.Add(10 * time.Second), 42 * time.Second, true},
+		{"first failure", unavailable, 1, time.Time{}, time.Second, false, 0},
+		{"grows", unavailable, 4, time.Time{}, 8 * time.Second, false, 4 * time.Second},
+		{"capped", unavailable, 20, time.Time{}, 30 * time.Second, false, 16 * time.Second},
+		{"bounded by validity", unavailable, 20, now.Add(10 * time.Second), 5 * time.Second, false, 0},
+		{"at least the base", unavailable, 20, now.Add(time.Second), time.Second, false, 0},
+		{"retry-after", &APIError{Status: 429, RetryAfter: 42 * time.Second}, 1, now.Add(10 * time.Second), 42 * time.Second, true, 0},
 	} {
+		var longest time.Duration
 		for range 50 {
 			d := p.retryDelay(tt.err, tt.failures, tt.validTo)
 			if d < 0 || d > tt.max || tt.exact && d != tt.max {
 				t.Errorf("%s: delay %v, max %v", tt.name, d, tt.max)
 				break
 			}
+			longest = max(longest, d)
+		}
+		if longest <= tt.above {
+			t.Errorf("%s: longest of 50 delays %v, want over %v (exponential backoff)", tt.name, longest, tt.above)
 		}
 	}
 }

@@ -36,7 +36,12 @@ var ownedKeys = []string{metaMode, metaMtime, metaAtime, metaCtime, metaUID, met
 // contentKeys are other programs' metadata that describe an object's bytes
 // (checksums, and s3cmd's record of size, times and md5): a rewrite of the
 // content drops them, since they would no longer match.
-var contentKeys = []string{"md5chksum", "md5", "md5sum", "sha1", "sha256", "crc32c", "s3cmd-attrs"}
+var contentKeys = []string{"md5chksum", "md5", "md5sum", "sha1", "sha256", "crc32c", "s3cmd-attrs", metaSave}
+
+// metaSave names one partial save of an object by this mount (a random
+// token): when the answer to a save is lost, it tells whether the object
+// now in the bucket is that save (see file.ownSave).
+const metaSave = "mount-ws-save"
 
 // stored is what an object's metadata says beyond what a listing gives.
 type stored struct {

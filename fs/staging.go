@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,10 @@ type staging struct {
 	baseSize int64
 	have     spans.Set
 	changed  spans.Set
+	// unsure is the token of the last partial save whose answer was an
+	// error: S3 may still have committed it, replacing base with this
+	// mount's own content (a connection lost after the commit).
+	unsure string
 }
 
 // wrote records that [off, end) of the staging file was written. The
@@ -91,7 +96,7 @@ func (st *staging) rebase(v objectVersion) {
 		st.have = spans.Set{}
 		st.have.Add(0, st.size)
 	}
-	st.base, st.baseSize, st.changed = &v, st.size, spans.Set{}
+	st.base, st.baseSize, st.changed, st.unsure = &v, st.size, spans.Set{}, ""
 }
 
 // objectVersion names one version of an object.
@@ -220,7 +225,11 @@ func (n *file) fetch(ctx context.Context, st *staging, off, end int64) error {
 	holes, base := st.holes(off, end), st.base
 	n.mu.Unlock()
 	for _, h := range holes {
-		if err := n.load(ctx, st, base.key, base.etag, h.Off, h.End); err != nil {
+		err := n.load(ctx, st, base.key, base.etag, h.Off, h.End)
+		if errors.Is(err, bucket.ErrPrecondition) && n.ownSave(ctx, st) {
+			return n.fetch(ctx, st, off, end) // from this mount's own save
+		}
+		if err != nil {
 			return err
 		}
 		n.mu.Lock()
@@ -595,6 +604,9 @@ func (n *file) uploadStaged(ctx context.Context, key string, st *staging, md buc
 	partSize := bucket.PartSize(n.fs.opts.PartSize, st.size)
 	if based && st.size > partSize {
 		o, err := n.savePartial(ctx, key, st, md, partSize)
+		if errors.Is(err, bucket.ErrPrecondition) && n.ownSave(ctx, st) {
+			o, err = n.savePartial(ctx, key, st, md, partSize)
+		}
 		if !errors.Is(err, bucket.ErrPrecondition) {
 			return o, err
 		}
@@ -639,6 +651,9 @@ func (n *file) savePartial(ctx context.Context, key string, st *staging, md buck
 			}
 		}
 	}
+	token := rand.Text()
+	md.User = maps.Clone(md.User)
+	md.User[metaSave] = token
 	var forget func()
 	stream, err := n.fs.b.StartStream(ctx, key, md, bucket.UploadOptions{
 		Concurrency: n.fs.opts.UploadConcurrency,
@@ -659,7 +674,35 @@ func (n *file) savePartial(ctx context.Context, key string, st *staging, md buck
 	if forget != nil && !errors.As(err, &left) {
 		forget()
 	}
+	if err != nil && !errors.Is(err, bucket.ErrPrecondition) {
+		n.mu.Lock()
+		st.unsure = token
+		n.mu.Unlock()
+	}
 	return o, err
+}
+
+// ownSave reports whether the object that replaced the staging copy's
+// base is this mount's own last partial save, whose answer was lost; if
+// so, that version becomes the base. Its bytes are the file's as they were
+// then, at the same offsets, so what the copy lacks is there too; what
+// was written since is still marked changed. n.io must be held.
+func (n *file) ownSave(ctx context.Context, st *staging) bool {
+	n.mu.Lock()
+	token, base := st.unsure, st.base
+	n.mu.Unlock()
+	if token == "" || base == nil {
+		return false
+	}
+	o, err := n.fs.b.Head(ctx, base.key)
+	if err != nil || o.Metadata[metaSave] != token {
+		return false
+	}
+	n.mu.Lock()
+	st.base, st.unsure = &objectVersion{key: base.key, etag: o.ETag}, ""
+	n.mu.Unlock()
+	n.fs.log.Info("a save whose answer was lost had been stored; going on from it", slog.String("path", base.key))
+	return true
 }
 
 // upload writes a staging file as key: one PUT when small, else a

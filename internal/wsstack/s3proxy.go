@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
@@ -107,6 +108,9 @@ type S3Fault struct {
 	// TCP reset, as a crashed load balancer): the client cannot know
 	// whether the request was carried out. It takes precedence over Status.
 	Reset bool
+	// Carried, with Reset, has the request carried out before the answer
+	// is dropped: the write happened, and the client sees only the reset.
+	Carried bool
 	// Times is how many matching requests the fault applies to; 0 means
 	// every matching request until ClearFaults.
 	Times int
@@ -222,6 +226,9 @@ func (p *S3Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if f != nil && f.Reset {
+		if f.Carried {
+			p.rp.ServeHTTP(httptest.NewRecorder(), r)
+		}
 		resetConnection(w)
 		return
 	}

@@ -179,3 +179,27 @@ func TestPartialSaveAnswerLost(t *testing.T) {
 	}
 	ws.wantObject(t, "metrics.csv", append(bytes.Clone(orig), "epoch 1\nepoch 2\n"...))
 }
+
+// TestAppendBeyondStagingLimit: the staging limit counts what the copy
+// holds, not the file's size: a line appended to a file larger than
+// --cache-size-mib is fine, while writing that much is not.
+func TestAppendBeyondStagingLimit(t *testing.T) {
+	const mib = 1 << 20
+	ws := newWorkspace(t)
+	orig := detBytes(t, 10, 20*mib)
+	ws.putObject(t, "big.log", orig, nil)
+	m := mountWS(t, ws, mountOpts{extra: []string{"--cache-size-mib", "1"}})
+	f, err := os.OpenFile(m.path("big.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatalf("open a 20 MiB file for appending with a 1 MiB staging limit: %v", err)
+	}
+	if _, err := f.WriteString("one more line\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ws.wantObject(t, "big.log", append(bytes.Clone(orig), "one more line\n"...))
+	err = os.WriteFile(m.path("new.bin"), make([]byte, 2*mib), 0o644)
+	wantErrno(t, "writing 2 MiB with a 1 MiB staging limit", err, syscall.ENOSPC)
+}

@@ -49,6 +49,9 @@ type staging struct {
 	baseSize int64
 	have     spans.Set
 	changed  spans.Set
+	// charged is what the copy counts against the staging limit: the
+	// bytes it holds, not its holes. Changed under the file's io.
+	charged int64
 	// unsure is the token of the last partial save whose answer was an
 	// error: S3 may still have committed it, replacing base with this
 	// mount's own content (a connection lost after the commit).
@@ -126,6 +129,36 @@ func (s *stageSpace) grow(delta int64) error {
 	return nil
 }
 
+// take charges st for n more bytes it is about to hold, within the limit.
+// n.io must be held.
+func (n *file) take(st *staging, bytes int64) error {
+	if bytes <= 0 {
+		return nil
+	}
+	if err := n.fs.space.grow(bytes); err != nil {
+		return err
+	}
+	st.charged += bytes
+	return nil
+}
+
+// settle brings st's charge to the bytes it holds now: what it lacks of
+// its base is not counted. Bytes fetched to be read or saved are charged
+// past the limit if need be (the limit is for what programs write).
+// n.io must be held.
+func (n *file) settle(st *staging) {
+	n.mu.Lock()
+	held := st.size
+	if st.base != nil {
+		held -= st.baseSize - st.have.Len()
+	}
+	n.mu.Unlock()
+	n.fs.space.mu.Lock()
+	n.fs.space.used += held - st.charged
+	n.fs.space.mu.Unlock()
+	st.charged = held
+}
+
 func (f *FS) newStaging() (*staging, error) {
 	if err := os.MkdirAll(f.opts.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("staging dir: %w", err)
@@ -140,7 +173,7 @@ func (f *FS) newStaging() (*staging, error) {
 
 func (f *FS) dropStaging(st *staging) {
 	f.stopStream(st)
-	f.space.grow(-st.size)
+	f.space.grow(-st.charged)
 	st.f.Close()
 }
 
@@ -178,12 +211,8 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 		return err
 	}
 	if !trunc && !unsaved && size > 0 {
-		if err := n.fs.space.grow(size); err != nil {
-			st.f.Close()
-			return err
-		}
-		if err := st.f.Truncate(size); err != nil { // a hole until fetched
-			n.fs.space.grow(-size)
+		// A hole until fetched, and not charged until then.
+		if err := st.f.Truncate(size); err != nil {
 			st.f.Close()
 			return fmt.Errorf("staging file: %w", err)
 		}
@@ -235,6 +264,7 @@ func (n *file) fetch(ctx context.Context, st *staging, off, end int64) error {
 		n.mu.Lock()
 		st.have.Add(h.Off, h.End)
 		n.mu.Unlock()
+		n.settle(st)
 	}
 	return nil
 }
@@ -275,11 +305,11 @@ func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error 
 	if size < st.streamed {
 		n.fs.stopStream(st)
 	}
-	if err := n.fs.space.grow(size - st.size); err != nil {
+	if err := n.take(st, size-st.size); err != nil {
 		return err
 	}
 	if err := st.f.Truncate(size); err != nil {
-		n.fs.space.grow(st.size - size)
+		n.settle(st)
 		return fmt.Errorf("staging truncate: %w", err)
 	}
 	if size == 0 {
@@ -292,6 +322,7 @@ func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error 
 	n.attr.size = size
 	n.attr.touch(true)
 	n.mu.Unlock()
+	n.settle(st)
 	return nil
 }
 
@@ -324,10 +355,16 @@ func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) 
 	if end > maxFileSize {
 		return 0, fmt.Errorf("write to %d past S3's largest object: %w", end, syscall.EFBIG)
 	}
-	if grow := end - st.size; grow > 0 {
-		if err := n.fs.space.grow(grow); err != nil {
-			return 0, err
-		}
+	// What the copy will hold in addition: past its end, and its holes
+	// that the write fills.
+	more := max(0, end-st.size)
+	n.mu.Lock()
+	for _, h := range st.holes(off, end) {
+		more += h.End - h.Off
+	}
+	n.mu.Unlock()
+	if err := n.take(st, more); err != nil {
+		return 0, err
 	}
 	w, err := st.f.WriteAt(p, off)
 	n.mu.Lock()
@@ -340,6 +377,7 @@ func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) 
 	n.attr.touch(true)
 	n.mu.Unlock()
 	if err != nil {
+		n.settle(st)
 		return w, fmt.Errorf("staging write: %w", err)
 	}
 	n.streamParts(ctx, st)

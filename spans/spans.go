@@ -92,3 +92,12 @@ func (t *Set) Intersects(off, end int64) bool {
 func (t *Set) Spans() []Span {
 	return append([]Span(nil), t.s...)
 }
+
+// Len returns the number of bytes in the set.
+func (t *Set) Len() int64 {
+	var n int64
+	for _, sp := range t.s {
+		n += sp.End - sp.Off
+	}
+	return n
+}

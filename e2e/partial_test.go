@@ -112,6 +112,34 @@ func TestPartialSave(t *testing.T) {
 		ws.wantObject(t, "grow.bin", want)
 	})
 
+	t.Run("read what was never fetched, after a save", func(t *testing.T) {
+		// The save makes the new version the base: bytes the copy still
+		// lacks are fetched from it, by the ETag the save was answered with.
+		ws.putObject(t, "resaved.bin", orig, nil)
+		f, err := os.OpenFile(m.path("resaved.bin"), os.O_RDWR|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Write(line); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 100)
+		if _, err := f.ReadAt(buf, 3*mib); err != nil || !bytes.Equal(buf, orig[3*mib:3*mib+100]) {
+			t.Fatalf("read of bytes never fetched, after a partial save: %v", err)
+		}
+		if _, err := f.Write(line); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ws.wantObject(t, "resaved.bin", append(append(bytes.Clone(orig), line...), line...))
+	})
+
 	t.Run("replaced by another program while open", func(t *testing.T) {
 		// Two whole parts: the append fetches nothing, so only the
 		// copies' condition can notice the change.

@@ -151,6 +151,13 @@ func mountWS(t *testing.T, w *workspace, o mountOpts) *mount {
 			t.Fatalf("mount-ws did not mount %s within 30 s (log below)", dir)
 		}
 	}
+	// The mount is in the table before mount-ws has answered the
+	// kernel's INIT; a stat waits for that. A test that only went
+	// through the kernel's permission checks and unmounted before INIT
+	// was answered made mount-ws fail its mount (seen under load).
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("stat of the new mount %s: %v", dir, err)
+	}
 	return m
 }
 

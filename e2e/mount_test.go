@@ -348,8 +348,9 @@ func (m *mount) readLog(t *testing.T) string {
 
 // statusReport is the part of `mount-ws status --json` the tests read.
 type statusReport struct {
-	Problems []string `json:"problems"`
-	Totals   struct {
+	Problems    []string `json:"problems"`
+	StagedBytes int64    `json:"staged_bytes"`
+	Totals      struct {
 		S3Requests     uint64 `json:"S3Requests"`
 		S3ReadBytes    int64  `json:"S3ReadBytes"`
 		S3WrittenBytes int64  `json:"S3WrittenBytes"`

@@ -140,6 +140,25 @@ func TestPartialSave(t *testing.T) {
 		ws.wantObject(t, "resaved.bin", append(append(bytes.Clone(orig), line...), line...))
 	})
 
+	t.Run("read through a handle open for writing", func(t *testing.T) {
+		// Bytes the staging copy never held are read from S3 through the
+		// handle's read-ahead, as for a file not being written: nothing
+		// is copied into the staging file (which halved the speed).
+		ws.putObject(t, "rw.bin", orig, nil)
+		f, err := os.OpenFile(m.path("rw.bin"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		got, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(got, orig) {
+			t.Fatalf("read all through an O_RDWR handle: %d bytes, %v", len(got), err)
+		}
+		if staged := m.status(t).StagedBytes; staged != 0 {
+			t.Errorf("reading %d MiB through a handle open for writing staged %d bytes, want 0", size/mib, staged)
+		}
+	})
+
 	t.Run("replaced by another program while open", func(t *testing.T) {
 		// Two whole parts: the append fetches nothing, so only the
 		// copies' condition can notice the change.

@@ -119,7 +119,10 @@ func (h *handle) moveToCurrent(ctx context.Context, failed *readAhead, err error
 
 // Read implements fusefs.FileReader.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, staged, err := h.n.readStaged(ctx, dest, off)
+	h.n.mu.Lock()
+	etag := h.attr.etag
+	h.n.mu.Unlock()
+	n, staged, err := h.n.readStaged(ctx, dest, off, etag)
 	if !staged {
 		n, err = h.readS3(ctx, dest, off)
 	}

@@ -466,19 +466,26 @@ func (n *file) finishStream(ctx context.Context, key string, st *staging, md buc
 }
 
 // readStaged serves a read from the staging copy, fetching what it lacks
-// of the range first. ok is false when there is none (read from S3
-// instead).
-func (n *file) readStaged(ctx context.Context, p []byte, off int64) (int, bool, error) {
+// of the range first. ok is false when the read should go to S3 instead:
+// the file has no staging copy, or the range is wholly bytes the copy
+// never held of the version the handle reads (etag), which S3 serves
+// through the handle's read-ahead as fast as for a file not being
+// written.
+func (n *file) readStaged(ctx context.Context, p []byte, off int64, etag string) (int, bool, error) {
+	end := off + int64(len(p))
 	n.mu.Lock()
 	st := n.st
 	var size int64
-	lacking := false
+	lacking, untouched := false, false
 	if st != nil {
 		size = st.size
-		lacking = len(st.holes(off, off+int64(len(p)))) > 0
+		holes := st.holes(off, end)
+		lacking = len(holes) > 0
+		untouched = st.base != nil && st.base.etag == etag && end <= st.baseSize &&
+			len(holes) == 1 && holes[0] == spans.Span{Off: off, End: end}
 	}
 	n.mu.Unlock()
-	if st == nil {
+	if st == nil || untouched {
 		return 0, false, nil
 	}
 	if lacking {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -134,5 +135,29 @@ func TestLinkCounts(t *testing.T) {
 	}
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil || st.Nlink != 0 {
 		t.Errorf("file replaced by a rename while open: nlink %d (%v), want 0", st.Nlink, err)
+	}
+}
+
+// TestDefaults holds the README's numbers for what fs.Options leaves
+// zero: names found missing are remembered 1 s (V7), listings and
+// attributes 10 s (V6); directories of up to 1,000 entries get their
+// files' metadata read (V5); files are sent in 16 MiB parts, 8 at once,
+// and up to one part with one PUT (W15).
+func TestDefaults(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"negative TTL", int64(fs.DefaultNegativeTTL), int64(time.Second)},
+		{"metadata TTL", int64(fs.DefaultMetadataTTL), int64(10 * time.Second)},
+		{"metadata HEAD limit", fs.DefaultMetadataHeadLimit, 1000},
+		{"part size", fs.DefaultPartSize, 16 << 20},
+		{"upload concurrency", fs.DefaultUploadConcurrency, 8},
+		{"staging limit", fs.DefaultCacheLimit, 10 << 30},
+		{"read-ahead memory", fs.DefaultPrefetchMemory, 512 << 20},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s defaults to %d; the README says %d", c.name, c.got, c.want)
+		}
 	}
 }

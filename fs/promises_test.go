@@ -161,3 +161,4 @@ func TestDefaults(t *testing.T) {
 		}
 	}
 }
+

@@ -161,4 +161,3 @@ func TestDefaults(t *testing.T) {
 		}
 	}
 }
-

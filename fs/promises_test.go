@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -158,6 +159,124 @@ func TestDefaults(t *testing.T) {
 	} {
 		if c.got != c.want {
 			t.Errorf("%s defaults to %d; the README says %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// TestCtimeMoves (V17): chown, touch and a file rename move ctime, from
+// the one stored in the object (a day back) to now.
+func TestCtimeMoves(t *testing.T) {
+	b, _ := workspace(t)
+	putMeta := putWithMetadata(t, "testctimemoves")
+	const old = "1600000000"
+	for _, name := range []string{"chown.txt", "touch.txt", "rename.txt"} {
+		putMeta(name, "x", map[string]string{"ctime": old, "mtime": old})
+	}
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	p := func(name string) string { return filepath.Join(mnt, name) }
+	steps := map[string]func() error{
+		"chown.txt":  func() error { return os.Chown(p("chown.txt"), 1234, 1234) },
+		"touch.txt":  func() error { return os.Chtimes(p("touch.txt"), time.Unix(1700000000, 0), time.Unix(1700000000, 0)) },
+		"rename.txt": func() error { return os.Rename(p("rename.txt"), p("renamed.txt")) },
+	}
+	for name, step := range steps {
+		var st unix.Stat_t
+		if err := unix.Stat(p(name), &st); err != nil || st.Ctim.Sec != 1600000000 {
+			t.Fatalf("%s before: ctime %d (%v), want the stored %s", name, st.Ctim.Sec, err, old)
+		}
+		if err := step(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		after := name
+		if name == "rename.txt" {
+			after = "renamed.txt"
+		}
+		if err := unix.Stat(p(after), &st); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(time.Unix(st.Ctim.Sec, 0)) > time.Hour {
+			t.Errorf("%s: ctime %d after the change, want now", name, st.Ctim.Sec)
+		}
+	}
+}
+
+// TestSpecialFiles (W28): a socket is stored and listed like a FIFO, and
+// chmod of a special file is stored.
+func TestSpecialFiles(t *testing.T) {
+	b, _ := workspace(t)
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	sock, fifo := filepath.Join(mnt, "s.sock"), filepath.Join(mnt, "p.fifo")
+	if err := unix.Mknod(sock, unix.S_IFSOCK|0o644, 0); err != nil {
+		t.Fatalf("mknod socket: %v", err)
+	}
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(fifo, 0o600); err != nil {
+		t.Fatalf("chmod of a FIFO: %v", err)
+	}
+	// A second mount reads what the bucket holds.
+	other := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	for name, want := range map[string]uint32{"s.sock": unix.S_IFSOCK | 0o644, "p.fifo": unix.S_IFIFO | 0o600} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(other, name), &st); err != nil || st.Mode != want {
+			t.Errorf("%s from the bucket: mode %o (%v), want %o", name, st.Mode, err, want)
+		}
+	}
+	if err := os.Remove(filepath.Join(other, "s.sock")); err != nil {
+		t.Errorf("remove the socket: %v", err)
+	}
+}
+
+// TestSmallFileOnePut (W15): up to 16 MiB a file goes up with one PUT;
+// one byte more and it is a multipart upload.
+func TestSmallFileOnePut(t *testing.T) {
+	b, _ := workspace(t)
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	for _, c := range []struct {
+		size       int
+		put, parts uint64
+	}{{16 << 20, 1, 0}, {16<<20 + 1, 0, 2}} {
+		stack.S3.ResetCounts()
+		if err := os.WriteFile(filepath.Join(mnt, fmt.Sprintf("f%d", c.size)), make([]byte, c.size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		n := stack.S3.Counts()
+		if n[wsstack.OpPut] != c.put || n[wsstack.OpUploadPart] != c.parts {
+			t.Errorf("writing %d bytes sent %d PUTs and %d parts, want %d and %d", c.size, n[wsstack.OpPut], n[wsstack.OpUploadPart], c.put, c.parts)
+		}
+	}
+}
+
+// TestTruncateFetchesNothing (W12): truncating an existing file to zero
+// downloads none of it; to a smaller size, only what the save sends of
+// it (here the whole megabyte kept, one GET).
+func TestTruncateFetchesNothing(t *testing.T) {
+	b, put := workspace(t)
+	put("a.bin", make([]byte, 3<<20))
+	put("b.bin", make([]byte, 3<<20))
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	for _, name := range []string{"a.bin", "b.bin"} {
+		if _, err := os.Stat(filepath.Join(mnt, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stack.S3.ResetCounts()
+	if err := os.Truncate(filepath.Join(mnt, "a.bin"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if gets := stack.S3.Counts()[wsstack.OpGet]; gets != 0 {
+		t.Errorf("truncating a file to zero by name sent %d GETs, want 0", gets)
+	}
+	if err := os.Truncate(filepath.Join(mnt, "b.bin"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if gets := stack.S3.Counts()[wsstack.OpGet]; gets > 1 {
+		t.Errorf("truncating two files by name sent %d GETs, want at most 1 (the megabyte kept)", gets)
+	}
+	for name, size := range map[string]int64{"a.bin": 0, "b.bin": 1 << 20} {
+		if fi, err := os.Stat(filepath.Join(mnt, name)); err != nil || fi.Size() != size {
+			t.Errorf("%s after truncate: %v, want %d bytes", name, err, size)
 		}
 	}
 }

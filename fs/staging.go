@@ -389,7 +389,9 @@ func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) 
 // uploaded whole at close. n.io must be held.
 func (n *file) streamParts(ctx context.Context, st *staging) {
 	ps := n.fs.opts.PartSize
-	if !st.canStream || st.size-st.streamed < ps {
+	// A part goes once a byte past it is written: a file of exactly one
+	// part is then still sent with one PUT at close, as promised.
+	if !st.canStream || st.size-st.streamed <= ps {
 		return
 	}
 	if st.stream == nil {
@@ -409,7 +411,7 @@ func (n *file) streamParts(ctx context.Context, st *staging) {
 		}
 		st.stream, st.streamMD, st.forget = stream, md, forget
 	}
-	for st.size-st.streamed >= ps {
+	for st.size-st.streamed > ps {
 		st.parts++
 		st.stream.AddPart(st.parts, st.f, st.streamed, ps)
 		st.streamed += ps

@@ -3,16 +3,21 @@ package fs_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"mount-ws/bucket"
+	"mount-ws/bucket/buckettest"
 	"mount-ws/fs"
 	"mount-ws/internal/fusetest"
+	"mount-ws/internal/syncbuf"
 	"mount-ws/internal/wsstack"
 )
 
@@ -278,5 +283,63 @@ func TestTruncateFetchesNothing(t *testing.T) {
 		if fi, err := os.Stat(filepath.Join(mnt, name)); err != nil || fi.Size() != size {
 			t.Errorf("%s after truncate: %v, want %d bytes", name, err, size)
 		}
+	}
+}
+
+// mountLogged mounts b with a logger and returns the mount and a counter of
+// log lines holding every one of the given strings.
+func mountLogged(t *testing.T, b *bucket.Bucket, opts fs.Options) (string, func(subs ...string) int, func() string) {
+	var log syncbuf.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	mnt := fusetest.Mount(t, fs.New(b, opts))
+	count := func(subs ...string) int {
+		n := 0
+		for _, l := range strings.Split(log.String(), "\n") {
+			all := true
+			for _, s := range subs {
+				all = all && strings.Contains(l, s)
+			}
+			if all {
+				n++
+			}
+		}
+		return n
+	}
+	return mnt, count, log.String
+}
+
+// TestSkippedKeyLoggedOnce (V3): a key that cannot be a name is logged
+// once, however often it is listed.
+func TestSkippedKeyLoggedOnce(t *testing.T) {
+	b, put := buckettest.NewFake(t)
+	long := strings.Repeat("x", 300) // over the 255 bytes of a name
+	put("d/ok.txt", []byte("fine"))
+	put("d/"+long, []byte("no name"))
+	mnt, count, log := mountLogged(t, b, fs.Options{MetadataTTL: -1}) // every readdir lists again
+	for range 3 {
+		if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(`msg="key not shown"`, long); n != 1 {
+		t.Errorf("a key with a 300-byte name listed 3 times was logged %d times, want once:\n%s", n, log())
+	}
+}
+
+// TestErrorLoggedOnce (V26): an unexpected error is logged once per
+// operation, path and errno, however often it recurs, with both named.
+func TestErrorLoggedOnce(t *testing.T) {
+	b, put := workspace(t)
+	put("err.txt", []byte("unreadable"))
+	mnt, count, log := mountLogged(t, b, fs.Options{})
+	t.Cleanup(stack.S3.ClearFaults)
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpGet}, KeyContains: "testerrorloggedonce/err.txt", Status: 403})
+	for range 3 {
+		if _, err := os.ReadFile(filepath.Join(mnt, "err.txt")); !errors.Is(err, syscall.EACCES) {
+			t.Fatalf("read of an object S3 refuses: %v, want EACCES", err)
+		}
+	}
+	if n := count(`msg="operation failed"`, "op=read", "path=err.txt", "permission denied"); n != 1 {
+		t.Errorf("a read refused 3 times was logged %d times with its operation and path, want once:\n%s", n, log())
 	}
 }

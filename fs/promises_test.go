@@ -343,3 +343,30 @@ func TestErrorLoggedOnce(t *testing.T) {
 		t.Errorf("a read refused 3 times was logged %d times with its operation and path, want once:\n%s", n, log())
 	}
 }
+
+// TestLinkFromListingTruncatedByName (W27): a link first seen in a listing
+// is followed by a truncation by name too. (In a directory too large for
+// its files' metadata to be read, which the README does not promise for
+// truncation, it answers ESTALE twice and fails: see the issue 13 note.)
+func TestLinkFromListingTruncatedByName(t *testing.T) {
+	b, _ := workspace(t)
+	putRaw := putWithMetadata(t, "testlinkfromlistingtruncatedbyname")
+	for _, limit := range []int{0} { // 0: the default limit
+		dir := fmt.Sprintf("d%d", limit)
+		putRaw(dir+"/target.txt", "0123456789\n", nil)
+		putRaw(dir+"/link", "target.txt", map[string]string{"mode": "41471"}) // 0120777
+		mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataHeadLimit: limit}))
+		if _, err := os.ReadDir(filepath.Join(mnt, dir)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(filepath.Join(mnt, dir, "link"), 4); err != nil {
+			t.Fatalf("%s: truncate through a link seen in a listing: %v", dir, err)
+		}
+		if got := readObject(t, b, dir+"/target.txt"); string(got) != "0123" {
+			t.Errorf("%s: target after truncating through the link: %q, want \"0123\"", dir, got)
+		}
+		if got := readObject(t, b, dir+"/link"); string(got) != "target.txt" {
+			t.Errorf("%s: link object after truncating through it: %q, want it unchanged", dir, got)
+		}
+	}
+}

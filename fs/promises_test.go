@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -368,5 +370,73 @@ func TestLinkFromListingTruncatedByName(t *testing.T) {
 		if got := readObject(t, b, dir+"/link"); string(got) != "target.txt" {
 			t.Errorf("%s: link object after truncating through it: %q, want it unchanged", dir, got)
 		}
+	}
+}
+
+// inFlight holds every request of op on keys containing key in flight,
+// and returns how many arrived and a release.
+func inFlight(t *testing.T, op wsstack.Op, key string) (arrived *atomic.Int64, release func()) {
+	hold := make(chan struct{})
+	release = sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
+	t.Cleanup(stack.S3.ClearFaults)
+	arrived = new(atomic.Int64)
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{op}, KeyContains: key, Hold: hold,
+		Matched: func(wsstack.Op, string) { arrived.Add(1) }})
+	return arrived, release
+}
+
+// settle waits until n stops growing for a while, and returns it. The
+// wait is the scenario's (how long more requests could take to arrive),
+// not a synchronisation: a slow machine can only make a test pass that
+// should fail, never the reverse.
+func settle(n *atomic.Int64) int64 {
+	last, still := n.Load(), 0
+	for still < 10 { // 200 ms without a new arrival
+		time.Sleep(20 * time.Millisecond)
+		if now := n.Load(); now != last {
+			last, still = now, 0
+		} else {
+			still++
+		}
+	}
+	return last
+}
+
+// TestBatchesInParallel (V5, W15): a batch of metadata HEADs has at most
+// 32 in flight, and a file's parts at most 8 (UploadConcurrency); both
+// more than one.
+func TestBatchesInParallel(t *testing.T) {
+	b, put := workspace(t)
+	for i := range 100 {
+		put(fmt.Sprintf("many/f%03d", i), []byte("x"))
+	}
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{PartSize: 5 << 20}))
+	dir := filepath.Join(mnt, "many")
+	if _, err := os.ReadDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "f000")); err != nil { // read alone
+		t.Fatal(err)
+	}
+	heads, release := inFlight(t, wsstack.OpHead, "testbatchesinparallel/many/")
+	done := make(chan error, 1)
+	go func() { _, err := os.Stat(filepath.Join(dir, "f001")); done <- err }() // starts the batch
+	if n := settle(heads); n > 32 || n < 2 {
+		t.Errorf("%d metadata HEADs in flight at once, want 2 to 32", n)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	parts, release := inFlight(t, wsstack.OpUploadPart, "testbatchesinparallel/big.bin")
+	go func() { done <- os.WriteFile(filepath.Join(mnt, "big.bin"), make([]byte, 60<<20), 0o644) }()
+	if n := settle(parts); n != 8 {
+		t.Errorf("%d parts in flight at once, want 8", n)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

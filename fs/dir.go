@@ -310,7 +310,8 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 			// version is a symlink, or its mode. The kernel cannot
 			// change an inode's type, so a file that turned out to be
 			// a link (or no longer is) gets a new inode.
-			if merged := keepKnownMeta(n.attrNow(), e); merged.kind() == ch.StableAttr().Mode {
+			merged := keepKnownMeta(n.attrNow(), e)
+			if merged.kind() == ch.StableAttr().Mode {
 				e = n.update(merged)
 				d.fs.fillAttr(&out.Attr, e)
 				out.Attr.Ino = ch.StableAttr().Ino
@@ -318,6 +319,10 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 				out.SetAttrTimeout(attrTTL(e))
 				return ch
 			}
+			// The new inode gets the kind the node learnt, not the
+			// listing's guess: in a directory whose metadata is not
+			// read, the listing would type a link as a file again.
+			e = merged
 		case *dir:
 			if e.dir {
 				n.mu.Lock()

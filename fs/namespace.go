@@ -299,36 +299,62 @@ func (h heldFile) release() {
 // the copies carry it and no retry lands under the old name afterwards.
 // The caller releases what it returns, also on error.
 func (d *dir) holdTree(ctx context.Context) ([]heldFile, error) {
-	var held []heldFile
-	for name, ch := range d.Children() {
-		switch n := ch.Operations().(type) {
-		case *dir:
-			sub, err := n.holdTree(ctx)
-			held = append(held, sub...)
-			if err != nil {
+	held := lockAll(d.treeFiles(nil))
+	for _, h := range held {
+		n := h.n
+		if !n.writerOpen() {
+			if err := n.saveHeld(context.WithoutCancel(ctx)); err != nil {
 				return held, err
 			}
-		case *file:
-			h := d.holdFile(name)
-			held = append(held, h)
-			if h.n == nil {
-				continue
+		}
+		// The object moves: a staging copy can no longer fetch from it
+		// or copy parts of it, and an upload under way would complete
+		// under the old name; the file goes up whole at its close.
+		if st := n.staged(); st != nil {
+			if err := n.detach(ctx, st); err != nil {
+				return held, err
 			}
-			if !n.writerOpen() {
-				if err := n.saveHeld(context.WithoutCancel(ctx)); err != nil {
-					return held, err
-				}
-			}
-			// The object moves: a staging copy can no longer fetch
-			// from it or copy parts of it.
-			if st := n.staged(); st != nil {
-				if err := n.detach(ctx, st); err != nil {
-					return held, err
-				}
-			}
+			d.fs.stopStream(st)
 		}
 	}
 	return held, nil
+}
+
+// treeFiles appends the file nodes under d, at any depth, to files.
+func (d *dir) treeFiles(files []*file) []*file {
+	for _, ch := range d.Children() {
+		switch n := ch.Operations().(type) {
+		case *dir:
+			files = n.treeFiles(files)
+		case *file:
+			files = append(files, n)
+		}
+	}
+	return files
+}
+
+// lockAll takes the io locks of files, all or none at a time: a rename
+// inside the directory being renamed may hold two of them, taken in
+// another order, and waiting for one while holding others could
+// deadlock with it. So a lock that is taken already releases the others,
+// and the attempt starts again once the holder had time to finish.
+func lockAll(files []*file) []heldFile {
+	for {
+		held := make([]heldFile, 0, len(files))
+		for _, n := range files {
+			if !n.io.TryLock() {
+				break
+			}
+			held = append(held, heldFile{n})
+		}
+		if len(held) == len(files) {
+			return held
+		}
+		for _, h := range held {
+			h.release()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Rmdir implements fusefs.NodeRmdirer: only an empty directory goes, by

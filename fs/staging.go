@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -98,6 +99,9 @@ func (st *staging) rebase(v objectVersion) {
 	if st.base == nil {
 		st.have = spans.Set{}
 		st.have.Add(0, st.size)
+	} else {
+		// Bytes past the old base were written here: held, not holes.
+		st.have.Add(st.baseSize, st.size)
 	}
 	st.base, st.baseSize, st.changed, st.unsure = &v, st.size, spans.Set{}, ""
 }
@@ -255,8 +259,14 @@ func (n *file) fetch(ctx context.Context, st *staging, off, end int64) error {
 	n.mu.Unlock()
 	for _, h := range holes {
 		err := n.load(ctx, st, base.key, base.etag, h.Off, h.End)
-		if errors.Is(err, bucket.ErrPrecondition) && n.ownSave(ctx, st) {
-			return n.fetch(ctx, st, off, end) // from this mount's own save
+		if errors.Is(err, bucket.ErrPrecondition) {
+			own, oerr := n.ownSave(ctx, st)
+			if oerr != nil {
+				return oerr
+			}
+			if own {
+				return n.fetch(ctx, st, off, end) // from this mount's own save
+			}
 		}
 		if err != nil {
 			return err
@@ -544,7 +554,16 @@ func (n *file) saveHeld(ctx context.Context) error {
 		n.fs.log.Error("the file was replaced by another program while open for writing here; this mount's changes to it could not be saved and were dropped", slog.String("path", n.lastKeyNow()), slog.Any("err", err))
 		n.mu.Lock()
 		st.dirty, n.metaDirty = false, false
+		idle := n.handles == 0
+		if idle {
+			// Nothing holds the copy: drop it, so that the next open
+			// reads the other program's version.
+			n.st, n.checkedAt = nil, time.Time{}
+		}
 		n.mu.Unlock()
+		if idle {
+			n.fs.dropStaging(st)
+		}
 		n.fs.counts.saveFailures.Add(1)
 		n.fs.unqueue(n)
 		return err
@@ -651,10 +670,17 @@ func (n *file) uploadStaged(ctx context.Context, key string, st *staging, md buc
 	partSize := bucket.PartSize(n.fs.opts.PartSize, st.size)
 	if based && st.size > partSize {
 		o, err := n.savePartial(ctx, key, st, md, partSize)
-		if errors.Is(err, bucket.ErrPrecondition) && n.ownSave(ctx, st) {
-			o, err = n.savePartial(ctx, key, st, md, partSize)
+		if errors.Is(err, bucket.ErrPrecondition) {
+			own, oerr := n.ownSave(ctx, st)
+			if oerr != nil {
+				return o, oerr
+			}
+			if own {
+				o, err = n.savePartial(ctx, key, st, md, partSize)
+			}
 		}
-		if !errors.Is(err, bucket.ErrPrecondition) {
+		// A base changed or gone: what the copy lacks is lost with it.
+		if !errors.Is(err, bucket.ErrPrecondition) && !errors.Is(err, iofs.ErrNotExist) {
 			return o, err
 		}
 		n.mu.Lock()
@@ -667,6 +693,9 @@ func (n *file) uploadStaged(ctx context.Context, key string, st *staging, md buc
 		// for a file rewritten whole).
 	}
 	if err := n.fetch(ctx, st, 0, st.size); err != nil {
+		if errors.Is(err, bucket.ErrPrecondition) || errors.Is(err, iofs.ErrNotExist) {
+			return bucket.Object{}, fmt.Errorf("save %s: %w (%w)", key, errReplacedWhileOpen, err)
+		}
 		return bucket.Object{}, err
 	}
 	return n.fs.upload(ctx, key, st, md)
@@ -684,7 +713,6 @@ func (n *file) savePartial(ctx context.Context, key string, st *staging, md buck
 		copied bool
 	}
 	n.mu.Lock()
-	base := *st.base
 	var parts []part
 	for off := int64(0); off < st.size; off += partSize {
 		end := min(off+partSize, st.size)
@@ -698,6 +726,11 @@ func (n *file) savePartial(ctx context.Context, key string, st *staging, md buck
 			}
 		}
 	}
+	// Read after the fetches: one may have found the base to be this
+	// mount's own lost save and moved to it (ownSave).
+	n.mu.Lock()
+	base := *st.base
+	n.mu.Unlock()
 	token := rand.Text()
 	md.User = maps.Clone(md.User)
 	md.User[metaSave] = token
@@ -734,22 +767,29 @@ func (n *file) savePartial(ctx context.Context, key string, st *staging, md buck
 // so, that version becomes the base. Its bytes are the file's as they were
 // then, at the same offsets, so what the copy lacks is there too; what
 // was written since is still marked changed. n.io must be held.
-func (n *file) ownSave(ctx context.Context, st *staging) bool {
+func (n *file) ownSave(ctx context.Context, st *staging) (bool, error) {
 	n.mu.Lock()
 	token, base := st.unsure, st.base
 	n.mu.Unlock()
 	if token == "" || base == nil {
-		return false
+		return false, nil
 	}
 	o, err := n.fs.b.Head(ctx, base.key)
-	if err != nil || o.Metadata[metaSave] != token {
-		return false
+	if errors.Is(err, iofs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		// Cannot tell yet: keep the data and the token for a retry.
+		return false, fmt.Errorf("check whether a lost save was stored: %w", err)
+	}
+	if o.Metadata[metaSave] != token {
+		return false, nil
 	}
 	n.mu.Lock()
 	st.base, st.unsure = &objectVersion{key: base.key, etag: o.ETag}, ""
 	n.mu.Unlock()
 	n.fs.log.Info("a save whose answer was lost had been stored; going on from it", slog.String("path", base.key))
-	return true
+	return true, nil
 }
 
 // upload writes a staging file as key: one PUT when small, else a

@@ -250,3 +250,32 @@ func TestAppendBeyondStagingLimit(t *testing.T) {
 	err = os.WriteFile(m.path("new.bin"), make([]byte, 2*mib), 0o644)
 	wantErrno(t, "writing 2 MiB with a 1 MiB staging limit", err, syscall.ENOSPC)
 }
+
+// TestTruncateByNameLeavesNoCopy: a truncation by name keeps no staging
+// copy once saved, so a later append builds on what the bucket holds by
+// then, not on the version the truncation saw.
+func TestTruncateByNameLeavesNoCopy(t *testing.T) {
+	const mib = 1 << 20
+	ws := newWorkspace(t)
+	ws.putObject(t, "data.bin", detBytes(t, 12, 40*mib), nil)
+	m := mountWS(t, ws, mountOpts{})
+	if err := os.Truncate(m.path("data.bin"), 36*mib); err != nil {
+		t.Fatal(err)
+	}
+	if staged := m.status(t).StagedBytes; staged != 0 {
+		t.Errorf("%d bytes staged after a truncation by name, want 0", staged)
+	}
+	theirs := detBytes(t, 13, 40*mib)
+	ws.putObject(t, "data.bin", theirs, nil)
+	f, err := os.OpenFile(m.path("data.bin"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("appended\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close of an append to a file replaced after its truncation: %v", err)
+	}
+	ws.wantObject(t, "data.bin", append(bytes.Clone(theirs), "appended\n"...))
+}

@@ -440,6 +440,7 @@ func (n *file) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 		if err := n.save(ctx); err != nil {
 			return n.fs.toErrno("truncate", n.key(), err)
 		}
+		n.dropIdleStaging() // a truncation by name, done
 	case changed:
 		if err := n.saveMeta(ctx); err != nil {
 			return n.fs.toErrno("setattr", n.key(), err)

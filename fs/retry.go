@@ -87,18 +87,25 @@ func (f *FS) retryPending(ctx context.Context) {
 			key, _ := n.saveKey()
 			f.log.Info("upload retried successfully", slog.String("path", key))
 		}
-		n.mu.Lock()
-		st := n.st
-		idle := n.handles == 0 && st != nil && !st.dirty && !n.metaDirty
-		if idle {
-			n.st = nil
-		}
-		n.mu.Unlock()
-		if idle {
-			n.io.Lock()
-			f.dropStaging(st)
-			n.io.Unlock()
-		}
+		n.dropIdleStaging()
+	}
+}
+
+// dropIdleStaging drops the staging copy of a file no handle has open once
+// it holds nothing unsaved: kept, it would answer for the file (and be
+// the base of its next change) after another program replaced the object.
+func (n *file) dropIdleStaging() {
+	n.io.Lock()
+	defer n.io.Unlock()
+	n.mu.Lock()
+	st := n.st
+	idle := n.handles == 0 && st != nil && !st.dirty && !n.metaDirty
+	if idle {
+		n.st = nil
+	}
+	n.mu.Unlock()
+	if idle {
+		n.fs.dropStaging(st)
 	}
 }
 

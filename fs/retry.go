@@ -143,6 +143,14 @@ func (f *FS) Close(ctx context.Context) int {
 
 // orphans returns the queued orphans by their last key.
 func (f *FS) orphans() map[string]*file {
+	// On every lookup of a name without a node, and every listing: with
+	// nothing queued (nearly always) it costs no copy of the queue.
+	f.retryMu.Lock()
+	none := len(f.pending) == 0
+	f.retryMu.Unlock()
+	if none {
+		return nil
+	}
 	var out map[string]*file
 	for n := range f.queued() {
 		if !n.orphaned() {

@@ -137,7 +137,7 @@ func (n *file) current(ctx context.Context) (entry, error) {
 	if err != nil {
 		return entry{}, err
 	}
-	return n.update(entryFromObject(o)), nil
+	return n.learnt(o), nil
 }
 
 // openVersion returns the version of the file an open reads. A read-only
@@ -182,11 +182,24 @@ func (n *file) revalidate(ctx context.Context) (entry, error) {
 	if err != nil {
 		return entry{}, err
 	}
-	fresh := n.update(entryFromObject(o))
+	fresh := n.learnt(o)
 	if fresh.etag != e.etag {
 		n.dropKernelAttrs()
 	}
 	return fresh, nil
+}
+
+// learnt takes what a HEAD said about the file, and records it in its
+// directory's listing too: the kernel may forget this node, and the next
+// lookup must not make a node from the listing's guess again (a link
+// typed as a file would answer ESTALE once more, past the kernel's one
+// retry).
+func (n *file) learnt(o bucket.Object) entry {
+	e := n.update(entryFromObject(o))
+	if p := n.parentDir(); p != nil {
+		p.remember(baseName(n.key()), entryFromObject(o), true)
+	}
+	return e
 }
 
 // dropKernelAttrs tells the kernel to forget the attributes it caches for
@@ -256,7 +269,7 @@ func (n *file) checkKind(ctx context.Context, must bool) syscall.Errno {
 		if err != nil {
 			return n.fs.toErrno("lookup", n.key(), err)
 		}
-		e = n.update(entryFromObject(o))
+		e = n.learnt(o)
 	}
 	if n.wrongKind(e) {
 		return syscall.ESTALE

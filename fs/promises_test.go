@@ -1,6 +1,7 @@
 package fs_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -347,13 +348,12 @@ func TestErrorLoggedOnce(t *testing.T) {
 }
 
 // TestLinkFromListingTruncatedByName (W27): a link first seen in a listing
-// is followed by a truncation by name too. (Over the metadata limit a
-// link seen in a listing still answers ESTALE at times: see RELIABILITY
-// W27 and the issue 13 note.)
+// is followed by a truncation by name too, also in a directory too large
+// for its files' metadata to be read (here, over a limit of 1 entry).
 func TestLinkFromListingTruncatedByName(t *testing.T) {
 	b, _ := workspace(t)
 	putRaw := putWithMetadata(t, "testlinkfromlistingtruncatedbyname")
-	for _, limit := range []int{0} { // 0: the default limit
+	for _, limit := range []int{0, 1} { // 0: the default limit
 		dir := fmt.Sprintf("d%d", limit)
 		putRaw(dir+"/target.txt", "0123456789\n", nil)
 		putRaw(dir+"/link", "target.txt", map[string]string{"mode": "41471"}) // 0120777
@@ -442,5 +442,43 @@ func TestBatchesInParallel(t *testing.T) {
 	release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLinkFromListingInLargeDirectory (W27): in a directory too large for
+// its files' metadata to be read (here, over a limit of 1 entry), writing
+// and chmod by name still follow a link first seen in a listing.
+func TestLinkFromListingInLargeDirectory(t *testing.T) {
+	b, _ := workspace(t)
+	putRaw := putWithMetadata(t, "testlinkfromlistinginlargedirectory")
+	putRaw("d/target.txt", "secret\n", nil)
+	putRaw("d/link", "target.txt", map[string]string{"mode": "41471"}) // 0120777
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataHeadLimit: 1}))
+	if _, err := os.ReadDir(filepath.Join(mnt, "d")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(mnt, "d", "link")
+	f, err := os.OpenFile(link, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatalf("open the link for appending: %v", err)
+	}
+	if _, err := f.WriteString("more\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(link, 0o600); err != nil {
+		t.Fatalf("chmod through the link: %v", err)
+	}
+	if got := readObject(t, b, "d/target.txt"); string(got) != "secret\nmore\n" {
+		t.Errorf("target after appending through the link: %q", got)
+	}
+	if got := readObject(t, b, "d/link"); string(got) != "target.txt" {
+		t.Errorf("link object after writing through it: %q, want it unchanged", got)
+	}
+	o, err := b.Head(context.Background(), "d/target.txt")
+	if err != nil || o.Metadata["mode"] != "33152" {
+		t.Errorf("target's metadata after chmod through the link: %v %v, want mode 33152", o.Metadata, err)
 	}
 }

@@ -203,7 +203,7 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 			return err
 		}
 		if err == nil {
-			e := n.update(entryFromObject(o))
+			e := n.learnt(o)
 			if n.wrongKind(e) {
 				return syscall.ESTALE
 			}

@@ -22,24 +22,11 @@ import (
 type dir struct {
 	fusefs.Inode
 	fs *FS
+	c  *dirCache // what is known of its entries, kept by path (dircache.go)
 
-	mu       sync.Mutex
-	attr     entry                // mode and times set through this mount; guarded by mu
-	listing  map[string]entry     // last full listing; guarded by mu
-	listedAt time.Time            // when listing was fetched; guarded by mu
-	missing  map[string]time.Time // names found missing, and when; guarded by mu
-	probes   int                  // lookups sent to S3 since the last listing; guarded by mu
-	tooBig   bool                 // more than preloadPages pages: never preloaded; guarded by mu
-	// filling serialises batches of metadata HEADs (fillMeta), so a
-	// program stat-ing every entry sends one batch, not one per entry.
-	filling sync.Mutex
-	// metaAsked records, for files [0] and directories [1], that an
-	// entry of the current listing had its metadata read alone: the
-	// next one asked for starts a batch (see fillMeta). Guarded by mu.
-	metaAsked [2]bool
-	// listing1 lets one listing of the directory run at a time: readers
-	// opening many files at once would otherwise all start the same one.
-	listing1 sync.Mutex
+	mu      sync.Mutex
+	attr    entry     // mode and times set through this mount; guarded by mu
+	release sync.Once // of c, when the kernel forgets the node
 }
 
 // A directory that gets preloadAfter lookups without being listed is
@@ -53,22 +40,29 @@ const (
 // countProbe counts a lookup that would go to S3 and reports whether the
 // directory should rather be listed.
 func (d *dir) countProbe() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.probes++
-	return d.probes >= preloadAfter && !d.tooBig
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	d.c.probes++
+	return d.c.probes >= preloadAfter && !d.c.tooBig
 }
 
 var (
-	_ fusefs.NodeLookuper  = (*dir)(nil)
-	_ fusefs.NodeReaddirer = (*dir)(nil)
-	_ fusefs.NodeGetattrer = (*dir)(nil)
-	_ fusefs.NodeStatfser  = (*dir)(nil)
+	_ fusefs.NodeLookuper    = (*dir)(nil)
+	_ fusefs.NodeReaddirer   = (*dir)(nil)
+	_ fusefs.NodeGetattrer   = (*dir)(nil)
+	_ fusefs.NodeStatfser    = (*dir)(nil)
+	_ fusefs.NodeOnForgetter = (*dir)(nil)
 )
 
-func (f *FS) newDir(e entry) *dir {
+func (f *FS) newDir(key string, e entry) *dir {
 	e.dir = true
-	return &dir{fs: f, attr: e}
+	return &dir{fs: f, attr: e, c: f.dirs.hold(key)}
+}
+
+// OnForget implements fusefs.NodeOnForgetter: the kernel forgot the
+// directory. Its cache stays, for the next node made for its path.
+func (d *dir) OnForget() {
+	d.release.Do(func() { d.fs.dirs.release(d.c) })
 }
 
 func (d *dir) key() string { return d.Path(nil) }
@@ -176,36 +170,36 @@ func (d *dir) childFile(name string) (*file, bool) {
 // cached answers a lookup from the last listing or the negative cache.
 // known is false when S3 must be asked.
 func (d *dir) cached(name string) (e entry, known, found bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
 	now := time.Now()
-	if d.listing != nil && now.Sub(d.listedAt) < d.fs.opts.MetadataTTL {
-		e, found = d.listing[name]
+	if d.c.listing != nil && now.Sub(d.c.listedAt) < d.fs.opts.MetadataTTL {
+		e, found = d.c.listing[name]
 		return e, true, found
 	}
-	if at, ok := d.missing[name]; ok {
+	if at, ok := d.c.missing[name]; ok {
 		if now.Sub(at) < d.fs.opts.NegativeTTL {
 			return entry{}, true, false
 		}
-		delete(d.missing, name)
+		delete(d.c.missing, name)
 	}
 	return entry{}, false, false
 }
 
 func (d *dir) remember(name string, e entry, found bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
 	if found {
-		delete(d.missing, name)
-		if d.listing != nil {
-			d.listing[name] = keepKnownMeta(d.listing[name], e)
+		delete(d.c.missing, name)
+		if d.c.listing != nil {
+			d.c.listing[name] = keepKnownMeta(d.c.listing[name], e)
 		}
 		return
 	}
-	if d.missing == nil {
-		d.missing = make(map[string]time.Time)
+	if d.c.missing == nil {
+		d.c.missing = make(map[string]time.Time)
 	}
-	d.missing[name] = time.Now()
+	d.c.missing[name] = time.Now()
 }
 
 // entriesChanged gives the directory the mtime and ctime of a change of
@@ -222,21 +216,21 @@ func (d *dir) entriesChanged() {
 // setEntry records a change made through this mount in the cached listing,
 // so it shows at once. A nil e removes the name.
 func (d *dir) setEntry(name string, e *entry) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
 	if e == nil {
-		if d.listing != nil {
-			delete(d.listing, name)
+		if d.c.listing != nil {
+			delete(d.c.listing, name)
 		}
-		if d.missing == nil {
-			d.missing = make(map[string]time.Time)
+		if d.c.missing == nil {
+			d.c.missing = make(map[string]time.Time)
 		}
-		d.missing[name] = time.Now()
+		d.c.missing[name] = time.Now()
 		return
 	}
-	delete(d.missing, name)
-	if d.listing != nil {
-		d.listing[name] = *e
+	delete(d.c.missing, name)
+	if d.c.listing != nil {
+		d.c.listing[name] = *e
 	}
 }
 
@@ -339,7 +333,7 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 			}
 		}
 	}
-	node := d.fs.newNode(e)
+	node := d.fs.newNode(childKey(d.key(), name), e)
 	if n, ok := node.(*file); ok && d.fs.adopt(childKey(d.key(), name), n) {
 		e = n.attrNow() // what this mount says the file is, unsaved data included
 	}
@@ -363,9 +357,9 @@ func dirOf(in *fusefs.Inode) *dir {
 }
 
 // newNode makes the node for an entry: directory, symlink or file.
-func (f *FS) newNode(e entry) fusefs.InodeEmbedder {
+func (f *FS) newNode(key string, e entry) fusefs.InodeEmbedder {
 	if e.dir {
-		return f.newDir(e)
+		return f.newDir(key, e)
 	}
 	return f.newFile(e)
 }
@@ -408,20 +402,20 @@ func (d *dir) list(ctx context.Context) (map[string]entry, error) {
 // A fresh listing keeps what is known of unchanged objects' metadata, and
 // children being written here that S3 does not have yet.
 func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bool, error) {
-	d.listing1.Lock()
-	defer d.listing1.Unlock()
-	d.mu.Lock()
-	if maxPages > 0 && d.tooBig {
-		d.mu.Unlock()
+	d.c.listing1.Lock()
+	defer d.c.listing1.Unlock()
+	d.c.mu.Lock()
+	if maxPages > 0 && d.c.tooBig {
+		d.c.mu.Unlock()
 		return nil, false, nil // found too big while this call waited
 	}
-	if d.listing != nil && time.Since(d.listedAt) < d.fs.opts.MetadataTTL {
-		l := maps.Clone(d.listing)
-		d.mu.Unlock()
+	if d.c.listing != nil && time.Since(d.c.listedAt) < d.fs.opts.MetadataTTL {
+		l := maps.Clone(d.c.listing)
+		d.c.mu.Unlock()
 		return l, true, nil
 	}
-	old := d.listing
-	d.mu.Unlock()
+	old := d.c.listing
+	d.c.mu.Unlock()
 
 	started := time.Now()
 	prefix := listingPrefix(d.key())
@@ -437,9 +431,9 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 			break
 		}
 		if maxPages > 0 && pages >= maxPages {
-			d.mu.Lock()
-			d.tooBig = true
-			d.mu.Unlock()
+			d.c.mu.Lock()
+			d.c.tooBig = true
+			d.c.mu.Unlock()
 			return nil, false, nil
 		}
 		token = page.Next
@@ -469,11 +463,11 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 			entries[name] = e
 		}
 	}
-	d.mu.Lock()
-	d.listing, d.listedAt, d.missing, d.probes = entries, started, nil, 0
-	d.metaAsked = [2]bool{}
+	d.c.mu.Lock()
+	d.c.listing, d.c.listedAt, d.c.missing, d.c.probes = entries, started, nil, 0
+	d.c.metaAsked = [2]bool{}
 	l := maps.Clone(entries)
-	d.mu.Unlock()
+	d.c.mu.Unlock()
 	return l, true, nil
 }
 
@@ -484,9 +478,9 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 // attributes: "ls -l" of 100,000 files must not cost 100,000 requests.
 func (d *dir) wantsMeta() bool {
 	limit := d.fs.opts.MetadataHeadLimit
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return limit >= 0 && d.listing != nil && len(d.listing) <= limit
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	return limit >= 0 && d.c.listing != nil && len(d.c.listing) <= limit
 }
 
 // fillMeta reads the metadata of the entry name of the cached listing, a
@@ -497,27 +491,27 @@ func (d *dir) wantsMeta() bool {
 // rsync) stats them all. One that only walks the tree (find, os.walk)
 // stats directories only and then costs nothing for the files.
 func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
-	d.filling.Lock()
-	defer d.filling.Unlock()
+	d.c.filling.Lock()
+	defer d.c.filling.Unlock()
 	todo := make(map[string]entry)
 	kind := 0
 	if dirs {
 		kind = 1
 	}
-	d.mu.Lock()
-	if !d.metaAsked[kind] {
-		d.metaAsked[kind] = true
-		if e, ok := d.listing[name]; ok && e.dir == dirs && !e.meta {
+	d.c.mu.Lock()
+	if !d.c.metaAsked[kind] {
+		d.c.metaAsked[kind] = true
+		if e, ok := d.c.listing[name]; ok && e.dir == dirs && !e.meta {
 			todo[name] = e
 		}
 	} else {
-		for name, e := range d.listing {
+		for name, e := range d.c.listing {
 			if e.dir == dirs && !e.meta {
 				todo[name] = e
 			}
 		}
 	}
-	d.mu.Unlock()
+	d.c.mu.Unlock()
 	if len(todo) == 0 {
 		return nil
 	}
@@ -525,19 +519,19 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
+	d.c.mu.Lock()
 	for name, h := range found {
-		cur, ok := d.listing[name]
+		cur, ok := d.c.listing[name]
 		switch {
 		case !ok || cur.dir != h.e.dir || cur.meta:
 		case h.gone:
 			// Deleted since the listing: do not ask again.
-			delete(d.listing, name)
+			delete(d.c.listing, name)
 		default:
-			d.listing[name] = h.e
+			d.c.listing[name] = h.e
 		}
 	}
-	d.mu.Unlock()
+	d.c.mu.Unlock()
 	for name, r := range found {
 		ch := d.GetChild(name)
 		if ch == nil || r.gone {

@@ -12,7 +12,8 @@
 //
 // # Caching
 //
-// A directory keeps its last listing for Options.MetadataTTL: lookups of
+// A directory keeps its last listing for Options.MetadataTTL (dircache.go:
+// by path, so a node the kernel forgot and looks up again finds it): lookups of
 // names in it, and the attributes of READDIRPLUS, are answered from it, so
 // "ls -l" costs LIST requests only. Lookups in a directory not listed recently
 // ask S3 directly (HEAD of the object and a one-key LIST of "name/", in

@@ -36,6 +36,7 @@ type FS struct {
 	closed    bool           // Close has run: no new retry loop; guarded by retryMu
 
 	walkSlots chan struct{} // listings ahead running now (see walk.go)
+	dirs      *dirCaches    // every directory's listing, by path
 }
 
 // New returns a filesystem over b. Call Recover before mounting, and Close
@@ -49,6 +50,7 @@ func New(b Bucket, opts Options) *FS {
 		budget:  newBudget(opts.PrefetchMemory),
 		space:   &stageSpace{limit: opts.CacheLimit},
 		journal: &journal{log: opts.Logger},
+		dirs:    newDirCaches(maxIdleCacheEntries),
 		start:   time.Now(),
 
 		walkSlots: make(chan struct{}, walkListings),
@@ -65,7 +67,7 @@ func New(b Bucket, opts Options) *FS {
 func (f *FS) Recover(ctx context.Context) (int, error) { return f.journal.recover(ctx, f.b) }
 
 // Root returns the root directory node, to pass to go-fuse.
-func (f *FS) Root() fusefs.InodeEmbedder { return f.newDir(entry{}) }
+func (f *FS) Root() fusefs.InodeEmbedder { return f.newDir("", entry{}) }
 
 // PrefetchBytes reports the read-ahead memory in use now and at its peak.
 func (f *FS) PrefetchBytes() (now, peak int64) { return f.budget.inUse() }

@@ -133,24 +133,12 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 // empty: lookups of the files a program then creates in it (tar, cp -r,
 // git) are answered without asking S3 whether they exist.
 func (d *dir) knownEmpty() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.listing == nil {
-		d.listing, d.listedAt = map[string]entry{}, time.Now()
-	}
-}
-
-// forgetListings drops the cached listings of the directory and of every
-// directory under it that the kernel knows, so they are listed again.
-func (d *dir) forgetListings() {
-	d.mu.Lock()
-	d.listing, d.missing = nil, nil
-	d.mu.Unlock()
-	for _, ch := range d.Children() {
-		if sub, ok := ch.Operations().(*dir); ok {
-			sub.forgetListings()
-		}
-	}
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	// What a cache kept for this path (a directory removed by another
+	// program) is of no use now.
+	d.c.listing, d.c.listedAt, d.c.missing = map[string]entry{}, time.Now(), nil
+	d.c.probes, d.c.tooBig, d.c.metaAsked = 0, false, [2]bool{}
 }
 
 // Mknod implements fusefs.NodeMknoder as s3fs stores special files: an
@@ -374,6 +362,7 @@ func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := d.fs.b.Delete(ctx, key+"/"); err != nil {
 		return d.fs.toErrno("rmdir", key, err)
 	}
+	d.fs.dirs.drop(key)
 	d.setEntry(name, nil)
 	d.entriesChanged()
 	d.vanishIfEmpty(ctx, true)
@@ -553,10 +542,11 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 			}
 		}
 		err = d.fs.renameTree(ctx, src+"/", dst+"/")
+		// The copies are of what S3 holds, which may be more than the
+		// cached listings showed; a failed copy left part of it.
+		d.fs.dirs.forget(src)
+		d.fs.dirs.forget(dst)
 		if moved != nil {
-			// The copies are of what S3 holds, which may be more than
-			// the cached listings showed.
-			moved.forgetListings()
 			moved.mu.Lock()
 			moved.attr.touch(false) // a rename changes ctime
 			moved.mu.Unlock()
@@ -583,6 +573,9 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		return d.fs.toErrno("rename", src, err)
 	}
 	target.gone() // replaced: its own unsaved data is moot
+	if se.dir {
+		d.fs.dirs.move(src, dst)
+	}
 	d.setEntry(name, nil)
 	d.entriesChanged()
 	np.setEntry(newName, &se)
@@ -760,10 +753,10 @@ func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 		if !ok {
 			return
 		}
-		d.mu.Lock()
-		known := d.listing != nil && time.Since(d.listedAt) < d.fs.opts.MetadataTTL
-		left := len(d.listing)
-		d.mu.Unlock()
+		d.c.mu.Lock()
+		known := d.c.listing != nil && time.Since(d.c.listedAt) < d.fs.opts.MetadataTTL
+		left := len(d.c.listing)
+		d.c.mu.Unlock()
 		if known && left > 0 {
 			return
 		}
@@ -771,6 +764,7 @@ func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 			return // a marker or other children keep it
 		}
 		parent.setEntry(name, nil)
+		d.fs.dirs.drop(d.key()) // gone: a directory made there later starts afresh
 		// Tell the kernel the name is gone, so that the next lookup
 		// comes here.
 		if wait {

@@ -482,3 +482,77 @@ func TestLinkFromListingInLargeDirectory(t *testing.T) {
 		t.Errorf("target's metadata after chmod through the link: %v %v, want mode 33152", o.Metadata, err)
 	}
 }
+
+// TestCachesOutliveForgottenNodes (V5, V6): what a walk learnt (listings,
+// and the metadata read for ls -l) is kept by path, not in the kernel's
+// nodes: once the kernel forgets them (drop_caches here, memory pressure
+// in life), a second walk within the TTL sends nothing, and one after it
+// only LISTs, with no HEAD for objects whose metadata was read already.
+func TestCachesOutliveForgottenNodes(t *testing.T) {
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+		t.Skipf("cannot make the kernel forget its nodes (drop_caches needs root): %v", err)
+	}
+	b, _ := workspace(t)
+	putRaw := putWithMetadata(t, "testcachesoutliveforgottennodes")
+	for _, name := range []string{"a.txt", "b.txt", "c.txt"} {
+		putRaw("d/"+name, name, map[string]string{"mode": "33152", "mtime": "1700000000"}) // 0100600
+	}
+	for _, tc := range []struct {
+		ttl      time.Duration
+		wantList bool // the listings expired between the walks
+	}{
+		{ttl: time.Hour},
+		{ttl: 300 * time.Millisecond, wantList: true},
+	} {
+		mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataTTL: tc.ttl}))
+		// ls -l of the mount, then of d.
+		walk := func() (dirIno uint64) {
+			t.Helper()
+			for _, dir := range []string{mnt, filepath.Join(mnt, "d")} {
+				ents, err := os.ReadDir(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range ents {
+					var st syscall.Stat_t
+					if err := syscall.Lstat(filepath.Join(dir, e.Name()), &st); err != nil {
+						t.Fatal(err)
+					}
+					if e.Name() == "d" {
+						dirIno = st.Ino
+					} else if st.Mode != 0o100600 || st.Mtim.Sec != 1700000000 {
+						t.Errorf("ttl %v: %s: mode %o mtime %d, want the stored 100600 and 1700000000", tc.ttl, e.Name(), st.Mode, st.Mtim.Sec)
+					}
+				}
+			}
+			return dirIno
+		}
+		before := walk()
+		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if tc.wantList {
+			time.Sleep(2 * tc.ttl) // past the TTL: the scenario, not a synchronisation
+		}
+		stack.S3.ResetCounts()
+		if after := walk(); after == before {
+			t.Fatalf("ttl %v: d kept inode %d across drop_caches: the kernel did not forget it, so this test checks nothing", tc.ttl, after)
+		}
+		counts := stack.S3.Counts()
+		lists, others := counts[wsstack.OpList], uint64(0)
+		for op, n := range counts {
+			if op != wsstack.OpList {
+				others += n
+			}
+		}
+		switch {
+		case others != 0:
+			t.Errorf("ttl %v: a second walk after the kernel forgot its nodes sent %v; want no request but LISTs", tc.ttl, counts)
+		case tc.wantList && lists == 0:
+			t.Errorf("ttl %v: a walk after the TTL sent no LIST: the listings were not asked again", tc.ttl)
+		case !tc.wantList && lists != 0:
+			t.Errorf("ttl %v: a second walk within the TTL sent %d LISTs after the kernel forgot its nodes, want none", tc.ttl, lists)
+		}
+	}
+}
+

@@ -27,16 +27,16 @@ func (d *dir) listSiblingsAhead() {
 		return
 	}
 	name, _ := d.Parent()
-	p.mu.Lock()
+	p.c.mu.Lock()
 	var names []string
-	if p.listing != nil {
-		for n, e := range p.listing {
+	if p.c.listing != nil {
+		for n, e := range p.c.listing {
 			if e.dir && n > name {
 				names = append(names, n)
 			}
 		}
 	}
-	p.mu.Unlock()
+	p.c.mu.Unlock()
 	sort.Strings(names)
 	for _, n := range names[:min(len(names), walkAhead)] {
 		ch := p.GetChild(n)
@@ -63,7 +63,7 @@ func (d *dir) listSiblingsAhead() {
 
 // listingFresh reports whether the directory's listing can be used now.
 func (d *dir) listingFresh() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.listing != nil && time.Since(d.listedAt) < d.fs.opts.MetadataTTL
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	return d.c.listing != nil && time.Since(d.c.listedAt) < d.fs.opts.MetadataTTL
 }

@@ -26,7 +26,12 @@ const copyConcurrency = 8
 // mixing two versions. A failed multipart copy is aborted (see
 // UploadLeftError). The returned Object has dst's key, ETag, size, time
 // and metadata.
-func (b *Bucket) Copy(ctx context.Context, src, dst string, meta *Meta) (Object, error) {
+//
+// srcETag, when set, is the version of src the caller means (a change of
+// the metadata of the version it knows): when src is another one, Copy
+// copies nothing and fails with ErrPrecondition, so that it never gives
+// another writer's object metadata meant for the one it replaced.
+func (b *Bucket) Copy(ctx context.Context, src, dst string, meta *Meta, srcETag string) (Object, error) {
 	fullSrc, err := b.keys.object(src)
 	if err != nil {
 		return Object{}, fmt.Errorf("copy: %w", err)
@@ -40,6 +45,9 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta *Meta) (Object,
 		return Object{}, err
 	}
 	what := src + " to " + dst
+	if srcETag != "" && head.ETag != srcETag {
+		return Object{}, fmt.Errorf("copy %s: %s is another version than %s: %w", what, head.ETag, srcETag, ErrPrecondition)
+	}
 	directive := s3types.MetadataDirectiveReplace
 	set := Meta{User: head.Metadata, ContentType: head.ContentType}
 	if meta == nil {

@@ -69,7 +69,7 @@ func TestServerRefusesOutsidePrefix(t *testing.T) {
 	_, _, checks["list bucket root"] = b.ListAll(ctx, "")
 	_, _, checks["list other workspace"] = b.ListAll(ctx, "acme/other/")
 	checks["delete other workspace"] = b.Delete(ctx, other)
-	_, checks["copy out of prefix"] = b.Copy(ctx, own, other, nil)
+	_, checks["copy out of prefix"] = b.Copy(ctx, own, other, nil, "")
 	_, checks["upload other workspace"] = b.Upload(ctx, other, detdata.New(1, 6<<20), 6<<20, bucket.Meta{}, bucket.UploadOptions{PartSize: 5 << 20})
 	for what, err := range checks {
 		if !errors.Is(err, iofs.ErrPermission) {
@@ -367,8 +367,8 @@ func TestInvalidKeyMakesNoRequest(t *testing.T) {
 		b.Put(ctx, k, strings.NewReader("x"), 1, bucket.Meta{})
 		b.Upload(ctx, k, strings.NewReader("x"), 1, bucket.Meta{}, bucket.UploadOptions{})
 		b.AbortUpload(ctx, k, "id")
-		b.Copy(ctx, k, "ok", nil)
-		b.Copy(ctx, "ok", k, nil)
+		b.Copy(ctx, k, "ok", nil, "")
+		b.Copy(ctx, "ok", k, nil, "")
 		b.Delete(ctx, k)
 	}
 	for _, d := range buckettest.BadDirs() {
@@ -580,7 +580,7 @@ func TestCopyOfChangingSource(t *testing.T) {
 	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpCopy}, KeyContains: "changing-dst", Stall: 3 * time.Second, Times: 1})
 	done := make(chan error, 1)
 	go func() {
-		_, err := b.Copy(ctx, "changing-src", "changing-dst", nil)
+		_, err := b.Copy(ctx, "changing-src", "changing-dst", nil, "")
 		done <- err
 	}()
 	for copies() == before {

@@ -35,7 +35,7 @@ type Bucket interface {
 	// AbortUpload abandons an incomplete multipart upload.
 	AbortUpload(ctx context.Context, key, uploadID string) error
 	// Copy copies src to dst on the server; meta nil keeps the metadata.
-	Copy(ctx context.Context, src, dst string, meta *bucket.Meta) (bucket.Object, error)
+	Copy(ctx context.Context, src, dst string, meta *bucket.Meta, srcETag string) (bucket.Object, error)
 	// Delete removes key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 }
@@ -83,8 +83,8 @@ func (u uncancelled) AbortUpload(ctx context.Context, key, uploadID string) erro
 	return u.Bucket.AbortUpload(context.WithoutCancel(ctx), key, uploadID)
 }
 
-func (u uncancelled) Copy(ctx context.Context, src, dst string, meta *bucket.Meta) (bucket.Object, error) {
-	return u.Bucket.Copy(context.WithoutCancel(ctx), src, dst, meta)
+func (u uncancelled) Copy(ctx context.Context, src, dst string, meta *bucket.Meta, srcETag string) (bucket.Object, error) {
+	return u.Bucket.Copy(context.WithoutCancel(ctx), src, dst, meta, srcETag)
 }
 
 func (u uncancelled) Delete(ctx context.Context, key string) error {

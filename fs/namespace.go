@@ -638,7 +638,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (_
 		e.contentType = typeByName(dst)
 	}
 	md := objectMeta(e, dst, false)
-	o, err := d.fs.b.Copy(ctx, src, dst, &md)
+	o, err := d.fs.b.Copy(ctx, src, dst, &md, "")
 	if err != nil {
 		return e, false, err
 	}
@@ -716,7 +716,7 @@ const renameNoReplace = 0x1
 // gets a new ctime, as a rename gives it; what it holds keeps theirs.
 func (f *FS) copyKey(ctx context.Context, src, dst string, top bool) error {
 	if !strings.HasSuffix(src, "/") {
-		_, err := f.b.Copy(ctx, src, dst, nil)
+		_, err := f.b.Copy(ctx, src, dst, nil, "")
 		return err
 	}
 	o, err := f.b.Head(ctx, src)

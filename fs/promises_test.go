@@ -556,3 +556,32 @@ func TestCachesOutliveForgottenNodes(t *testing.T) {
 	}
 }
 
+// TestMetadataChangeOnReplacedObject (W35): a chmod by name after another
+// program replaced the object (within the metadata TTL, so the mount
+// still knows the old version) applies to their version and keeps their
+// content and metadata; the copy that stores the mode never carries the
+// old version's metadata onto theirs.
+func TestMetadataChangeOnReplacedObject(t *testing.T) {
+	b, _ := workspace(t)
+	putRaw := putWithMetadata(t, "testmetadatachangeonreplacedobject")
+	putRaw("f.txt", "ours\n", map[string]string{"mode": "33188", "mine": "old"}) // 0100644
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataTTL: time.Hour}))
+	path := filepath.Join(mnt, "f.txt")
+	if fi, err := os.Stat(path); err != nil || fi.Mode() != 0o644 {
+		t.Fatalf("stat before: %v %v", fi, err)
+	}
+	putRaw("f.txt", "theirs\n", map[string]string{"mode": "33261", "theirs": "kept"}) // 0100755
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatalf("chmod after another program replaced the file: %v", err)
+	}
+	if got := readObject(t, b, "f.txt"); string(got) != "theirs\n" {
+		t.Errorf("content after the chmod: %q, want the other program's", got)
+	}
+	o, err := b.Head(context.Background(), "f.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Metadata["theirs"] != "kept" || o.Metadata["mine"] != "" || o.Metadata["mode"] != "33152" {
+		t.Errorf("metadata after the chmod: %v, want theirs kept, mine gone, mode 33152 (0100600)", o.Metadata)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -468,7 +469,7 @@ func (n *file) finishStream(ctx context.Context, key string, st *staging, md buc
 	}
 	if !maps.Equal(md.User, st.streamMD.User) {
 		// Mode, owner or mtime changed while the file was written.
-		o2, err := n.fs.b.Copy(ctx, key, key, &md)
+		o2, err := n.fs.b.Copy(ctx, key, key, &md, o.ETag)
 		if err != nil {
 			return o, true, err
 		}
@@ -547,7 +548,7 @@ func (n *file) saveHeld(ctx context.Context) error {
 	n.mu.Lock()
 	n.lastErr = err
 	n.mu.Unlock()
-	if errors.Is(err, errReplacedWhileOpen) {
+	if errors.Is(err, errReplacedWhileOpen) || errors.Is(err, errMetaReplaced) {
 		// Retrying cannot help: the bytes this copy lacks are gone with
 		// the version it was based on. Say so once, loudly, and keep
 		// the other program's version.
@@ -635,7 +636,10 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	e := n.attr
 	n.mu.Unlock()
 	md := objectMeta(e, key, false)
-	o, err := n.fs.b.Copy(ctx, key, key, &md)
+	o, err := n.fs.b.Copy(ctx, key, key, &md, e.etag)
+	if errors.Is(err, bucket.ErrPrecondition) {
+		o, err = n.metaConflict(ctx, key, md)
+	}
 	if err != nil {
 		return err
 	}
@@ -654,6 +658,49 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 		p.setEntry(baseName(key), &saved)
 	}
 	return nil
+}
+
+// errMetaReplaced: a change of metadata (chmod, touch, setfattr) was
+// meant for a version of the object that another program replaced.
+var errMetaReplaced = fmt.Errorf("the object was replaced by another program; the change of its mode, owner, times or attributes was meant for the version it replaced: %w", syscall.ESTALE)
+
+// metaConflict handles a change of metadata whose copy found another
+// version of the object than the node knew. If it carries the metadata
+// meant, it is this mount's own copy whose answer was lost. Otherwise
+// another program replaced the object: its version and metadata stay, the
+// node takes them and the change is dropped, and the operation answers
+// ESTALE, after which the kernel looks the name up and retries it once,
+// on that version.
+func (n *file) metaConflict(ctx context.Context, key string, md bucket.Meta) (bucket.Object, error) {
+	o, err := n.fs.b.Head(ctx, key)
+	if err != nil {
+		return bucket.Object{}, fmt.Errorf("save metadata of %s after a conflict: %w", key, err)
+	}
+	if sameMetadata(md.User, o.Metadata) {
+		return o, nil
+	}
+	fresh := entryFromObject(o)
+	n.mu.Lock()
+	n.attr, n.checkedAt, n.metaDirty = fresh, time.Now(), false
+	n.mu.Unlock()
+	n.dropKernelAttrs()
+	if p := n.parentDir(); p != nil {
+		p.setEntry(baseName(key), &fresh)
+	}
+	return bucket.Object{}, fmt.Errorf("save metadata of %s: %w", key, errMetaReplaced)
+}
+
+// sameMetadata compares user metadata as S3 returns it: keys in lower case.
+func sameMetadata(sent, got map[string]string) bool {
+	if len(sent) != len(got) {
+		return false
+	}
+	for k, v := range sent {
+		if w, ok := got[strings.ToLower(k)]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 // errReplacedWhileOpen: the object a partly fetched staging copy was

@@ -214,7 +214,7 @@ func (s *suite) missing(t *testing.T) {
 	if !errors.Is(err, iofs.ErrNotExist) && !errors.Is(err, bucket.ErrPrecondition) {
 		t.Errorf("get missing with If-Match: %v, want fs.ErrNotExist or ErrPrecondition", err)
 	}
-	_, err = b.Copy(ctx, "nope.txt", "copy.txt", nil)
+	_, err = b.Copy(ctx, "nope.txt", "copy.txt", nil, "")
 	checkNotExist(t, "copy", err)
 	if err := b.Delete(ctx, "nope.txt"); err != nil {
 		t.Errorf("delete missing: %v, want nil", err)
@@ -580,7 +580,7 @@ func (s *suite) copy(t *testing.T) {
 	orig := put(t, b, src, []byte("copy me"), map[string]string{"mode": "420", "mtime": "1"})
 
 	// Metadata copied.
-	obj, err := b.Copy(ctx, src, "dst/kept.txt", nil)
+	obj, err := b.Copy(ctx, src, "dst/kept.txt", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +596,7 @@ func (s *suite) copy(t *testing.T) {
 	}
 
 	// Metadata replaced.
-	if _, err := b.Copy(ctx, src, "dst/replaced.txt", &bucket.Meta{User: map[string]string{"mode": "384"}}); err != nil {
+	if _, err := b.Copy(ctx, src, "dst/replaced.txt", &bucket.Meta{User: map[string]string{"mode": "384"}}, ""); err != nil {
 		t.Fatal(err)
 	}
 	head, err = b.Head(ctx, "dst/replaced.txt")
@@ -604,8 +604,12 @@ func (s *suite) copy(t *testing.T) {
 		t.Errorf("copy with metadata replaced: %v, %v", head.Metadata, err)
 	}
 
-	// Onto itself with new metadata: how chmod and utimens change an object.
-	if _, err := b.Copy(ctx, src, src, &bucket.Meta{User: map[string]string{"mode": "493", "mtime": "2"}}); err != nil {
+	// Onto itself with new metadata: how chmod and utimens change an object;
+	// meant for another version of it, nothing is copied.
+	if _, err := b.Copy(ctx, src, src, &bucket.Meta{User: map[string]string{"mode": "1"}}, `"0123456789abcdef0123456789abcdef"`); !errors.Is(err, bucket.ErrPrecondition) {
+		t.Errorf("copy meant for another version: %v, want ErrPrecondition", err)
+	}
+	if _, err := b.Copy(ctx, src, src, &bucket.Meta{User: map[string]string{"mode": "493", "mtime": "2"}}, orig.ETag); err != nil {
 		t.Fatal(err)
 	}
 	head, err = b.Head(ctx, src)
@@ -629,7 +633,7 @@ func (s *suite) copy(t *testing.T) {
 		{&bucket.Meta{User: map[string]string{"mode": "384"}}, "text/csv"},
 		{&bucket.Meta{User: map[string]string{"mode": "384"}, ContentType: "application/json"}, "application/json"},
 	} {
-		if _, err := b.Copy(ctx2, "typed.csv", "typed-copy", tt.meta); err != nil {
+		if _, err := b.Copy(ctx2, "typed.csv", "typed-copy", tt.meta, ""); err != nil {
 			t.Fatal(err)
 		}
 		if head, err := b.Head(ctx2, "typed-copy"); err != nil || head.ContentType != tt.want {
@@ -639,7 +643,7 @@ func (s *suite) copy(t *testing.T) {
 
 	// Over an existing object.
 	put(t, b, "dst/existing", []byte("old"), nil)
-	if _, err := b.Copy(ctx, "dst/kept.txt", "dst/existing", nil); err != nil {
+	if _, err := b.Copy(ctx, "dst/kept.txt", "dst/existing", nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := get(t, b, "dst/existing", 0, -1, ""); err != nil || string(got) != "copy me" {
@@ -667,7 +671,7 @@ func (s *suite) copyMultipart(t *testing.T) {
 		{"replaced", &bucket.Meta{User: map[string]string{"mode": "384", "mtime": "5"}}, map[string]string{"mode": "384", "mtime": "5"}},
 	} {
 		dst := "dst/" + tt.name + ".bin"
-		obj, err := b.Copy(ctx, "src dir/big+1.bin", dst, tt.meta)
+		obj, err := b.Copy(ctx, "src dir/big+1.bin", dst, tt.meta, "")
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
@@ -738,9 +742,9 @@ func (s *suite) invalidKeys(t *testing.T) {
 		check("upload", k, err)
 		err = b.AbortUpload(ctx, k, "id")
 		check("abort", k, err)
-		_, err = b.Copy(ctx, k, "ok", nil)
+		_, err = b.Copy(ctx, k, "ok", nil, "")
 		check("copy from", k, err)
-		_, err = b.Copy(ctx, "ok", k, nil)
+		_, err = b.Copy(ctx, "ok", k, nil, "")
 		check("copy to", k, err)
 		err = b.Delete(ctx, k)
 		check("delete", k, err)

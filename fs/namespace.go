@@ -252,17 +252,29 @@ func (d *dir) holdFile(name string) heldFile {
 }
 
 // gone marks the node deleted once its object is: its unsaved data is
-// never uploaded any more, and a stream it started is aborted.
+// never uploaded any more, and a stream it started is aborted. A staging
+// copy no handle reads any more is dropped with its share of
+// --cache-size-mib (a handle still open drops it at its release).
 func (h heldFile) gone() {
-	if h.n == nil {
+	n := h.n
+	if n == nil {
 		return
 	}
-	if st := h.n.staged(); st != nil {
-		h.n.fs.stopStream(st)
+	n.mu.Lock()
+	n.deleted = true
+	st := n.st
+	idle := st != nil && n.handles == 0
+	if idle {
+		n.st = nil
 	}
-	h.n.mu.Lock()
-	h.n.deleted = true
-	h.n.mu.Unlock()
+	n.mu.Unlock()
+	switch {
+	case idle:
+		n.fs.dropStaging(st)
+	case st != nil:
+		n.fs.stopStream(st)
+	}
+	n.fs.unqueue(n)
 }
 
 // replaced is gone for a node whose name now holds another object.

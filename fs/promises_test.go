@@ -585,3 +585,28 @@ func TestMetadataChangeOnReplacedObject(t *testing.T) {
 		t.Errorf("metadata after the chmod: %v, want theirs kept, mine gone, mode 33152 (0100600)", o.Metadata)
 	}
 }
+
+// TestUnlinkedQueuedFileFreesItsStaging (W4, W14): a file whose upload failed
+// holds its data in a staging copy, charged to --cache-size-mib, until it
+// is saved or deleted; once deleted with no handle open, the copy and its
+// charge go at once, and the file leaves the retry queue.
+func TestUnlinkedQueuedFileFreesItsStaging(t *testing.T) {
+	b, _ := workspace(t)
+	f := fs.New(b, fs.Options{})
+	mnt := fusetest.Mount(t, f)
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: "testunlinkedqueuedfilefreesitsstaging/queued.txt", Status: 500})
+	t.Cleanup(stack.S3.ClearFaults)
+	path := filepath.Join(mnt, "queued.txt")
+	if err := os.WriteFile(path, []byte("never saved\n"), 0o644); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("write with every PUT failing: %v, want EIO at close", err)
+	}
+	if s := f.Stats(); s.StagedBytes == 0 || len(s.Unsaved) != 1 {
+		t.Fatalf("after the failed close: %d bytes staged, unsaved %v; want the file's bytes, and it queued", s.StagedBytes, s.Unsaved)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.Stats(); s.StagedBytes != 0 || len(s.Unsaved) != 0 {
+		t.Errorf("after the unlink: %d bytes staged, unsaved %v; want none", s.StagedBytes, s.Unsaved)
+	}
+}

@@ -464,7 +464,10 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 		}
 	}
 	d.c.mu.Lock()
-	d.c.listing, d.c.listedAt, d.c.missing, d.c.probes = entries, started, nil, 0
+	// Fresh from its last page: a listing that takes longer than the TTL
+	// (a huge directory) must still answer the lookups that follow it
+	// (ls -l), not leave each to a request of its own.
+	d.c.listing, d.c.listedAt, d.c.missing, d.c.probes = entries, time.Now(), nil, 0
 	d.c.metaAsked = [2]bool{}
 	l := maps.Clone(entries)
 	d.c.mu.Unlock()

@@ -56,16 +56,22 @@ func TestMain(m *testing.M) {
 // into it with the root account.
 func workspace(t *testing.T) (*bucket.Bucket, func(key string, data []byte)) {
 	t.Helper()
+	return workspaceWith(t, bucket.Config{})
+}
+
+// workspaceWith is workspace with a bucket client configured as cfg
+// (location and credentials are filled in).
+func workspaceWith(t *testing.T, cfg bucket.Config) (*bucket.Bucket, func(key string, data []byte)) {
+	t.Helper()
 	ws := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	ws = strings.Trim(ws[:min(len(ws), 60)], "-")
 	if err := stack.AddWorkspace(context.Background(), wsstack.Workspace{Org: "fs", WS: ws, Tokens: []string{token}}); err != nil {
 		t.Fatal(err)
 	}
 	c := mintCreds(t, "fs", ws)
-	b, err := bucket.New(bucket.Config{
-		Bucket: c.Bucket, Prefix: c.Prefix, Endpoint: c.Endpoint, Region: c.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
-	})
+	cfg.Bucket, cfg.Prefix, cfg.Endpoint, cfg.Region = c.Bucket, c.Prefix, c.Endpoint, c.Region
+	cfg.Credentials = credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken)
+	b, err := bucket.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

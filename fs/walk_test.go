@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"mount-ws/bucket"
 	"mount-ws/fs"
 	"mount-ws/internal/fusetest"
 	"mount-ws/internal/wsstack"
@@ -47,5 +49,43 @@ func TestWalkListsSubdirectoriesAhead(t *testing.T) {
 	// Listed ahead or not, each directory was listed once.
 	if n := stack.S3.Counts()[wsstack.OpList]; n != 12 {
 		t.Errorf("walking d00 to d11 sent %d LISTs, want 12", n)
+	}
+}
+
+// TestSlowListingAnswersWhatFollows: a listing that takes longer than the
+// metadata TTL (a huge directory; here 6 pages held 150 ms each against
+// a 500 ms TTL) stays fresh from its last page, so ls -l of the
+// directory costs its LISTs and nothing per entry.
+func TestSlowListingAnswersWhatFollows(t *testing.T) {
+	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 10})
+	const n = 60
+	for i := range n {
+		put(fmt.Sprintf("big/f%02d", i), []byte("x"))
+	}
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataTTL: 500 * time.Millisecond, MetadataHeadLimit: 10}))
+	// Requests for one entry (a HEAD of big/fNN, a LIST of big/fNN/) are
+	// counted; listings of the workspace are held.
+	var perEntry atomic.Int64
+	stack.S3.Inject(wsstack.S3Fault{KeyContains: "testslowlistinganswerswhatfollows/big/f", Matched: func(wsstack.Op, string) { perEntry.Add(1) }})
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpList}, KeyContains: "testslowlistinganswerswhatfollows", Stall: 150 * time.Millisecond})
+	t.Cleanup(stack.S3.ClearFaults)
+	dir := filepath.Join(mnt, "big")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+	stack.S3.ResetCounts()
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != n {
+		t.Fatalf("readdir: %d entries, %v", len(ents), err)
+	}
+	for _, e := range ents {
+		if _, err := os.Lstat(filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The lookup of big itself may be asked again once its entry expires
+	// in the kernel: a request per TTL, not per entry.
+	if got := perEntry.Load(); got != 0 {
+		t.Errorf("ls -l of a %d-entry directory listed more slowly than the TTL sent %d requests for single entries (all requests: %v), want none", n, got, stack.S3.Counts())
 	}
 }

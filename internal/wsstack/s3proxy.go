@@ -95,7 +95,8 @@ func splitBucketKey(path string) (key string, bucketOnly bool) {
 type S3Fault struct {
 	// Ops limits the fault to these operations; empty means every one.
 	Ops []Op
-	// KeyContains limits the fault to keys containing this string.
+	// KeyContains limits the fault to keys containing this string (for
+	// a LIST, its prefix).
 	KeyContains string
 	// Status, when non-zero, answers with this S3 error status instead of
 	// forwarding: 503 as SlowDown, 500 as InternalError, others as the
@@ -207,6 +208,9 @@ func (p *S3Proxy) ResetCounts() {
 func (p *S3Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op := ClassifyS3(r)
 	key, _ := splitBucketKey(r.URL.Path)
+	if op == OpList {
+		key = r.URL.Query().Get("prefix") // what a listing is of
+	}
 	f := p.record(op, key)
 	if f != nil && f.Matched != nil {
 		f.Matched(op, key)

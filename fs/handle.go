@@ -64,7 +64,11 @@ func (h *handle) reader() *readAhead {
 	h.n.mu.Lock()
 	defer h.n.mu.Unlock()
 	if h.ra == nil {
-		h.ra = newReadAhead(h.fetcher(h.attr.etag), h.attr.size, h.n.fs.budget)
+		fetch := h.fetcher(h.attr.etag)
+		if h.n.fs.opts.DataCache != nil && h.attr.etag != "" {
+			fetch = h.n.fs.cachedFetch(h.n.key, h.attr.etag, h.attr.size, fetch)
+		}
+		h.ra = newReadAhead(fetch, h.attr.size, h.n.fs.budget)
 		h.ra.counts = &h.n.fs.counts
 	}
 	return h.ra

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"mount-ws/datacache"
 )
 
 // Defaults for Options fields left zero.
@@ -66,6 +68,9 @@ type Options struct {
 	// CacheLimit caps the bytes staged at once; a write past it fails
 	// with ENOSPC.
 	CacheLimit int64
+	// DataCache, when set, keeps the blocks that reads fetch on local
+	// disk, and serves reads of them from there.
+	DataCache *datacache.Cache
 	// PartSize and UploadConcurrency shape multipart uploads.
 	PartSize          int64
 	UploadConcurrency int

@@ -11,6 +11,8 @@ type counters struct {
 	saves, saveFailures  atomic.Uint64
 	metaHits, metaMisses atomic.Uint64
 	readHits, readMisses atomic.Uint64
+	// Blocks read from the data cache, and fetched from S3 into it.
+	cacheHits, cacheMisses atomic.Uint64
 }
 
 // Stats is a snapshot of what the filesystem holds and has done, for
@@ -35,6 +37,12 @@ type Stats struct {
 	// ReadAheadHits counts reads served from data already fetched,
 	// ReadAheadMisses those that waited for the storage.
 	ReadAheadHits, ReadAheadMisses uint64
+	// DataCacheBytes is what the data cache holds, DataCacheLimit its
+	// size (--data-cache-size-mib); both 0 without a data cache.
+	// DataCacheHits counts blocks read from it, DataCacheMisses blocks
+	// fetched from S3 into it.
+	DataCacheBytes, DataCacheLimit int64
+	DataCacheHits, DataCacheMisses uint64
 	// RecentErrors are the last failed operations (not counting "no such
 	// file"), oldest first.
 	RecentErrors []RecentError
@@ -73,6 +81,10 @@ func (f *FS) Stats() Stats {
 		ReadAheadMisses: f.counts.readMisses.Load(),
 	}
 	s.PrefetchBytes, _ = f.budget.inUse()
+	if c := f.opts.DataCache; c != nil {
+		s.DataCacheBytes, s.DataCacheLimit = c.Used()
+		s.DataCacheHits, s.DataCacheMisses = f.counts.cacheHits.Load(), f.counts.cacheMisses.Load()
+	}
 	s.RecentErrors = f.errs.latest()
 	f.space.mu.Lock()
 	s.StagedBytes = f.space.used

@@ -2,7 +2,7 @@
 # Fails when a package imports against the intended direction
 # (cmd -> fs -> bucket -> creds; cmd -> metrics, which reads the others'
 # snapshots; cmd/mount-ws-csi -> csidriver -> creds; mounttab, the mount
-# table, and spans, leaves any of them may use; internal/ only from tests and dev
+# table, spans and datacache, leaves any of them may use; internal/ only from tests and dev
 # commands),
 # or when the mount-ws binary would link the S3 server.
 set -euo pipefail
@@ -24,6 +24,8 @@ declare -A forbidden=(
   [mounttab]="$mod"
   # Byte-range sets, for the file system's staging copies: a leaf too.
   [spans]="$mod"
+  # The data cache's blocks on disk, for the file system: a leaf too.
+  [datacache]="$mod"
 )
 for pkg in "${!forbidden[@]}"; do
   [ -d "$pkg" ] || continue

@@ -38,6 +38,8 @@ type config struct {
 	metadataTTL time.Duration
 	prefetchMem int64
 	cacheDir    string
+	dataCache   string // directory of the data cache; "" for none
+	dataLimit   int64
 	cacheLimit  int64
 	retryEvery  time.Duration
 
@@ -88,7 +90,7 @@ var flagGroups = []struct {
 }{
 	{"Workspace", []string{"api-url", "token-file", "insecure-http", "credentials-wait", "mount-wait"}},
 	{"Mount", []string{"foreground", "read-only", "allow-other", "allow-root", "uid", "gid", "file-mode", "dir-mode", "xattr", "options"}},
-	{"Caching and memory", []string{"metadata-ttl", "prefetch-memory-mib", "cache-dir", "cache-size-mib", "upload-retry-interval"}},
+	{"Caching and memory", []string{"metadata-ttl", "prefetch-memory-mib", "cache-dir", "cache-size-mib", "data-cache-dir", "data-cache-size-mib", "upload-retry-interval"}},
 	{"Logging and monitoring", []string{"log-level", "log-format", "log-file", "debug-fuse", "metrics-addr"}},
 	{"Other", []string{"help", "version"}},
 }
@@ -118,6 +120,8 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	prefetch := fl.Int("prefetch-memory-mib", fs.DefaultPrefetchMemory>>20, "memory for read-ahead buffers of all open files, MiB")
 	fl.StringVar(&c.cacheDir, "cache-dir", "", "directory for staging files being written and the upload journal (default ~/.cache/mount-ws/ORG-WS)")
 	cacheSize := fl.Int64("cache-size-mib", fs.DefaultCacheLimit>>20, "most MiB of file data staged for writing at once; writes past it fail with ENOSPC")
+	fl.StringVar(&c.dataCache, "data-cache-dir", "", "keep blocks of the files read on local disk here, so a re-read costs no request (off by default; give it its own directory)")
+	dataSize := fl.Int64("data-cache-size-mib", 10<<10, "most MiB the data cache keeps; the least recently used blocks go first")
 	fl.DurationVar(&c.retryEvery, "upload-retry-interval", fs.DefaultRetryInterval, "how often a file whose upload failed is uploaded again in the background")
 	logLevel := fl.String("log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&c.logFormat, "log-format", "text", "text, or json (one object per line, for log pipelines)")
@@ -176,6 +180,10 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 		return c, usageError{errors.New("--cache-size-mib must be at least 1")}
 	}
 	c.cacheLimit = *cacheSize << 20
+	if *dataSize < 2 {
+		return c, usageError{errors.New("--data-cache-size-mib must be at least 2")}
+	}
+	c.dataLimit = *dataSize << 20
 	if err := c.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return c, usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)}
 	}

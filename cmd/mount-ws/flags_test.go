@@ -100,3 +100,47 @@ func TestDefaultWaits(t *testing.T) {
 		}
 	}
 }
+
+// TestDataCacheFlags: the data cache is off unless a directory is given
+// (also as the fstab option data_cache_dir), and a size too small for a
+// block is refused with what to do.
+func TestDataCacheFlags(t *testing.T) {
+	env := func(string) string { return "http://127.0.0.1:1" }
+	c, err := parseFlags([]string{"acme/ws", "/mnt/ws"}, env, &bytes.Buffer{})
+	if err != nil || c.dataCache != "" || c.dataLimit != 10<<30 {
+		t.Errorf("defaults: dir %q, limit %d, %v; want off and 10 GiB", c.dataCache, c.dataLimit, err)
+	}
+	c, err = parseFlags([]string{"acme/ws", "/mnt/ws", "-o", "data_cache_dir=/var/cache/ws,data_cache_size_mib=64"}, env, &bytes.Buffer{})
+	if err != nil || c.dataCache != "/var/cache/ws" || c.dataLimit != 64<<20 {
+		t.Errorf("as mount options: dir %q, limit %d, %v", c.dataCache, c.dataLimit, err)
+	}
+	_, err = parseFlags([]string{"acme/ws", "/mnt/ws", "--data-cache-size-mib", "1"}, env, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--data-cache-size-mib must be at least 2") {
+		t.Errorf("a 1 MiB data cache: %v, want a usage error", err)
+	}
+}
+
+// TestStatusShowsDataCache: mount-ws status has a data cache line when
+// the cache is on, and none when it is off.
+func TestStatusShowsDataCache(t *testing.T) {
+	for _, tc := range []struct {
+		r    statusReport
+		want string
+	}{
+		{statusReport{DataCache: 3 << 20, DataCacheMax: 10 << 20, DataCacheHits: 5, DataCacheFills: 3},
+			"data cache:  3.0 MiB of 10.0 MiB, 5 blocks read from it, 3 fetched into it\n"},
+		{statusReport{}, ""},
+	} {
+		var out bytes.Buffer
+		printStatus(&out, tc.r, time.Now())
+		got := ""
+		for _, l := range strings.SplitAfter(out.String(), "\n") {
+			if strings.HasPrefix(l, "data cache:") {
+				got = l
+			}
+		}
+		if got != tc.want {
+			t.Errorf("data cache line %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"mount-ws/bucket"
 	"mount-ws/creds"
+	"mount-ws/datacache"
 	"mount-ws/fs"
 	"mount-ws/metrics"
 	"mount-ws/mounttab"
@@ -138,6 +139,12 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		}
 		cacheDir = filepath.Join(base, "mount-ws", org+"-"+ws)
 	}
+	var dataCache *datacache.Cache
+	if cfg.dataCache != "" {
+		if dataCache, err = datacache.Open(cfg.dataCache, org+"/"+ws, cfg.dataLimit); err != nil {
+			return usageError{fmt.Errorf("--data-cache-dir: %w", err)}
+		}
+	}
 	fsys = fs.New(b, fs.Options{
 		UID: cfg.uid, GID: cfg.gid,
 		FileMode: cfg.fileMode, DirMode: cfg.dirMode,
@@ -146,6 +153,7 @@ func serve(ctx context.Context, cfg config, org, ws string, stderr io.Writer) (e
 		PrefetchMemory: cfg.prefetchMem,
 		CacheDir:       cacheDir,
 		CacheLimit:     cfg.cacheLimit,
+		DataCache:      dataCache,
 		RetryInterval:  cfg.retryEvery,
 		Logger:         logger,
 	})

@@ -77,7 +77,13 @@ type statusReport struct {
 	StageLimit  int64             `json:"stage_limit_bytes"`
 	Prefetch    int64             `json:"prefetch_bytes"`
 	PrefetchMax int64             `json:"prefetch_limit_bytes"`
-	Totals      metrics.Totals    `json:"totals"`
+	// The data cache (--data-cache-dir): bytes kept, its size, and blocks
+	// read from it or fetched into it; all 0 when it is off.
+	DataCache      int64          `json:"data_cache_bytes"`
+	DataCacheMax   int64          `json:"data_cache_limit_bytes"`
+	DataCacheHits  uint64         `json:"data_cache_hits"`
+	DataCacheFills uint64         `json:"data_cache_misses"`
+	Totals         metrics.Totals `json:"totals"`
 	// RecentErrors are the last failed operations, oldest first.
 	RecentErrors []errorStatus `json:"recent_errors"`
 }
@@ -143,6 +149,8 @@ func (m mountState) report() statusReport {
 	s := m.fs()
 	r.StagedBytes, r.StageLimit = s.StagedBytes, s.StageLimit
 	r.Prefetch, r.PrefetchMax = s.PrefetchBytes, s.PrefetchLimit
+	r.DataCache, r.DataCacheMax = s.DataCacheBytes, s.DataCacheLimit
+	r.DataCacheHits, r.DataCacheFills = s.DataCacheHits, s.DataCacheMisses
 	for _, e := range s.RecentErrors {
 		r.RecentErrors = append(r.RecentErrors, errorStatus{
 			Time: e.Time, Op: e.Op, Path: e.Path, Errno: unix.ErrnoName(e.Errno), Error: fmt.Sprint(e.Err),
@@ -391,6 +399,10 @@ func printStatus(w io.Writer, r statusReport, now time.Time) {
 	}
 	fmt.Fprintf(w, "staging:     %s of %s\n", mib(r.StagedBytes), mib(r.StageLimit))
 	fmt.Fprintf(w, "read-ahead:  %s of %s\n", mib(r.Prefetch), mib(r.PrefetchMax))
+	if r.DataCacheMax > 0 {
+		fmt.Fprintf(w, "data cache:  %s of %s, %d blocks read from it, %d fetched into it\n",
+			mib(r.DataCache), mib(r.DataCacheMax), r.DataCacheHits, r.DataCacheFills)
+	}
 	t := r.Totals
 	fmt.Fprintf(w, "storage:     %s, %d requests (%d not ok), %s read, %s written\n",
 		r.Scope, t.S3Requests, t.S3Failed, mib(t.S3ReadBytes), mib(t.S3WrittenBytes))

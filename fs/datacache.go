@@ -1,0 +1,97 @@
+package fs
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"mount-ws/datacache"
+)
+
+// cachedFetch serves reads of one version of an object through the data
+// cache (Options.DataCache), whole blocks at a time: blocks it has are
+// read from local disk; runs of blocks it lacks are fetched from S3 with
+// fetch, one GET a run, and kept.
+func (f *FS) cachedFetch(key func() string, etag string, size int64, fetch fetchFunc) fetchFunc {
+	c := f.opts.DataCache
+	const bs = datacache.BlockSize
+	return func(ctx context.Context, p []byte, off int64) (int, error) {
+		end := min(off+int64(len(p)), size)
+		if off >= end {
+			return 0, io.EOF
+		}
+		k := key()
+		if k == "" {
+			return fetch(ctx, p, off) // unlinked: it says so
+		}
+		last := (end - 1) / bs
+		n := 0
+		for b := off / bs; b <= last; {
+			start := b * bs
+			blen := min(bs, size-start)
+			if c.Has(k, etag, b) {
+				// Straight into p when the block lies within the read.
+				buf := p[max(start-off, 0):]
+				inside := start >= off && start+blen <= end
+				if !inside {
+					buf = make([]byte, blen)
+				}
+				if got, ok := c.Get(k, etag, b, buf[:blen]); ok && int64(got) == blen {
+					f.counts.cacheHits.Add(1)
+					if !inside {
+						copyBlock(p, off, buf[:blen], start)
+					}
+					n += int(min(start+blen, end) - max(start, off))
+					b++
+					continue
+				}
+			}
+			run := b + 1
+			for run <= last && !c.Has(k, etag, run) {
+				run++
+			}
+			runEnd := min(run*bs, size)
+			data := p[max(start-off, 0):]
+			inside := start >= off && runEnd <= end
+			if inside {
+				data = data[:runEnd-start]
+			} else {
+				data = make([]byte, runEnd-start)
+			}
+			got, err := fetch(ctx, data, start)
+			if got < len(data) {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF // the object was shorter than its size said
+				}
+				return n, err
+			}
+			f.counts.cacheMisses.Add(uint64(run - b))
+			for i := b; i < run; i++ {
+				lo := (i - b) * bs
+				blk := data[lo:min(lo+bs, int64(len(data)))]
+				if err := c.Put(k, etag, i, blk); err != nil && f.errs.firstTime("datacache") {
+					// Logged once: a full or read-only disk would flood the log.
+					f.log.Warn("could not keep a block in the data cache; reads go to S3", slog.Any("err", err))
+				}
+			}
+			if !inside {
+				copyBlock(p, off, data, start)
+			}
+			n += int(min(runEnd, end) - max(start, off))
+			b = run
+		}
+		if n < len(p) {
+			return n, io.ErrUnexpectedEOF
+		}
+		return n, nil
+	}
+}
+
+// copyBlock copies the part of data (the object's bytes from start) that
+// falls in the read of p at off into p.
+func copyBlock(p []byte, off int64, data []byte, start int64) {
+	lo, hi := max(start, off), min(start+int64(len(data)), off+int64(len(p)))
+	if lo < hi {
+		copy(p[lo-off:hi-off], data[lo-start:hi-start])
+	}
+}

@@ -106,13 +106,28 @@ func (r *runner) measureSDK(ctx context.Context, w workload) *result {
 func (r *runner) measureMount(ctx context.Context, w workload, t tool) *result {
 	mnt := filepath.Join(r.dir, "mnt", t.Name)
 	logPath := filepath.Join(r.dir, "logs", t.Name+"-"+w.ID+".log")
-	p, err := startMount(t, mnt, logPath, !w.Writes)
+	m := mountMode{readOnly: !w.Writes}
+	if w.Reread {
+		m.dataCache = filepath.Join(r.dir, "data-cache", t.Name)
+		if err := os.RemoveAll(m.dataCache); err != nil {
+			return &result{Error: err.Error()}
+		}
+		defer os.RemoveAll(m.dataCache)
+	}
+	p, err := startMount(t, mnt, logPath, m)
 	if err != nil {
 		return &result{Error: err.Error()}
 	}
 	defer p.stop()
 	rctx, cancel := context.WithTimeout(ctx, r.rowTimeout)
 	defer cancel()
+	if w.Reread {
+		// The first read fills the tool's data cache, untimed and not
+		// counted (prepare zeroes the counters).
+		if _, err := w.Mount(rctx, mnt); err != nil {
+			return &result{Error: "first read: " + err.Error()}
+		}
+	}
 	if err := r.prepare(rctx, w); err != nil {
 		return &result{Error: err.Error()}
 	}

@@ -27,7 +27,16 @@ type tool struct {
 	// Env is what the command gets on top of a cleaned environment.
 	Env []string
 	// args builds the command line that mounts at mnt.
-	args func(mnt string, readOnly bool) []string
+	args func(mnt string, m mountMode) []string
+}
+
+// mountMode is how a row wants the tool mounted.
+type mountMode struct {
+	readOnly bool
+	// dataCache, when set, is a directory for the tool's cache of file
+	// data on local disk (mount-ws --data-cache-dir, s3fs use_cache,
+	// rclone --vfs-cache-mode full).
+	dataCache string
 }
 
 // toolConfig is what the tools need to reach the workspace.
@@ -44,11 +53,14 @@ type toolConfig struct {
 }
 
 func mountWSTool(c toolConfig) tool {
-	args := func(mnt string, readOnly bool) []string {
+	args := func(mnt string, m mountMode) []string {
 		a := []string{c.mountWS, "--foreground", "--api-url", c.apiURL, "--token-file", c.tokenFile,
 			"--prefetch-memory-mib", strconv.Itoa(c.prefetchMiB)}
-		if readOnly {
+		if m.readOnly {
 			a = append(a, "--read-only")
+		}
+		if m.dataCache != "" {
+			a = append(a, "--data-cache-dir", m.dataCache)
 		}
 		a = append(a, c.extraArgs...)
 		return append(a, c.slug, mnt)
@@ -60,7 +72,7 @@ func mountWSTool(c toolConfig) tool {
 	return tool{
 		Name:    name,
 		Version: commandVersion(c.mountWS, "--version"),
-		Command: strings.Join(args("MNT", true), " "),
+		Command: strings.Join(args("MNT", mountMode{readOnly: true}), " "),
 		args:    args,
 	}
 }
@@ -69,18 +81,21 @@ func mountWSTool(c toolConfig) tool {
 // use_session_token.
 func s3fsTool(path string, c toolConfig) tool {
 	src := c.creds.Bucket + ":/" + strings.TrimSuffix(c.creds.Prefix, "/")
-	args := func(mnt string, readOnly bool) []string {
+	args := func(mnt string, m mountMode) []string {
 		opts := []string{"url=" + c.s3fsURL, "use_path_request_style", "endpoint=" + c.creds.Region,
 			"use_session_token", "parallel_count=8", "enable_noobj_cache"}
-		if readOnly {
+		if m.readOnly {
 			opts = append(opts, "ro")
+		}
+		if m.dataCache != "" {
+			opts = append(opts, "use_cache="+m.dataCache)
 		}
 		return []string{path, src, mnt, "-f", "-o", strings.Join(opts, ",")}
 	}
 	return tool{
 		Name:    "s3fs",
 		Version: commandVersion(path, "--version"),
-		Command: "AWSACCESSKEYID=… AWSSECRETACCESSKEY=… AWSSESSIONTOKEN=… " + strings.Join(args("MNT", true), " "),
+		Command: "AWSACCESSKEYID=… AWSSECRETACCESSKEY=… AWSSESSIONTOKEN=… " + strings.Join(args("MNT", mountMode{readOnly: true}), " "),
 		Env: []string{
 			"AWSACCESSKEYID=" + c.creds.AccessKeyID,
 			"AWSSECRETACCESSKEY=" + c.creds.SecretAccessKey,
@@ -92,12 +107,16 @@ func s3fsTool(path string, c toolConfig) tool {
 
 func rcloneTool(path string, c toolConfig) tool {
 	src := ":s3:" + c.creds.Bucket + "/" + strings.TrimSuffix(c.creds.Prefix, "/")
-	args := func(mnt string, readOnly bool) []string {
+	args := func(mnt string, m mountMode) []string {
 		a := []string{path, "mount", src, mnt,
 			"--s3-provider", "Other", "--s3-endpoint", c.creds.Endpoint, "--s3-region", c.creds.Region,
-			"--s3-force-path-style=true", "--s3-no-check-bucket",
-			"--vfs-cache-mode", "off", "--use-server-modtime"}
-		if readOnly {
+			"--s3-force-path-style=true", "--s3-no-check-bucket", "--use-server-modtime"}
+		if m.dataCache != "" {
+			a = append(a, "--vfs-cache-mode", "full", "--cache-dir", m.dataCache)
+		} else {
+			a = append(a, "--vfs-cache-mode", "off")
+		}
+		if m.readOnly {
 			a = append(a, "--read-only")
 		}
 		return a
@@ -105,7 +124,7 @@ func rcloneTool(path string, c toolConfig) tool {
 	return tool{
 		Name:    "rclone",
 		Version: commandVersion(path, "version"),
-		Command: "RCLONE_S3_ACCESS_KEY_ID=… RCLONE_S3_SECRET_ACCESS_KEY=… RCLONE_S3_SESSION_TOKEN=… " + strings.Join(args("MNT", true), " "),
+		Command: "RCLONE_S3_ACCESS_KEY_ID=… RCLONE_S3_SECRET_ACCESS_KEY=… RCLONE_S3_SESSION_TOKEN=… " + strings.Join(args("MNT", mountMode{readOnly: true}), " "),
 		Env: []string{
 			"RCLONE_S3_ACCESS_KEY_ID=" + c.creds.AccessKeyID,
 			"RCLONE_S3_SECRET_ACCESS_KEY=" + c.creds.SecretAccessKey,
@@ -179,7 +198,7 @@ const mountTimeout = 30 * time.Second
 // if the process exits or the mount does not appear in time. The child gets
 // its own process group, so a Ctrl-C in the terminal reaches only ws-bench,
 // which then unmounts in order.
-func startMount(t tool, mnt, logPath string, readOnly bool) (*mountProc, error) {
+func startMount(t tool, mnt, logPath string, m mountMode) (*mountProc, error) {
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		return nil, fmt.Errorf("mountpoint: %w", err)
 	}
@@ -191,7 +210,7 @@ func startMount(t tool, mnt, logPath string, readOnly bool) (*mountProc, error) 
 		return nil, fmt.Errorf("log file: %w", err)
 	}
 	defer logf.Close() // the child holds its own copy
-	args := t.args(mnt, readOnly)
+	args := t.args(mnt, m)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = cleanEnv(t.Env)
 	cmd.Stdout, cmd.Stderr = logf, logf

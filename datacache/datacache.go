@@ -59,9 +59,15 @@ type Cache struct {
 }
 
 type block struct {
-	name string
-	size int64 // of the file
+	name    string
+	size    int64     // of the file
+	touched time.Time // when its file's time was last set; guarded by Cache.mu
 }
+
+// touchEvery is how often at most a block's file time is set as it is
+// read: the order of use only matters to the next Open, and setting it at
+// every read would cost a write of the file's inode per read.
+const touchEvery = time.Minute
 
 // Open opens (or creates, mode 0700) the cache in dir, which no other
 // user may write, for blocks of the
@@ -113,7 +119,7 @@ func (c *Cache) load() error {
 			if err != nil {
 				continue
 			}
-			all = append(all, found{block{name, fi.Size()}, fi.ModTime()})
+			all = append(all, found{block{name: name, size: fi.Size(), touched: fi.ModTime()}, fi.ModTime()})
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
@@ -149,10 +155,15 @@ func (c *Cache) Has(key, etag string, index int64) bool {
 // the cache does not have it whole.
 func (c *Cache) Get(key, etag string, index int64, p []byte) (n int, ok bool) {
 	name := c.name(key, etag, index)
+	now := time.Now()
+	touch := false
 	c.mu.Lock()
 	el, found := c.blocks[name]
 	if found {
 		c.lru.MoveToBack(el)
+		if b := el.Value.(*block); now.Sub(b.touched) >= touchEvery {
+			b.touched, touch = now, true
+		}
 	}
 	c.mu.Unlock()
 	if !found {
@@ -164,8 +175,9 @@ func (c *Cache) Get(key, etag string, index int64, p []byte) (n int, ok bool) {
 		c.remove(name) // damaged or gone: fetch it again
 		return 0, false
 	}
-	now := time.Now()
-	os.Chtimes(path, now, now) // the order of use, for the next Open
+	if touch {
+		os.Chtimes(path, now, now) // the order of use, for the next Open
+	}
 	return n, true
 }
 
@@ -245,7 +257,7 @@ func (c *Cache) Put(key, etag string, index int64, data []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, have := c.blocks[name]; !have {
-		b := &block{name, int64(len(data)) + trailerSize}
+		b := &block{name: name, size: int64(len(data)) + trailerSize, touched: time.Now()}
 		c.blocks[name] = c.lru.PushBack(b)
 		c.used += b.size
 	}

@@ -36,6 +36,7 @@ type options struct {
 	runs        int
 	jsonFile    string
 	mdFile      string
+	s3Latency   time.Duration
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -64,6 +65,7 @@ Flags:
 	fl.BoolVar(&o.verify, "verify", true, "check every byte read against the seeded content (same cost on every path)")
 	fl.DurationVar(&o.rowTimeout, "row-timeout", 3*time.Minute, "limit for one measurement; a slower one is stopped and reported as failed")
 	fl.IntVar(&o.runs, "runs", 1, "measure every workload this many times (fresh mount each time) and keep each tool's best run")
+	fl.DurationVar(&o.s3Latency, "s3-latency", 0, "delay every S3 request by this long at the proxy, for the SDK and every tool alike (a model of S3 across a network; seeding is not delayed)")
 	fl.StringVar(&o.jsonFile, "json", "", "also write the results as JSON to this file")
 	fl.StringVar(&o.mdFile, "md", "", "also write the results as markdown tables to this file")
 	if err := fl.Parse(args); err != nil {
@@ -197,6 +199,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		b.fio = p
 	} else {
 		notes = append(notes, "fio is not installed: random reads through the mounts use a Go pread loop")
+	}
+	if opts.s3Latency > 0 {
+		stack.S3.Inject(wsstack.S3Fault{Stall: opts.s3Latency})
+		notes = append(notes, fmt.Sprintf("every S3 request was delayed %v at the proxy (-s3-latency), a model of S3 across a network", opts.s3Latency))
 	}
 	r := runner{
 		dir: dir, stack: stack, seeder: sd, rowTimeout: opts.rowTimeout, runs: opts.runs, logf: logf,

@@ -158,7 +158,7 @@ func New(cfg Config) (*Bucket, error) {
 		keys:          keys,
 		log:           cfg.Logger,
 		copyThreshold: cfg.MultipartCopyThreshold,
-		copyPartSize:  max(cfg.CopyPartSize, minPartSize),
+		copyPartSize:  max(cfg.CopyPartSize, MinPartSize),
 		listMaxKeys:   DefaultListMaxKeys,
 	}
 	if b.log == nil {

@@ -87,7 +87,7 @@ func (b *Bucket) Copy(ctx context.Context, src, dst string, meta *Meta, srcETag 
 // copyMultipart copies with UploadPartCopy, parts in parallel.
 func (b *Bucket) copyMultipart(ctx context.Context, what, dst string, head Object, meta Meta) (Object, error) {
 	size := head.Size
-	partSize := max(min(b.copyPartSize, maxPartSize), ceilDiv(size, maxParts))
+	partSize := max(min(b.copyPartSize, MaxPartSize), ceilDiv(size, MaxParts))
 	s, err := b.StartStream(ctx, dst, meta, UploadOptions{Concurrency: copyConcurrency})
 	if err != nil {
 		return Object{}, fmt.Errorf("copy %s: %w", what, err)

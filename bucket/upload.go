@@ -9,11 +9,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// Multipart limits of S3.
+// Multipart limits of S3: every part but the last is at least MinPartSize
+// (copied parts too), none is over MaxPartSize, and an upload has at most
+// MaxParts parts.
 const (
-	minPartSize = 5 << 20
-	maxPartSize = 5 << 30
-	maxParts    = 10000
+	MinPartSize = 5 << 20
+	MaxPartSize = 5 << 30
+	MaxParts    = 10000
 )
 
 // Upload defaults.
@@ -86,7 +88,7 @@ func PartSize(want, size int64) int64 {
 	if want <= 0 {
 		want = DefaultPartSize
 	}
-	return max(min(want, maxPartSize), minPartSize, ceilDiv(size, maxParts))
+	return max(min(want, MaxPartSize), MinPartSize, ceilDiv(size, MaxParts))
 }
 
 // AbortUpload aborts the multipart upload id of key, such as one recorded

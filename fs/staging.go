@@ -748,22 +748,25 @@ func (n *file) uploadStaged(ctx context.Context, key string, st *staging, md buc
 	return n.fs.upload(ctx, key, st, md)
 }
 
-// savePartial saves the staging copy as a multipart upload of partSize
-// parts in which each part that holds only base's bytes, unchanged, is
-// copied from base on the server (on condition that base is still the
-// object), and only the others are sent, after fetching the base bytes
-// they lack. Appending a line to a large file so costs one part. n.io
-// must be held.
+// savePartial saves the staging copy as a multipart upload in which the
+// unchanged ranges of base are copied on the server, each in as few parts
+// as S3 allows (on condition that base is still the object), and only the
+// changed ranges are sent, widened to S3's smallest part and after
+// fetching the base bytes they lack (see partialLayout). Appending a line
+// to a large file so costs one copy and the line; a byte in its middle,
+// two copies and 5 MiB. n.io must be held.
 func (n *file) savePartial(ctx context.Context, key string, st *staging, md bucket.Meta, partSize int64) (bucket.Object, error) {
-	type part struct {
-		off, n int64
-		copied bool
-	}
 	n.mu.Lock()
-	var parts []part
-	for off := int64(0); off < st.size; off += partSize {
-		end := min(off+partSize, st.size)
-		parts = append(parts, part{off, end - off, end <= st.baseSize && !st.changed.Intersects(off, end)})
+	parts, ok := partialLayout(st.size, st.baseSize, st.changed.Spans(), partSize,
+		partLimits{min: bucket.MinPartSize, max: bucket.MaxPartSize, count: bucket.MaxParts})
+	if !ok {
+		// More parts than S3 allows (a file of very many scattered
+		// changes): parts of partSize, each copied if unchanged.
+		parts = parts[:0]
+		for off := int64(0); off < st.size; off += partSize {
+			end := min(off+partSize, st.size)
+			parts = append(parts, savePart{off, end - off, end <= st.baseSize && !st.changed.Intersects(off, end)})
+		}
 	}
 	n.mu.Unlock()
 	for _, p := range parts {

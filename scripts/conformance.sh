@@ -21,6 +21,8 @@
 #   CONFORMANCE_RESULTS  results dir (default /tmp/conformance-results): raw
 #                        logs per tool and group, summary.txt
 #   TOOLS                "mount-ws s3fs" (either or both)
+#   FSSTRESS             path of xfstests' fsstress, built by hand (none: not run)
+#   FSSTRESS_ARGS        its arguments ("-n 400 -p 2 -s 1"); FSSTRESS_TIMEOUT (900 s)
 #   PJD_GROUPS           pjdfstest groups (default below; "" skips pjdfstest)
 #   S3FS_IT_TESTS        s3fs test functions (default: all the suite adds;
 #                        "none" skips the suite)
@@ -48,6 +50,9 @@ S3FS_IT_TESTS=${S3FS_IT_TESTS:-}
 PJD_TIMEOUT=${PJD_TIMEOUT:-900}
 IT_TIMEOUT=${IT_TIMEOUT:-120}
 S3FS_DBGLEVEL=${S3FS_DBGLEVEL:-warn}
+FSSTRESS=${FSSTRESS:-}
+FSSTRESS_ARGS=${FSSTRESS_ARGS:--n 400 -p 2 -s 1}
+FSSTRESS_TIMEOUT=${FSSTRESS_TIMEOUT:-900}
 
 die() { echo "conformance: $*" >&2; exit 1; }
 log() { echo "== $(date +%T) $*"; }
@@ -334,6 +339,25 @@ EOF
   done
 fi
 
+# ---- xfstests' fsstress --------------------------------------------------------
+# Random operations by several processes (growing files sparsely to 1-2 GiB,
+# writing in their middle, truncating, fsync), then rm -rf of the tree.
+if [ -n "$FSSTRESS" ]; then
+  : >"$RES/fsstress.tsv"
+  for tool in $TOOLS; do
+    d=${mnt[$tool]}/$tool/fsstress
+    mkdir -p "$d"
+    log "fsstress $FSSTRESS_ARGS on $tool"
+    start=$SECONDS rc=0
+    # shellcheck disable=SC2086 # the arguments are words
+    timeout -k 30 "$FSSTRESS_TIMEOUT" "$FSSTRESS" -d "$d" $FSSTRESS_ARGS >"$RES/logs/fsstress-$tool.log" 2>&1 || rc=$?
+    secs=$((SECONDS - start))
+    start=$SECONDS rmrc=0
+    timeout 600 rm -rf "$d" 2>>"$RES/logs/fsstress-$tool.log" || rmrc=$?
+    printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$rc" "$secs" "$rmrc" "$((SECONDS - start))" >>"$RES/fsstress.tsv"
+  done
+fi
+
 # ---- summary -----------------------------------------------------------------
 {
   echo "Conformance of mount-ws and s3fs on one local workspace ($(date -u +%FT%TZ))"
@@ -372,6 +396,11 @@ fi
       printf '  %-22s' "$(awk -F'\t' '$2 == "PASS" { p++ } END { printf "%d/%d", p, NR }' "$RES/s3fs-it/$tool.tsv")"
     done
     echo
+  fi
+  if [ -n "$FSSTRESS" ]; then
+    echo
+    echo "fsstress $FSSTRESS_ARGS (${FSSTRESS_TIMEOUT}s bound), then rm -rf of its tree"
+    awk -F'\t' '{ printf "  %-10s exit %s in %s s; rm -rf exit %s in %s s\n", $1, $2, $3, $4, $5 }' "$RES/fsstress.tsv"
   fi
   echo
   echo "Raw logs: $RES"

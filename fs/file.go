@@ -365,6 +365,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	// meanwhile does not drop the staging copy this one is about to use.
 	n.mu.Lock()
 	n.handles++
+	n.fs.counts.handles.Add(1)
 	n.mu.Unlock()
 	if write {
 		if err := n.stage(ctx, flags&syscall.O_TRUNC != 0); err != nil {

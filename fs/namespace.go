@@ -94,6 +94,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	e := d.newEntry(ctx, syscall.S_IFREG|mode&0o7777)
 	n := d.fs.newFile(e)
 	n.st, n.unsaved, n.handles = st, true, 1
+	d.fs.counts.handles.Add(1)
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
 	out.SetAttrTimeout(d.fs.opts.MetadataTTL)

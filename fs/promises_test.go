@@ -605,6 +605,13 @@ func TestUnlinkedQueuedFileFreesItsStaging(t *testing.T) {
 	if s := f.Stats(); s.StagedBytes == 0 || len(s.Unsaved) != 1 {
 		t.Fatalf("after the failed close: %d bytes staged, unsaved %v; want the file's bytes, and it queued", s.StagedBytes, s.Unsaved)
 	}
+	// The kernel releases the handle after close returned: wait for it,
+	// so that the unlink finds no handle open.
+	for deadline := time.Now().Add(time.Minute); f.Stats().OpenHandles != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the kernel did not release the file's handle within a minute")
+		}
+	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}

@@ -877,6 +877,7 @@ func (n *file) release() {
 	defer n.io.Unlock()
 	n.mu.Lock()
 	n.handles--
+	n.fs.counts.handles.Add(-1)
 	st := n.st
 	last := n.handles == 0
 	keep := st != nil && (st.dirty || n.metaDirty) && !n.deleted

@@ -13,6 +13,7 @@ type counters struct {
 	readHits, readMisses atomic.Uint64
 	// Blocks read from the data cache, and fetched from S3 into it.
 	cacheHits, cacheMisses atomic.Uint64
+	handles                atomic.Int64 // open file handles
 }
 
 // Stats is a snapshot of what the filesystem holds and has done, for
@@ -43,6 +44,9 @@ type Stats struct {
 	// fetched from S3 into it.
 	DataCacheBytes, DataCacheLimit int64
 	DataCacheHits, DataCacheMisses uint64
+	// OpenHandles counts the file handles open now (the kernel releases
+	// a handle shortly after its last close).
+	OpenHandles int64
 	// RecentErrors are the last failed operations (not counting "no such
 	// file"), oldest first.
 	RecentErrors []RecentError
@@ -79,6 +83,7 @@ func (f *FS) Stats() Stats {
 		MetadataMisses:  f.counts.metaMisses.Load(),
 		ReadAheadHits:   f.counts.readHits.Load(),
 		ReadAheadMisses: f.counts.readMisses.Load(),
+		OpenHandles:     f.counts.handles.Load(),
 	}
 	s.PrefetchBytes, _ = f.budget.inUse()
 	if c := f.opts.DataCache; c != nil {

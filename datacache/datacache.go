@@ -247,20 +247,26 @@ func (c *Cache) Put(key, etag string, index int64, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(c.dir, name))
-	}
 	if err != nil {
 		os.Remove(f.Name())
 		return fmt.Errorf("data cache: %w", err)
 	}
+	// Renamed and indexed under the lock: a concurrent Put of the same
+	// block, or an eviction, between the two would leave a file on disk
+	// that the index does not count against the limit.
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, have := c.blocks[name]; !have {
-		b := &block{name: name, size: int64(len(data)) + trailerSize, touched: time.Now()}
-		c.blocks[name] = c.lru.PushBack(b)
-		c.used += b.size
+	if _, have := c.blocks[name]; have {
+		os.Remove(f.Name())
+		return nil
 	}
+	if err := os.Rename(f.Name(), filepath.Join(c.dir, name)); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("data cache: %w", err)
+	}
+	b := &block{name: name, size: int64(len(data)) + trailerSize, touched: time.Now()}
+	c.blocks[name] = c.lru.PushBack(b)
+	c.used += b.size
 	c.evictLocked()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -235,4 +236,34 @@ func FuzzReadBlock(f *testing.F) {
 			t.Fatalf("served %d bytes from a file Put did not write", n)
 		}
 	})
+}
+
+// TestConcurrentPutsStayCounted: many Puts of the same blocks at once,
+// past the limit, leave on disk exactly the blocks the cache counts.
+func TestConcurrentPutsStayCounted(t *testing.T) {
+	dir := t.TempDir()
+	per := int64(BlockSize + trailerSize)
+	c := open(t, dir, 2*per)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range int64(4) {
+				c.Put("k", "e", (i+int64(w))%4, blockOf(byte(i), BlockSize))
+			}
+		}()
+	}
+	wg.Wait()
+	var onDisk int64
+	for _, name := range blockFiles(t, dir) {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		onDisk += fi.Size()
+	}
+	if used, _ := c.Used(); onDisk != used {
+		t.Errorf("%d bytes of blocks on disk, %d counted", onDisk, used)
+	}
 }

@@ -37,6 +37,7 @@ type FS struct {
 
 	walkSlots chan struct{} // listings ahead running now (see walk.go)
 	dirs      *dirCaches    // every directory's listing, by path
+	root      *dir
 }
 
 // New returns a filesystem over b. Call Recover before mounting, and Close
@@ -58,6 +59,7 @@ func New(b Bucket, opts Options) *FS {
 	if opts.CacheDir != "" {
 		f.journal.dir = filepath.Join(opts.CacheDir, "uploads")
 	}
+	f.root = f.newDir("", entry{})
 	return f
 }
 
@@ -67,7 +69,7 @@ func New(b Bucket, opts Options) *FS {
 func (f *FS) Recover(ctx context.Context) (int, error) { return f.journal.recover(ctx, f.b) }
 
 // Root returns the root directory node, to pass to go-fuse.
-func (f *FS) Root() fusefs.InodeEmbedder { return f.newDir("", entry{}) }
+func (f *FS) Root() fusefs.InodeEmbedder { return f.root }
 
 // PrefetchBytes reports the read-ahead memory in use now and at its peak.
 func (f *FS) PrefetchBytes() (now, peak int64) { return f.budget.inUse() }

@@ -476,6 +476,11 @@ func (d *dir) changeMeta(ctx context.Context, op string, change func(*entry) sys
 	d.mu.Lock()
 	d.attr = e
 	d.mu.Unlock()
+	// The kernel may forget this node; the next one is made from the
+	// parent's listing, which must not show the old mode.
+	if p := dirOf(&d.Inode); p != nil {
+		p.setEntry(baseName(key), &e)
+	}
 	return 0
 }
 

@@ -485,13 +485,10 @@ func TestLinkFromListingInLargeDirectory(t *testing.T) {
 
 // TestCachesOutliveForgottenNodes (V5, V6): what a walk learnt (listings,
 // and the metadata read for ls -l) is kept by path, not in the kernel's
-// nodes: once the kernel forgets them (drop_caches here, memory pressure
+// nodes: once the kernel forgets them (an invalidation here, memory pressure
 // in life), a second walk within the TTL sends nothing, and one after it
 // only LISTs, with no HEAD for objects whose metadata was read already.
 func TestCachesOutliveForgottenNodes(t *testing.T) {
-	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
-		t.Skipf("cannot make the kernel forget its nodes (drop_caches needs root): %v", err)
-	}
 	b, _ := workspace(t)
 	putRaw := putWithMetadata(t, "testcachesoutliveforgottennodes")
 	for _, name := range []string{"a.txt", "b.txt", "c.txt"} {
@@ -504,7 +501,8 @@ func TestCachesOutliveForgottenNodes(t *testing.T) {
 		{ttl: time.Hour},
 		{ttl: 300 * time.Millisecond, wantList: true},
 	} {
-		mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataTTL: tc.ttl}))
+		f := fs.New(b, fs.Options{MetadataTTL: tc.ttl})
+		mnt := fusetest.Mount(t, f)
 		// ls -l of the mount, then of d.
 		walk := func() (dirIno uint64) {
 			t.Helper()
@@ -528,7 +526,7 @@ func TestCachesOutliveForgottenNodes(t *testing.T) {
 			return dirIno
 		}
 		before := walk()
-		forgetDentries(t, func() bool {
+		forgetDentries(t, f, "d", func() bool {
 			var st syscall.Stat_t
 			if err := syscall.Lstat(filepath.Join(mnt, "d"), &st); err != nil {
 				t.Fatal(err)
@@ -620,22 +618,55 @@ func TestUnlinkedQueuedFileFreesItsStaging(t *testing.T) {
 	}
 }
 
-// forgetDentries makes the kernel forget the dentries and inodes nobody
-// uses, until forgotten reports that it did. drop_caches gives a dentry
-// used lately a second chance (it only loses its "referenced" mark), and
-// stops once a pass frees little, so it is written twice a round, for up
-// to 10 rounds.
-func forgetDentries(t *testing.T, forgotten func() bool) {
+// TestDirModeOutlivesForgottenNode (W21): a chmod of a directory shows
+// after the kernel forgot its inode, when the new node is made from the
+// parent's listing (tar -x sets its directories' modes last, and a big
+// archive gives the kernel time to forget them).
+func TestDirModeOutlivesForgottenNode(t *testing.T) {
+	b, _ := workspace(t)
+	f := fs.New(b, fs.Options{MetadataTTL: time.Hour})
+	mnt := fusetest.Mount(t, f)
+	if _, err := os.ReadDir(mnt); err != nil { // the root's listing, cached
+		t.Fatal(err)
+	}
+	d := filepath.Join(mnt, "d")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(d) })
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var before syscall.Stat_t
+	if err := syscall.Lstat(d, &before); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	forgetDentries(t, f, "d", func() bool {
+		if err := syscall.Lstat(d, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino != before.Ino
+	})
+	if st.Mode != syscall.S_IFDIR|0o755 {
+		t.Errorf("mode of d after the kernel forgot it: %o, want %o (what chmod set)", st.Mode, syscall.S_IFDIR|0o755)
+	}
+}
+
+// forgetDentries makes the kernel drop its entry for path (and those under
+// it) until forgotten reports that it forgot the inode: the kernel sends
+// the FORGET on its own time, and a lookup that comes first is given the
+// node that still stands.
+func forgetDentries(t *testing.T, f *fs.FS, path string, forgotten func() bool) {
 	t.Helper()
-	for range 10 {
-		for range 2 {
-			if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0); err != nil {
-				t.Fatalf("drop the kernel's dentries and inodes: %v", err)
-			}
+	for range 100 {
+		if errno := f.ForgetEntry(path); errno != 0 {
+			t.Fatalf("make the kernel forget %s: %v", path, errno)
 		}
 		if forgotten() {
 			return
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatal("the kernel kept its inodes through 10 rounds of drop_caches, so this test checks nothing")
+	t.Fatalf("the kernel kept the inode of %s through 100 invalidations, so this test checks nothing", path)
 }

@@ -1,0 +1,22 @@
+package fs
+
+import (
+	"strings"
+	"syscall"
+)
+
+// ForgetEntry tells the kernel to drop its entry for path (a/b, relative
+// to the root) and the unused entries under it, as memory pressure would:
+// the kernel then forgets their inodes, and the next lookup makes new
+// nodes. Unlike drop_caches, it does not depend on the kernel's reclaim.
+func (f *FS) ForgetEntry(path string) syscall.Errno {
+	parent := &f.root.Inode
+	dirs := strings.Split(path, "/")
+	name := dirs[len(dirs)-1]
+	for _, d := range dirs[:len(dirs)-1] {
+		if parent = parent.GetChild(d); parent == nil {
+			return syscall.ENOENT
+		}
+	}
+	return parent.NotifyEntry(name)
+}

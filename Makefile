@@ -25,11 +25,15 @@ build:
 test: lint
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-## lint: gofmt (lists unformatted files and fails), go vet, import direction.
+## lint: gofmt (lists unformatted files and fails), go.mod tidy, go vet,
+## staticcheck (a pinned version, fetched by the go command), import direction.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint: check-deps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 ## check-deps: mount-ws must not link the S3 server; packages import one way.
 check-deps:

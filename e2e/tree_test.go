@@ -407,11 +407,7 @@ func readArchive(t *testing.T, path string) map[string]tarMember {
 		if err != nil {
 			t.Fatalf("read %s: member %s: %v", path, h.Name, err)
 		}
-		typ := h.Typeflag
-		if typ == tar.TypeRegA {
-			typ = tar.TypeReg
-		}
-		members[name] = tarMember{typ: typ, mode: h.Mode & 0o7777, mtime: h.ModTime.Unix(), size: int64(len(body)), sum: sha256.Sum256(body), link: h.Linkname}
+		members[name] = tarMember{typ: h.Typeflag, mode: h.Mode & 0o7777, mtime: h.ModTime.Unix(), size: int64(len(body)), sum: sha256.Sum256(body), link: h.Linkname}
 	}
 }
 

@@ -232,7 +232,7 @@ func applyOptions(fl *pflag.FlagSet, opts []string) error {
 			}
 			if !hasValue {
 				if f.Value.Type() != "bool" {
-					return usageError{fmt.Errorf("mount option %q needs a value: %s=...", name, name)}
+					return usageError{fmt.Errorf("mount option %q needs a value, as in %s=VALUE", name, name)}
 				}
 				value = "true"
 			}

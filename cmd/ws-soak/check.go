@@ -29,10 +29,6 @@ type verdict struct {
 	IncompleteUploads int `json:"incomplete_uploads"`
 }
 
-func (v verdict) ok() bool {
-	return v.BytesLost == 0 && len(v.Mismatches) == 0 && len(v.Unexpected) == 0
-}
-
 // checkBucket lists the workspace through the root client and compares
 // every object with the model: paths written by the workload, the seeded
 // files and the workers' directory markers.

@@ -19,6 +19,7 @@ type stateCollector struct {
 	uploadsPending, uploadsFail  *prometheus.Desc
 	uploads                      *prometheus.Desc
 	cacheHits, cacheMisses       *prometheus.Desc
+	dataCacheBytes, dataCacheLim *prometheus.Desc
 
 	credExpiry, credFailing   *prometheus.Desc
 	credRefreshes             *prometheus.Desc
@@ -45,8 +46,10 @@ func newStateCollector(info Info, src Sources) *stateCollector {
 		uploadsPending: desc("uploads_pending", "Files whose data is not in the bucket yet (being saved or waiting for a retry)."),
 		uploadsFail:    desc("uploads_failed", "Files whose last upload failed; retried in the background until it succeeds."),
 		uploads:        desc("uploads_total", "Saves of a file's content or metadata, by outcome (ok, failed).", "outcome"),
-		cacheHits:      desc("cache_hits_total", "Lookups answered from the directory cache (cache=metadata) and reads served from data already fetched (cache=readahead).", "cache"),
-		cacheMisses:    desc("cache_misses_total", "Lookups that asked the storage (cache=metadata) and reads that waited for it (cache=readahead).", "cache"),
+		cacheHits:      desc("cache_hits_total", "Lookups answered from the directory cache (cache=metadata), reads served from data already fetched (cache=readahead), blocks read from the local data cache (cache=data).", "cache"),
+		cacheMisses:    desc("cache_misses_total", "Lookups that asked the storage (cache=metadata), reads that waited for it (cache=readahead), blocks fetched from the storage into the data cache (cache=data).", "cache"),
+		dataCacheBytes: desc("data_cache_bytes", "Bytes of blocks in the local data cache (0 without --data-cache-dir)."),
+		dataCacheLim:   desc("data_cache_limit_bytes", "Size of the local data cache (--data-cache-size-mib; 0 without --data-cache-dir)."),
 
 		credExpiry:    desc("credentials_expiry_seconds", "Seconds until the held storage credentials expire (negative once expired)."),
 		credFailing:   desc("credentials_refresh_failing", "1 while credential refreshes fail, else 0."),
@@ -66,6 +69,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.mountInfo, c.prefetchBytes, c.prefetchLimit, c.stagedBytes, c.stagedLimit,
 		c.uploadsPending, c.uploadsFail, c.uploads, c.cacheHits, c.cacheMisses,
+		c.dataCacheBytes, c.dataCacheLim,
 		c.credExpiry, c.credFailing, c.credRefreshes, c.credAPI, c.credReactive,
 		c.credRetries, c.credWaits, c.credWaitTime, c.credWaiting,
 	} {
@@ -95,6 +99,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.cacheMisses, float64(s.MetadataMisses), "metadata")
 		counter(c.cacheHits, float64(s.ReadAheadHits), "readahead")
 		counter(c.cacheMisses, float64(s.ReadAheadMisses), "readahead")
+		counter(c.cacheHits, float64(s.DataCacheHits), "data")
+		counter(c.cacheMisses, float64(s.DataCacheMisses), "data")
+		gauge(c.dataCacheBytes, float64(s.DataCacheBytes))
+		gauge(c.dataCacheLim, float64(s.DataCacheLimit))
 	}
 	if c.src.Creds != nil {
 		s := c.src.Creds()

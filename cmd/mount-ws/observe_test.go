@@ -120,9 +120,10 @@ next:
 func TestMetrics(t *testing.T) {
 	mnt := t.TempDir()
 	addr := freePort(t)
-	foreground(t, mnt, "--metrics-addr", addr)
+	foreground(t, mnt, "--metrics-addr", addr, "--data-cache-dir", t.TempDir(), "--data-cache-size-mib", "64")
 
-	// Some I/O: a listing, a read, a write and its upload.
+	// Some I/O: a listing, a read (through the data cache), a write and
+	// its upload.
 	if _, err := os.ReadDir(filepath.Join(mnt, "csv")); err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +154,9 @@ func TestMetrics(t *testing.T) {
 		{"mount_ws_fuse_operation_duration_seconds", map[string]string{"operation": "read"}, 1},
 		{"mount_ws_uploads_total", map[string]string{"outcome": "ok"}, 1},
 		{"mount_ws_cache_misses_total", map[string]string{"cache": "metadata"}, 1},
+		{"mount_ws_cache_misses_total", map[string]string{"cache": "data"}, 1},
+		{"mount_ws_data_cache_bytes", nil, 1},
+		{"mount_ws_data_cache_limit_bytes", nil, 64 << 20},
 		{"mount_ws_credentials_expiry_seconds", nil, 1},
 		{"mount_ws_credentials_refreshes_total", map[string]string{"outcome": "ok"}, 1},
 		{"mount_ws_credentials_api_responses_total", map[string]string{"status": "200"}, 1},

@@ -116,13 +116,23 @@ func (b *Bucket) ListRecursive(ctx context.Context, dir string, fn func(Object) 
 	return nil
 }
 
-// HasChildren reports whether anything is stored under the directory dir
-// (a relative key ending in "/"), its own marker included: one LIST of one
-// key, for lookups that only need to know whether a directory exists.
-func (b *Bucket) HasChildren(ctx context.Context, dir string) (bool, error) {
+// DirProbe is what one LIST of one key says of a directory.
+type DirProbe struct {
+	// Exists: something is stored under the directory, its marker included.
+	Exists bool
+	// Marker: the directory's own marker object is stored. It is the
+	// first key under the directory, so the same LIST tells.
+	Marker bool
+}
+
+// ProbeDir tells whether anything is stored under the directory dir (a
+// relative key ending in "/"), and whether its marker is: one LIST of one
+// key, for lookups that only need to know whether a directory exists and
+// whether it has a marker to read its metadata from.
+func (b *Bucket) ProbeDir(ctx context.Context, dir string) (DirProbe, error) {
 	full, err := b.keys.dir(dir)
 	if err != nil {
-		return false, fmt.Errorf("list: %w", err)
+		return DirProbe{}, fmt.Errorf("list: %w", err)
 	}
 	out, err := b.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 		Bucket:  &b.bucket,
@@ -130,7 +140,10 @@ func (b *Bucket) HasChildren(ctx context.Context, dir string) (bool, error) {
 		MaxKeys: aws.Int32(1),
 	})
 	if err != nil {
-		return false, wrap("list", dir, err)
+		return DirProbe{}, wrap("list", dir, err)
 	}
-	return len(out.Contents) > 0 || len(out.CommonPrefixes) > 0, nil
+	return DirProbe{
+		Exists: len(out.Contents) > 0 || len(out.CommonPrefixes) > 0,
+		Marker: len(out.Contents) > 0 && aws.ToString(out.Contents[0].Key) == full,
+	}, nil
 }

@@ -19,8 +19,9 @@ type Bucket interface {
 	Head(ctx context.Context, key string) (bucket.Object, error)
 	// List returns one page of the objects and sub-prefixes directly in dir.
 	List(ctx context.Context, dir, continuation string) (bucket.Page, error)
-	// HasChildren reports whether anything is stored under dir.
-	HasChildren(ctx context.Context, dir string) (bool, error)
+	// ProbeDir reports whether anything is stored under dir, and whether
+	// its marker is.
+	ProbeDir(ctx context.Context, dir string) (bucket.DirProbe, error)
 	// ListRecursive calls fn for every object under dir, at any depth.
 	ListRecursive(ctx context.Context, dir string, fn func(bucket.Object) error) error
 	// Get returns n bytes of key from off (to the end when n < 0), failing
@@ -59,8 +60,8 @@ func (u uncancelled) List(ctx context.Context, dir, continuation string) (bucket
 	return u.Bucket.List(context.WithoutCancel(ctx), dir, continuation)
 }
 
-func (u uncancelled) HasChildren(ctx context.Context, dir string) (bool, error) {
-	return u.Bucket.HasChildren(context.WithoutCancel(ctx), dir)
+func (u uncancelled) ProbeDir(ctx context.Context, dir string) (bucket.DirProbe, error) {
+	return u.Bucket.ProbeDir(context.WithoutCancel(ctx), dir)
 }
 
 func (u uncancelled) ListRecursive(ctx context.Context, dir string, fn func(bucket.Object) error) error {

@@ -235,7 +235,8 @@ func (d *dir) setEntry(name string, e *entry) {
 }
 
 // probe asks S3 whether name is a file, a directory or nothing: a HEAD of
-// the object and a listing of "name/" in parallel. A directory wins.
+// the object and a listing of "name/" in parallel. A directory wins; its
+// marker is read only if the listing shows one.
 func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 	if why := nameProblem(name); why != "" {
 		return entry{}, false, nil
@@ -244,7 +245,7 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 	var (
 		file    entry
 		isFile  bool
-		isDir   bool
+		under   bucket.DirProbe
 		g, gctx = errgroup.WithContext(ctx)
 	)
 	g.Go(func() error {
@@ -260,15 +261,18 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 	})
 	g.Go(func() error {
 		var err error
-		isDir, err = d.fs.b.HasChildren(gctx, key+"/")
+		under, err = d.fs.b.ProbeDir(gctx, key+"/")
 		return err
 	})
 	if err := g.Wait(); err != nil {
 		return entry{}, false, err
 	}
-	if isDir {
+	if under.Exists {
 		if isFile {
 			d.fs.logSkipOnce(key, "a directory of the same name hides this file")
+		}
+		if !under.Marker { // nothing to read metadata from: the defaults
+			return entry{dir: true, meta: true}, true, nil
 		}
 		marker, err := d.fs.markerEntry(ctx, key)
 		if err != nil {

@@ -3,8 +3,10 @@ package fs_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -331,5 +333,57 @@ func TestOneFileCostsOneHead(t *testing.T) {
 	// ls -l: the second entry asked for starts one batch for the rest.
 	if heads := stack.S3.Counts()[wsstack.OpHead]; heads > n {
 		t.Errorf("stat of every entry sent %d HEADs, want at most %d (one each, in a batch)", heads, n)
+	}
+}
+
+// TestLookupCosts: what the first lookup of a name costs on a fresh mount.
+// A directory's marker is read only when there is one (the LIST that finds
+// the directory shows it); a directory written by another tool has none.
+func TestLookupCosts(t *testing.T) {
+	b, put := workspace(t)
+	put("plain/x", []byte("x\n"))
+	put("marked/", nil)
+	put("marked/x", []byte("x\n"))
+	put("f", []byte("f\n"))
+	for _, tc := range []struct {
+		path      string
+		read      bool
+		heads     uint64
+		total     uint64 // HEAD, LIST and GET
+		wantIsDir bool
+	}{
+		{path: "plain", heads: 1, total: 2, wantIsDir: true},
+		{path: "marked", heads: 2, total: 3, wantIsDir: true},
+		{path: "f", heads: 1, total: 2},
+		{path: "nothing", heads: 1, total: 2},
+		{path: "plain/x", read: true, heads: 2, total: 5}, // cat: two lookups and a GET
+	} {
+		mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+		stack.S3.ResetCounts()
+		p := filepath.Join(mnt, tc.path)
+		var err error
+		var isDir bool
+		if tc.read {
+			_, err = os.ReadFile(p)
+		} else {
+			var fi os.FileInfo
+			fi, err = os.Lstat(p)
+			isDir = err == nil && fi.IsDir()
+		}
+		if tc.path == "nothing" {
+			if !errors.Is(err, iofs.ErrNotExist) {
+				t.Errorf("%s: %v, want ENOENT", tc.path, err)
+			}
+		} else if err != nil || isDir != tc.wantIsDir {
+			t.Errorf("%s: dir %v, %v; want dir %v", tc.path, isDir, err, tc.wantIsDir)
+		}
+		c := stack.S3.Counts()
+		total := uint64(0)
+		for _, v := range c {
+			total += v
+		}
+		if c[wsstack.OpHead] != tc.heads || total != tc.total {
+			t.Errorf("first lookup of %s sent %v; want %d HEADs and %d requests", tc.path, c, tc.heads, tc.total)
+		}
 	}
 }

@@ -778,7 +778,7 @@ func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 		if known && left > 0 {
 			return
 		}
-		if left, err := d.fs.b.HasChildren(ctx, d.key()+"/"); err != nil || left {
+		if left, err := d.fs.b.ProbeDir(ctx, d.key()+"/"); err != nil || left.Exists {
 			return // a marker or other children keep it
 		}
 		parent.setEntry(name, nil)

@@ -20,3 +20,7 @@ func (f *FS) ForgetEntry(path string) syscall.Errno {
 	}
 	return parent.NotifyEntry(name)
 }
+
+// Orphans counts the files whose upload is queued and whose node the
+// kernel forgot.
+func (f *FS) Orphans() int { return len(f.orphans()) }

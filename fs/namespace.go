@@ -295,12 +295,18 @@ func (h heldFile) release() {
 	}
 }
 
-// holdTree holds every file node under d (see holdFile) for the rename of
-// d, and saves the unsaved data of those no handle is writing, so that
-// the copies carry it and no retry lands under the old name afterwards.
-// The caller releases what it returns, also on error.
-func (d *dir) holdTree(ctx context.Context) ([]heldFile, error) {
-	held := lockAll(d.treeFiles(nil))
+// holdTree holds every file under the directory key for its rename: the
+// nodes under moved (nil when the kernel forgot the directory) and the
+// queued files whose nodes the kernel forgot (orphans). It saves the
+// unsaved data of those no handle is writing, so that the copies carry it
+// and no retry lands under the old name afterwards. The caller releases
+// what it returns, also on error.
+func (f *FS) holdTree(ctx context.Context, key string, moved *dir) ([]heldFile, error) {
+	files := f.orphansUnder(key)
+	if moved != nil {
+		files = moved.treeFiles(files)
+	}
+	held := lockAll(files)
 	for _, h := range held {
 		n := h.n
 		if !n.writerOpen() {
@@ -315,7 +321,7 @@ func (d *dir) holdTree(ctx context.Context) ([]heldFile, error) {
 			if err := n.detach(ctx, st); err != nil {
 				return held, err
 			}
-			d.fs.stopStream(st)
+			f.stopStream(st)
 		}
 	}
 	return held, nil
@@ -548,16 +554,14 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		if ch := d.GetChild(name); ch != nil {
 			moved, _ = ch.Operations().(*dir)
 		}
-		if moved != nil {
-			held, err := moved.holdTree(ctx)
-			defer func() {
-				for _, h := range held {
-					h.release()
-				}
-			}()
-			if err != nil {
-				return d.fs.toErrno("rename", src, err)
+		held, herr := d.fs.holdTree(ctx, src, moved)
+		defer func() {
+			for _, h := range held {
+				h.release()
 			}
+		}()
+		if herr != nil {
+			return d.fs.toErrno("rename", src, herr)
 		}
 		err = d.fs.renameTree(ctx, src+"/", dst+"/")
 		// The copies are of what S3 holds, which may be more than the

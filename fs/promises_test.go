@@ -1,12 +1,14 @@
 package fs_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -669,4 +671,56 @@ func forgetDentries(t *testing.T, f *fs.FS, path string, forgotten func() bool) 
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("the kernel kept the inode of %s through 100 invalidations, so this test checks nothing", path)
+}
+
+// TestDirectoryRenameCarriesForgottenQueuedFile (W18): renaming a
+// directory saves the queued data of its files first, also of a file
+// whose node the kernel forgot (an orphan): the copies carry it, and no
+// retry lands under the old name afterwards.
+func TestDirectoryRenameCarriesForgottenQueuedFile(t *testing.T) {
+	b, _ := workspace(t)
+	f := fs.New(b, fs.Options{RetryInterval: time.Hour})
+	mnt := fusetest.Mount(t, f)
+	// Names of this run's own: the workspace outlives a run (-count).
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	src, dst := "dir-"+run, "moved-"+run
+	if err := os.Mkdir(filepath.Join(mnt, src), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: "testdirectoryrenamecarriesforgottenqueuedfile/" + src + "/queued.txt", Status: 500})
+	t.Cleanup(stack.S3.ClearFaults)
+	data := []byte("queued, and forgotten by the kernel\n")
+	if err := os.WriteFile(filepath.Join(mnt, src, "queued.txt"), data, 0o644); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("write with every PUT failing: %v, want EIO at close", err)
+	}
+	for deadline := time.Now().Add(time.Minute); f.Stats().OpenHandles != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the kernel did not release the file's handle within a minute")
+		}
+	}
+	for i := 0; f.Orphans() == 0; i++ {
+		if i == 100 {
+			t.Fatal("the kernel kept the file's inode through 100 invalidations, so this test checks nothing")
+		}
+		if errno := f.ForgetEntry(src + "/queued.txt"); errno != 0 {
+			t.Fatalf("make the kernel forget %s/queued.txt: %v", src, errno)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stack.S3.ClearFaults()
+	if err := os.Rename(filepath.Join(mnt, src), filepath.Join(mnt, dst)); err != nil {
+		t.Fatalf("rename of the directory: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, dst, "queued.txt")); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("%s/queued.txt after the rename: %v, %q; want %q", dst, err, got, data)
+	}
+	if left := f.Close(context.Background()); left != 0 { // the retries at unmount
+		t.Errorf("%d files unsaved at Close, want none", left)
+	}
+	for key, want := range map[string]bool{dst + "/queued.txt": true, src + "/queued.txt": false} {
+		_, err := b.Head(context.Background(), key)
+		if got := err == nil; got != want {
+			t.Errorf("%s in the bucket: %v (%v), want %v", key, got, err, want)
+		}
+	}
 }

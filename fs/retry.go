@@ -194,6 +194,18 @@ func (f *FS) orphansIn(dirKey string) map[string]entry {
 	return out
 }
 
+// orphansUnder returns the orphans whose last key is under the directory
+// dirKey, at any depth.
+func (f *FS) orphansUnder(dirKey string) []*file {
+	var out []*file
+	for key, n := range f.orphans() {
+		if strings.HasPrefix(key, dirKey+"/") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // adopt moves the unsaved data of the orphan last saved under key, if
 // any, to fresh, a node about to stand for that name, and puts fresh in
 // its place on the retry queue. The orphan is marked deleted, so a retry

@@ -65,10 +65,6 @@ type bench struct {
 func (b bench) workloads() []workload {
 	d := b.data
 	mib := func(n int64, el time.Duration) float64 { return float64(n) / (1 << 20) / el.Seconds() }
-	randMethod := "Go pread loop, 1 thread"
-	if b.fio != "" {
-		randMethod = "fio psync, 1 job"
-	}
 	pars := make([]object, d.ParCount)
 	for i := range pars {
 		pars[i] = d.par(i)
@@ -115,21 +111,8 @@ func (b bench) workloads() []workload {
 				return mib(int64(len(pars))*d.ParSize, time.Since(start)), err
 			},
 		},
-		{
-			ID: "rand", Title: fmt.Sprintf("Random 4 KiB reads, %s file", sizeName(d.BigSize)), Unit: "IOPS",
-			SDKMethod:   fmt.Sprintf("4 KiB ranged GETs, one at a time, %v", d.RandRuntime),
-			MountMethod: fmt.Sprintf("%s, %v", randMethod, d.RandRuntime),
-			SDK: func(ctx context.Context, s sdk) (float64, error) {
-				return s.randomReads(ctx, d.big(), d.RandRuntime)
-			},
-			Mount: func(ctx context.Context, mnt string) (float64, error) {
-				path := filepath.Join(mnt, d.big().Key)
-				if b.fio != "" {
-					return runFio(ctx, b.fio, path, d.BigSize, d.RandRuntime)
-				}
-				return b.preadLoop(path, d.big(), d.RandRuntime)
-			},
-		},
+		b.randWorkload("rand", 4<<10, "IOPS"),
+		b.randWorkload("rand1m", 1<<20, "MiB/s"),
 		{
 			ID: "ls", Title: fmt.Sprintf("ls -l, %s entries", countName(d.FlatCount)), Unit: "s", LowerIsBetter: true,
 			SDKMethod: "ListObjectsV2 pages with delimiter /", WarmPrefix: d.flatDir() + "/",
@@ -232,6 +215,39 @@ func (b bench) workloads() []workload {
 	return rows
 }
 
+// randWorkload is a row of random reads of bs bytes from the big file, one
+// at a time, for d.RandRuntime, reported in unit: "IOPS" (reads per second)
+// or "MiB/s".
+func (b bench) randWorkload(id string, bs int64, unit string) workload {
+	d := b.data
+	method := "Go pread loop, 1 thread"
+	if b.fio != "" {
+		method = "fio psync, 1 job"
+	}
+	// inUnit turns reads per second into the row's unit.
+	inUnit := func(iops float64, err error) (float64, error) {
+		if unit == "MiB/s" {
+			return iops * float64(bs) / (1 << 20), err
+		}
+		return iops, err
+	}
+	return workload{
+		ID: id, Title: fmt.Sprintf("Random %s reads, %s file", sizeName(bs), sizeName(d.BigSize)), Unit: unit,
+		SDKMethod:   fmt.Sprintf("%s ranged GETs, one at a time, %v", sizeName(bs), d.RandRuntime),
+		MountMethod: fmt.Sprintf("%s, %v", method, d.RandRuntime),
+		SDK: func(ctx context.Context, s sdk) (float64, error) {
+			return inUnit(s.randomReads(ctx, d.big(), bs, d.RandRuntime))
+		},
+		Mount: func(ctx context.Context, mnt string) (float64, error) {
+			path := filepath.Join(mnt, d.big().Key)
+			if b.fio != "" {
+				return inUnit(runFio(ctx, b.fio, path, d.BigSize, bs, d.RandRuntime))
+			}
+			return inUnit(b.preadLoop(path, d.big(), bs, d.RandRuntime))
+		},
+	}
+}
+
 // reread is a read row again, as the second read through a data cache on
 // local disk (issue 13).
 func reread(w workload) workload {
@@ -300,25 +316,39 @@ func (b bench) readFiles(ctx context.Context, mnt string, objs []object, conc in
 	return g.Wait()
 }
 
-// preadLoop reads 4 KiB blocks at random aligned offsets of the file, one at
-// a time, for d, and returns reads per second. It stands in for fio.
-func (b bench) preadLoop(path string, o object, d time.Duration) (float64, error) {
+// preadLoop reads blocks of bs bytes at random bs-aligned offsets of the
+// file, one at a time, for d, and returns reads per second. It stands in
+// for fio.
+func (b bench) preadLoop(path string, o object, bs int64, d time.Duration) (float64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	return randomBlocks(b.check, o, bs, d, func(buf []byte, off int64) error {
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return fmt.Errorf("pread %s at %d: %w", path, off, err)
+		}
+		return nil
+	})
+}
+
+// randomBlocks calls read for blocks of bs bytes at random bs-aligned
+// offsets of o, one at a time, for d, checks each block, and returns reads
+// per second. The offsets are the same sequence on every path, so the SDK
+// and every mount read the same blocks.
+func randomBlocks(c checker, o object, bs int64, d time.Duration, read func(buf []byte, off int64) error) (float64, error) {
 	rng := rand.New(rand.NewPCG(7, 7))
-	buf := make([]byte, 4096)
-	blocks := o.Size / 4096
+	buf := make([]byte, bs)
+	blocks := o.Size / bs
 	start := time.Now()
 	var n int
 	for time.Since(start) < d {
-		off := rng.Int64N(blocks) * 4096
-		if _, err := f.ReadAt(buf, off); err != nil {
-			return 0, fmt.Errorf("pread %s at %d: %w", path, off, err)
+		off := rng.Int64N(blocks) * bs
+		if err := read(buf, off); err != nil {
+			return 0, err
 		}
-		if err := b.check.check(o, off, buf); err != nil {
+		if err := c.check(o, off, buf); err != nil {
 			return 0, err
 		}
 		n++
@@ -326,9 +356,10 @@ func (b bench) preadLoop(path string, o object, d time.Duration) (float64, error
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// runFio runs fio's random-read job on path and returns its read IOPS.
-func runFio(ctx context.Context, fio, path string, size int64, d time.Duration) (float64, error) {
-	args := fioArgs(path, size, d)
+// runFio runs fio's random-read job with blocks of bs bytes on path and
+// returns its read IOPS.
+func runFio(ctx context.Context, fio, path string, size, bs int64, d time.Duration) (float64, error) {
+	args := fioArgs(path, size, bs, d)
 	out, err := exec.CommandContext(ctx, fio, args...).CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("fio: %w: %s", err, tail(out, 500))
@@ -340,9 +371,9 @@ func runFio(ctx context.Context, fio, path string, size int64, d time.Duration) 
 	return iops, nil
 }
 
-func fioArgs(path string, size int64, d time.Duration) []string {
+func fioArgs(path string, size, bs int64, d time.Duration) []string {
 	return []string{
-		"--name=r", "--filename=" + path, "--rw=randread", "--bs=4k", "--direct=0",
+		"--name=r", "--filename=" + path, "--rw=randread", "--bs=" + strconv.FormatInt(bs, 10), "--direct=0",
 		"--size=" + strconv.FormatInt(size, 10), "--runtime=" + strconv.Itoa(int(d.Seconds())),
 		"--time_based", "--ioengine=psync", "--readonly", "--output-format=json",
 	}

@@ -144,7 +144,7 @@ func TestLineCounter(t *testing.T) {
 func TestDatasetLayout(t *testing.T) {
 	d := quickDataset()
 	objs := d.objects()
-	if want := 1 + d.ParCount + d.FlatCount + d.TreeCount + d.SmallCount; len(objs) != want {
+	if want := 1 + d.ParCount + d.FlatCount + d.TreeCount + d.SmallCount + d.CatCount; len(objs) != want {
 		t.Fatalf("%d objects, want %d", len(objs), want)
 	}
 	dirs := map[string]bool{}
@@ -178,5 +178,24 @@ func TestCheckerFindsFirstBadByte(t *testing.T) {
 	err := c.check(o, 0, buf)
 	if err == nil || !strings.Contains(err.Error(), "byte 300000") {
 		t.Errorf("bad byte: %v", err)
+	}
+}
+
+// The catone row is about a directory of exactly 1,000 entries, in both
+// data sets, and none of them a subdirectory.
+func TestCatDirHasOneThousandEntries(t *testing.T) {
+	for _, d := range []dataset{quickDataset(), fullDataset()} {
+		n := 0
+		for _, o := range d.objects() {
+			if rest, ok := strings.CutPrefix(o.Key, d.catDir()+"/"); ok {
+				if strings.Contains(rest, "/") {
+					t.Errorf("%s: %s is below a subdirectory", d.Name, o.Key)
+				}
+				n++
+			}
+		}
+		if n != 1000 {
+			t.Errorf("%s: %s holds %d entries, want 1000", d.Name, d.catDir(), n)
+		}
 	}
 }

@@ -32,6 +32,10 @@ type workload struct {
 	LowerIsBetter bool
 	// LargeRead rows report the peak RSS of each FUSE process.
 	LargeRead bool
+	// ReadBytes, when set, is how much Mount reads; the row then reports
+	// the CPU time (user+system) each FUSE process used during the
+	// measurement, per MiB of it.
+	ReadBytes int64
 	// Writes rows are measured on a read-write mount.
 	Writes bool
 	// Reread rows mount each tool with its cache of file data on local
@@ -91,6 +95,7 @@ func (b bench) workloads() []workload {
 		},
 		{
 			ID: "par", Title: fmt.Sprintf("%d readers × %s, total", d.ParCount, sizeName(d.ParSize)), Unit: "MiB/s", LargeRead: true,
+			ReadBytes:   int64(d.ParCount) * d.ParSize,
 			SDKMethod:   fmt.Sprintf("ranged GETs of %s, %d at once over all objects", sizeName(sdkPartSize), sdkConcurrency),
 			MountMethod: "one reader per file, 1 MiB reads",
 			SDK: func(ctx context.Context, s sdk) (float64, error) {

@@ -30,6 +30,7 @@ type runner struct {
 func (r *runner) measure(ctx context.Context, w workload, tools []tool) (row, error) {
 	rw := row{
 		ID: w.ID, Title: w.Title, Unit: w.Unit, LowerIsBetter: w.LowerIsBetter, LargeRead: w.LargeRead,
+		CPUPerMiB: w.ReadBytes > 0,
 		SDKMethod: w.SDKMethod, MountMethod: w.MountMethod, Results: make(map[string]*result),
 	}
 	for range r.runs {
@@ -51,7 +52,7 @@ func (r *runner) measure(ctx context.Context, w workload, tools []tool) (row, er
 
 // best returns the better of two runs of one measurement: a failure wins
 // (it must not be hidden by a lucky run), then the faster run. The peak RSS
-// is the highest of both.
+// is the highest of both; the CPU time per MiB is the kept run's own.
 func best(a, b *result, lowerIsBetter bool) *result {
 	if a == nil {
 		return b
@@ -78,6 +79,9 @@ func (r *runner) logResult(w workload, name string, res *result) {
 	extra := ""
 	if res.PeakRSSKiB > 0 {
 		extra = fmt.Sprintf(", peak RSS %d MiB", res.PeakRSSKiB>>10)
+	}
+	if res.CPUMsPerMiB > 0 {
+		extra += fmt.Sprintf(", CPU %.2f ms/MiB", res.CPUMsPerMiB)
 	}
 	value := formatValue(res.Value, w.Unit)
 	if w.Unit != "s" {
@@ -132,6 +136,8 @@ func (r *runner) measureMount(ctx context.Context, w workload, t tool) *result {
 		return &result{Error: err.Error()}
 	}
 	p.rss.reset()
+	pid := p.cmd.Process.Pid
+	cpuStart, cpuErr := procCPU(pid)
 	type outcome struct {
 		v   float64
 		err error
@@ -157,6 +163,8 @@ func (r *runner) measureMount(ctx context.Context, w workload, t tool) *result {
 	res := &result{Value: out.v, Requests: r.stack.S3.Counts(), PeakRSSKiB: p.rss.peakKiB()}
 	if out.err != nil {
 		res.Error = out.err.Error()
+	} else if w.ReadBytes > 0 && cpuErr == nil {
+		res.CPUMsPerMiB = cpuMsPerMiB(pid, cpuStart, w.ReadBytes)
 	}
 	if err := p.stop(); err != nil && res.Error == "" {
 		res.Error = err.Error()

@@ -49,6 +49,7 @@ type row struct {
 	Unit          string             `json:"unit"`
 	LowerIsBetter bool               `json:"lower_is_better"`
 	LargeRead     bool               `json:"large_read"`
+	CPUPerMiB     bool               `json:"cpu_per_mib,omitempty"` // results have CPUMsPerMiB
 	SDKMethod     string             `json:"sdk_method"`
 	MountMethod   string             `json:"mount_method"`
 	Results       map[string]*result `json:"results"` // by tool name, and sdkName
@@ -61,6 +62,9 @@ type result struct {
 	Requests   map[wsstack.Op]uint64 `json:"s3_requests"`
 	PeakRSSKiB int64                 `json:"peak_rss_kib,omitempty"`
 	Error      string                `json:"error,omitempty"`
+	// CPUMsPerMiB is the user+system CPU time of the FUSE process during
+	// the measurement, in ms per MiB read (rows with CPUPerMiB).
+	CPUMsPerMiB float64 `json:"cpu_ms_per_mib,omitempty"`
 }
 
 // setRatios fills every result's ratio to the SDK: tool/SDK for rates,
@@ -178,9 +182,10 @@ func (t table) markdown(w io.Writer) {
 	}
 }
 
-// tables returns the main table, the S3 requests per tool and the peak RSS
-// of the FUSE processes during the large reads.
-func (rep report) tables() (main, requests, rss table) {
+// tables returns the main table, the S3 requests per tool, and tables of
+// the FUSE processes: their peak RSS during the large reads, and their CPU
+// time per MiB read in the rows that measure it.
+func (rep report) tables() (main, requests, rss, cpu table) {
 	names := []string{sdkName}
 	for _, t := range rep.Tools {
 		names = append(names, t.Name)
@@ -192,8 +197,10 @@ func (rep report) tables() (main, requests, rss table) {
 	main.header = append(main.header, "mount-ws S3 requests (GET/HEAD/LIST)")
 	requests.header = append([]string{"S3 requests (GET/HEAD/LIST)"}, names...)
 	rss.header = []string{"Peak RSS, MiB"}
+	cpu.header = []string{"CPU time of the FUSE process, ms per MiB read"}
 	for _, t := range rep.Tools {
 		rss.header = append(rss.header, t.Name)
+		cpu.header = append(cpu.header, t.Name)
 	}
 	for _, r := range rep.Rows {
 		title := fmt.Sprintf("%s (%s)", r.Title, r.Unit)
@@ -215,18 +222,33 @@ func (rep report) tables() (main, requests, rss table) {
 		main.rows = append(main.rows, m)
 		requests.rows = append(requests.rows, q)
 		if r.LargeRead {
-			s := []string{r.Title}
-			for _, t := range rep.Tools {
-				if res := r.Results[t.Name]; res != nil && res.PeakRSSKiB > 0 {
-					s = append(s, fmt.Sprintf("%.0f", float64(res.PeakRSSKiB)/1024))
-				} else {
-					s = append(s, "–")
-				}
-			}
-			rss.rows = append(rss.rows, s)
+			rss.rows = append(rss.rows, rep.toolRow(r, func(res *result) (string, bool) {
+				return fmt.Sprintf("%.0f", float64(res.PeakRSSKiB)/1024), res.PeakRSSKiB > 0
+			}))
+		}
+		if r.CPUPerMiB {
+			cpu.rows = append(cpu.rows, rep.toolRow(r, func(res *result) (string, bool) {
+				return fmt.Sprintf("%.2f", res.CPUMsPerMiB), res.Error == "" && res.CPUMsPerMiB > 0
+			}))
 		}
 	}
-	return main, requests, rss
+	return main, requests, rss, cpu
+}
+
+// toolRow is r's title, then a cell per tool: what value returns for the
+// tool's result, or "–" without a result or when value has nothing to show.
+func (rep report) toolRow(r row, value func(res *result) (string, bool)) []string {
+	s := []string{r.Title}
+	for _, t := range rep.Tools {
+		if res := r.Results[t.Name]; res != nil {
+			if v, ok := value(res); ok {
+				s = append(s, v)
+				continue
+			}
+		}
+		s = append(s, "–")
+	}
+	return s
 }
 
 // failures lists every failed measurement, for below the tables.
@@ -249,14 +271,16 @@ func (rep report) failures() []string {
 
 // writeText prints the tables for a terminal.
 func (rep report) writeText(w io.Writer) {
-	main, requests, rss := rep.tables()
+	main, requests, rss, cpu := rep.tables()
 	fmt.Fprintln(w)
 	main.text(w)
 	fmt.Fprintln(w)
 	requests.text(w)
-	if len(rss.rows) > 0 {
-		fmt.Fprintln(w)
-		rss.text(w)
+	for _, t := range []table{rss, cpu} {
+		if len(t.rows) > 0 {
+			fmt.Fprintln(w)
+			t.text(w)
+		}
 	}
 	if f := rep.failures(); len(f) > 0 {
 		fmt.Fprintln(w, "\nFailures:")
@@ -272,16 +296,18 @@ func (rep report) writeText(w io.Writer) {
 // writeMarkdown writes the tables and the run's particulars as markdown, to
 // paste into docs/BENCHMARKS.md.
 func (rep report) writeMarkdown(w io.Writer) {
-	main, requests, rss := rep.tables()
+	main, requests, rss, cpu := rep.tables()
 	fmt.Fprintf(w, "Run %s, data set %q, %d CPUs, %d GiB RAM, kernel %s, %s; whole run %.0f s.\n\n",
 		rep.Date.UTC().Format("2006-01-02 15:04 MST"), rep.Dataset, rep.Machine.CPUs, rep.Machine.MemoryGiB,
 		rep.Machine.Kernel, rep.Machine.Go, rep.Seconds)
 	main.markdown(w)
 	fmt.Fprintln(w)
 	requests.markdown(w)
-	if len(rss.rows) > 0 {
-		fmt.Fprintln(w)
-		rss.markdown(w)
+	for _, t := range []table{rss, cpu} {
+		if len(t.rows) > 0 {
+			fmt.Fprintln(w)
+			t.markdown(w)
+		}
 	}
 	if f := rep.failures(); len(f) > 0 {
 		fmt.Fprintln(w, "\nFailures:")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"mount-ws/internal/detdata"
 	"mount-ws/internal/wsstack"
@@ -144,7 +145,7 @@ func TestLineCounter(t *testing.T) {
 func TestDatasetLayout(t *testing.T) {
 	d := quickDataset()
 	objs := d.objects()
-	if want := 1 + d.ParCount + d.FlatCount + d.TreeCount + d.SmallCount; len(objs) != want {
+	if want := 1 + d.ParCount + d.FlatCount + d.TreeCount + d.SmallCount + d.CatCount; len(objs) != want {
 		t.Fatalf("%d objects, want %d", len(objs), want)
 	}
 	dirs := map[string]bool{}
@@ -178,5 +179,58 @@ func TestCheckerFindsFirstBadByte(t *testing.T) {
 	err := c.check(o, 0, buf)
 	if err == nil || !strings.Contains(err.Error(), "byte 300000") {
 		t.Errorf("bad byte: %v", err)
+	}
+}
+
+// The catone row is about a directory of exactly 1,000 entries, in both
+// data sets, and none of them a subdirectory.
+func TestCatDirHasOneThousandEntries(t *testing.T) {
+	for _, d := range []dataset{quickDataset(), fullDataset()} {
+		n := 0
+		for _, o := range d.objects() {
+			if rest, ok := strings.CutPrefix(o.Key, d.catDir()+"/"); ok {
+				if strings.Contains(rest, "/") {
+					t.Errorf("%s: %s is below a subdirectory", d.Name, o.Key)
+				}
+				n++
+			}
+		}
+		if n != 1000 {
+			t.Errorf("%s: %s holds %d entries, want 1000", d.Name, d.catDir(), n)
+		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// utime 250 and stime 50 ticks; the command name holds ") (".
+	stat := "4242 (s3fs) (x) S 1 4242 4242 0 -1 4194304 101 0 0 0 250 50 0 0 20 0 9 0 3281647 3133440 379\n"
+	if got, err := parseStatCPU([]byte(stat)); err != nil || got != 3*time.Second {
+		t.Errorf("parseStatCPU = %v, %v; want 3s", got, err)
+	}
+	for _, bad := range []string{"4242 s3fs S 1", "4242 (s3fs) S 1 2 3", "4242 (s3fs) S 1 4242 4242 0 -1 0 0 0 0 0 x 50 0"} {
+		if _, err := parseStatCPU([]byte(bad)); err == nil {
+			t.Errorf("parseStatCPU(%q) did not fail", bad)
+		}
+	}
+}
+
+func TestCPUTable(t *testing.T) {
+	rep := report{
+		Tools: []toolInfo{{Name: "mount-ws"}, {Name: "s3fs"}, {Name: "rclone"}},
+		Rows: []row{
+			{Title: "seq", LargeRead: true, Results: map[string]*result{"mount-ws": {Value: 1, PeakRSSKiB: 2048}}},
+			{Title: "par", LargeRead: true, CPUPerMiB: true, Results: map[string]*result{
+				"mount-ws": {Value: 1, CPUMsPerMiB: 1.234},
+				"s3fs":     {Error: "boom", CPUMsPerMiB: 9},
+			}},
+		},
+	}
+	_, _, rss, cpu := rep.tables()
+	if len(rss.rows) != 2 || rss.rows[0][1] != "2" {
+		t.Errorf("rss rows = %q", rss.rows)
+	}
+	want := []string{"par", "1.23", "–", "–"}
+	if len(cpu.rows) != 1 || strings.Join(cpu.rows[0], ",") != strings.Join(want, ",") {
+		t.Errorf("cpu rows = %q, want [%q]", cpu.rows, want)
 	}
 }

@@ -59,7 +59,7 @@ Flags:
 	fl.BoolVar(&o.keep, "keep", false, "keep the temporary data dir (its path is printed)")
 	fl.BoolVar(&o.quick, "quick", false, "small data set (256 MiB, 4×64 MiB, 2,000, 4,000, 500 objects) for a quick check")
 	tools := fl.String("tools", "mount-ws,s3fs,rclone", "comma-separated filesystems to measure: mount-ws, mount-ws+metrics (with --metrics-addr set), s3fs, rclone; s3fs and rclone are skipped when not installed")
-	workloads := fl.String("workloads", "", "comma-separated workload ids to run (seq, par, rand, ls, find, small, write, create, untar, append, notrunc); default all")
+	workloads := fl.String("workloads", "", "comma-separated workload ids to run (seq, par, rand, rand1m, ls, find, catone, small, write, create, untar, append, notrunc, seq2, small2); default all")
 	fl.StringVar(&o.mountWS, "mount-ws", "", "mount-ws binary (default: next to ws-bench, else $PATH)")
 	fl.IntVar(&o.prefetchMiB, "prefetch-memory-mib", 512, "mount-ws --prefetch-memory-mib")
 	fl.BoolVar(&o.verify, "verify", true, "check every byte read against the seeded content (same cost on every path)")

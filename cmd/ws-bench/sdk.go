@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
@@ -155,25 +154,13 @@ func (s sdk) getRange(ctx context.Context, o object, off int64, buf []byte) erro
 	return nil
 }
 
-// randomReads issues 4 KiB ranged GETs at random aligned offsets of o, one
-// at a time (like fio's psync engine), for d, and returns reads per second.
-func (s sdk) randomReads(ctx context.Context, o object, d time.Duration) (float64, error) {
-	rng := rand.New(rand.NewPCG(7, 7))
-	buf := make([]byte, 4096)
-	blocks := o.Size / 4096
-	start := time.Now()
-	var n int
-	for time.Since(start) < d {
-		off := rng.Int64N(blocks) * 4096
-		if err := s.getRange(ctx, o, off, buf); err != nil {
-			return 0, err
-		}
-		if err := s.check.check(o, off, buf); err != nil {
-			return 0, err
-		}
-		n++
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
+// randomReads issues ranged GETs of bs bytes at random bs-aligned offsets
+// of o, one at a time (like fio's psync engine), for d, and returns reads
+// per second.
+func (s sdk) randomReads(ctx context.Context, o object, bs int64, d time.Duration) (float64, error) {
+	return randomBlocks(s.check, o, bs, d, func(buf []byte, off int64) error {
+		return s.getRange(ctx, o, off, buf)
+	})
 }
 
 // list pages through ListObjectsV2 under rel (relative to the workspace

@@ -29,7 +29,10 @@ type dataset struct {
 	TreeCount  int // objects in the tree, spread over TreeDirs
 	SmallCount int // small files read by 8 readers
 	SmallSize  int64
-	// ListedSize is the size of each flat and tree object.
+	// CatCount is how many objects the directory of the catone row holds;
+	// reading one of them shows what the rest of a directory costs a tool.
+	CatCount int
+	// ListedSize is the size of each flat, tree and cat object.
 	ListedSize int64
 	// RandRuntime is how long the random-read rows run.
 	RandRuntime time.Duration
@@ -39,7 +42,7 @@ func fullDataset() dataset {
 	return dataset{
 		Name: "full", BigSize: 1 << 30, ParSize: 256 << 20, ParCount: 4,
 		FlatCount: 10000, TreeDirs: 200, TreeCount: 20000,
-		SmallCount: 2000, SmallSize: 16 << 10, ListedSize: 1 << 10,
+		SmallCount: 2000, SmallSize: 16 << 10, CatCount: 1000, ListedSize: 1 << 10,
 		RandRuntime: 10 * time.Second,
 	}
 }
@@ -48,7 +51,7 @@ func quickDataset() dataset {
 	return dataset{
 		Name: "quick", BigSize: 256 << 20, ParSize: 64 << 20, ParCount: 4,
 		FlatCount: 2000, TreeDirs: 40, TreeCount: 4000,
-		SmallCount: 500, SmallSize: 16 << 10, ListedSize: 1 << 10,
+		SmallCount: 500, SmallSize: 16 << 10, CatCount: 1000, ListedSize: 1 << 10,
 		RandRuntime: 3 * time.Second,
 	}
 }
@@ -60,6 +63,7 @@ const (
 	seedFlat  = 1_000_000
 	seedTree  = 2_000_000
 	seedSmall = 3_000_000
+	seedCat   = 4_000_000
 )
 
 // object is one object of the data set: its key relative to the workspace
@@ -75,6 +79,7 @@ func (d dataset) parKey(i int) string   { return fmt.Sprintf("%s/big/par-%d.bin"
 func (d dataset) flatDir() string       { return d.Name + "/flat" }
 func (d dataset) treeDir() string       { return d.Name + "/tree" }
 func (d dataset) smallKey(i int) string { return fmt.Sprintf("%s/small/f-%05d.bin", d.Name, i) }
+func (d dataset) catDir() string        { return d.Name + "/cat" }
 
 func (d dataset) big() object { return object{d.bigKey(), seedBig, d.BigSize} }
 
@@ -82,6 +87,10 @@ func (d dataset) par(i int) object { return object{d.parKey(i), uint64(seedPar +
 
 func (d dataset) small(i int) object {
 	return object{d.smallKey(i), uint64(seedSmall + i), d.SmallSize}
+}
+
+func (d dataset) cat(i int) object {
+	return object{fmt.Sprintf("%s/obj-%04d", d.catDir(), i), uint64(seedCat + i), d.ListedSize}
 }
 
 // objects lists the whole data set, large objects first.
@@ -99,6 +108,11 @@ func (d dataset) objects() []object {
 	}
 	for i := range d.SmallCount {
 		objs = append(objs, d.small(i))
+	}
+	// A kept data dir seeded before the catone row existed lacks these;
+	// seed puts them, as it puts whatever else is missing.
+	for i := range d.CatCount {
+		objs = append(objs, d.cat(i))
 	}
 	return objs
 }

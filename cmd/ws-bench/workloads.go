@@ -32,6 +32,10 @@ type workload struct {
 	LowerIsBetter bool
 	// LargeRead rows report the peak RSS of each FUSE process.
 	LargeRead bool
+	// ReadBytes, when set, is how much Mount reads; the row then reports
+	// the CPU time (user+system) each FUSE process used during the
+	// measurement, per MiB of it.
+	ReadBytes int64
 	// Writes rows are measured on a read-write mount.
 	Writes bool
 	// Reread rows mount each tool with its cache of file data on local
@@ -65,10 +69,6 @@ type bench struct {
 func (b bench) workloads() []workload {
 	d := b.data
 	mib := func(n int64, el time.Duration) float64 { return float64(n) / (1 << 20) / el.Seconds() }
-	randMethod := "Go pread loop, 1 thread"
-	if b.fio != "" {
-		randMethod = "fio psync, 1 job"
-	}
 	pars := make([]object, d.ParCount)
 	for i := range pars {
 		pars[i] = d.par(i)
@@ -95,6 +95,7 @@ func (b bench) workloads() []workload {
 		},
 		{
 			ID: "par", Title: fmt.Sprintf("%d readers × %s, total", d.ParCount, sizeName(d.ParSize)), Unit: "MiB/s", LargeRead: true,
+			ReadBytes:   int64(d.ParCount) * d.ParSize,
 			SDKMethod:   fmt.Sprintf("ranged GETs of %s, %d at once over all objects", sizeName(sdkPartSize), sdkConcurrency),
 			MountMethod: "one reader per file, 1 MiB reads",
 			SDK: func(ctx context.Context, s sdk) (float64, error) {
@@ -115,21 +116,8 @@ func (b bench) workloads() []workload {
 				return mib(int64(len(pars))*d.ParSize, time.Since(start)), err
 			},
 		},
-		{
-			ID: "rand", Title: fmt.Sprintf("Random 4 KiB reads, %s file", sizeName(d.BigSize)), Unit: "IOPS",
-			SDKMethod:   fmt.Sprintf("4 KiB ranged GETs, one at a time, %v", d.RandRuntime),
-			MountMethod: fmt.Sprintf("%s, %v", randMethod, d.RandRuntime),
-			SDK: func(ctx context.Context, s sdk) (float64, error) {
-				return s.randomReads(ctx, d.big(), d.RandRuntime)
-			},
-			Mount: func(ctx context.Context, mnt string) (float64, error) {
-				path := filepath.Join(mnt, d.big().Key)
-				if b.fio != "" {
-					return runFio(ctx, b.fio, path, d.BigSize, d.RandRuntime)
-				}
-				return b.preadLoop(path, d.big(), d.RandRuntime)
-			},
-		},
+		b.randWorkload("rand", 4<<10, "IOPS"),
+		b.randWorkload("rand1m", 1<<20, "MiB/s"),
 		{
 			ID: "ls", Title: fmt.Sprintf("ls -l, %s entries", countName(d.FlatCount)), Unit: "s", LowerIsBetter: true,
 			SDKMethod: "ListObjectsV2 pages with delimiter /", WarmPrefix: d.flatDir() + "/",
@@ -166,6 +154,7 @@ func (b bench) workloads() []workload {
 				return timeCommand(ctx, 1+d.TreeDirs+d.TreeCount, "find", filepath.Join(mnt, d.treeDir()))
 			},
 		},
+		b.catOneWorkload(),
 		{
 			ID: "small", Title: fmt.Sprintf("Read %s files of %s, 8 readers", countName(d.SmallCount), sizeName(d.SmallSize)), Unit: "files/s",
 			SDKMethod:   "GetObject, 8 at once",
@@ -230,6 +219,63 @@ func (b bench) workloads() []workload {
 		}
 	}
 	return rows
+}
+
+// catOneWorkload reads one small file of a directory of d.CatCount, as the
+// first thing on a fresh mount. Its point is the S3 request count: a file
+// read by a known path need not cost a listing of its directory.
+func (b bench) catOneWorkload() workload {
+	d := b.data
+	o := d.cat(d.CatCount / 2)
+	return workload{
+		ID: "catone", Title: fmt.Sprintf("cat one file in a %s-entry directory, fresh mount", countName(d.CatCount)),
+		Unit: "s", LowerIsBetter: true, WarmPrefix: d.catDir() + "/",
+		SDKMethod:   "one GetObject by key",
+		MountMethod: "open+read+close by full path, the first access to the mount",
+		SDK: func(ctx context.Context, s sdk) (float64, error) {
+			start := time.Now()
+			err := s.getAll(ctx, []object{o}, 1)
+			return time.Since(start).Seconds(), err
+		},
+		Mount: func(ctx context.Context, mnt string) (float64, error) {
+			start := time.Now()
+			err := b.readFiles(ctx, mnt, []object{o}, 1)
+			return time.Since(start).Seconds(), err
+		},
+	}
+}
+
+// randWorkload is a row of random reads of bs bytes from the big file, one
+// at a time, for d.RandRuntime, reported in unit: "IOPS" (reads per second)
+// or "MiB/s".
+func (b bench) randWorkload(id string, bs int64, unit string) workload {
+	d := b.data
+	method := "Go pread loop, 1 thread"
+	if b.fio != "" {
+		method = "fio psync, 1 job"
+	}
+	// inUnit turns reads per second into the row's unit.
+	inUnit := func(iops float64, err error) (float64, error) {
+		if unit == "MiB/s" {
+			return iops * float64(bs) / (1 << 20), err
+		}
+		return iops, err
+	}
+	return workload{
+		ID: id, Title: fmt.Sprintf("Random %s reads, %s file", sizeName(bs), sizeName(d.BigSize)), Unit: unit,
+		SDKMethod:   fmt.Sprintf("%s ranged GETs, one at a time, %v", sizeName(bs), d.RandRuntime),
+		MountMethod: fmt.Sprintf("%s, %v", method, d.RandRuntime),
+		SDK: func(ctx context.Context, s sdk) (float64, error) {
+			return inUnit(s.randomReads(ctx, d.big(), bs, d.RandRuntime))
+		},
+		Mount: func(ctx context.Context, mnt string) (float64, error) {
+			path := filepath.Join(mnt, d.big().Key)
+			if b.fio != "" {
+				return inUnit(runFio(ctx, b.fio, path, d.BigSize, bs, d.RandRuntime))
+			}
+			return inUnit(b.preadLoop(path, d.big(), bs, d.RandRuntime))
+		},
+	}
 }
 
 // reread is a read row again, as the second read through a data cache on
@@ -300,25 +346,39 @@ func (b bench) readFiles(ctx context.Context, mnt string, objs []object, conc in
 	return g.Wait()
 }
 
-// preadLoop reads 4 KiB blocks at random aligned offsets of the file, one at
-// a time, for d, and returns reads per second. It stands in for fio.
-func (b bench) preadLoop(path string, o object, d time.Duration) (float64, error) {
+// preadLoop reads blocks of bs bytes at random bs-aligned offsets of the
+// file, one at a time, for d, and returns reads per second. It stands in
+// for fio.
+func (b bench) preadLoop(path string, o object, bs int64, d time.Duration) (float64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	return randomBlocks(b.check, o, bs, d, func(buf []byte, off int64) error {
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return fmt.Errorf("pread %s at %d: %w", path, off, err)
+		}
+		return nil
+	})
+}
+
+// randomBlocks calls read for blocks of bs bytes at random bs-aligned
+// offsets of o, one at a time, for d, checks each block, and returns reads
+// per second. The offsets are the same sequence on every path, so the SDK
+// and every mount read the same blocks.
+func randomBlocks(c checker, o object, bs int64, d time.Duration, read func(buf []byte, off int64) error) (float64, error) {
 	rng := rand.New(rand.NewPCG(7, 7))
-	buf := make([]byte, 4096)
-	blocks := o.Size / 4096
+	buf := make([]byte, bs)
+	blocks := o.Size / bs
 	start := time.Now()
 	var n int
 	for time.Since(start) < d {
-		off := rng.Int64N(blocks) * 4096
-		if _, err := f.ReadAt(buf, off); err != nil {
-			return 0, fmt.Errorf("pread %s at %d: %w", path, off, err)
+		off := rng.Int64N(blocks) * bs
+		if err := read(buf, off); err != nil {
+			return 0, err
 		}
-		if err := b.check.check(o, off, buf); err != nil {
+		if err := c.check(o, off, buf); err != nil {
 			return 0, err
 		}
 		n++
@@ -326,9 +386,10 @@ func (b bench) preadLoop(path string, o object, d time.Duration) (float64, error
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
-// runFio runs fio's random-read job on path and returns its read IOPS.
-func runFio(ctx context.Context, fio, path string, size int64, d time.Duration) (float64, error) {
-	args := fioArgs(path, size, d)
+// runFio runs fio's random-read job with blocks of bs bytes on path and
+// returns its read IOPS.
+func runFio(ctx context.Context, fio, path string, size, bs int64, d time.Duration) (float64, error) {
+	args := fioArgs(path, size, bs, d)
 	out, err := exec.CommandContext(ctx, fio, args...).CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("fio: %w: %s", err, tail(out, 500))
@@ -340,9 +401,9 @@ func runFio(ctx context.Context, fio, path string, size int64, d time.Duration) 
 	return iops, nil
 }
 
-func fioArgs(path string, size int64, d time.Duration) []string {
+func fioArgs(path string, size, bs int64, d time.Duration) []string {
 	return []string{
-		"--name=r", "--filename=" + path, "--rw=randread", "--bs=4k", "--direct=0",
+		"--name=r", "--filename=" + path, "--rw=randread", "--bs=" + strconv.FormatInt(bs, 10), "--direct=0",
 		"--size=" + strconv.FormatInt(size, 10), "--runtime=" + strconv.Itoa(int(d.Seconds())),
 		"--time_based", "--ioengine=psync", "--readonly", "--output-format=json",
 	}

@@ -53,21 +53,22 @@ func TestWalkListsSubdirectoriesAhead(t *testing.T) {
 }
 
 // TestSlowListingAnswersWhatFollows: a listing that takes longer than the
-// metadata TTL (a huge directory; here 6 pages held 150 ms each against
-// a 500 ms TTL) stays fresh from its last page, so ls -l of the
-// directory costs its LISTs and nothing per entry.
+// metadata TTL (a huge directory; here 6 pages held 500 ms each against
+// a 2 s TTL, which leaves the lstats that follow 2 s on a loaded machine)
+// stays fresh from its last page, so ls -l of the directory costs its
+// LISTs and nothing per entry.
 func TestSlowListingAnswersWhatFollows(t *testing.T) {
 	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 10})
 	const n = 60
 	for i := range n {
 		put(fmt.Sprintf("big/f%02d", i), []byte("x"))
 	}
-	mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataTTL: 500 * time.Millisecond, MetadataHeadLimit: 10}))
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataTTL: 2 * time.Second, MetadataHeadLimit: 10}))
 	// Requests for one entry (a HEAD of big/fNN, a LIST of big/fNN/) are
 	// counted; listings of the workspace are held.
 	var perEntry atomic.Int64
 	stack.S3.Inject(wsstack.S3Fault{KeyContains: "testslowlistinganswerswhatfollows/big/f", Matched: func(wsstack.Op, string) { perEntry.Add(1) }})
-	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpList}, KeyContains: "testslowlistinganswerswhatfollows", Stall: 150 * time.Millisecond})
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpList}, KeyContains: "testslowlistinganswerswhatfollows", Stall: 500 * time.Millisecond})
 	t.Cleanup(stack.S3.ClearFaults)
 	dir := filepath.Join(mnt, "big")
 	if _, err := os.Stat(dir); err != nil {

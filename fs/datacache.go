@@ -6,13 +6,14 @@ import (
 	"log/slog"
 
 	"mount-ws/datacache"
+	"mount-ws/vfs"
 )
 
 // cachedFetch serves reads of one version of an object through the data
 // cache (Options.DataCache), whole blocks at a time: blocks it has are
 // read from local disk; runs of blocks it lacks are fetched from S3 with
 // fetch, one GET a run, and kept.
-func (f *FS) cachedFetch(key func() string, etag string, size int64, fetch fetchFunc) fetchFunc {
+func (f *FS) cachedFetch(key func() string, etag string, size int64, fetch vfs.FetchFunc) vfs.FetchFunc {
 	c := f.opts.DataCache
 	const bs = datacache.BlockSize
 	return func(ctx context.Context, p []byte, off int64) (int, error) {

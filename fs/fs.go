@@ -14,6 +14,8 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"mount-ws/vfs"
 )
 
 // FS is one mounted workspace. Create it with New and serve Root through
@@ -22,7 +24,7 @@ type FS struct {
 	b       Bucket
 	opts    Options
 	log     *slog.Logger
-	budget  *budget
+	budget  *vfs.Budget
 	space   *stageSpace
 	journal *journal
 	errs    errLog
@@ -48,7 +50,7 @@ func New(b Bucket, opts Options) *FS {
 		b:       uncancelled{b},
 		opts:    opts,
 		log:     opts.Logger,
-		budget:  newBudget(opts.PrefetchMemory),
+		budget:  vfs.NewBudget(opts.PrefetchMemory),
 		space:   &stageSpace{limit: opts.CacheLimit},
 		journal: &journal{log: opts.Logger},
 		dirs:    newDirCaches(maxIdleCacheEntries),
@@ -72,7 +74,7 @@ func (f *FS) Recover(ctx context.Context) (int, error) { return f.journal.recove
 func (f *FS) Root() fusefs.InodeEmbedder { return f.root }
 
 // PrefetchBytes reports the read-ahead memory in use now and at its peak.
-func (f *FS) PrefetchBytes() (now, peak int64) { return f.budget.inUse() }
+func (f *FS) PrefetchBytes() (now, peak int64) { return f.budget.InUse() }
 
 // MountConfig is what Mount needs besides the filesystem.
 type MountConfig struct {

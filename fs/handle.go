@@ -11,6 +11,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"mount-ws/bucket"
+	"mount-ws/vfs"
 )
 
 // handle is an open file. Reads come from the staging copy while the file
@@ -23,8 +24,8 @@ type handle struct {
 	// guarded by n.mu. Setattr waits for the close of such a handle.
 	open bool
 
-	attr entry      // the version read; guarded by n.mu
-	ra   *readAhead // created on the first read from S3; guarded by n.mu
+	attr entry          // the version read; guarded by n.mu
+	ra   *vfs.ReadAhead // created on the first read from S3; guarded by n.mu
 	// unchecked: attr comes from a listing or lookup, not from S3 at open
 	// (see file.Open); served: data was returned. An unchecked handle that
 	// served nothing yet moves to the object's new version when its first
@@ -41,7 +42,7 @@ var (
 )
 
 // fetcher reads ranges of the object, pinned to one ETag.
-func (h *handle) fetcher(etag string) fetchFunc {
+func (h *handle) fetcher(etag string) vfs.FetchFunc {
 	return func(ctx context.Context, p []byte, off int64) (int, error) {
 		key := h.n.key()
 		if key == "" {
@@ -60,7 +61,7 @@ func (h *handle) fetcher(etag string) fetchFunc {
 }
 
 // reader is the handle's read-ahead, made on first use.
-func (h *handle) reader() *readAhead {
+func (h *handle) reader() *vfs.ReadAhead {
 	h.n.mu.Lock()
 	defer h.n.mu.Unlock()
 	if h.ra == nil {
@@ -68,8 +69,7 @@ func (h *handle) reader() *readAhead {
 		if h.n.fs.opts.DataCache != nil && h.attr.etag != "" {
 			fetch = h.n.fs.cachedFetch(h.n.key, h.attr.etag, h.attr.size, fetch)
 		}
-		h.ra = newReadAhead(fetch, h.attr.size, h.n.fs.budget)
-		h.ra.counts = &h.n.fs.counts
+		h.ra = vfs.NewReadAhead(fetch, h.attr.size, h.n.fs.budget, &h.n.fs.counts.readAhead)
 	}
 	return h.ra
 }
@@ -96,7 +96,7 @@ func (h *handle) readS3(ctx context.Context, dest []byte, off int64) (int, error
 // object's current version when err says the object changed; it reports
 // whether the read should be tried again (also when another read of the
 // handle did it meanwhile, closing the reader this one used).
-func (h *handle) moveToCurrent(ctx context.Context, failed *readAhead, err error) bool {
+func (h *handle) moveToCurrent(ctx context.Context, failed *vfs.ReadAhead, err error) bool {
 	h.n.mu.Lock()
 	if h.ra != failed {
 		h.n.mu.Unlock()
@@ -114,7 +114,7 @@ func (h *handle) moveToCurrent(ctx context.Context, failed *readAhead, err error
 	h.n.mu.Lock()
 	defer h.n.mu.Unlock()
 	if h.ra == failed {
-		failed.close()
+		failed.Close()
 		h.attr, h.ra, h.unchecked = e, nil, false
 		h.n.cacheETag = e.etag
 	}
@@ -169,7 +169,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	ra := h.ra
 	h.n.mu.Unlock()
 	if ra != nil {
-		ra.close()
+		ra.Close()
 	}
 	h.n.setWriting(h, false)
 	h.n.release()

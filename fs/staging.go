@@ -17,6 +17,7 @@ import (
 
 	"mount-ws/bucket"
 	"mount-ws/spans"
+	"mount-ws/vfs"
 )
 
 // staging is the local copy of a file open for writing: an unlinked file in
@@ -283,15 +284,15 @@ func (n *file) fetch(ctx context.Context, st *staging, off, end int64) error {
 // load copies bytes [off, end) of the object version key/etag into the
 // staging file, in parallel ranges.
 func (n *file) load(ctx context.Context, st *staging, key, etag string, off, end int64) error {
-	ra := newReadAhead(func(ctx context.Context, p []byte, at int64) (int, error) {
+	ra := vfs.NewReadAhead(func(ctx context.Context, p []byte, at int64) (int, error) {
 		body, err := n.fs.b.Get(ctx, key, at, int64(len(p)), etag)
 		if err != nil {
 			return 0, err
 		}
 		defer body.Close()
 		return io.ReadFull(body, p)
-	}, end, n.fs.budget)
-	defer ra.close()
+	}, end, n.fs.budget, nil)
+	defer ra.Close()
 	buf := make([]byte, 1<<20)
 	for off < end {
 		got, err := ra.ReadAt(ctx, buf[:min(int64(len(buf)), end-off)], off)
@@ -752,26 +753,26 @@ func (n *file) uploadStaged(ctx context.Context, key string, st *staging, md buc
 // unchanged ranges of base are copied on the server, each in as few parts
 // as S3 allows (on condition that base is still the object), and only the
 // changed ranges are sent, widened to S3's smallest part and after
-// fetching the base bytes they lack (see partialLayout). Appending a line
+// fetching the base bytes they lack (see vfs.PartialLayout). Appending a line
 // to a large file so costs one copy and the line; a byte in its middle,
 // two copies and 5 MiB. n.io must be held.
 func (n *file) savePartial(ctx context.Context, key string, st *staging, md bucket.Meta, partSize int64) (bucket.Object, error) {
 	n.mu.Lock()
-	parts, ok := partialLayout(st.size, st.baseSize, st.changed.Spans(), partSize,
-		partLimits{min: bucket.MinPartSize, max: bucket.MaxPartSize, count: bucket.MaxParts})
+	parts, ok := vfs.PartialLayout(st.size, st.baseSize, st.changed.Spans(), partSize,
+		vfs.PartLimits{Min: bucket.MinPartSize, Max: bucket.MaxPartSize, Count: bucket.MaxParts})
 	if !ok {
 		// More parts than S3 allows (a file of very many scattered
 		// changes): parts of partSize, each copied if unchanged.
 		parts = parts[:0]
 		for off := int64(0); off < st.size; off += partSize {
 			end := min(off+partSize, st.size)
-			parts = append(parts, savePart{off, end - off, end <= st.baseSize && !st.changed.Intersects(off, end)})
+			parts = append(parts, vfs.SavePart{Off: off, N: end - off, Copied: end <= st.baseSize && !st.changed.Intersects(off, end)})
 		}
 	}
 	n.mu.Unlock()
 	for _, p := range parts {
-		if !p.copied {
-			if err := n.fetch(ctx, st, p.off, p.off+p.n); err != nil {
+		if !p.Copied {
+			if err := n.fetch(ctx, st, p.Off, p.Off+p.N); err != nil {
 				return bucket.Object{}, err
 			}
 		}
@@ -793,10 +794,10 @@ func (n *file) savePartial(ctx context.Context, key string, st *staging, md buck
 		return bucket.Object{}, err
 	}
 	for i, p := range parts {
-		if p.copied {
-			stream.AddCopyPart(i+1, base.key, base.etag, p.off, p.n)
+		if p.Copied {
+			stream.AddCopyPart(i+1, base.key, base.etag, p.Off, p.N)
 		} else {
-			stream.AddPart(i+1, st.f, p.off, p.n)
+			stream.AddPart(i+1, st.f, p.Off, p.N)
 		}
 	}
 	o, err := stream.Complete(ctx, len(parts), st.size, bucket.UploadOptions{})

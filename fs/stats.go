@@ -3,6 +3,8 @@ package fs
 import (
 	"sort"
 	"sync/atomic"
+
+	"mount-ws/vfs"
 )
 
 // counters count the mount's events for Stats. They are atomics: they sit
@@ -10,7 +12,7 @@ import (
 type counters struct {
 	saves, saveFailures  atomic.Uint64
 	metaHits, metaMisses atomic.Uint64
-	readHits, readMisses atomic.Uint64
+	readAhead            vfs.HitCounts
 	// Blocks read from the data cache, and fetched from S3 into it.
 	cacheHits, cacheMisses atomic.Uint64
 	handles                atomic.Int64 // open file handles
@@ -75,17 +77,17 @@ func (s Stats) FailedUploads() int {
 // Stats returns a snapshot of the filesystem's state and counters.
 func (f *FS) Stats() Stats {
 	s := Stats{
-		PrefetchLimit:   f.budget.limit,
+		PrefetchLimit:   f.budget.Limit(),
 		StageLimit:      f.space.limit,
 		Saves:           f.counts.saves.Load(),
 		SaveFailures:    f.counts.saveFailures.Load(),
 		MetadataHits:    f.counts.metaHits.Load(),
 		MetadataMisses:  f.counts.metaMisses.Load(),
-		ReadAheadHits:   f.counts.readHits.Load(),
-		ReadAheadMisses: f.counts.readMisses.Load(),
+		ReadAheadHits:   f.counts.readAhead.Hits.Load(),
+		ReadAheadMisses: f.counts.readAhead.Misses.Load(),
 		OpenHandles:     f.counts.handles.Load(),
 	}
-	s.PrefetchBytes, _ = f.budget.inUse()
+	s.PrefetchBytes, _ = f.budget.InUse()
 	if c := f.opts.DataCache; c != nil {
 		s.DataCacheBytes, s.DataCacheLimit = c.Used()
 		s.DataCacheHits, s.DataCacheMisses = f.counts.cacheHits.Load(), f.counts.cacheMisses.Load()

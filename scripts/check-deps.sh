@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a package imports against the intended direction
-# (cmd -> fs -> bucket -> creds; cmd -> metrics, which reads the others'
+# (cmd -> fs -> vfs -> bucket -> creds; cmd -> metrics, which reads the others'
 # snapshots; cmd/mount-ws-csi -> csidriver -> creds; mounttab, the mount
 # table, spans and datacache, leaves any of them may use; internal/ only from tests and dev
 # commands),
@@ -15,6 +15,8 @@ declare -A forbidden=(
   [creds]="$mod/bucket $mod/fs $mod/metrics $mod/cmd $mod/internal"
   [bucket]="$mod/fs $mod/metrics $mod/cmd $mod/internal"
   [fs]="$mod/cmd $mod/creds $mod/metrics $mod/internal"
+  # The filesystem's core knows nothing of FUSE: fs adapts it to go-fuse.
+  [vfs]="$mod/fs $mod/cmd $mod/creds $mod/metrics $mod/internal github.com/hanwen/go-fuse"
   [metrics]="$mod/cmd $mod/internal"
   # The CSI plugin runs mount-ws as a program; of our packages it uses
   # only creds, to validate workspace names, and mounttab.

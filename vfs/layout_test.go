@@ -1,4 +1,4 @@
-package fs
+package vfs
 
 import (
 	"slices"
@@ -12,38 +12,38 @@ const (
 	gib = int64(1) << 30
 )
 
-var s3Limits = partLimits{min: 5 * mib, max: 5 * gib, count: 10000}
+var s3Limits = PartLimits{Min: 5 * mib, Max: 5 * gib, Count: 10000}
 
 func TestPartialLayout(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		size, baseSize int64
 		changed        []spans.Span
-		want           []savePart
+		want           []SavePart
 	}{
 		{"a line appended to 1 GiB: one copy, the line sent", gib + 21, gib, nil,
-			[]savePart{{0, gib, true}, {gib, 21, false}}},
+			[]SavePart{{0, gib, true}, {gib, 21, false}}},
 		{"one byte in the middle: 5 MiB sent", gib, gib, []spans.Span{{Off: gib / 2, End: gib/2 + 1}},
-			[]savePart{{0, gib / 2, true}, {gib / 2, 5 * mib, false}, {gib/2 + 5*mib, gib/2 - 5*mib, true}}},
+			[]SavePart{{0, gib / 2, true}, {gib / 2, 5 * mib, false}, {gib/2 + 5*mib, gib/2 - 5*mib, true}}},
 		{"one byte at the start", 100 * mib, 100 * mib, []spans.Span{{Off: 0, End: 1}},
-			[]savePart{{0, 5 * mib, false}, {5 * mib, 95 * mib, true}}},
+			[]SavePart{{0, 5 * mib, false}, {5 * mib, 95 * mib, true}}},
 		{"one byte near the end: the short rest of the copy is the last part", 100 * mib, 100 * mib, []spans.Span{{Off: 99 * mib, End: 99*mib + 1}},
-			[]savePart{{0, 99 * mib, true}, {99 * mib, mib, false}}},
+			[]SavePart{{0, 99 * mib, true}, {99 * mib, mib, false}}},
 		{"a gap too short to copy is sent", 100 * mib, 100 * mib, []spans.Span{{Off: 10 * mib, End: 16 * mib}, {Off: 18 * mib, End: 24 * mib}},
-			[]savePart{{0, 10 * mib, true}, {10 * mib, 14 * mib, false}, {24 * mib, 76 * mib, true}}},
+			[]SavePart{{0, 10 * mib, true}, {10 * mib, 14 * mib, false}, {24 * mib, 76 * mib, true}}},
 		{"a short copy before a change is sent", 100 * mib, 100 * mib, []spans.Span{{Off: 2 * mib, End: 3 * mib}},
-			[]savePart{{0, 5 * mib, false}, {5 * mib, 95 * mib, true}}},
+			[]SavePart{{0, 5 * mib, false}, {5 * mib, 95 * mib, true}}},
 		{"grown by 40 MiB: sent in parts, the short last one too", 20*mib + 40*mib, 20 * mib, nil,
-			[]savePart{{0, 20 * mib, true}, {20 * mib, 16 * mib, false}, {36 * mib, 16 * mib, false}, {52 * mib, 8 * mib, false}}},
+			[]SavePart{{0, 20 * mib, true}, {20 * mib, 16 * mib, false}, {36 * mib, 16 * mib, false}, {52 * mib, 8 * mib, false}}},
 		{"a 40 MiB change: the short last piece joins the one before", 100 * mib, 100 * mib, []spans.Span{{Off: 10 * mib, End: 45 * mib}},
-			[]savePart{{0, 10 * mib, true}, {10 * mib, 16 * mib, false}, {26 * mib, 19 * mib, false}, {45 * mib, 55 * mib, true}}},
+			[]SavePart{{0, 10 * mib, true}, {10 * mib, 16 * mib, false}, {26 * mib, 19 * mib, false}, {45 * mib, 55 * mib, true}}},
 		{"truncated: nothing past the new size", 50 * mib, 100 * mib, []spans.Span{{Off: 60 * mib, End: 70 * mib}},
-			[]savePart{{0, 50 * mib, true}}},
+			[]SavePart{{0, 50 * mib, true}}},
 		{"12 GiB unchanged but the end: copies of at most 5 GiB", 12*gib + 1, 12 * gib, nil,
-			[]savePart{{0, 4 * gib, true}, {4 * gib, 4 * gib, true}, {8 * gib, 4 * gib, true}, {12 * gib, 1, false}}},
+			[]SavePart{{0, 4 * gib, true}, {4 * gib, 4 * gib, true}, {8 * gib, 4 * gib, true}, {12 * gib, 1, false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := partialLayout(tc.size, tc.baseSize, tc.changed, 16*mib, s3Limits)
+			got, ok := PartialLayout(tc.size, tc.baseSize, tc.changed, 16*mib, s3Limits)
 			if !ok || !slices.Equal(got, tc.want) {
 				t.Errorf("got %v (ok %v)\nwant %v", got, ok, tc.want)
 			}
@@ -55,7 +55,7 @@ func TestPartialLayout(t *testing.T) {
 // checkLayout holds what every layout must be: the parts cover the file in
 // order, within the limits, and copy only unchanged bytes of the base; and
 // it sends little more than the changes.
-func checkLayout(t *testing.T, parts []savePart, size, baseSize int64, changed []spans.Span, partSize int64, lim partLimits) {
+func checkLayout(t *testing.T, parts []SavePart, size, baseSize int64, changed []spans.Span, partSize int64, lim PartLimits) {
 	t.Helper()
 	var set spans.Set
 	for _, c := range changed {
@@ -65,17 +65,17 @@ func checkLayout(t *testing.T, parts []savePart, size, baseSize int64, changed [
 	for i, p := range parts {
 		last := i == len(parts)-1
 		switch {
-		case p.off != pos:
-			t.Fatalf("part %d at %d, want %d: %v", i, p.off, pos, parts)
-		case p.n <= 0 || p.n > lim.max || (!last && p.n < lim.min):
-			t.Fatalf("part %d of %d bytes, limits %+v: %v", i, p.n, lim, parts)
-		case p.copied && (p.off+p.n > baseSize || set.Intersects(p.off, p.off+p.n)):
+		case p.Off != pos:
+			t.Fatalf("part %d at %d, want %d: %v", i, p.Off, pos, parts)
+		case p.N <= 0 || p.N > lim.Max || (!last && p.N < lim.Min):
+			t.Fatalf("part %d of %d bytes, limits %+v: %v", i, p.N, lim, parts)
+		case p.Copied && (p.Off+p.N > baseSize || set.Intersects(p.Off, p.Off+p.N)):
 			t.Fatalf("part %d copies bytes the base does not have unchanged: %v", i, parts)
 		}
-		if !p.copied {
-			sent += p.n
+		if !p.Copied {
+			sent += p.N
 		}
-		pos += p.n
+		pos += p.N
 	}
 	if pos != size {
 		t.Fatalf("parts end at %d, want %d: %v", pos, size, parts)
@@ -84,7 +84,7 @@ func checkLayout(t *testing.T, parts []savePart, size, baseSize int64, changed [
 	for _, c := range changed {
 		must += max(min(c.End, baseSize, size)-c.Off, 0)
 	}
-	if slack := int64(len(changed)+2) * 2 * max(lim.min, partSize); sent > must+slack {
+	if slack := int64(len(changed)+2) * 2 * max(lim.Min, partSize); sent > must+slack {
 		t.Fatalf("sent %d bytes for %d changed: %v", sent, must, parts)
 	}
 }
@@ -99,7 +99,7 @@ func FuzzPartialLayout(f *testing.F) {
 		if size < 0 || size > 1<<16 || baseSize < 0 || baseSize > 1<<16 {
 			return
 		}
-		lim := partLimits{min: 5, max: 40, count: 1 << 20}
+		lim := PartLimits{Min: 5, Max: 40, Count: 1 << 20}
 		var set spans.Set
 		pos := int64(0)
 		for i := 0; i+1 < len(raw); i += 2 {
@@ -108,9 +108,9 @@ func FuzzPartialLayout(f *testing.F) {
 			pos = off + int64(raw[i+1]) + 1
 		}
 		changed := set.Spans()
-		parts, ok := partialLayout(size, baseSize, changed, 16, lim)
+		parts, ok := PartialLayout(size, baseSize, changed, 16, lim)
 		if !ok {
-			t.Fatalf("no layout within %d parts", lim.count)
+			t.Fatalf("no layout within %d parts", lim.Count)
 		}
 		checkLayout(t, parts, size, baseSize, changed, 16, lim)
 	})

@@ -1,10 +1,11 @@
-package fs
+package vfs
 
 import (
 	"context"
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // Read-ahead tuning. After a reader has read X bytes in a row, the next
@@ -23,9 +24,15 @@ const (
 	seqSlack = 4 << 20
 )
 
-// fetchFunc reads len(p) bytes at off into p; fewer only at the end of the
+// HitCounts counts reads served from fetched data (Hits) and reads that
+// waited for the storage (Misses), across readers.
+type HitCounts struct {
+	Hits, Misses atomic.Uint64
+}
+
+// FetchFunc reads len(p) bytes at off into p; fewer only at the end of the
 // object, with io.EOF or io.ErrUnexpectedEOF.
-type fetchFunc func(ctx context.Context, p []byte, off int64) (int, error)
+type FetchFunc func(ctx context.Context, p []byte, off int64) (int, error)
 
 // chunk is one ranged GET of the window, filled in the background.
 type chunk struct {
@@ -35,13 +42,13 @@ type chunk struct {
 	err    error
 }
 
-// readAhead serves reads of one open file. It is safe for concurrent use:
+// ReadAhead serves reads of one open file. It is safe for concurrent use:
 // the kernel sends concurrent reads for one handle.
-type readAhead struct {
-	fetch  fetchFunc
+type ReadAhead struct {
+	fetch  FetchFunc
 	size   int64
-	budget *budget
-	counts *counters       // hits and misses; nil counts nothing
+	budget *Budget
+	counts *HitCounts      // hits and misses; nil counts nothing
 	ctx    context.Context // cancelled by close; bounds every background fetch
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background fetches
@@ -59,13 +66,16 @@ type readAhead struct {
 	closed   bool     // guarded by mu
 }
 
-func newReadAhead(fetch fetchFunc, size int64, b *budget) *readAhead {
+// NewReadAhead returns the reader of an object of size bytes, read with
+// fetch, its buffers taken from b, its hits and misses counted in c (nil
+// counts nothing). Close it when done.
+func NewReadAhead(fetch FetchFunc, size int64, b *Budget, c *HitCounts) *ReadAhead {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &readAhead{fetch: fetch, size: size, budget: b, ctx: ctx, cancel: cancel}
+	return &ReadAhead{fetch: fetch, size: size, budget: b, counts: c, ctx: ctx, cancel: cancel}
 }
 
 // ReadAt fills p from off and returns the count, short only at EOF.
-func (r *readAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+func (r *ReadAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off >= r.size {
 		return 0, io.EOF
 	}
@@ -136,18 +146,18 @@ func fetched(chunks []*chunk) bool {
 }
 
 // count records a read served from fetched data (hit) or not.
-func (r *readAhead) count(hit bool) {
+func (r *ReadAhead) count(hit bool) {
 	switch {
 	case r.counts == nil:
 	case hit:
-		r.counts.readHits.Add(1)
+		r.counts.Hits.Add(1)
 	default:
-		r.counts.readMisses.Add(1)
+		r.counts.Misses.Add(1)
 	}
 }
 
 // readDirect fetches just the aligned block around [off, off+len(p)).
-func (r *readAhead) readDirect(ctx context.Context, p []byte, off int64) (int, error) {
+func (r *ReadAhead) readDirect(ctx context.Context, p []byte, off int64) (int, error) {
 	start := off / randomSize * randomSize
 	end := min(r.size, (off+int64(len(p))+randomSize-1)/randomSize*randomSize)
 	var buf []byte
@@ -184,7 +194,7 @@ func orUnexpectedEOF(err error) error {
 // scheduleLocked starts the GETs that cover [from, to) and the window after
 // it. What the reader needs now is charged to the budget even when that is
 // spent; read-ahead beyond it only while the budget lasts.
-func (r *readAhead) scheduleLocked(from, to int64) {
+func (r *ReadAhead) scheduleLocked(from, to int64) {
 	if r.frontier < from {
 		r.frontier = from // the reader skipped ahead a little
 	}
@@ -201,7 +211,7 @@ func (r *readAhead) scheduleLocked(from, to int64) {
 	}
 }
 
-func (r *readAhead) startLocked(off, n int64) {
+func (r *ReadAhead) startLocked(off, n int64) {
 	c := &chunk{off: off, n: n, done: make(chan struct{})}
 	r.chunks = append(r.chunks, c)
 	r.wg.Add(1)
@@ -220,7 +230,7 @@ func (r *readAhead) startLocked(off, n int64) {
 
 // coveringLocked returns the chunks that hold [from, to), in order, and
 // whether they cover all of it.
-func (r *readAhead) coveringLocked(from, to int64) ([]*chunk, bool) {
+func (r *ReadAhead) coveringLocked(from, to int64) ([]*chunk, bool) {
 	var out []*chunk
 	next := from
 	for _, c := range r.chunks {
@@ -238,7 +248,7 @@ func (r *readAhead) coveringLocked(from, to int64) ([]*chunk, bool) {
 
 // forget drops one failed chunk and everything after it, so the window is
 // fetched again from there.
-func (r *readAhead) forget(failed *chunk) {
+func (r *ReadAhead) forget(failed *chunk) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dropLocked(func(c *chunk) bool { return c.off >= failed.off })
@@ -249,7 +259,7 @@ func (r *readAhead) forget(failed *chunk) {
 
 // dropLocked forgets the chunks for which drop is true and returns their
 // bytes to the budget. A fetch still running keeps its buffer until it ends.
-func (r *readAhead) dropLocked(drop func(*chunk) bool) {
+func (r *ReadAhead) dropLocked(drop func(*chunk) bool) {
 	kept := r.chunks[:0]
 	for _, c := range r.chunks {
 		if drop(c) {
@@ -262,9 +272,9 @@ func (r *readAhead) dropLocked(drop func(*chunk) bool) {
 	r.chunks = kept
 }
 
-// close cancels outstanding fetches, waits for them and returns the budget.
-// Reads after close fail.
-func (r *readAhead) close() {
+// Close cancels outstanding fetches, waits for them and returns the
+// budget. Reads after Close fail.
+func (r *ReadAhead) Close() {
 	r.mu.Lock()
 	r.closed = true
 	r.dropLocked(func(*chunk) bool { return true })

@@ -1,18 +1,18 @@
-package fs
+package vfs
 
 import "mount-ws/spans"
 
-// savePart is one part of a partial save: the bytes [off, off+n) of the
+// SavePart is one part of a partial save: the bytes [Off, Off+N) of the
 // file, copied on the server from its base version or sent.
-type savePart struct {
-	off, n int64
-	copied bool
+type SavePart struct {
+	Off, N int64
+	Copied bool
 }
 
-// partLimits are the multipart limits of the storage: every part but the
-// last at least min bytes, none over max, at most count parts.
-type partLimits struct {
-	min, max, count int64
+// PartLimits are the multipart limits of the storage: every part but the
+// last at least Min bytes, none over Max, at most Count parts.
+type PartLimits struct {
+	Min, Max, Count int64
 }
 
 // layoutSeg is a run of bytes that is sent or copied as a whole.
@@ -21,23 +21,23 @@ type layoutSeg struct {
 	send     bool
 }
 
-// partialLayout lays out the save of a file of size bytes whose first
+// PartialLayout lays out the save of a file of size bytes whose first
 // baseSize bytes are its base version's except where changed: the changed
 // ranges (and everything past baseSize) are sent, in parts of partSize;
 // the unchanged ranges between them are copied on the server, in as few
 // parts as lim allows (a 1 GiB file with a line appended: one copy and one
-// small send). A change is widened to lim.min, the smallest part, and an
+// small send). A change is widened to lim.Min, the smallest part, and an
 // unchanged range too short to be a part of its own is sent with its
-// neighbours. ok is false when the layout needs more than lim.count parts.
-func partialLayout(size, baseSize int64, changed []spans.Span, partSize int64, lim partLimits) (parts []savePart, ok bool) {
-	segs := normalize(segments(size, min(baseSize, size), changed), lim.min)
+// neighbours. ok is false when the layout needs more than lim.Count parts.
+func PartialLayout(size, baseSize int64, changed []spans.Span, partSize int64, lim PartLimits) (parts []SavePart, ok bool) {
+	segs := normalize(segments(size, min(baseSize, size), changed), lim.Min)
 	for i, s := range segs {
 		if !s.send {
 			// As few copies as the largest part allows, of equal size.
-			k := ceilDiv(s.end-s.off, lim.max)
+			k := ceilDiv(s.end-s.off, lim.Max)
 			for j := range k {
 				lo, hi := s.off+(s.end-s.off)*j/k, s.off+(s.end-s.off)*(j+1)/k
-				parts = append(parts, savePart{lo, hi - lo, true})
+				parts = append(parts, SavePart{lo, hi - lo, true})
 			}
 			continue
 		}
@@ -45,14 +45,14 @@ func partialLayout(size, baseSize int64, changed []spans.Span, partSize int64, l
 			n := min(partSize, s.end-off)
 			// A short last piece that is not the file's last part goes
 			// with the piece before it.
-			if last := len(parts) - 1; n < lim.min && i < len(segs)-1 && off > s.off && !parts[last].copied {
-				parts[last].n += n
+			if last := len(parts) - 1; n < lim.Min && i < len(segs)-1 && off > s.off && !parts[last].Copied {
+				parts[last].N += n
 				continue
 			}
-			parts = append(parts, savePart{off, n, false})
+			parts = append(parts, SavePart{off, n, false})
 		}
 	}
-	return parts, int64(len(parts)) <= lim.count
+	return parts, int64(len(parts)) <= lim.Count
 }
 
 // segments splits [0, size) into runs to send (changed, or past baseSize)

@@ -1,4 +1,4 @@
-package fs
+package vfs
 
 import (
 	"bytes"
@@ -53,8 +53,8 @@ func (o *fakeObject) want(off, n int64) []byte {
 func TestReadAheadSequential(t *testing.T) {
 	const size = 48<<20 + 12345
 	obj := newFakeObject(size)
-	b := newBudget(256 << 20)
-	ra := newReadAhead(obj.fetch, size, b)
+	b := NewBudget(256 << 20)
+	ra := NewReadAhead(obj.fetch, size, b, nil)
 	var got bytes.Buffer
 	buf := make([]byte, 128<<10)
 	for off := int64(0); off < size; {
@@ -68,8 +68,8 @@ func TestReadAheadSequential(t *testing.T) {
 	if err := detdata.Verify(&got, size, size); err != nil {
 		t.Fatal(err)
 	}
-	ra.close()
-	if now, peak := b.inUse(); now != 0 || peak > maxWindow+2*maxChunk {
+	ra.Close()
+	if now, peak := b.InUse(); now != 0 || peak > maxWindow+2*maxChunk {
 		t.Errorf("budget after close: %d in use, peak %d", now, peak)
 	}
 	var total, biggest int64
@@ -92,8 +92,8 @@ func TestReadAheadConcurrentReordered(t *testing.T) {
 	// order; every byte must still be right.
 	const size = 40 << 20
 	obj := newFakeObject(size)
-	ra := newReadAhead(obj.fetch, size, newBudget(64<<20))
-	defer ra.close()
+	ra := NewReadAhead(obj.fetch, size, NewBudget(64<<20), nil)
+	defer ra.Close()
 	const req = 128 << 10
 	var wg sync.WaitGroup
 	errs := make(chan error, size/req)
@@ -125,8 +125,8 @@ func TestReadAheadConcurrentReordered(t *testing.T) {
 func TestReadAheadRandomFetchesSmallBlocks(t *testing.T) {
 	const size = 1 << 30
 	obj := newFakeObject(size)
-	ra := newReadAhead(obj.fetch, size, newBudget(64<<20))
-	defer ra.close()
+	ra := NewReadAhead(obj.fetch, size, NewBudget(64<<20), nil)
+	defer ra.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
 	p := make([]byte, 4096)
 	for range 200 {
@@ -154,15 +154,15 @@ func TestReadAheadBudgetBoundsManyReaders(t *testing.T) {
 	const readers = 4
 	const size = 64 << 20
 	const limit = 8 << 20
-	b := newBudget(limit)
+	b := NewBudget(limit)
 	var wg sync.WaitGroup
 	for i := range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			obj := newFakeObject(size + int64(i))
-			ra := newReadAhead(obj.fetch, size+int64(i), b)
-			defer ra.close()
+			ra := NewReadAhead(obj.fetch, size+int64(i), b, nil)
+			defer ra.Close()
 			p := make([]byte, 1<<20)
 			for off := int64(0); off < size+int64(i); {
 				n, err := ra.ReadAt(context.Background(), p, off)
@@ -179,7 +179,7 @@ func TestReadAheadBudgetBoundsManyReaders(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	now, peak := b.inUse()
+	now, peak := b.InUse()
 	// Prefetch stays within the limit; only chunks a reader is waiting on
 	// may overdraw it, at most one read's worth per reader.
 	if now != 0 || peak > limit+readers*2*maxChunk {
@@ -190,8 +190,8 @@ func TestReadAheadBudgetBoundsManyReaders(t *testing.T) {
 func TestReadAheadRetriesAfterFailure(t *testing.T) {
 	const size = 10 << 20
 	obj := newFakeObject(size)
-	ra := newReadAhead(obj.fetch, size, newBudget(64<<20))
-	defer ra.close()
+	ra := NewReadAhead(obj.fetch, size, NewBudget(64<<20), nil)
+	defer ra.Close()
 	obj.failNext.Store(1000) // every fetch of the first window fails
 	p := make([]byte, 64<<10)
 	if _, err := ra.ReadAt(context.Background(), p, 0); err == nil {
@@ -207,8 +207,8 @@ func TestReadAheadRetriesAfterFailure(t *testing.T) {
 func TestReadAheadShortObject(t *testing.T) {
 	// The object is shorter than the size it had at open (replaced).
 	obj := newFakeObject(1000)
-	ra := newReadAhead(obj.fetch, 5000, newBudget(1<<20))
-	defer ra.close()
+	ra := NewReadAhead(obj.fetch, 5000, NewBudget(1<<20), nil)
+	defer ra.Close()
 	p := make([]byte, 4096)
 	n, err := ra.ReadAt(context.Background(), p, 0)
 	if n != 1000 || !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -223,7 +223,7 @@ func TestReadAheadCloseCancelsFetches(t *testing.T) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	}
-	ra := newReadAhead(stuck, 100<<20, newBudget(64<<20))
+	ra := NewReadAhead(stuck, 100<<20, NewBudget(64<<20), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := ra.ReadAt(ctx, make([]byte, 4096), 0); !errors.Is(err, context.DeadlineExceeded) {
@@ -231,7 +231,7 @@ func TestReadAheadCloseCancelsFetches(t *testing.T) {
 	}
 	<-started
 	done := make(chan struct{})
-	go func() { ra.close(); close(done) }()
+	go func() { ra.Close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

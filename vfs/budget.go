@@ -1,21 +1,25 @@
-package fs
+package vfs
 
 import "sync"
 
-// budget counts the bytes held by read-ahead buffers across the mount.
+// Budget counts the bytes held by read-ahead buffers across the mount.
 // Prefetching only takes what is free; data a reader is waiting for may
 // overdraw it, so a reader never waits on another file's buffers.
-type budget struct {
+type Budget struct {
 	mu    sync.Mutex
 	limit int64
 	used  int64 // guarded by mu
 	peak  int64 // guarded by mu
 }
 
-func newBudget(limit int64) *budget { return &budget{limit: limit} }
+// NewBudget returns a budget of limit bytes.
+func NewBudget(limit int64) *Budget { return &Budget{limit: limit} }
+
+// Limit returns the budget's size in bytes.
+func (b *Budget) Limit() int64 { return b.limit }
 
 // take reserves n bytes. Unless must is set it fails when they are not free.
-func (b *budget) take(n int64, must bool) bool {
+func (b *Budget) take(n int64, must bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !must && b.used+n > b.limit {
@@ -26,14 +30,14 @@ func (b *budget) take(n int64, must bool) bool {
 	return true
 }
 
-func (b *budget) give(n int64) {
+func (b *Budget) give(n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.used -= n
 }
 
-// inUse returns the bytes reserved now and the most ever reserved.
-func (b *budget) inUse() (now, peak int64) {
+// InUse returns the bytes reserved now and the most ever reserved.
+func (b *Budget) InUse() (now, peak int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used, b.peak

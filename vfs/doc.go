@@ -1,0 +1,14 @@
+// Package vfs is the filesystem's core, free of FUSE: what a mount does
+// with files, directories and the storage, whatever carries the requests.
+// Package fs adapts it to go-fuse; scripts/check-deps.sh fails the build
+// if vfs imports go-fuse or fs.
+//
+// The core is moving here from fs piece by piece (the data-path issue,
+// 13). So far:
+//
+//   - ReadAhead and Budget: a reader of one object version that fetches
+//     ahead of a sequential reader in parallel ranged GETs, within a
+//     memory budget shared by every reader of the mount.
+//   - PartialLayout: which parts of a changed file a save copies on the
+//     server from the version it was based on, and which it sends.
+package vfs

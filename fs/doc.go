@@ -36,7 +36,7 @@
 // all its handles; close and fsync upload it (see save in staging.go) and
 // fail with EIO if that fails, keeping the data for a retry. A file written
 // front to back from empty is uploaded part by part while it is written.
-// Multipart uploads in progress are recorded (journal.go) so that Recover
+// Multipart uploads in progress are recorded (vfs.Journal) so that Recover
 // aborts those a crash left behind. Mode, owner and mtime live in object
 // metadata under s3fs's keys (meta.go); renames copy, then delete
 // (namespace.go).

@@ -26,7 +26,7 @@ type FS struct {
 	log     *slog.Logger
 	budget  *vfs.Budget
 	space   *stageSpace
-	journal *journal
+	journal *vfs.Journal
 	errs    errLog
 	counts  counters
 	start   time.Time // mount time: the times of directories without a marker
@@ -47,20 +47,21 @@ type FS struct {
 func New(b Bucket, opts Options) *FS {
 	opts = opts.withDefaults()
 	f := &FS{
-		b:       uncancelled{b},
-		opts:    opts,
-		log:     opts.Logger,
-		budget:  vfs.NewBudget(opts.PrefetchMemory),
-		space:   &stageSpace{limit: opts.CacheLimit},
-		journal: &journal{log: opts.Logger},
-		dirs:    newDirCaches(maxIdleCacheEntries),
-		start:   time.Now(),
+		b:      uncancelled{b},
+		opts:   opts,
+		log:    opts.Logger,
+		budget: vfs.NewBudget(opts.PrefetchMemory),
+		space:  &stageSpace{limit: opts.CacheLimit},
+		dirs:   newDirCaches(maxIdleCacheEntries),
+		start:  time.Now(),
 
 		walkSlots: make(chan struct{}, walkListings),
 	}
+	journalDir := ""
 	if opts.CacheDir != "" {
-		f.journal.dir = filepath.Join(opts.CacheDir, "uploads")
+		journalDir = filepath.Join(opts.CacheDir, "uploads")
 	}
+	f.journal = vfs.NewJournal(journalDir, opts.Logger)
 	f.root = f.newDir("", entry{})
 	return f
 }
@@ -68,7 +69,7 @@ func New(b Bucket, opts Options) *FS {
 // Recover aborts the multipart uploads that an earlier mount-ws with the
 // same cache directory started and never finished (it crashed), and
 // returns how many.
-func (f *FS) Recover(ctx context.Context) (int, error) { return f.journal.recover(ctx, f.b) }
+func (f *FS) Recover(ctx context.Context) (int, error) { return f.journal.Recover(ctx, f.b) }
 
 // Root returns the root directory node, to pass to go-fuse.
 func (f *FS) Root() fusefs.InodeEmbedder { return f.root }

@@ -414,7 +414,7 @@ func (n *file) streamParts(ctx context.Context, st *staging) {
 		var forget func()
 		stream, err := n.fs.b.StartStream(ctx, key, md, bucket.UploadOptions{
 			Concurrency: n.fs.opts.UploadConcurrency,
-			OnCreate:    func(id string) { forget = n.fs.journal.add(key, id) },
+			OnCreate:    func(id string) { forget = n.fs.journal.Add(key, id) },
 		})
 		if err != nil {
 			n.fs.log.Warn("could not start uploading while writing; the file will be uploaded at close", slog.String("path", key), slog.Any("err", err))
@@ -788,7 +788,7 @@ func (n *file) savePartial(ctx context.Context, key string, st *staging, md buck
 	var forget func()
 	stream, err := n.fs.b.StartStream(ctx, key, md, bucket.UploadOptions{
 		Concurrency: n.fs.opts.UploadConcurrency,
-		OnCreate:    func(id string) { forget = n.fs.journal.add(key, id) },
+		OnCreate:    func(id string) { forget = n.fs.journal.Add(key, id) },
 	})
 	if err != nil {
 		return bucket.Object{}, err
@@ -854,7 +854,7 @@ func (f *FS) upload(ctx context.Context, key string, st *staging, md bucket.Meta
 	o, err := f.b.Upload(ctx, key, st.f, st.size, md, bucket.UploadOptions{
 		PartSize:    f.opts.PartSize,
 		Concurrency: f.opts.UploadConcurrency,
-		OnCreate:    func(id string) { forget = f.journal.add(key, id) },
+		OnCreate:    func(id string) { forget = f.journal.Add(key, id) },
 	})
 	// The record goes once the upload is complete or aborted; an upload
 	// that could not be aborted keeps it, for the next mount.

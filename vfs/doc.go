@@ -11,4 +11,6 @@
 //     memory budget shared by every reader of the mount.
 //   - PartialLayout: which parts of a changed file a save copies on the
 //     server from the version it was based on, and which it sends.
+//   - Journal: the multipart uploads in progress, kept on disk so that the
+//     next mount aborts those a crash left incomplete.
 package vfs

@@ -1,4 +1,4 @@
-package fs
+package vfs
 
 import (
 	"context"
@@ -12,12 +12,23 @@ import (
 	"path/filepath"
 )
 
-// journal records the multipart uploads in progress, one small file each,
+// Journal records the multipart uploads in progress, one small file each,
 // so that uploads a crashed mount-ws left incomplete can be aborted at the
 // next mount: workspace credentials cannot list a bucket's uploads.
-type journal struct {
+type Journal struct {
 	dir string // "" disables the journal
 	log *slog.Logger
+}
+
+// NewJournal returns the journal kept in dir ("": none), which logs to log.
+func NewJournal(dir string, log *slog.Logger) *Journal {
+	return &Journal{dir: dir, log: log}
+}
+
+// Aborter abandons an incomplete multipart upload; one that no longer
+// exists counts as abandoned.
+type Aborter interface {
+	AbortUpload(ctx context.Context, key, uploadID string) error
 }
 
 type journalRecord struct {
@@ -25,8 +36,8 @@ type journalRecord struct {
 	UploadID string `json:"upload_id"`
 }
 
-// add records an upload and returns the function that forgets it.
-func (j *journal) add(key, uploadID string) (forget func()) {
+// Add records an upload and returns the function that forgets it.
+func (j *Journal) Add(key, uploadID string) (forget func()) {
 	if j.dir == "" {
 		return func() {}
 	}
@@ -45,9 +56,9 @@ func (j *journal) add(key, uploadID string) (forget func()) {
 	return func() { os.Remove(path) }
 }
 
-// recover aborts every recorded upload and forgets it. It returns how many
+// Recover aborts every recorded upload and forgets it. It returns how many
 // it aborted; records it could not act on stay for the next mount.
-func (j *journal) recover(ctx context.Context, b Bucket) (int, error) {
+func (j *Journal) Recover(ctx context.Context, b Aborter) (int, error) {
 	if j.dir == "" {
 		return 0, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"mount-ws/bucket"
+	"mount-ws/vfs"
 )
 
 // dir is a directory node. Its key is its path in the tree ("" for the
@@ -25,7 +26,7 @@ type dir struct {
 	c  *dirCache // what is known of its entries, kept by path (dircache.go)
 
 	mu      sync.Mutex
-	attr    entry     // mode and times set through this mount; guarded by mu
+	attr    vfs.Entry // mode and times set through this mount; guarded by mu
 	release sync.Once // of c, when the kernel forgets the node
 }
 
@@ -54,8 +55,8 @@ var (
 	_ fusefs.NodeOnForgetter = (*dir)(nil)
 )
 
-func (f *FS) newDir(key string, e entry) *dir {
-	e.dir = true
+func (f *FS) newDir(key string, e vfs.Entry) *dir {
+	e.Dir = true
 	return &dir{fs: f, attr: e, c: f.dirs.hold(key)}
 }
 
@@ -72,7 +73,7 @@ func (d *dir) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrO
 	d.mu.Lock()
 	e := d.attr
 	d.mu.Unlock()
-	if p := dirOf(&d.Inode); !e.meta && p != nil && p.wantsMeta() {
+	if p := dirOf(&d.Inode); !e.Meta && p != nil && p.wantsMeta() {
 		if err := p.fillMeta(ctx, true, baseName(d.key())); err != nil {
 			return d.fs.toErrno("getattr", d.key(), err)
 		}
@@ -94,7 +95,7 @@ func (d *dir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	out.Frsize = 1 << 10
 	out.Blocks, out.Bfree, out.Bavail = blocks, blocks, blocks
 	out.Files, out.Ffree = 1<<40, 1<<40
-	out.NameLen = maxNameLen
+	out.NameLen = vfs.MaxNameLen
 	return 0
 }
 
@@ -113,9 +114,9 @@ func (d *dir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fus
 
 // find returns what name is in this directory: from the last listing, the
 // negative cache, a child with unsaved content, or else from S3.
-func (d *dir) find(ctx context.Context, name string) (entry, bool, syscall.Errno) {
-	if len(name) > maxNameLen || errors.Is(d.fs.b.CheckKey(childKey(d.key(), name)), bucket.ErrKeyTooLong) {
-		return entry{}, false, syscall.ENAMETOOLONG
+func (d *dir) find(ctx context.Context, name string) (vfs.Entry, bool, syscall.Errno) {
+	if len(name) > vfs.MaxNameLen || errors.Is(d.fs.b.CheckKey(vfs.ChildKey(d.key(), name)), bucket.ErrKeyTooLong) {
+		return vfs.Entry{}, false, syscall.ENAMETOOLONG
 	}
 	if e, ok := d.localChild(name); ok {
 		return e, true, 0
@@ -131,7 +132,7 @@ func (d *dir) find(ctx context.Context, name string) (entry, bool, syscall.Errno
 		// not too large, and answer them all from the listing.
 		entries, complete, err := d.listPages(ctx, preloadPages)
 		if err != nil {
-			return entry{}, false, d.fs.toErrno("lookup", childKey(d.key(), name), err)
+			return vfs.Entry{}, false, d.fs.toErrno("lookup", vfs.ChildKey(d.key(), name), err)
 		}
 		if complete {
 			e, found = entries[name]
@@ -140,7 +141,7 @@ func (d *dir) find(ctx context.Context, name string) (entry, bool, syscall.Errno
 	}
 	e, found, err := d.probe(ctx, name)
 	if err != nil {
-		return entry{}, false, d.fs.toErrno("lookup", childKey(d.key(), name), err)
+		return vfs.Entry{}, false, d.fs.toErrno("lookup", vfs.ChildKey(d.key(), name), err)
 	}
 	d.remember(name, e, found)
 	return e, found, 0
@@ -148,14 +149,14 @@ func (d *dir) find(ctx context.Context, name string) (entry, bool, syscall.Errno
 
 // localChild answers for a child whose content exists only here so far (a
 // file being written that was never uploaded).
-func (d *dir) localChild(name string) (entry, bool) {
+func (d *dir) localChild(name string) (vfs.Entry, bool) {
 	if f, ok := d.childFile(name); ok {
 		return f.localEntry()
 	}
 	if d.GetChild(name) == nil {
-		return d.fs.orphanEntry(childKey(d.key(), name))
+		return d.fs.orphanEntry(vfs.ChildKey(d.key(), name))
 	}
-	return entry{}, false
+	return vfs.Entry{}, false
 }
 
 func (d *dir) childFile(name string) (*file, bool) {
@@ -169,7 +170,7 @@ func (d *dir) childFile(name string) (*file, bool) {
 
 // cached answers a lookup from the last listing or the negative cache.
 // known is false when S3 must be asked.
-func (d *dir) cached(name string) (e entry, known, found bool) {
+func (d *dir) cached(name string) (e vfs.Entry, known, found bool) {
 	d.c.mu.Lock()
 	defer d.c.mu.Unlock()
 	now := time.Now()
@@ -179,20 +180,20 @@ func (d *dir) cached(name string) (e entry, known, found bool) {
 	}
 	if at, ok := d.c.missing[name]; ok {
 		if now.Sub(at) < d.fs.opts.NegativeTTL {
-			return entry{}, true, false
+			return vfs.Entry{}, true, false
 		}
 		delete(d.c.missing, name)
 	}
-	return entry{}, false, false
+	return vfs.Entry{}, false, false
 }
 
-func (d *dir) remember(name string, e entry, found bool) {
+func (d *dir) remember(name string, e vfs.Entry, found bool) {
 	d.c.mu.Lock()
 	defer d.c.mu.Unlock()
 	if found {
 		delete(d.c.missing, name)
 		if d.c.listing != nil {
-			d.c.listing[name] = keepKnownMeta(d.c.listing[name], e)
+			d.c.listing[name] = vfs.KeepKnownMeta(d.c.listing[name], e)
 		}
 		return
 	}
@@ -210,12 +211,12 @@ func (d *dir) entriesChanged() {
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.attr.mtime, d.attr.ctime = now, now
+	d.attr.Mtime, d.attr.Ctime = now, now
 }
 
 // setEntry records a change made through this mount in the cached listing,
 // so it shows at once. A nil e removes the name.
-func (d *dir) setEntry(name string, e *entry) {
+func (d *dir) setEntry(name string, e *vfs.Entry) {
 	d.c.mu.Lock()
 	defer d.c.mu.Unlock()
 	if e == nil {
@@ -237,13 +238,13 @@ func (d *dir) setEntry(name string, e *entry) {
 // probe asks S3 whether name is a file, a directory or nothing: a HEAD of
 // the object and a listing of "name/" in parallel. A directory wins; its
 // marker is read only if the listing shows one.
-func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
-	if why := nameProblem(name); why != "" {
-		return entry{}, false, nil
+func (d *dir) probe(ctx context.Context, name string) (vfs.Entry, bool, error) {
+	if why := vfs.NameProblem(name); why != "" {
+		return vfs.Entry{}, false, nil
 	}
-	key := childKey(d.key(), name)
+	key := vfs.ChildKey(d.key(), name)
 	var (
-		file    entry
+		file    vfs.Entry
 		isFile  bool
 		under   bucket.DirProbe
 		g, gctx = errgroup.WithContext(ctx)
@@ -256,7 +257,7 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 		if err != nil {
 			return err
 		}
-		file, isFile = entryFromObject(o), true
+		file, isFile = vfs.EntryFromObject(o), true
 		return nil
 	})
 	g.Go(func() error {
@@ -265,18 +266,18 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return entry{}, false, err
+		return vfs.Entry{}, false, err
 	}
 	if under.Exists {
 		if isFile {
 			d.fs.logSkipOnce(key, "a directory of the same name hides this file")
 		}
 		if !under.Marker { // nothing to read metadata from: the defaults
-			return entry{dir: true, meta: true}, true, nil
+			return vfs.Entry{Dir: true, Meta: true}, true, nil
 		}
 		marker, err := d.fs.markerEntry(ctx, key)
 		if err != nil {
-			return entry{}, false, err
+			return vfs.Entry{}, false, err
 		}
 		return marker, true, nil
 	}
@@ -289,9 +290,9 @@ func (d *dir) probe(ctx context.Context, name string) (entry, bool, error) {
 // An entry known only from a listing, in a directory whose entries get
 // their metadata read (wantsMeta), is given no attribute lifetime: the
 // kernel then asks Getattr before it uses them, which reads the metadata.
-func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.EntryOut) *fusefs.Inode {
-	attrTTL := func(e entry) time.Duration {
-		if !e.meta && d.wantsMeta() {
+func (d *dir) childInode(ctx context.Context, name string, e vfs.Entry, out *fuse.EntryOut) *fusefs.Inode {
+	attrTTL := func(e vfs.Entry) time.Duration {
+		if !e.Meta && d.wantsMeta() {
 			return 0
 		}
 		return d.fs.opts.MetadataTTL
@@ -299,7 +300,7 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 	if ch := d.GetChild(name); ch != nil {
 		switch n := ch.Operations().(type) {
 		case *file:
-			if _, gone := n.unlinked(); e.dir || gone {
+			if _, gone := n.unlinked(); e.Dir || gone {
 				// A node marked deleted (replaced by a failed rename's
 				// copy) never stands for the name again.
 				break
@@ -308,8 +309,8 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 			// version is a symlink, or its mode. The kernel cannot
 			// change an inode's type, so a file that turned out to be
 			// a link (or no longer is) gets a new inode.
-			merged := keepKnownMeta(n.attrNow(), e)
-			if merged.kind() == ch.StableAttr().Mode {
+			merged := vfs.KeepKnownMeta(n.attrNow(), e)
+			if merged.Kind() == ch.StableAttr().Mode {
 				e = n.update(merged)
 				d.fs.fillAttr(&out.Attr, e)
 				out.Attr.Ino = ch.StableAttr().Ino
@@ -322,9 +323,9 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 			// read, the listing would type a link as a file again.
 			e = merged
 		case *dir:
-			if e.dir {
+			if e.Dir {
 				n.mu.Lock()
-				if e.meta && !n.attr.meta {
+				if e.Meta && !n.attr.Meta {
 					n.attr = e
 				}
 				e = n.attr
@@ -337,8 +338,8 @@ func (d *dir) childInode(ctx context.Context, name string, e entry, out *fuse.En
 			}
 		}
 	}
-	node := d.fs.newNode(childKey(d.key(), name), e)
-	if n, ok := node.(*file); ok && d.fs.adopt(childKey(d.key(), name), n) {
+	node := d.fs.newNode(vfs.ChildKey(d.key(), name), e)
+	if n, ok := node.(*file); ok && d.fs.adopt(vfs.ChildKey(d.key(), name), n) {
 		e = n.attrNow() // what this mount says the file is, unsaved data included
 	}
 	d.fs.fillAttr(&out.Attr, e)
@@ -361,8 +362,8 @@ func dirOf(in *fusefs.Inode) *dir {
 }
 
 // newNode makes the node for an entry: directory, symlink or file.
-func (f *FS) newNode(key string, e entry) fusefs.InodeEmbedder {
-	if e.dir {
+func (f *FS) newNode(key string, e vfs.Entry) fusefs.InodeEmbedder {
+	if e.Dir {
 		return f.newDir(key, e)
 	}
 	return f.newFile(e)
@@ -396,7 +397,7 @@ func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 }
 
 // list returns the directory's entries, from the last listing when fresh.
-func (d *dir) list(ctx context.Context) (map[string]entry, error) {
+func (d *dir) list(ctx context.Context) (map[string]vfs.Entry, error) {
 	entries, _, err := d.listPages(ctx, 0)
 	return entries, err
 }
@@ -405,7 +406,7 @@ func (d *dir) list(ctx context.Context) (map[string]entry, error) {
 // complete is false when that was not enough, and then nothing is kept.
 // A fresh listing keeps what is known of unchanged objects' metadata, and
 // children being written here that S3 does not have yet.
-func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bool, error) {
+func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry, bool, error) {
 	d.c.listing1.Lock()
 	defer d.c.listing1.Unlock()
 	d.c.mu.Lock()
@@ -422,15 +423,15 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 	d.c.mu.Unlock()
 
 	started := time.Now()
-	prefix := listingPrefix(d.key())
-	entries := make(map[string]entry)
+	prefix := vfs.ListingPrefix(d.key())
+	entries := make(map[string]vfs.Entry)
 	token := ""
 	for pages := 1; ; pages++ {
 		page, err := d.fs.b.List(ctx, prefix, token)
 		if err != nil {
 			return nil, false, err
 		}
-		addListing(entries, prefix, page, d.fs.logSkipOnce)
+		vfs.AddListing(entries, prefix, page, d.fs.logSkipOnce)
 		if page.Next == "" {
 			break
 		}
@@ -444,7 +445,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 	}
 	for name, e := range entries {
 		if o, ok := old[name]; ok {
-			entries[name] = keepKnownMeta(o, e)
+			entries[name] = vfs.KeepKnownMeta(o, e)
 		}
 	}
 	for name, ch := range d.Children() {
@@ -455,7 +456,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]entry, bo
 		if e, ok := f.localEntry(); ok {
 			entries[name] = e
 		} else if e, ok := entries[name]; ok {
-			entries[name] = keepKnownMeta(f.attrNow(), e)
+			entries[name] = vfs.KeepKnownMeta(f.attrNow(), e)
 		} else if e, ok := f.savedSince(started); ok {
 			// Saved while this listing was being read: S3 may not
 			// have shown it yet.
@@ -500,7 +501,7 @@ func (d *dir) wantsMeta() bool {
 func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 	d.c.filling.Lock()
 	defer d.c.filling.Unlock()
-	todo := make(map[string]entry)
+	todo := make(map[string]vfs.Entry)
 	kind := 0
 	if dirs {
 		kind = 1
@@ -508,12 +509,12 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 	d.c.mu.Lock()
 	if !d.c.metaAsked[kind] {
 		d.c.metaAsked[kind] = true
-		if e, ok := d.c.listing[name]; ok && e.dir == dirs && !e.meta {
+		if e, ok := d.c.listing[name]; ok && e.Dir == dirs && !e.Meta {
 			todo[name] = e
 		}
 	} else {
 		for name, e := range d.c.listing {
-			if e.dir == dirs && !e.meta {
+			if e.Dir == dirs && !e.Meta {
 				todo[name] = e
 			}
 		}
@@ -522,7 +523,7 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	found, err := d.fs.headAll(ctx, listingPrefix(d.key()), todo)
+	found, err := d.fs.headAll(ctx, vfs.ListingPrefix(d.key()), todo)
 	if err != nil {
 		return err
 	}
@@ -530,7 +531,7 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 	for name, h := range found {
 		cur, ok := d.c.listing[name]
 		switch {
-		case !ok || cur.dir != h.e.dir || cur.meta:
+		case !ok || cur.Dir != h.e.Dir || cur.Meta:
 		case h.gone:
 			// Deleted since the listing: do not ask again.
 			delete(d.c.listing, name)
@@ -547,12 +548,12 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 		h := r.e
 		switch n := ch.Operations().(type) {
 		case *file:
-			if !h.dir {
+			if !h.Dir {
 				n.update(h)
 			}
 		case *dir:
 			n.mu.Lock()
-			if h.dir && !n.attr.meta {
+			if h.Dir && !n.attr.Meta {
 				n.attr = h
 			}
 			n.mu.Unlock()
@@ -564,22 +565,22 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 // markerEntry describes the directory key from its marker object, which
 // carries its stored mode and times, or with the defaults when it has
 // none (an implicit directory).
-func (f *FS) markerEntry(ctx context.Context, key string) (entry, error) {
+func (f *FS) markerEntry(ctx context.Context, key string) (vfs.Entry, error) {
 	o, err := f.b.Head(ctx, key+"/")
 	switch {
 	case errors.Is(err, iofs.ErrNotExist):
-		return entry{dir: true, meta: true}, nil
+		return vfs.Entry{Dir: true, Meta: true}, nil
 	case err != nil:
-		return entry{}, err
+		return vfs.Entry{}, err
 	}
-	e := entryFromObject(o)
-	e.dir, e.size, e.etag = true, 0, ""
+	e := vfs.EntryFromObject(o)
+	e.Dir, e.Size, e.ETag = true, 0, ""
 	return e, nil
 }
 
 // headResult is what headAll learnt of one entry.
 type headResult struct {
-	e    entry
+	e    vfs.Entry
 	gone bool // a file deleted since the listing
 }
 
@@ -588,7 +589,7 @@ type headResult struct {
 // metadata: its entry comes back marked as read, with the defaults. An
 // entry whose HEAD fails is left out (it stays unread, and is asked again
 // later); only when every HEAD fails is that an error.
-func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entry) (map[string]headResult, error) {
+func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]vfs.Entry) (map[string]headResult, error) {
 	names := make([]string, 0, len(entries))
 	for name := range entries {
 		names = append(names, name)
@@ -600,24 +601,24 @@ func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]entr
 	for i, name := range names {
 		e := entries[name]
 		key := prefix + name
-		if e.dir {
+		if e.Dir {
 			key += "/"
 		}
 		g.Go(func() error {
 			o, err := f.b.Head(ctx, key)
 			switch {
-			case errors.Is(err, iofs.ErrNotExist) && e.dir:
-				e.meta = true // an implicit directory
+			case errors.Is(err, iofs.ErrNotExist) && e.Dir:
+				e.Meta = true // an implicit directory
 				results[i] = &headResult{e: e}
 			case errors.Is(err, iofs.ErrNotExist):
 				results[i] = &headResult{e: e, gone: true}
 			case err != nil:
 				errs[i] = err
 			default:
-				h := entryFromObject(o)
-				h.dir = e.dir
-				if h.dir {
-					h.size, h.etag = 0, ""
+				h := vfs.EntryFromObject(o)
+				h.Dir = e.Dir
+				if h.Dir {
+					h.Size, h.ETag = 0, ""
 				}
 				results[i] = &headResult{e: h}
 			}

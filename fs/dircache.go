@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mount-ws/vfs"
 )
 
 // dirCache is what is known of one directory's entries: its last listing,
@@ -15,7 +17,7 @@ import (
 // within the TTL (or ever, for metadata of an unchanged object).
 type dirCache struct {
 	mu       sync.Mutex
-	listing  map[string]entry     // last full listing; guarded by mu
+	listing  map[string]vfs.Entry // last full listing; guarded by mu
 	listedAt time.Time            // when listing was fetched; guarded by mu
 	missing  map[string]time.Time // names found missing, and when; guarded by mu
 	probes   int                  // lookups sent to S3 since the last listing; guarded by mu

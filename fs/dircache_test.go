@@ -6,16 +6,18 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"mount-ws/vfs"
 )
 
 // TestDirCaches: a directory's cache outlives its node, is shared by the
 // next node made for its path, follows a rename with everything below it,
 // and goes with a removal; caches no node holds are bounded by entries.
 func TestDirCaches(t *testing.T) {
-	listed := func(names ...string) map[string]entry {
-		m := make(map[string]entry)
+	listed := func(names ...string) map[string]vfs.Entry {
+		m := make(map[string]vfs.Entry)
 		for _, n := range names {
-			m[n] = entry{size: 1}
+			m[n] = vfs.Entry{Size: 1}
 		}
 		return m
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mount-ws/bucket"
+	"mount-ws/vfs"
 )
 
 // file is a regular file or a symbolic link. Its key is its path in the
@@ -30,7 +31,7 @@ type file struct {
 	io sync.Mutex
 
 	mu        sync.Mutex
-	attr      entry     // size, times, ETag, metadata as last known; guarded by mu
+	attr      vfs.Entry // size, times, ETag, metadata as last known; guarded by mu
 	checkedAt time.Time // when attr was last confirmed by S3; guarded by mu
 	// timeGuessed: attr.modified is the time an upload was answered, which
 	// may be a second off the object's Last-Modified; the next stat asks
@@ -64,7 +65,7 @@ var (
 	_ fusefs.NodeAllocater  = (*file)(nil)
 )
 
-func (f *FS) newFile(e entry) *file {
+func (f *FS) newFile(e vfs.Entry) *file {
 	return &file{fs: f, attr: e, checkedAt: time.Now()}
 }
 
@@ -77,7 +78,7 @@ func (n *file) staged() *staging {
 	return n.st
 }
 
-func (n *file) attrNow() entry {
+func (n *file) attrNow() vfs.Entry {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.attr
@@ -85,13 +86,13 @@ func (n *file) attrNow() entry {
 
 // update merges attributes seen in a listing or lookup and returns what
 // the node now says. A node with local changes keeps its own view.
-func (n *file) update(e entry) entry {
+func (n *file) update(e vfs.Entry) vfs.Entry {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.localChangesLocked() {
 		return n.attr
 	}
-	n.attr, n.checkedAt, n.timeGuessed = keepKnownMeta(n.attr, e), time.Now(), false
+	n.attr, n.checkedAt, n.timeGuessed = vfs.KeepKnownMeta(n.attr, e), time.Now(), false
 	return n.attr
 }
 
@@ -103,28 +104,28 @@ func (n *file) localChangesLocked() bool {
 
 // savedSince returns the file's attributes if this mount confirmed or
 // saved them after t (and it was not deleted since).
-func (n *file) savedSince(t time.Time) (entry, bool) {
+func (n *file) savedSince(t time.Time) (vfs.Entry, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.deleted || !n.checkedAt.After(t) {
-		return entry{}, false
+		return vfs.Entry{}, false
 	}
 	return n.attr, true
 }
 
 // localEntry describes the file when S3 may not know it yet.
-func (n *file) localEntry() (entry, bool) {
+func (n *file) localEntry() (vfs.Entry, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.deleted || !n.unsaved {
-		return entry{}, false
+		return vfs.Entry{}, false
 	}
 	return n.attr, true
 }
 
 // current returns the file's attributes, asking S3 when they are older than
 // the metadata TTL and the file has no local changes.
-func (n *file) current(ctx context.Context) (entry, error) {
+func (n *file) current(ctx context.Context) (vfs.Entry, error) {
 	n.mu.Lock()
 	e := n.attr
 	recent := time.Since(n.checkedAt) < n.fs.opts.MetadataTTL
@@ -135,7 +136,7 @@ func (n *file) current(ctx context.Context) (entry, error) {
 	}
 	o, err := n.fs.b.Head(ctx, n.key())
 	if err != nil {
-		return entry{}, err
+		return vfs.Entry{}, err
 	}
 	return n.learnt(o), nil
 }
@@ -149,9 +150,9 @@ func (n *file) current(ctx context.Context) (entry, error) {
 // asks S3 (revalidate), because the kernel may serve the old version's
 // cached pages without a request, and a writer must keep the object's
 // metadata.
-func (n *file) openVersion(ctx context.Context, write bool) (e entry, unchecked bool, err error) {
+func (n *file) openVersion(ctx context.Context, write bool) (e vfs.Entry, unchecked bool, err error) {
 	n.mu.Lock()
-	unchecked = !write && n.cacheETag == "" && n.st == nil && !n.localChangesLocked() && n.attr.etag != ""
+	unchecked = !write && n.cacheETag == "" && n.st == nil && !n.localChangesLocked() && n.attr.ETag != ""
 	n.mu.Unlock()
 	if !unchecked {
 		e, err = n.revalidate(ctx)
@@ -159,7 +160,7 @@ func (n *file) openVersion(ctx context.Context, write bool) (e entry, unchecked 
 	}
 	// The file type must be known (a link in a listing looks like a file).
 	if errno := n.checkKind(ctx, false); errno != 0 {
-		return entry{}, false, errno
+		return vfs.Entry{}, false, errno
 	}
 	return n.attrNow(), true, nil
 }
@@ -170,7 +171,7 @@ func (n *file) openVersion(ctx context.Context, write bool) (e entry, unchecked 
 // written here is what this mount says. When the object changed, the
 // kernel is told to forget the attributes it caches (size above all);
 // the open then drops the pages it caches (no FOPEN_KEEP_CACHE).
-func (n *file) revalidate(ctx context.Context) (entry, error) {
+func (n *file) revalidate(ctx context.Context) (vfs.Entry, error) {
 	n.mu.Lock()
 	e := n.attr
 	local := n.st != nil || n.localChangesLocked()
@@ -180,10 +181,10 @@ func (n *file) revalidate(ctx context.Context) (entry, error) {
 	}
 	o, err := n.fs.b.Head(ctx, n.key())
 	if err != nil {
-		return entry{}, err
+		return vfs.Entry{}, err
 	}
 	fresh := n.learnt(o)
-	if fresh.etag != e.etag {
+	if fresh.ETag != e.ETag {
 		n.dropKernelAttrs()
 	}
 	return fresh, nil
@@ -194,10 +195,10 @@ func (n *file) revalidate(ctx context.Context) (entry, error) {
 // lookup must not make a node from the listing's guess again (a link
 // typed as a file would answer ESTALE once more, past the kernel's one
 // retry).
-func (n *file) learnt(o bucket.Object) entry {
-	e := n.update(entryFromObject(o))
+func (n *file) learnt(o bucket.Object) vfs.Entry {
+	e := n.update(vfs.EntryFromObject(o))
 	if p := n.parentDir(); p != nil {
-		p.remember(baseName(n.key()), entryFromObject(o), true)
+		p.remember(baseName(n.key()), vfs.EntryFromObject(o), true)
 	}
 	return e
 }
@@ -237,7 +238,7 @@ func (n *file) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 
 // unlinked returns the file's attributes and true once it was deleted or
 // replaced by a rename.
-func (n *file) unlinked() (entry, bool) {
+func (n *file) unlinked() (vfs.Entry, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.attr, n.deleted
@@ -250,7 +251,7 @@ func (n *file) unlinked() (entry, bool) {
 // Operations then answer ESTALE before they change anything: the kernel
 // looks the name up again (once), which gives an inode of the right type,
 // and retries.
-func (n *file) wrongKind(e entry) bool { return e.kind() != n.StableAttr().Mode }
+func (n *file) wrongKind(e vfs.Entry) bool { return e.Kind() != n.StableAttr().Mode }
 
 // checkKind makes sure the file's type is known before an operation that
 // depends on it: it reads the metadata (with its siblings' in a small
@@ -264,7 +265,7 @@ func (n *file) checkKind(ctx context.Context, must bool) syscall.Errno {
 	e := n.attr
 	local := n.st != nil || n.localChangesLocked()
 	n.mu.Unlock()
-	if must && !e.meta && !local {
+	if must && !e.Meta && !local {
 		o, err := n.fs.b.Head(ctx, n.key())
 		if err != nil {
 			return n.fs.toErrno("lookup", n.key(), err)
@@ -281,7 +282,7 @@ func (n *file) checkKind(ctx context.Context, must bool) syscall.Errno {
 // listing described it so far (see dir.wantsMeta).
 func (n *file) fillMeta(ctx context.Context) error {
 	n.mu.Lock()
-	need := !n.attr.meta && n.st == nil && !n.localChangesLocked()
+	need := !n.attr.Meta && n.st == nil && !n.localChangesLocked()
 	n.mu.Unlock()
 	if p := n.parentDir(); need && p != nil && p.wantsMeta() {
 		return p.fillMeta(ctx, false, baseName(n.key()))
@@ -294,17 +295,17 @@ func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	n.mu.Lock()
 	e := n.attr
 	n.mu.Unlock()
-	if !e.isSymlink() {
+	if !e.IsSymlink() {
 		return nil, syscall.EINVAL
 	}
-	if e.linkTarget != "" {
-		return []byte(e.linkTarget), 0
+	if e.LinkTarget != "" {
+		return []byte(e.LinkTarget), 0
 	}
 	// A link's target is metadata, not file data: not interruptible
 	// (see uncancelled). Only the version this node stands for will do:
 	// the name may hold another object by now (a rename race), and its
 	// bytes are no target of this link.
-	body, err := n.fs.b.Get(context.WithoutCancel(ctx), n.key(), 0, -1, e.etag)
+	body, err := n.fs.b.Get(context.WithoutCancel(ctx), n.key(), 0, -1, e.ETag)
 	if errors.Is(err, bucket.ErrPrecondition) || errors.Is(err, iofs.ErrNotExist) {
 		return nil, syscall.ESTALE // the kernel looks the name up again
 	}
@@ -317,7 +318,7 @@ func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 		return nil, n.fs.toErrno("readlink", n.key(), err)
 	}
 	n.mu.Lock()
-	n.attr.linkTarget = string(target)
+	n.attr.LinkTarget = string(target)
 	n.mu.Unlock()
 	return target, 0
 }
@@ -353,7 +354,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		return nil, 0, n.fs.toErrno("open", n.key(), err)
 	}
 	if n.wrongKind(e) {
-		if old.meta {
+		if old.Meta {
 			// The file this inode stood for was replaced by an object
 			// of another kind (a rename race): it is gone.
 			return nil, 0, syscall.ENOENT
@@ -377,8 +378,8 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		}
 	}
 	n.mu.Lock()
-	keep := !write && n.st == nil && e.etag != "" && e.etag == n.cacheETag
-	n.cacheETag = e.etag
+	keep := !write && n.st == nil && e.ETag != "" && e.ETag == n.cacheETag
+	n.cacheETag = e.ETag
 	n.mu.Unlock()
 	var fuseFlags uint32
 	if keep {
@@ -503,38 +504,38 @@ func (n *file) setMeta(in *fuse.SetAttrIn) bool {
 // applyAttr applies the mode, owner and time changes of in to e (its file
 // type stays) and reports whether there were any. The kernel has checked
 // that the caller may make them.
-func (f *FS) applyAttr(e *entry, in *fuse.SetAttrIn) bool {
+func (f *FS) applyAttr(e *vfs.Entry, in *fuse.SetAttrIn) bool {
 	changed := false
 	if m, ok := in.GetMode(); ok {
-		e.mode = e.kind() | m&0o7777
+		e.Mode = e.Kind() | m&0o7777
 		changed = true
 	}
 	uid, uok := in.GetUID()
 	gid, gok := in.GetGID()
 	if uok || gok {
-		if !e.owner {
-			e.uid, e.gid = f.opts.UID, f.opts.GID
+		if !e.Owner {
+			e.UID, e.GID = f.opts.UID, f.opts.GID
 		}
 		if uok {
-			e.uid = uid
+			e.UID = uid
 		}
 		if gok {
-			e.gid = gid
+			e.GID = gid
 		}
-		e.owner = true
+		e.Owner = true
 		changed = true
 	}
 	mtime, mok := in.GetMTime()
 	atime, aok := in.GetATime()
 	if mok || aok || changed {
-		e.touch(false)
-		e.meta = true
+		e.Touch(false)
+		e.Meta = true
 	}
 	if mok {
-		e.mtime = mtime
+		e.Mtime = mtime
 	}
 	if aok {
-		e.atime = atime
+		e.Atime = atime
 	}
 	return changed || mok || aok
 }

@@ -62,7 +62,7 @@ func New(b Bucket, opts Options) *FS {
 		journalDir = filepath.Join(opts.CacheDir, "uploads")
 	}
 	f.journal = vfs.NewJournal(journalDir, opts.Logger)
-	f.root = f.newDir("", entry{})
+	f.root = f.newDir("", vfs.Entry{})
 	return f
 }
 
@@ -180,38 +180,38 @@ func setReadAhead(mountpoint string, kb int) error {
 
 // fillAttr fills out with the attributes of an entry.
 // The inode number is the caller's to set.
-func (f *FS) fillAttr(out *fuse.Attr, e entry) {
-	mtime, atime, ctime := e.times()
+func (f *FS) fillAttr(out *fuse.Attr, e vfs.Entry) {
+	mtime, atime, ctime := e.Times()
 	for _, t := range []*time.Time{&mtime, &atime, &ctime} {
 		if t.IsZero() {
 			*t = f.start
 		}
 	}
 	out.Uid, out.Gid = f.opts.UID, f.opts.GID
-	if e.owner {
-		out.Uid, out.Gid = e.uid, e.gid
+	if e.Owner {
+		out.Uid, out.Gid = e.UID, e.GID
 	}
 	out.SetTimes(&atime, &mtime, &ctime)
 	out.Blksize = 1 << 20
 	// Directories say 1 link, the convention for "not counted": GNU find
 	// would otherwise take 2 for "no subdirectories" and skip them.
 	out.Nlink = 1
-	switch kind := e.kind(); kind {
+	switch kind := e.Kind(); kind {
 	case syscall.S_IFDIR:
 		out.Mode = kind | f.opts.DirMode
 		out.Size = 4096
 	case syscall.S_IFLNK:
 		out.Mode = kind | 0o777
-		out.Size = uint64(e.size)
+		out.Size = uint64(e.Size)
 	case syscall.S_IFREG:
 		out.Mode = kind | f.opts.FileMode
-		out.Size = uint64(e.size)
-		out.Blocks = (uint64(e.size) + 511) / 512
+		out.Size = uint64(e.Size)
+		out.Blocks = (uint64(e.Size) + 511) / 512
 	default: // FIFO, socket or device node: no data of its own
 		out.Mode = kind | f.opts.FileMode
-		out.Rdev = e.rdev
+		out.Rdev = e.Rdev
 	}
-	if perm := e.mode & 0o7777; e.mode != 0 && !e.isSymlink() {
+	if perm := e.Mode & 0o7777; e.Mode != 0 && !e.IsSymlink() {
 		out.Mode = out.Mode&syscall.S_IFMT | perm
 	}
 }

@@ -24,7 +24,7 @@ type handle struct {
 	// guarded by n.mu. Setattr waits for the close of such a handle.
 	open bool
 
-	attr entry          // the version read; guarded by n.mu
+	attr vfs.Entry      // the version read; guarded by n.mu
 	ra   *vfs.ReadAhead // created on the first read from S3; guarded by n.mu
 	// unchecked: attr comes from a listing or lookup, not from S3 at open
 	// (see file.Open); served: data was returned. An unchecked handle that
@@ -65,11 +65,11 @@ func (h *handle) reader() *vfs.ReadAhead {
 	h.n.mu.Lock()
 	defer h.n.mu.Unlock()
 	if h.ra == nil {
-		fetch := h.fetcher(h.attr.etag)
-		if h.n.fs.opts.DataCache != nil && h.attr.etag != "" {
-			fetch = h.n.fs.cachedFetch(h.n.key, h.attr.etag, h.attr.size, fetch)
+		fetch := h.fetcher(h.attr.ETag)
+		if h.n.fs.opts.DataCache != nil && h.attr.ETag != "" {
+			fetch = h.n.fs.cachedFetch(h.n.key, h.attr.ETag, h.attr.Size, fetch)
 		}
-		h.ra = vfs.NewReadAhead(fetch, h.attr.size, h.n.fs.budget, &h.n.fs.counts.readAhead)
+		h.ra = vfs.NewReadAhead(fetch, h.attr.Size, h.n.fs.budget, &h.n.fs.counts.readAhead)
 	}
 	return h.ra
 }
@@ -116,7 +116,7 @@ func (h *handle) moveToCurrent(ctx context.Context, failed *vfs.ReadAhead, err e
 	if h.ra == failed {
 		failed.Close()
 		h.attr, h.ra, h.unchecked = e, nil, false
-		h.n.cacheETag = e.etag
+		h.n.cacheETag = e.ETag
 	}
 	return true
 }
@@ -124,7 +124,7 @@ func (h *handle) moveToCurrent(ctx context.Context, failed *vfs.ReadAhead, err e
 // Read implements fusefs.FileReader.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	h.n.mu.Lock()
-	etag := h.attr.etag
+	etag := h.attr.ETag
 	h.n.mu.Unlock()
 	n, staged, err := h.n.readStaged(ctx, dest, off, etag)
 	if !staged {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"mount-ws/bucket"
+	"mount-ws/vfs"
 )
 
 var (
@@ -34,19 +35,19 @@ var (
 // owned by the caller, or, in a set-group-ID directory, by the caller and
 // the directory's group, and a new directory there is set-group-ID too (as
 // Linux does).
-func (d *dir) newEntry(ctx context.Context, mode uint32) entry {
-	e := entry{meta: true, modified: time.Now().Truncate(time.Second), stored: stored{mode: mode, uid: d.fs.opts.UID, gid: d.fs.opts.GID, owner: true}}
+func (d *dir) newEntry(ctx context.Context, mode uint32) vfs.Entry {
+	e := vfs.Entry{Meta: true, Modified: time.Now().Truncate(time.Second), Stored: vfs.Stored{Mode: mode, UID: d.fs.opts.UID, GID: d.fs.opts.GID, Owner: true}}
 	if c, ok := ctx.(*fuse.Context); ok {
-		e.uid, e.gid = c.Caller.Uid, c.Caller.Gid
+		e.UID, e.GID = c.Caller.Uid, c.Caller.Gid
 	}
 	var parent fuse.Attr
 	d.mu.Lock()
 	d.fs.fillAttr(&parent, d.attr)
 	d.mu.Unlock()
 	if parent.Mode&syscall.S_ISGID != 0 {
-		e.gid = parent.Gid
+		e.GID = parent.Gid
 		if mode&syscall.S_IFMT == syscall.S_IFDIR {
-			e.mode |= syscall.S_ISGID
+			e.Mode |= syscall.S_ISGID
 		}
 	}
 	return e
@@ -57,13 +58,13 @@ func (d *dir) newEntry(ctx context.Context, mode uint32) entry {
 // S3's 1,024 (with the workspace prefix; a directory's key is its marker,
 // "name/"), else EINVAL.
 func (d *dir) checkName(name string, isDir bool) syscall.Errno {
-	if len(name) > maxNameLen {
+	if len(name) > vfs.MaxNameLen {
 		return syscall.ENAMETOOLONG
 	}
-	if nameProblem(name) != "" {
+	if vfs.NameProblem(name) != "" {
 		return syscall.EINVAL
 	}
-	key := childKey(d.key(), name)
+	key := vfs.ChildKey(d.key(), name)
 	if isDir {
 		key += "/"
 	}
@@ -85,10 +86,10 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	if errno := d.checkName(name, false); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	d.fs.dropOrphan(childKey(d.key(), name))
+	d.fs.dropOrphan(vfs.ChildKey(d.key(), name))
 	st, err := d.fs.newStaging()
 	if err != nil {
-		return nil, nil, 0, d.fs.toErrno("create", childKey(d.key(), name), err)
+		return nil, nil, 0, d.fs.toErrno("create", vfs.ChildKey(d.key(), name), err)
 	}
 	st.dirty, st.canStream = true, true
 	e := d.newEntry(ctx, syscall.S_IFREG|mode&0o7777)
@@ -115,10 +116,10 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 	if errno := d.checkName(name, true); errno != 0 {
 		return nil, errno
 	}
-	key := childKey(d.key(), name)
+	key := vfs.ChildKey(d.key(), name)
 	e := d.newEntry(ctx, syscall.S_IFDIR|mode&0o7777)
-	e.dir = true
-	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, objectMeta(e, key+"/", false)); err != nil {
+	e.Dir = true
+	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, vfs.ObjectMeta(e, key+"/", false)); err != nil {
 		return nil, d.fs.toErrno("mkdir", key, err)
 	}
 	d.setEntry(name, &e)
@@ -138,7 +139,7 @@ func (d *dir) knownEmpty() {
 	defer d.c.mu.Unlock()
 	// What a cache kept for this path (a directory removed by another
 	// program) is of no use now.
-	d.c.listing, d.c.listedAt, d.c.missing = map[string]entry{}, time.Now(), nil
+	d.c.listing, d.c.listedAt, d.c.missing = map[string]vfs.Entry{}, time.Now(), nil
 	d.c.probes, d.c.tooBig, d.c.metaAsked = 0, false, [2]bool{}
 }
 
@@ -158,16 +159,16 @@ func (d *dir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, o
 	if errno := d.checkName(name, false); errno != 0 {
 		return nil, errno
 	}
-	key := childKey(d.key(), name)
+	key := vfs.ChildKey(d.key(), name)
 	e := d.newEntry(ctx, mode)
 	if k := mode & syscall.S_IFMT; k == syscall.S_IFCHR || k == syscall.S_IFBLK {
-		e.rdev = dev
+		e.Rdev = dev
 	}
-	o, err := d.fs.b.Put(ctx, key, bytes.NewReader(nil), 0, objectMeta(e, key, true))
+	o, err := d.fs.b.Put(ctx, key, bytes.NewReader(nil), 0, vfs.ObjectMeta(e, key, true))
 	if err != nil {
 		return nil, d.fs.toErrno("mknod", key, err)
 	}
-	e.etag = o.ETag
+	e.ETag = o.ETag
 	d.setEntry(name, &e)
 	d.entriesChanged()
 	return d.childInode(ctx, name, e, out), 0
@@ -192,13 +193,13 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	if errno := d.checkName(name, false); errno != 0 {
 		return nil, errno
 	}
-	key := childKey(d.key(), name)
+	key := vfs.ChildKey(d.key(), name)
 	e := d.newEntry(ctx, syscall.S_IFLNK|0o777)
-	o, err := d.fs.b.Put(ctx, key, strings.NewReader(target), int64(len(target)), objectMeta(e, key, true))
+	o, err := d.fs.b.Put(ctx, key, strings.NewReader(target), int64(len(target)), vfs.ObjectMeta(e, key, true))
 	if err != nil {
 		return nil, d.fs.toErrno("symlink", key, err)
 	}
-	e.size, e.etag, e.linkTarget = o.Size, o.ETag, target
+	e.Size, e.ETag, e.LinkTarget = o.Size, o.ETag, target
 	d.setEntry(name, &e)
 	d.entriesChanged()
 	return d.childInode(ctx, name, e, out), 0
@@ -211,7 +212,7 @@ func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
-	key := childKey(d.key(), name)
+	key := vfs.ChildKey(d.key(), name)
 	held := d.holdFile(name)
 	defer held.release()
 	if err := d.fs.b.Delete(ctx, key); err != nil {
@@ -370,7 +371,7 @@ func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
-	key := childKey(d.key(), name)
+	key := vfs.ChildKey(d.key(), name)
 	empty, err := d.isEmptyDir(ctx, name)
 	if err != nil {
 		return d.fs.toErrno("rmdir", key, err)
@@ -400,7 +401,7 @@ func (d *dir) isEmptyDir(ctx context.Context, name string) (bool, error) {
 			}
 		}
 	}
-	key := childKey(d.key(), name) + "/"
+	key := vfs.ChildKey(d.key(), name) + "/"
 	page, err := d.fs.b.List(ctx, key, "")
 	if err != nil {
 		return false, err
@@ -419,7 +420,7 @@ func (d *dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
-	if errno := d.changeMeta(ctx, "setattr", func(e *entry) syscall.Errno {
+	if errno := d.changeMeta(ctx, "setattr", func(e *vfs.Entry) syscall.Errno {
 		d.fs.applyAttr(e, in)
 		return 0
 	}); errno != 0 {
@@ -430,23 +431,23 @@ func (d *dir) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAtt
 
 // knownAttr returns the directory's attributes with its marker's metadata
 // read (a HEAD, once), so that a change keeps what is stored.
-func (d *dir) knownAttr(ctx context.Context) (entry, error) {
+func (d *dir) knownAttr(ctx context.Context) (vfs.Entry, error) {
 	d.mu.Lock()
 	e := d.attr
 	d.mu.Unlock()
 	key := d.key()
-	if e.meta || key == "" {
+	if e.Meta || key == "" {
 		return e, nil
 	}
 	m, err := d.fs.markerEntry(ctx, key)
 	if err != nil {
-		return entry{}, err
+		return vfs.Entry{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.attr.meta {
-		if !d.attr.ctime.IsZero() { // entriesChanged ran: its times are newer
-			m.mtime, m.ctime = d.attr.mtime, d.attr.ctime
+	if !d.attr.Meta {
+		if !d.attr.Ctime.IsZero() { // entriesChanged ran: its times are newer
+			m.Mtime, m.Ctime = d.attr.Mtime, d.attr.Ctime
 		}
 		d.attr = m
 	}
@@ -457,7 +458,7 @@ func (d *dir) knownAttr(ctx context.Context) (entry, error) {
 // on its marker (the root has none: its changes last until unmount). The
 // node keeps its old attributes when storing fails. Two changes at once
 // may race; the later store wins, as on S3.
-func (d *dir) changeMeta(ctx context.Context, op string, change func(*entry) syscall.Errno) syscall.Errno {
+func (d *dir) changeMeta(ctx context.Context, op string, change func(*vfs.Entry) syscall.Errno) syscall.Errno {
 	if errno := d.fs.refuseWrite(); errno != 0 {
 		return errno
 	}
@@ -471,11 +472,11 @@ func (d *dir) changeMeta(ctx context.Context, op string, change func(*entry) sys
 	if errno := change(&e); errno != 0 {
 		return errno
 	}
-	e.meta, e.dir = true, true
+	e.Meta, e.Dir = true, true
 	// The node shows the change only once it is stored: a chmod that
 	// failed must not look as if it had worked.
 	if key != "" {
-		if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, objectMeta(e, key+"/", false)); err != nil {
+		if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, vfs.ObjectMeta(e, key+"/", false)); err != nil {
 			return d.fs.toErrno(op, key, err)
 		}
 	}
@@ -513,8 +514,8 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if errno := np.checkName(newName, false); errno != 0 {
 		return errno
 	}
-	src := childKey(d.key(), name)
-	dst := childKey(np.key(), newName)
+	src := vfs.ChildKey(d.key(), name)
+	dst := vfs.ChildKey(np.key(), newName)
 	se, found, errno := d.find(ctx, name)
 	if errno != 0 {
 		return errno
@@ -529,10 +530,10 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if exists && flags&renameNoReplace != 0 {
 		return syscall.EEXIST
 	}
-	if se.dir && exists && !de.dir {
+	if se.Dir && exists && !de.Dir {
 		return syscall.ENOTDIR
 	}
-	if !se.dir && exists && de.dir {
+	if !se.Dir && exists && de.Dir {
 		return syscall.EISDIR
 	}
 	var (
@@ -540,7 +541,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		copied bool     // a file's copy is under dst, whatever err says
 		target heldFile // the file replaced, held from before the copy
 	)
-	if se.dir {
+	if se.Dir {
 		if exists {
 			empty, err := np.isEmptyDir(ctx, newName)
 			if err != nil {
@@ -570,7 +571,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		d.fs.dirs.forget(dst)
 		if moved != nil {
 			moved.mu.Lock()
-			moved.attr.touch(false) // a rename changes ctime
+			moved.attr.Touch(false) // a rename changes ctime
 			moved.mu.Unlock()
 		}
 	} else {
@@ -595,7 +596,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		return d.fs.toErrno("rename", src, err)
 	}
 	target.gone() // replaced: its own unsaved data is moot
-	if se.dir {
+	if se.Dir {
 		d.fs.dirs.move(src, dst)
 	}
 	d.setEntry(name, nil)
@@ -611,7 +612,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 // renameFile moves one file and returns its entry under the new name.
 // copied reports that the object is under dst, also when deleting the
 // original then failed.
-func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (_ entry, copied bool, _ error) {
+func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry) (_ vfs.Entry, copied bool, _ error) {
 	n, open := d.childFile(name)
 	if open {
 		n.io.Lock()
@@ -631,12 +632,12 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (_
 			// Unsaved content goes straight to the new name; the old
 			// object, if any, is deleted below.
 			d.fs.stopStream(st)
-			md := objectMeta(e, dst, true)
+			md := vfs.ObjectMeta(e, dst, true)
 			o, err := d.fs.upload(ctx, dst, st, md)
 			if err != nil {
 				return e, false, err
 			}
-			saved := savedEntry(o, md)
+			saved := vfs.SavedEntry(o, md)
 			n.mu.Lock()
 			st.dirty, n.metaDirty, n.unsaved = false, false, false
 			n.attr, n.checkedAt, n.timeGuessed = saved, time.Now(), true
@@ -644,28 +645,28 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e entry) (_
 			return saved, true, d.fs.b.Delete(ctx, src)
 		}
 	}
-	if !e.meta {
+	if !e.Meta {
 		// The metadata is rewritten below (a rename changes ctime), so
 		// it must be known first.
 		o, err := d.fs.b.Head(ctx, src)
 		if err != nil {
 			return e, false, err
 		}
-		e = keepLinkTarget(entryFromObject(o), e)
+		e = vfs.KeepLinkTarget(vfs.EntryFromObject(o), e)
 	}
-	e.touch(false)
-	if e.contentType == "" || e.contentType == typeByName(src) {
+	e.Touch(false)
+	if e.ContentType == "" || e.ContentType == vfs.TypeByName(src) {
 		// A type that came from the old name's extension follows the
 		// new name (as on s3fs); one another program chose stays.
-		e.contentType = typeByName(dst)
+		e.ContentType = vfs.TypeByName(dst)
 	}
-	md := objectMeta(e, dst, false)
+	md := vfs.ObjectMeta(e, dst, false)
 	o, err := d.fs.b.Copy(ctx, src, dst, &md, "")
 	if err != nil {
 		return e, false, err
 	}
-	moved := entryFromObject(o) // the same bytes: the same link target
-	moved.linkTarget = e.linkTarget
+	moved := vfs.EntryFromObject(o) // the same bytes: the same link target
+	moved.LinkTarget = e.LinkTarget
 	if open {
 		n.mu.Lock()
 		n.metaDirty = false
@@ -747,10 +748,10 @@ func (f *FS) copyKey(ctx context.Context, src, dst string, top bool) error {
 	}
 	meta := bucket.Meta{User: o.Metadata, ContentType: o.ContentType}
 	if top {
-		e := entryFromObject(o)
-		e.dir = true
-		e.touch(false)
-		meta = objectMeta(e, dst, false)
+		e := vfs.EntryFromObject(o)
+		e.Dir = true
+		e.Touch(false)
+		meta = vfs.ObjectMeta(e, dst, false)
 	}
 	_, err = f.b.Put(ctx, dst, bytes.NewReader(nil), 0, meta)
 	return err

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"strings"
 	"time"
+
+	"mount-ws/vfs"
 )
 
 // retryLater queues a file with unsaved data: its upload failed (failed;
@@ -171,17 +173,17 @@ func (f *FS) orphans() map[string]*file {
 }
 
 // orphanEntry describes the orphan last saved under key, if there is one.
-func (f *FS) orphanEntry(key string) (entry, bool) {
+func (f *FS) orphanEntry(key string) (vfs.Entry, bool) {
 	if n, ok := f.orphans()[key]; ok {
 		return n.attrNow(), true
 	}
-	return entry{}, false
+	return vfs.Entry{}, false
 }
 
 // orphansIn returns the entries of the orphans whose key is a child of
 // the directory dirKey, by name.
-func (f *FS) orphansIn(dirKey string) map[string]entry {
-	out := make(map[string]entry)
+func (f *FS) orphansIn(dirKey string) map[string]vfs.Entry {
+	out := make(map[string]vfs.Entry)
 	for key, n := range f.orphans() {
 		parent, name := "", key
 		if i := strings.LastIndexByte(key, '/'); i >= 0 {

@@ -189,7 +189,7 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 	n.io.Lock()
 	defer n.io.Unlock()
 	n.mu.Lock()
-	st, unsaved, known, size, etag := n.st, n.unsaved, n.attr.meta, n.attr.size, n.attr.etag
+	st, unsaved, known, size, etag := n.st, n.unsaved, n.attr.Meta, n.attr.Size, n.attr.ETag
 	n.mu.Unlock()
 	if st != nil {
 		if trunc {
@@ -209,7 +209,7 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 			if n.wrongKind(e) {
 				return syscall.ESTALE
 			}
-			size, etag = e.size, e.etag
+			size, etag = e.Size, e.ETag
 		}
 	}
 	st, err := n.fs.newStaging()
@@ -331,8 +331,8 @@ func (n *file) resizeLocked(ctx context.Context, st *staging, size int64) error 
 	n.mu.Lock()
 	st.cut(size)
 	st.size, st.dirty = size, true
-	n.attr.size = size
-	n.attr.touch(true)
+	n.attr.Size = size
+	n.attr.Touch(true)
 	n.mu.Unlock()
 	n.settle(st)
 	return nil
@@ -385,8 +385,8 @@ func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) 
 		st.size = end
 	}
 	st.dirty = true
-	n.attr.size = st.size
-	n.attr.touch(true)
+	n.attr.Size = st.size
+	n.attr.Touch(true)
 	n.mu.Unlock()
 	if err != nil {
 		n.settle(st)
@@ -409,7 +409,7 @@ func (n *file) streamParts(ctx context.Context, st *staging) {
 	if st.stream == nil {
 		key := n.key()
 		n.mu.Lock()
-		md := objectMeta(n.attr, key, true)
+		md := vfs.ObjectMeta(n.attr, key, true)
 		n.mu.Unlock()
 		var forget func()
 		stream, err := n.fs.b.StartStream(ctx, key, md, bucket.UploadOptions{
@@ -581,7 +581,7 @@ func (n *file) saveHeld(ctx context.Context) error {
 }
 
 // saveLocked is save with n.io held and something to save.
-func (n *file) saveLocked(ctx context.Context, st *staging, e entry) error {
+func (n *file) saveLocked(ctx context.Context, st *staging, e vfs.Entry) error {
 	key, ok := n.saveKey()
 	if !ok {
 		return errors.New("file has no name left to be saved under")
@@ -589,7 +589,7 @@ func (n *file) saveLocked(ctx context.Context, st *staging, e entry) error {
 	if !st.dirty {
 		return n.saveMetaLocked(ctx, key)
 	}
-	md := objectMeta(e, key, true)
+	md := vfs.ObjectMeta(e, key, true)
 	o, streamed, err := n.finishStream(ctx, key, st, md)
 	if err != nil {
 		return err
@@ -599,7 +599,7 @@ func (n *file) saveLocked(ctx context.Context, st *staging, e entry) error {
 			return err
 		}
 	}
-	saved := savedEntry(o, md)
+	saved := vfs.SavedEntry(o, md)
 	n.mu.Lock()
 	st.rebase(objectVersion{key: key, etag: o.ETag})
 	st.dirty, n.metaDirty, n.unsaved = false, false, false
@@ -636,16 +636,16 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	n.mu.Lock()
 	e := n.attr
 	n.mu.Unlock()
-	md := objectMeta(e, key, false)
-	o, err := n.fs.b.Copy(ctx, key, key, &md, e.etag)
+	md := vfs.ObjectMeta(e, key, false)
+	o, err := n.fs.b.Copy(ctx, key, key, &md, e.ETag)
 	if errors.Is(err, bucket.ErrPrecondition) {
 		o, err = n.metaConflict(ctx, key, md)
 	}
 	if err != nil {
 		return err
 	}
-	saved := entryFromObject(o)
-	saved.linkTarget = e.linkTarget
+	saved := vfs.EntryFromObject(o)
+	saved.LinkTarget = e.LinkTarget
 	n.mu.Lock()
 	if st := n.st; st != nil && st.base != nil && st.base.key == key {
 		// The copy onto itself made a new version of the same bytes.
@@ -680,7 +680,7 @@ func (n *file) metaConflict(ctx context.Context, key string, md bucket.Meta) (bu
 	if sameMetadata(md.User, o.Metadata) {
 		return o, nil
 	}
-	fresh := entryFromObject(o)
+	fresh := vfs.EntryFromObject(o)
 	n.mu.Lock()
 	n.attr, n.checkedAt, n.metaDirty = fresh, time.Now(), false
 	n.mu.Unlock()
@@ -784,7 +784,7 @@ func (n *file) savePartial(ctx context.Context, key string, st *staging, md buck
 	n.mu.Unlock()
 	token := rand.Text()
 	md.User = maps.Clone(md.User)
-	md.User[metaSave] = token
+	md.User[vfs.MetaSave] = token
 	var forget func()
 	stream, err := n.fs.b.StartStream(ctx, key, md, bucket.UploadOptions{
 		Concurrency: n.fs.opts.UploadConcurrency,
@@ -833,7 +833,7 @@ func (n *file) ownSave(ctx context.Context, st *staging) (bool, error) {
 		// Cannot tell yet: keep the data and the token for a retry.
 		return false, fmt.Errorf("check whether a lost save was stored: %w", err)
 	}
-	if o.Metadata[metaSave] != token {
+	if o.Metadata[vfs.MetaSave] != token {
 		return false, nil
 	}
 	n.mu.Lock()

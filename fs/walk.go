@@ -31,7 +31,7 @@ func (d *dir) listSiblingsAhead() {
 	var names []string
 	if p.c.listing != nil {
 		for n, e := range p.c.listing {
-			if e.dir && n > name {
+			if e.Dir && n > name {
 				names = append(names, n)
 			}
 		}

@@ -13,4 +13,8 @@
 //     server from the version it was based on, and which it sends.
 //   - Journal: the multipart uploads in progress, kept on disk so that the
 //     next mount aborts those a crash left incomplete.
+//   - Entry and its codec: what a directory knows of a child, read from a
+//     listing or from an object's metadata (stored with s3fs's keys), and
+//     written back; the name rules and the merging of listing pages; the
+//     extended attributes' codec.
 package vfs

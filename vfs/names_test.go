@@ -1,4 +1,4 @@
-package fs
+package vfs
 
 import (
 	"reflect"
@@ -21,12 +21,12 @@ func TestAddListing(t *testing.T) {
 		},
 	}
 	var skipped []string
-	entries := map[string]entry{}
-	addListing(entries, "d/", page, func(key, reason string) { skipped = append(skipped, key) })
-	want := map[string]entry{
-		"sub":      {dir: true},
-		"x":        {dir: true},
-		"file.csv": {size: 10, etag: "e1"},
+	entries := map[string]Entry{}
+	AddListing(entries, "d/", page, func(key, reason string) { skipped = append(skipped, key) })
+	want := map[string]Entry{
+		"sub":      {Dir: true},
+		"x":        {Dir: true},
+		"file.csv": {Size: 10, ETag: "e1"},
 	}
 	if len(entries) != len(want) {
 		t.Errorf("entries %v, want %v", entries, want)
@@ -49,8 +49,8 @@ func TestNameProblem(t *testing.T) {
 		{"a", true}, {"with space.csv", true}, {"ünïcode", true}, {strings.Repeat("a", 255), true},
 		{"", false}, {".", false}, {"..", false}, {strings.Repeat("a", 256), false}, {"a/b", false}, {"a\x00", false},
 	} {
-		if got := nameProblem(tt.name) == ""; got != tt.ok {
-			t.Errorf("nameProblem(%q) ok=%v, want %v", tt.name, got, tt.ok)
+		if got := NameProblem(tt.name) == ""; got != tt.ok {
+			t.Errorf("NameProblem(%q) ok=%v, want %v", tt.name, got, tt.ok)
 		}
 	}
 }
@@ -62,14 +62,14 @@ func FuzzAddListing(f *testing.F) {
 	f.Add("", "//x", "./")
 	f.Add("a/", "a/../b", "a/x/")
 	f.Fuzz(func(t *testing.T, prefix, objKey, subPrefix string) {
-		entries := map[string]entry{}
+		entries := map[string]Entry{}
 		page := bucket.Page{Objects: []bucket.Object{{Key: objKey}}, Prefixes: []string{subPrefix}}
 		if !strings.HasPrefix(objKey, prefix) || !strings.HasPrefix(subPrefix, prefix) {
 			return // a listing never returns keys outside its prefix
 		}
-		addListing(entries, prefix, page, func(string, string) {})
+		AddListing(entries, prefix, page, func(string, string) {})
 		for name := range entries {
-			if nameProblem(name) != "" {
+			if NameProblem(name) != "" {
 				t.Errorf("entry %q is not a valid name", name)
 			}
 		}
@@ -86,16 +86,16 @@ func TestXattrCodec(t *testing.T) {
 		{"not ours", "something else", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got := parseXattrs(tt.stored)
+			got := ParseXattrs(tt.stored)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("parse %q: %q, want %q", tt.stored, got, tt.want)
 			}
-			if back := parseXattrs(formatXattrs(got)); len(got) > 0 && !reflect.DeepEqual(back, got) {
+			if back := ParseXattrs(FormatXattrs(got)); len(got) > 0 && !reflect.DeepEqual(back, got) {
 				t.Errorf("round trip of %q: %q", got, back)
 			}
 			// A value this codec cannot read survives a metadata rewrite.
-			e := entryFromObject(bucket.Object{Metadata: map[string]string{metaXattr: tt.stored}})
-			if md := objectMeta(e, "k", false).User; tt.stored != "" && md[metaXattr] == "" {
+			e := EntryFromObject(bucket.Object{Metadata: map[string]string{MetaXattr: tt.stored}})
+			if md := ObjectMeta(e, "k", false).User; tt.stored != "" && md[MetaXattr] == "" {
 				t.Errorf("xattr %q dropped by a rewrite", tt.stored)
 			}
 		})
@@ -109,10 +109,10 @@ func FuzzMetadataCodec(f *testing.F) {
 	f.Add("-1", "%7B", "x")
 	f.Add("1", "%7B%7D", "0")
 	f.Fuzz(func(t *testing.T, mtime, xattr, mode string) {
-		e := entryFromObject(bucket.Object{Metadata: map[string]string{metaMtime: mtime, metaXattr: xattr, metaMode: mode}})
-		back := entryFromObject(bucket.Object{Metadata: objectMeta(e, "k", false).User})
-		if !back.mtime.Equal(e.mtime) || back.mode != e.mode || !reflect.DeepEqual(back.xattrs, e.xattrs) {
-			t.Errorf("round trip: mtime %v → %v, mode %o → %o, xattrs %q → %q", e.mtime, back.mtime, e.mode, back.mode, e.xattrs, back.xattrs)
+		e := EntryFromObject(bucket.Object{Metadata: map[string]string{MetaMtime: mtime, MetaXattr: xattr, MetaMode: mode}})
+		back := EntryFromObject(bucket.Object{Metadata: ObjectMeta(e, "k", false).User})
+		if !back.Mtime.Equal(e.Mtime) || back.Mode != e.Mode || !reflect.DeepEqual(back.Xattrs, e.Xattrs) {
+			t.Errorf("round trip: mtime %v → %v, mode %o → %o, xattrs %q → %q", e.Mtime, back.Mtime, e.Mode, back.Mode, e.Xattrs, back.Xattrs)
 		}
 	})
 }

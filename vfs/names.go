@@ -1,4 +1,4 @@
-package fs
+package vfs
 
 import (
 	"strings"
@@ -7,31 +7,31 @@ import (
 	"mount-ws/bucket"
 )
 
-// maxNameLen is the longest file name Linux accepts (NAME_MAX).
-const maxNameLen = 255
+// MaxNameLen is the longest file name Linux accepts (NAME_MAX).
+const MaxNameLen = 255
 
-// entry is what a directory knows of one child.
-type entry struct {
-	dir  bool
-	size int64
-	etag string // "" for a file not uploaded yet
+// Entry is what a directory knows of one child.
+type Entry struct {
+	Dir  bool
+	Size int64
+	ETag string // "" for a file not uploaded yet
 	// modified is the object's own time (Last-Modified), to the second.
-	modified time.Time
+	Modified time.Time
 	// meta is false when only a listing was seen, which carries no
 	// metadata: stored then holds nothing read from S3.
-	meta bool
-	stored
-	linkTarget string // for symlinks, once read
+	Meta bool
+	Stored
+	LinkTarget string // for symlinks, once read
 }
 
-// nameProblem says why name cannot be a file name, or "" if it can.
-func nameProblem(name string) string {
+// NameProblem says why name cannot be a file name, or "" if it can.
+func NameProblem(name string) string {
 	switch {
 	case name == "":
 		return "empty path segment (\"//\" in the key)"
 	case name == "." || name == "..":
 		return "\".\" or \"..\" segment"
-	case len(name) > maxNameLen:
+	case len(name) > MaxNameLen:
 		return "name longer than 255 bytes"
 	case strings.ContainsAny(name, "/\x00"):
 		return "slash or NUL in name"
@@ -39,54 +39,54 @@ func nameProblem(name string) string {
 	return ""
 }
 
-// childKey joins a directory key ("" or "a/b") and a child name.
-func childKey(dirKey, name string) string {
+// ChildKey joins a directory key ("" or "a/b") and a child name.
+func ChildKey(dirKey, name string) string {
 	if dirKey == "" {
 		return name
 	}
 	return dirKey + "/" + name
 }
 
-// listingPrefix is the S3 prefix listing the children of dirKey.
-func listingPrefix(dirKey string) string {
+// ListingPrefix is the S3 prefix listing the children of dirKey.
+func ListingPrefix(dirKey string) string {
 	if dirKey == "" {
 		return ""
 	}
 	return dirKey + "/"
 }
 
-// skipFunc is told about each key that cannot be shown, and why.
-type skipFunc func(key, reason string)
+// SkipFunc is told about each key that cannot be shown, and why.
+type SkipFunc func(key, reason string)
 
-// addListing merges one page of a delimited listing of prefix into entries.
+// AddListing merges one page of a delimited listing of prefix into entries.
 // A sub-prefix makes a directory; an object makes a file unless a directory
 // of the same name exists (then the file is hidden); the directory's own
 // marker object is not a child. Names that cannot be file names are skipped.
-func addListing(entries map[string]entry, prefix string, page bucket.Page, skip skipFunc) {
+func AddListing(entries map[string]Entry, prefix string, page bucket.Page, skip SkipFunc) {
 	for _, p := range page.Prefixes {
 		name := strings.TrimSuffix(strings.TrimPrefix(p, prefix), "/")
-		if why := nameProblem(name); why != "" {
+		if why := NameProblem(name); why != "" {
 			skip(p, why)
 			continue
 		}
-		if old, ok := entries[name]; ok && !old.dir {
+		if old, ok := entries[name]; ok && !old.Dir {
 			skip(prefix+name, "a directory of the same name hides this file")
 		}
-		entries[name] = entry{dir: true}
+		entries[name] = Entry{Dir: true}
 	}
 	for _, o := range page.Objects {
 		name := strings.TrimPrefix(o.Key, prefix)
 		if name == "" {
 			continue // the directory's own marker
 		}
-		if why := nameProblem(name); why != "" {
+		if why := NameProblem(name); why != "" {
 			skip(o.Key, why)
 			continue
 		}
-		if old, ok := entries[name]; ok && old.dir {
+		if old, ok := entries[name]; ok && old.Dir {
 			skip(o.Key, "a directory of the same name hides this file")
 			continue
 		}
-		entries[name] = entry{size: o.Size, modified: objectTime(o.LastModified), etag: o.ETag}
+		entries[name] = Entry{Size: o.Size, Modified: objectTime(o.LastModified), ETag: o.ETag}
 	}
 }

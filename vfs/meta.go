@@ -1,4 +1,4 @@
-package fs
+package vfs
 
 import (
 	"maps"
@@ -20,8 +20,8 @@ import (
 // nanoseconds (s3fs reads the fraction as nanoseconds, rclone as a
 // fraction: nine digits mean the same to both).
 const (
-	metaMode  = "mode"
-	metaMtime = "mtime"
+	MetaMode  = "mode"
+	MetaMtime = "mtime"
 	metaAtime = "atime"
 	metaCtime = "ctime"
 	metaUID   = "uid"
@@ -31,80 +31,80 @@ const (
 
 // ownedKeys are the metadata keys mount-ws reads and writes. Every other
 // key belongs to another program and is kept as it is.
-var ownedKeys = []string{metaMode, metaMtime, metaAtime, metaCtime, metaUID, metaGID, metaRdev, metaXattr}
+var ownedKeys = []string{MetaMode, MetaMtime, metaAtime, metaCtime, metaUID, metaGID, metaRdev, MetaXattr}
 
 // contentKeys are other programs' metadata that describe an object's bytes
 // (checksums, and s3cmd's record of size, times and md5): a rewrite of the
 // content drops them, since they would no longer match.
-var contentKeys = []string{"md5chksum", "md5", "md5sum", "sha1", "sha256", "crc32c", "s3cmd-attrs", metaSave}
+var contentKeys = []string{"md5chksum", "md5", "md5sum", "sha1", "sha256", "crc32c", "s3cmd-attrs", MetaSave}
 
-// metaSave names one partial save of an object by this mount (a random
+// MetaSave names one partial save of an object by this mount (a random
 // token): when the answer to a save is lost, it tells whether the object
-// now in the bucket is that save (see file.ownSave).
-const metaSave = "mount-ws-save"
+// now in the bucket is that save (see fs, file.ownSave).
+const MetaSave = "mount-ws-save"
 
-// stored is what an object's metadata says beyond what a listing gives.
-type stored struct {
-	mode     uint32 // full st_mode; 0 for "the default"
-	uid, gid uint32
-	owner    bool   // uid and gid are stored
-	rdev     uint32 // device number of a device node
+// Stored is what an object's metadata says beyond what a listing gives.
+type Stored struct {
+	Mode     uint32 // full st_mode; 0 for "the default"
+	UID, GID uint32
+	Owner    bool   // uid and gid are stored
+	Rdev     uint32 // device number of a device node
 	// Times stored or set through this mount; zero when neither, and
-	// then the object's own time stands in (see entry.times). A change of
+	// then the object's own time stands in (see Entry.Times). A change of
 	// the content clears mtime and ctime: the new object's time is both.
 	// A change of metadata only is a copy, which gives the object a new
 	// time: mtime is pinned to the old one, and ctime set.
-	mtime, atime, ctime time.Time
-	xattrs              map[string][]byte // user.* extended attributes (xattr.go)
+	Mtime, Atime, Ctime time.Time
+	Xattrs              map[string][]byte // user.* extended attributes (xattr.go)
 	// foreign is the user metadata of other programs, kept on every
 	// change; contentType the object's Content-Type, likewise kept.
-	foreign     map[string]string
-	contentType string
+	Foreign     map[string]string
+	ContentType string
 }
 
-// entryFromObject turns a HEAD answer into an entry, honouring metadata.
-func entryFromObject(o bucket.Object) entry {
-	e := entry{size: o.Size, modified: objectTime(o.LastModified), etag: o.ETag, meta: true}
+// EntryFromObject turns a HEAD answer into an entry, honouring metadata.
+func EntryFromObject(o bucket.Object) Entry {
+	e := Entry{Size: o.Size, Modified: objectTime(o.LastModified), ETag: o.ETag, Meta: true}
 	md := o.Metadata
-	if v, err := strconv.ParseUint(md[metaMode], 10, 32); err == nil {
-		e.mode = uint32(v)
+	if v, err := strconv.ParseUint(md[MetaMode], 10, 32); err == nil {
+		e.Mode = uint32(v)
 	}
-	e.mtime, _ = parseTime(md[metaMtime])
-	e.atime, _ = parseTime(md[metaAtime])
-	e.ctime, _ = parseTime(md[metaCtime])
+	e.Mtime, _ = parseTime(md[MetaMtime])
+	e.Atime, _ = parseTime(md[metaAtime])
+	e.Ctime, _ = parseTime(md[metaCtime])
 	uid, uerr := strconv.ParseUint(md[metaUID], 10, 32)
 	gid, gerr := strconv.ParseUint(md[metaGID], 10, 32)
 	if uerr == nil && gerr == nil {
-		e.uid, e.gid, e.owner = uint32(uid), uint32(gid), true
+		e.UID, e.GID, e.Owner = uint32(uid), uint32(gid), true
 	}
 	if v, err := strconv.ParseUint(md[metaRdev], 10, 32); err == nil {
-		e.rdev = uint32(v)
+		e.Rdev = uint32(v)
 	}
-	e.xattrs = parseXattrs(md[metaXattr])
+	e.Xattrs = ParseXattrs(md[MetaXattr])
 	for k, v := range md {
 		// An "xattr" value this codec cannot read is kept as it is.
-		if !isOwned(k) || (k == metaXattr && e.xattrs == nil) {
-			if e.foreign == nil {
-				e.foreign = make(map[string]string)
+		if !isOwned(k) || (k == MetaXattr && e.Xattrs == nil) {
+			if e.Foreign == nil {
+				e.Foreign = make(map[string]string)
 			}
-			e.foreign[k] = v
+			e.Foreign[k] = v
 		}
 	}
-	e.contentType = o.ContentType
+	e.ContentType = o.ContentType
 	return e
 }
 
-// savedEntry describes the object just written as o with meta.
-func savedEntry(o bucket.Object, meta bucket.Meta) entry {
+// SavedEntry describes the object just written as o with meta.
+func SavedEntry(o bucket.Object, meta bucket.Meta) Entry {
 	o.Metadata, o.ContentType = meta.User, meta.ContentType
-	return entryFromObject(o)
+	return EntryFromObject(o)
 }
 
-// keepLinkTarget is e with the link target known from old, when both are
+// KeepLinkTarget is e with the link target known from old, when both are
 // the same object version.
-func keepLinkTarget(e, old entry) entry {
-	if e.etag == old.etag {
-		e.linkTarget = old.linkTarget
+func KeepLinkTarget(e, old Entry) Entry {
+	if e.ETag == old.ETag {
+		e.LinkTarget = old.LinkTarget
 	}
 	return e
 }
@@ -154,12 +154,12 @@ func formatTime(t time.Time) string {
 	return s
 }
 
-// objectMeta is what to store with the object of an entry at key: the
+// ObjectMeta is what to store with the object of an entry at key: the
 // metadata of other programs as read (minus what described the old bytes,
 // when content is rewritten), then mount-ws's own keys, and the object's
 // Content-Type, else one from the name's extension.
-func objectMeta(e entry, key string, content bool) bucket.Meta {
-	md := maps.Clone(e.foreign)
+func ObjectMeta(e Entry, key string, content bool) bucket.Meta {
+	md := maps.Clone(e.Foreign)
 	if md == nil {
 		md = make(map[string]string)
 	}
@@ -168,100 +168,100 @@ func objectMeta(e entry, key string, content bool) bucket.Meta {
 			delete(md, k)
 		}
 	}
-	for k, t := range map[string]time.Time{metaMtime: e.mtime, metaAtime: e.atime, metaCtime: e.ctime} {
+	for k, t := range map[string]time.Time{MetaMtime: e.Mtime, metaAtime: e.Atime, metaCtime: e.Ctime} {
 		if !t.IsZero() {
 			md[k] = formatTime(t)
 		}
 	}
-	if e.mode != 0 {
-		md[metaMode] = strconv.FormatUint(uint64(e.mode), 10)
+	if e.Mode != 0 {
+		md[MetaMode] = strconv.FormatUint(uint64(e.Mode), 10)
 	}
-	if e.owner {
-		md[metaUID] = strconv.FormatUint(uint64(e.uid), 10)
-		md[metaGID] = strconv.FormatUint(uint64(e.gid), 10)
+	if e.Owner {
+		md[metaUID] = strconv.FormatUint(uint64(e.UID), 10)
+		md[metaGID] = strconv.FormatUint(uint64(e.GID), 10)
 	}
-	if e.rdev != 0 {
-		md[metaRdev] = strconv.FormatUint(uint64(e.rdev), 10)
+	if e.Rdev != 0 {
+		md[metaRdev] = strconv.FormatUint(uint64(e.Rdev), 10)
 	}
-	if x := formatXattrs(e.xattrs); x != "" {
-		md[metaXattr] = x
+	if x := FormatXattrs(e.Xattrs); x != "" {
+		md[MetaXattr] = x
 	}
-	ct := e.contentType
-	if ct == "" && !e.dir {
-		ct = typeByName(key)
+	ct := e.ContentType
+	if ct == "" && !e.Dir {
+		ct = TypeByName(key)
 	}
 	return bucket.Meta{User: md, ContentType: ct}
 }
 
-// typeByName is the Content-Type for a new object, from its extension (as
+// TypeByName is the Content-Type for a new object, from its extension (as
 // s3fs and rclone do): a CSV served by a presigned URL is then text/csv.
-func typeByName(key string) string {
+func TypeByName(key string) string {
 	if t := mime.TypeByExtension(path.Ext(key)); t != "" {
 		return t
 	}
 	return "application/octet-stream"
 }
 
-// times returns the entry's mtime, atime and ctime: those stored or set,
+// Times returns the entry's mtime, atime and ctime: those stored or set,
 // else the object's own time (else zero, for the caller to fill).
-func (e entry) times() (mtime, atime, ctime time.Time) {
-	mtime, atime, ctime = e.mtime, e.atime, e.ctime
+func (e Entry) Times() (mtime, atime, ctime time.Time) {
+	mtime, atime, ctime = e.Mtime, e.Atime, e.Ctime
 	if mtime.IsZero() {
-		mtime = e.modified
+		mtime = e.Modified
 	}
 	if atime.IsZero() {
-		atime = e.modified
+		atime = e.Modified
 	}
 	if ctime.IsZero() {
-		ctime = e.modified
+		ctime = e.Modified
 	}
 	return mtime, atime, ctime
 }
 
-// touch records a change made now: of the content, or of the metadata
-// only (see stored).
-func (e *entry) touch(content bool) {
+// Touch records a change made now: of the content, or of the metadata
+// only (see Stored).
+func (e *Entry) Touch(content bool) {
 	now := time.Now()
 	if content {
 		// Writes leave atime alone (the mount is noatime).
-		if e.atime.IsZero() && !e.modified.IsZero() {
-			e.atime = e.modified
+		if e.Atime.IsZero() && !e.Modified.IsZero() {
+			e.Atime = e.Modified
 		}
 		// What the object's time will be once saved, or a second less: to
 		// the second, so that mtime never steps back at the upload.
-		e.modified, e.mtime, e.ctime = now.Truncate(time.Second), time.Time{}, time.Time{}
+		e.Modified, e.Mtime, e.Ctime = now.Truncate(time.Second), time.Time{}, time.Time{}
 		return
 	}
 	// A copy gives the object a new time: keep mtime and atime.
-	if e.mtime.IsZero() {
-		e.mtime = e.modified
+	if e.Mtime.IsZero() {
+		e.Mtime = e.Modified
 	}
-	if e.atime.IsZero() {
-		e.atime = e.modified
+	if e.Atime.IsZero() {
+		e.Atime = e.Modified
 	}
-	e.ctime = now
+	e.Ctime = now
 }
 
-// keepKnownMeta carries the metadata of old over to fresh when fresh comes
+// KeepKnownMeta carries the metadata of old over to fresh when fresh comes
 // from a listing (which has none) and describes the same object version.
-func keepKnownMeta(old, fresh entry) entry {
-	if fresh.meta || !old.meta || old.dir != fresh.dir || old.etag != fresh.etag {
+func KeepKnownMeta(old, fresh Entry) Entry {
+	if fresh.Meta || !old.Meta || old.Dir != fresh.Dir || old.ETag != fresh.ETag {
 		return fresh
 	}
-	fresh.stored, fresh.meta, fresh.linkTarget = old.stored, true, old.linkTarget
+	fresh.Stored, fresh.Meta, fresh.LinkTarget = old.Stored, true, old.LinkTarget
 	return fresh
 }
 
-// kind is the file type bits of the entry's st_mode.
-func (e entry) kind() uint32 {
-	if e.dir {
+// Kind is the file type bits of the entry's st_mode.
+func (e Entry) Kind() uint32 {
+	if e.Dir {
 		return syscall.S_IFDIR
 	}
-	if k := e.mode & syscall.S_IFMT; k != 0 {
+	if k := e.Mode & syscall.S_IFMT; k != 0 {
 		return k
 	}
 	return syscall.S_IFREG
 }
 
-// isSymlink reports whether the entry's metadata marks a symbolic link.
-func (e entry) isSymlink() bool { return e.kind() == syscall.S_IFLNK }
+// IsSymlink reports whether the entry's metadata marks a symbolic link.
+func (e Entry) IsSymlink() bool { return e.Kind() == syscall.S_IFLNK }

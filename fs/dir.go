@@ -23,7 +23,7 @@ import (
 type dir struct {
 	fusefs.Inode
 	fs *FS
-	c  *dirCache // what is known of its entries, kept by path (dircache.go)
+	c  *vfs.DirCache // what is known of its entries, kept by path
 
 	mu      sync.Mutex
 	attr    vfs.Entry // mode and times set through this mount; guarded by mu
@@ -40,12 +40,7 @@ const (
 
 // countProbe counts a lookup that would go to S3 and reports whether the
 // directory should rather be listed.
-func (d *dir) countProbe() bool {
-	d.c.mu.Lock()
-	defer d.c.mu.Unlock()
-	d.c.probes++
-	return d.c.probes >= preloadAfter && !d.c.tooBig
-}
+func (d *dir) countProbe() bool { return d.c.CountProbe(preloadAfter) }
 
 var (
 	_ fusefs.NodeLookuper    = (*dir)(nil)
@@ -57,13 +52,13 @@ var (
 
 func (f *FS) newDir(key string, e vfs.Entry) *dir {
 	e.Dir = true
-	return &dir{fs: f, attr: e, c: f.dirs.hold(key)}
+	return &dir{fs: f, attr: e, c: f.dirs.Hold(key)}
 }
 
 // OnForget implements fusefs.NodeOnForgetter: the kernel forgot the
 // directory. Its cache stays, for the next node made for its path.
 func (d *dir) OnForget() {
-	d.release.Do(func() { d.fs.dirs.release(d.c) })
+	d.release.Do(func() { d.fs.dirs.Release(d.c) })
 }
 
 func (d *dir) key() string { return d.Path(nil) }
@@ -171,37 +166,10 @@ func (d *dir) childFile(name string) (*file, bool) {
 // cached answers a lookup from the last listing or the negative cache.
 // known is false when S3 must be asked.
 func (d *dir) cached(name string) (e vfs.Entry, known, found bool) {
-	d.c.mu.Lock()
-	defer d.c.mu.Unlock()
-	now := time.Now()
-	if d.c.listing != nil && now.Sub(d.c.listedAt) < d.fs.opts.MetadataTTL {
-		e, found = d.c.listing[name]
-		return e, true, found
-	}
-	if at, ok := d.c.missing[name]; ok {
-		if now.Sub(at) < d.fs.opts.NegativeTTL {
-			return vfs.Entry{}, true, false
-		}
-		delete(d.c.missing, name)
-	}
-	return vfs.Entry{}, false, false
+	return d.c.Lookup(name, d.fs.opts.MetadataTTL, d.fs.opts.NegativeTTL)
 }
 
-func (d *dir) remember(name string, e vfs.Entry, found bool) {
-	d.c.mu.Lock()
-	defer d.c.mu.Unlock()
-	if found {
-		delete(d.c.missing, name)
-		if d.c.listing != nil {
-			d.c.listing[name] = vfs.KeepKnownMeta(d.c.listing[name], e)
-		}
-		return
-	}
-	if d.c.missing == nil {
-		d.c.missing = make(map[string]time.Time)
-	}
-	d.c.missing[name] = time.Now()
-}
+func (d *dir) remember(name string, e vfs.Entry, found bool) { d.c.Remember(name, e, found) }
 
 // entriesChanged gives the directory the mtime and ctime of a change of
 // its entries made now. They are kept in memory only: storing them would
@@ -216,24 +184,7 @@ func (d *dir) entriesChanged() {
 
 // setEntry records a change made through this mount in the cached listing,
 // so it shows at once. A nil e removes the name.
-func (d *dir) setEntry(name string, e *vfs.Entry) {
-	d.c.mu.Lock()
-	defer d.c.mu.Unlock()
-	if e == nil {
-		if d.c.listing != nil {
-			delete(d.c.listing, name)
-		}
-		if d.c.missing == nil {
-			d.c.missing = make(map[string]time.Time)
-		}
-		d.c.missing[name] = time.Now()
-		return
-	}
-	delete(d.c.missing, name)
-	if d.c.listing != nil {
-		d.c.listing[name] = *e
-	}
-}
+func (d *dir) setEntry(name string, e *vfs.Entry) { d.c.Set(name, e) }
 
 // probe asks S3 whether name is a file, a directory or nothing: a HEAD of
 // the object and a listing of "name/" in parallel. A directory wins; its
@@ -407,20 +358,14 @@ func (d *dir) list(ctx context.Context) (map[string]vfs.Entry, error) {
 // A fresh listing keeps what is known of unchanged objects' metadata, and
 // children being written here that S3 does not have yet.
 func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry, bool, error) {
-	d.c.listing1.Lock()
-	defer d.c.listing1.Unlock()
-	d.c.mu.Lock()
-	if maxPages > 0 && d.c.tooBig {
-		d.c.mu.Unlock()
+	defer d.c.LockListing()()
+	if maxPages > 0 && d.c.TooBig() {
 		return nil, false, nil // found too big while this call waited
 	}
-	if d.c.listing != nil && time.Since(d.c.listedAt) < d.fs.opts.MetadataTTL {
-		l := maps.Clone(d.c.listing)
-		d.c.mu.Unlock()
+	if l, fresh := d.c.FreshListing(d.fs.opts.MetadataTTL); fresh {
 		return l, true, nil
 	}
-	old := d.c.listing
-	d.c.mu.Unlock()
+	old := d.c.Known()
 
 	started := time.Now()
 	prefix := vfs.ListingPrefix(d.key())
@@ -436,9 +381,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry
 			break
 		}
 		if maxPages > 0 && pages >= maxPages {
-			d.c.mu.Lock()
-			d.c.tooBig = true
-			d.c.mu.Unlock()
+			d.c.MarkTooBig()
 			return nil, false, nil
 		}
 		token = page.Next
@@ -468,15 +411,11 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry
 			entries[name] = e
 		}
 	}
-	d.c.mu.Lock()
 	// Fresh from its last page: a listing that takes longer than the TTL
 	// (a huge directory) must still answer the lookups that follow it
 	// (ls -l), not leave each to a request of its own.
-	d.c.listing, d.c.listedAt, d.c.missing, d.c.probes = entries, time.Now(), nil, 0
-	d.c.metaAsked = [2]bool{}
-	l := maps.Clone(entries)
-	d.c.mu.Unlock()
-	return l, true, nil
+	d.c.Install(maps.Clone(entries))
+	return entries, true, nil
 }
 
 // wantsMeta reports whether this directory's entries get their metadata
@@ -485,10 +424,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry
 // Options.MetadataHeadLimit entries. Larger ones show the listing's
 // attributes: "ls -l" of 100,000 files must not cost 100,000 requests.
 func (d *dir) wantsMeta() bool {
-	limit := d.fs.opts.MetadataHeadLimit
-	d.c.mu.Lock()
-	defer d.c.mu.Unlock()
-	return limit >= 0 && d.c.listing != nil && len(d.c.listing) <= limit
+	return d.c.WantsMeta(d.fs.opts.MetadataHeadLimit)
 }
 
 // fillMeta reads the metadata of the entry name of the cached listing, a
@@ -499,27 +435,8 @@ func (d *dir) wantsMeta() bool {
 // rsync) stats them all. One that only walks the tree (find, os.walk)
 // stats directories only and then costs nothing for the files.
 func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
-	d.c.filling.Lock()
-	defer d.c.filling.Unlock()
-	todo := make(map[string]vfs.Entry)
-	kind := 0
-	if dirs {
-		kind = 1
-	}
-	d.c.mu.Lock()
-	if !d.c.metaAsked[kind] {
-		d.c.metaAsked[kind] = true
-		if e, ok := d.c.listing[name]; ok && e.Dir == dirs && !e.Meta {
-			todo[name] = e
-		}
-	} else {
-		for name, e := range d.c.listing {
-			if e.Dir == dirs && !e.Meta {
-				todo[name] = e
-			}
-		}
-	}
-	d.c.mu.Unlock()
+	defer d.c.LockFilling()()
+	todo := d.c.MetaWanted(dirs, name)
 	if len(todo) == 0 {
 		return nil
 	}
@@ -527,25 +444,13 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 	if err != nil {
 		return err
 	}
-	d.c.mu.Lock()
-	for name, h := range found {
-		cur, ok := d.c.listing[name]
-		switch {
-		case !ok || cur.Dir != h.e.Dir || cur.Meta:
-		case h.gone:
-			// Deleted since the listing: do not ask again.
-			delete(d.c.listing, name)
-		default:
-			d.c.listing[name] = h.e
-		}
-	}
-	d.c.mu.Unlock()
+	d.c.MetaRead(found)
 	for name, r := range found {
 		ch := d.GetChild(name)
-		if ch == nil || r.gone {
+		if ch == nil || r.Gone {
 			continue
 		}
-		h := r.e
+		h := r.Entry
 		switch n := ch.Operations().(type) {
 		case *file:
 			if !h.Dir {
@@ -578,23 +483,17 @@ func (f *FS) markerEntry(ctx context.Context, key string) (vfs.Entry, error) {
 	return e, nil
 }
 
-// headResult is what headAll learnt of one entry.
-type headResult struct {
-	e    vfs.Entry
-	gone bool // a file deleted since the listing
-}
-
 // headAll reads the metadata of entries with a HEAD of each object or
 // directory marker, 32 at once. A directory without a marker has no
 // metadata: its entry comes back marked as read, with the defaults. An
 // entry whose HEAD fails is left out (it stays unread, and is asked again
 // later); only when every HEAD fails is that an error.
-func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]vfs.Entry) (map[string]headResult, error) {
+func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]vfs.Entry) (map[string]vfs.MetaResult, error) {
 	names := make([]string, 0, len(entries))
 	for name := range entries {
 		names = append(names, name)
 	}
-	results := make([]*headResult, len(names)) // each goroutine writes its own slot
+	results := make([]*vfs.MetaResult, len(names)) // each goroutine writes its own slot
 	errs := make([]error, len(names))
 	var g errgroup.Group
 	g.SetLimit(32)
@@ -609,9 +508,9 @@ func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]vfs.
 			switch {
 			case errors.Is(err, iofs.ErrNotExist) && e.Dir:
 				e.Meta = true // an implicit directory
-				results[i] = &headResult{e: e}
+				results[i] = &vfs.MetaResult{Entry: e}
 			case errors.Is(err, iofs.ErrNotExist):
-				results[i] = &headResult{e: e, gone: true}
+				results[i] = &vfs.MetaResult{Entry: e, Gone: true}
 			case err != nil:
 				errs[i] = err
 			default:
@@ -620,13 +519,13 @@ func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]vfs.
 				if h.Dir {
 					h.Size, h.ETag = 0, ""
 				}
-				results[i] = &headResult{e: h}
+				results[i] = &vfs.MetaResult{Entry: h}
 			}
 			return nil
 		})
 	}
 	g.Wait()
-	found := make(map[string]headResult, len(results))
+	found := make(map[string]vfs.MetaResult, len(results))
 	var firstErr error
 	for i, r := range results {
 		switch {

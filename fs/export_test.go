@@ -3,7 +3,6 @@ package fs
 import (
 	"strings"
 	"syscall"
-	"time"
 )
 
 // ForgetEntry tells the kernel to drop its entry for path (a/b, relative
@@ -25,19 +24,3 @@ func (f *FS) ForgetEntry(path string) syscall.Errno {
 // Orphans counts the files whose upload is queued and whose node the
 // kernel forgot.
 func (f *FS) Orphans() int { return len(f.orphans()) }
-
-// ExpireListings ages every cached listing past the TTL, as waiting that
-// long would, without a test depending on how long its own steps take.
-func (f *FS) ExpireListings() {
-	f.dirs.mu.Lock()
-	caches := make([]*dirCache, 0, len(f.dirs.byKey))
-	for _, c := range f.dirs.byKey {
-		caches = append(caches, c)
-	}
-	f.dirs.mu.Unlock()
-	for _, c := range caches {
-		c.mu.Lock()
-		c.listedAt = time.Time{}
-		c.mu.Unlock()
-	}
-}

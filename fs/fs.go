@@ -37,8 +37,8 @@ type FS struct {
 	retryDone chan struct{}  // closed when the retry loop ended; guarded by retryMu
 	closed    bool           // Close has run: no new retry loop; guarded by retryMu
 
-	walkSlots chan struct{} // listings ahead running now (see walk.go)
-	dirs      *dirCaches    // every directory's listing, by path
+	walkSlots chan struct{}  // listings ahead running now (see walk.go)
+	dirs      *vfs.DirCaches // every directory's listing, by path
 	root      *dir
 }
 
@@ -52,7 +52,7 @@ func New(b Bucket, opts Options) *FS {
 		log:    opts.Logger,
 		budget: vfs.NewBudget(opts.PrefetchMemory),
 		space:  &stageSpace{limit: opts.CacheLimit},
-		dirs:   newDirCaches(maxIdleCacheEntries),
+		dirs:   vfs.NewDirCaches(vfs.MaxIdleCacheEntries, opts.Clock),
 		start:  time.Now(),
 
 		walkSlots: make(chan struct{}, walkListings),

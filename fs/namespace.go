@@ -135,12 +135,7 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 // empty: lookups of the files a program then creates in it (tar, cp -r,
 // git) are answered without asking S3 whether they exist.
 func (d *dir) knownEmpty() {
-	d.c.mu.Lock()
-	defer d.c.mu.Unlock()
-	// What a cache kept for this path (a directory removed by another
-	// program) is of no use now.
-	d.c.listing, d.c.listedAt, d.c.missing = map[string]vfs.Entry{}, time.Now(), nil
-	d.c.probes, d.c.tooBig, d.c.metaAsked = 0, false, [2]bool{}
+	d.c.InstallEmpty()
 }
 
 // Mknod implements fusefs.NodeMknoder as s3fs stores special files: an
@@ -382,7 +377,7 @@ func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := d.fs.b.Delete(ctx, key+"/"); err != nil {
 		return d.fs.toErrno("rmdir", key, err)
 	}
-	d.fs.dirs.drop(key)
+	d.fs.dirs.Drop(key)
 	d.setEntry(name, nil)
 	d.entriesChanged()
 	d.vanishIfEmpty(ctx, true)
@@ -567,8 +562,8 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		err = d.fs.renameTree(ctx, src+"/", dst+"/")
 		// The copies are of what S3 holds, which may be more than the
 		// cached listings showed; a failed copy left part of it.
-		d.fs.dirs.forget(src)
-		d.fs.dirs.forget(dst)
+		d.fs.dirs.Forget(src)
+		d.fs.dirs.Forget(dst)
 		if moved != nil {
 			moved.mu.Lock()
 			moved.attr.Touch(false) // a rename changes ctime
@@ -597,7 +592,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	}
 	target.gone() // replaced: its own unsaved data is moot
 	if se.Dir {
-		d.fs.dirs.move(src, dst)
+		d.fs.dirs.Move(src, dst)
 	}
 	d.setEntry(name, nil)
 	d.entriesChanged()
@@ -776,10 +771,7 @@ func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 		if !ok {
 			return
 		}
-		d.c.mu.Lock()
-		known := d.c.listing != nil && time.Since(d.c.listedAt) < d.fs.opts.MetadataTTL
-		left := len(d.c.listing)
-		d.c.mu.Unlock()
+		left, known := d.c.Len(d.fs.opts.MetadataTTL)
 		if known && left > 0 {
 			return
 		}
@@ -787,7 +779,7 @@ func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 			return // a marker or other children keep it
 		}
 		parent.setEntry(name, nil)
-		d.fs.dirs.drop(d.key()) // gone: a directory made there later starts afresh
+		d.fs.dirs.Drop(d.key()) // gone: a directory made there later starts afresh
 		// Tell the kernel the name is gone, so that the next lookup
 		// comes here.
 		if wait {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mount-ws/datacache"
+	"mount-ws/vfs"
 )
 
 // Defaults for Options fields left zero.
@@ -77,6 +78,10 @@ type Options struct {
 	// RetryInterval: see DefaultRetryInterval.
 	RetryInterval time.Duration
 	Logger        *slog.Logger
+	// Clock tells the time to the directory caches, against MetadataTTL
+	// and NegativeTTL; nil means time.Now. A test moves it on instead of
+	// sleeping past a TTL.
+	Clock vfs.Clock
 }
 
 func (o Options) withDefaults() Options {
@@ -88,6 +93,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = DefaultRetryInterval
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 	o.MetadataTTL = ttlOrDefault(o.MetadataTTL, DefaultMetadataTTL)
 	o.NegativeTTL = ttlOrDefault(o.NegativeTTL, DefaultNegativeTTL)

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"sort"
 	"time"
 )
 
@@ -27,17 +26,7 @@ func (d *dir) listSiblingsAhead() {
 		return
 	}
 	name, _ := d.Parent()
-	p.c.mu.Lock()
-	var names []string
-	if p.c.listing != nil {
-		for n, e := range p.c.listing {
-			if e.Dir && n > name {
-				names = append(names, n)
-			}
-		}
-	}
-	p.c.mu.Unlock()
-	sort.Strings(names)
+	names := p.c.Subdirs(name)
 	for _, n := range names[:min(len(names), walkAhead)] {
 		ch := p.GetChild(n)
 		if ch == nil {
@@ -63,7 +52,5 @@ func (d *dir) listSiblingsAhead() {
 
 // listingFresh reports whether the directory's listing can be used now.
 func (d *dir) listingFresh() bool {
-	d.c.mu.Lock()
-	defer d.c.mu.Unlock()
-	return d.c.listing != nil && time.Since(d.c.listedAt) < d.fs.opts.MetadataTTL
+	return d.c.Fresh(d.fs.opts.MetadataTTL)
 }

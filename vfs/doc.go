@@ -17,4 +17,8 @@
 //     listing or from an object's metadata (stored with s3fs's keys), and
 //     written back; the name rules and the merging of listing pages; the
 //     extended attributes' codec.
+//   - DirCache and DirCaches: what is known of each directory's entries,
+//     kept by path (not in the kernel's nodes, which it forgets), moved by
+//     a rename and dropped by a removal; time comes from a Clock, so tests
+//     move it on instead of sleeping past a TTL.
 package vfs

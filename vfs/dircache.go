@@ -1,0 +1,407 @@
+package vfs
+
+import (
+	"container/list"
+	"maps"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Clock tells the time. The core takes it as an option, so that a test
+// can move time on without sleeping.
+type Clock func() time.Time
+
+// DirCache is what is known of one directory's entries: its last listing,
+// the names found missing, and how lookups went. It is kept by the
+// directory's path (DirCaches), not in its node: the kernel forgets nodes
+// under memory pressure, and the node made again for the same directory
+// must find the listing and the metadata already read, not ask S3 again
+// within the TTL (or ever, for metadata of an unchanged object).
+type DirCache struct {
+	now Clock
+
+	mu       sync.Mutex
+	listing  map[string]Entry     // last full listing; guarded by mu
+	listedAt time.Time            // when listing was fetched; guarded by mu
+	missing  map[string]time.Time // names found missing, and when; guarded by mu
+	probes   int                  // lookups sent to S3 since the last listing; guarded by mu
+	tooBig   bool                 // more than preloadPages pages: never preloaded; guarded by mu
+	// metaAsked records, for files [0] and directories [1], that an
+	// entry of the current listing had its metadata read alone: the
+	// next one asked for starts a batch (see MetaWanted). Guarded by mu.
+	metaAsked [2]bool
+	// filling serialises batches of metadata reads (LockFilling), so a
+	// program stat-ing every entry sends one batch, not one per entry.
+	filling sync.Mutex
+	// listing1 lets one listing of the directory run at a time: readers
+	// opening many files at once would otherwise all start the same one.
+	listing1 sync.Mutex
+
+	// Bookkeeping of DirCaches, guarded by its mu.
+	key     string
+	holders int           // directory nodes using this cache
+	idle    *list.Element // in DirCaches.idle while no node holds it
+	size    int           // entries counted in DirCaches.idleEntries
+}
+
+// forget drops the listing and the names found missing, so the directory
+// is listed again.
+func (c *DirCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listing, c.missing = nil, nil
+}
+
+// DirCaches holds every directory's cache by path. A cache that no node
+// holds any more (the kernel forgot the directory) is kept too, least
+// recently released dropped first once they hold more than maxIdle
+// entries in all: that bounds the memory they take (an entry is about 300
+// bytes with its name and ETag, so 1 << 17 entries are about 40 MiB),
+// beside the listings of the directories the kernel knows.
+type DirCaches struct {
+	now         Clock
+	mu          sync.Mutex
+	byKey       map[string]*DirCache
+	idle        list.List // of *DirCache, least recently released first
+	idleEntries int
+	maxIdle     int
+}
+
+// MaxIdleCacheEntries bounds the entries of the caches no node holds.
+const MaxIdleCacheEntries = 1 << 17
+
+// NewDirCaches returns the caches of a mount, which keeps at most maxIdle
+// entries in the caches no node holds, and tells the time with now.
+func NewDirCaches(maxIdle int, now Clock) *DirCaches {
+	return &DirCaches{byKey: make(map[string]*DirCache), maxIdle: maxIdle, now: now}
+}
+
+// Hold returns the cache of the directory key, for a node made for it.
+func (cs *DirCaches) Hold(key string) *DirCache {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	c := cs.byKey[key]
+	if c == nil {
+		c = &DirCache{key: key, now: cs.now}
+		cs.byKey[key] = c
+	}
+	c.holders++
+	cs.unidleLocked(c)
+	return c
+}
+
+// Release is called once for each Hold, when the node is forgotten.
+func (cs *DirCaches) Release(c *DirCache) {
+	c.mu.Lock()
+	size := len(c.listing) + len(c.missing) + 1
+	c.mu.Unlock()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	c.holders--
+	if c.holders > 0 || cs.byKey[c.key] != c {
+		return
+	}
+	c.size = size
+	c.idle = cs.idle.PushBack(c)
+	cs.idleEntries += size
+	for cs.idleEntries > cs.maxIdle {
+		old := cs.idle.Front().Value.(*DirCache)
+		cs.unidleLocked(old)
+		delete(cs.byKey, old.key)
+	}
+}
+
+func (cs *DirCaches) unidleLocked(c *DirCache) {
+	if c.idle != nil {
+		cs.idle.Remove(c.idle)
+		cs.idleEntries -= c.size
+		c.idle, c.size = nil, 0
+	}
+}
+
+// underLocked calls fn for the cache of key and of every directory below
+// it. cs.mu must be held.
+func (cs *DirCaches) underLocked(key string, fn func(*DirCache)) {
+	for k, c := range cs.byKey {
+		if k == key || strings.HasPrefix(k, key+"/") {
+			fn(c)
+		}
+	}
+}
+
+// Forget makes the directory key and every directory below it be listed
+// again: S3 may hold more than their listings showed (a directory
+// rename copies what S3 holds).
+func (cs *DirCaches) Forget(key string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.underLocked(key, (*DirCache).forget)
+}
+
+// Drop forgets the directory key and everything below it: it was removed.
+// A node still open on it keeps its cache, which no new node will share.
+func (cs *DirCaches) Drop(key string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.dropLocked(key)
+}
+
+func (cs *DirCaches) dropLocked(key string) {
+	cs.underLocked(key, func(c *DirCache) {
+		cs.unidleLocked(c)
+		delete(cs.byKey, c.key)
+	})
+}
+
+// Move gives the caches of the directory from and everything below it
+// their paths under to, after a rename; whatever to held is dropped.
+func (cs *DirCaches) Move(from, to string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.dropLocked(to)
+	var moved []*DirCache
+	cs.underLocked(from, func(c *DirCache) {
+		delete(cs.byKey, c.key)
+		c.key = to + strings.TrimPrefix(c.key, from)
+		moved = append(moved, c)
+	})
+	for _, c := range moved {
+		cs.byKey[c.key] = c
+	}
+}
+
+// Lookup answers for name from the last listing, if it is younger than
+// ttl, or from the names found missing within negTTL. known is false
+// when the storage must be asked.
+func (c *DirCache) Lookup(name string, ttl, negTTL time.Duration) (e Entry, known, found bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.listing != nil && now.Sub(c.listedAt) < ttl {
+		e, found = c.listing[name]
+		return e, true, found
+	}
+	if at, ok := c.missing[name]; ok {
+		if now.Sub(at) < negTTL {
+			return Entry{}, true, false
+		}
+		delete(c.missing, name)
+	}
+	return Entry{}, false, false
+}
+
+// Remember records what the storage said of name: found, e goes into the
+// listing (keeping the metadata it knows of the same version); not
+// found, the name is missing from now.
+func (c *DirCache) Remember(name string, e Entry, found bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if found {
+		delete(c.missing, name)
+		if c.listing != nil {
+			c.listing[name] = KeepKnownMeta(c.listing[name], e)
+		}
+		return
+	}
+	c.missingLocked(name)
+}
+
+// Set records a change made through this mount, so that it shows at
+// once: e replaces what the listing says of name; nil removes the name.
+func (c *DirCache) Set(name string, e *Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e == nil {
+		delete(c.listing, name)
+		c.missingLocked(name)
+		return
+	}
+	delete(c.missing, name)
+	if c.listing != nil {
+		c.listing[name] = *e
+	}
+}
+
+func (c *DirCache) missingLocked(name string) {
+	if c.missing == nil {
+		c.missing = make(map[string]time.Time)
+	}
+	c.missing[name] = c.now()
+}
+
+// CountProbe counts a lookup sent to the storage, and reports whether the
+// directory should rather be listed: after so many, unless it was found
+// too big to list for lookups.
+func (c *DirCache) CountProbe(after int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.probes++
+	return c.probes >= after && !c.tooBig
+}
+
+// Fresh reports whether the last listing is younger than ttl.
+func (c *DirCache) Fresh(ttl time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.freshLocked(ttl)
+}
+
+func (c *DirCache) freshLocked(ttl time.Duration) bool {
+	return c.listing != nil && c.now().Sub(c.listedAt) < ttl
+}
+
+// FreshListing returns a copy of the last listing if it is younger than
+// ttl.
+func (c *DirCache) FreshListing(ttl time.Duration) (map[string]Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.freshLocked(ttl) {
+		return nil, false
+	}
+	return maps.Clone(c.listing), true
+}
+
+// Known returns a copy of the last listing, however old (nil if none): a
+// new listing keeps the metadata it read of unchanged objects.
+func (c *DirCache) Known() map[string]Entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.listing)
+}
+
+// Len returns the entries of the last listing, and whether it is younger
+// than ttl.
+func (c *DirCache) Len(ttl time.Duration) (n int, fresh bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.listing), c.freshLocked(ttl)
+}
+
+// TooBig reports whether the directory was found too big to list for
+// lookups; MarkTooBig records it.
+func (c *DirCache) TooBig() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tooBig
+}
+
+// MarkTooBig: see TooBig.
+func (c *DirCache) MarkTooBig() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tooBig = true
+}
+
+// Install makes entries the listing, fresh from now: a listing that took
+// longer than the TTL (a huge directory) must still answer the lookups
+// that follow it (ls -l), not leave each to a request of its own.
+func (c *DirCache) Install(entries map[string]Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listing, c.listedAt, c.missing, c.probes = entries, c.now(), nil, 0
+	c.metaAsked = [2]bool{}
+}
+
+// InstallEmpty records that the directory was just created here, so it is
+// empty; what a cache kept for its path (a directory removed by another
+// program) is of no use now.
+func (c *DirCache) InstallEmpty() {
+	c.Install(map[string]Entry{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tooBig = false
+}
+
+// Subdirs returns the subdirectories of the last listing whose names sort
+// after name, in order.
+func (c *DirCache) Subdirs(after string) []string {
+	c.mu.Lock()
+	var names []string
+	for n, e := range c.listing {
+		if e.Dir && n > after {
+			names = append(names, n)
+		}
+	}
+	c.mu.Unlock()
+	sort.Strings(names)
+	return names
+}
+
+// LockListing lets one listing of the directory run at a time: readers
+// opening many files at once would otherwise all start the same one. It
+// returns the unlock.
+func (c *DirCache) LockListing() (unlock func()) {
+	c.listing1.Lock()
+	return c.listing1.Unlock
+}
+
+// WantsMeta reports whether the listing has at most limit entries (limit
+// < 0: never), so that its entries get their metadata read.
+func (c *DirCache) WantsMeta(limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return limit >= 0 && c.listing != nil && len(c.listing) <= limit
+}
+
+// LockFilling serialises the reading of metadata for the listing, so that
+// a program stat-ing every entry sends one batch, not one per entry. It
+// returns the unlock.
+func (c *DirCache) LockFilling() (unlock func()) {
+	c.filling.Lock()
+	return c.filling.Unlock
+}
+
+// MetaWanted returns the entries of the listing, files or (dirs)
+// directories, whose metadata to read now that a program asks for name's:
+// the first time after a listing, name's alone (a program reading one
+// file, cat or pandas, costs one read); after that every one not read yet
+// (a program that stats two entries, ls -l, cp -p or rsync, stats them
+// all). Hold LockFilling.
+func (c *DirCache) MetaWanted(dirs bool, name string) map[string]Entry {
+	kind := 0
+	if dirs {
+		kind = 1
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	todo := make(map[string]Entry)
+	if !c.metaAsked[kind] {
+		c.metaAsked[kind] = true
+		if e, ok := c.listing[name]; ok && e.Dir == dirs && !e.Meta {
+			todo[name] = e
+		}
+		return todo
+	}
+	for name, e := range c.listing {
+		if e.Dir == dirs && !e.Meta {
+			todo[name] = e
+		}
+	}
+	return todo
+}
+
+// MetaResult is what reading an entry's metadata found.
+type MetaResult struct {
+	Entry Entry
+	Gone  bool // deleted since the listing
+}
+
+// MetaRead puts what was read into the listing, unless the listing has
+// changed the entry meanwhile. An entry gone since the listing leaves it,
+// so that it is not asked for again.
+func (c *DirCache) MetaRead(found map[string]MetaResult) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, r := range found {
+		cur, ok := c.listing[name]
+		switch {
+		case !ok || cur.Dir != r.Entry.Dir || cur.Meta:
+		case r.Gone:
+			delete(c.listing, name)
+		default:
+			c.listing[name] = r.Entry
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package vfs
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestDirCaches: a directory's cache outlives its node, is shared by the
+// next node made for its path, follows a rename with everything below it,
+// and goes with a removal; caches no node holds are bounded by entries.
+func TestDirCaches(t *testing.T) {
+	listed := func(names ...string) map[string]Entry {
+		m := make(map[string]Entry)
+		for _, n := range names {
+			m[n] = Entry{Size: 1}
+		}
+		return m
+	}
+	keys := func(cs *DirCaches) []string {
+		return slices.Sorted(maps.Keys(cs.byKey))
+	}
+	t.Run("kept for the next node", func(t *testing.T) {
+		cs := NewDirCaches(100, time.Now)
+		c := cs.Hold("a")
+		c.Install(listed("x", "y"))
+		cs.Release(c)
+		if again := cs.Hold("a"); again != c || len(again.listing) != 2 {
+			t.Errorf("a node made again for a/ got %p with %d entries, want the first node's cache %p", again, len(again.listing), c)
+		}
+		if cs.idleEntries != 0 || cs.idle.Len() != 0 {
+			t.Errorf("a held cache is still counted idle: %d entries, %d caches", cs.idleEntries, cs.idle.Len())
+		}
+	})
+	t.Run("two nodes share one", func(t *testing.T) {
+		cs := NewDirCaches(0, time.Now) // every idle cache is dropped at once
+		c1, c2 := cs.Hold("a"), cs.Hold("a")
+		if c1 != c2 {
+			t.Fatal("two nodes of one path got two caches")
+		}
+		cs.Release(c1)
+		if got := cs.Hold("a"); got != c1 {
+			t.Error("a cache still held by a node was dropped")
+		}
+	})
+	t.Run("bounded by entries, least recently released first", func(t *testing.T) {
+		cs := NewDirCaches(10, time.Now) // an idle cache counts its entries and 1
+		for i := range 4 {
+			c := cs.Hold(fmt.Sprint("d", i))
+			c.Install(listed("1", "2", "3"))
+			cs.Release(c)
+		}
+		if got, want := keys(cs), []string{"d2", "d3"}; !slices.Equal(got, want) {
+			t.Errorf("kept %v, want %v (4 entries each, 10 at most)", got, want)
+		}
+		if cs.idleEntries != 8 {
+			t.Errorf("idle entries %d, want 8", cs.idleEntries)
+		}
+	})
+	t.Run("rename moves the subtree", func(t *testing.T) {
+		cs := NewDirCaches(100, time.Now)
+		for _, k := range []string{"a", "a/b", "a/b/c", "ab", "z", "z/old"} {
+			cs.Hold(k)
+		}
+		b := cs.byKey["a/b"]
+		cs.Move("a", "z")
+		if got, want := keys(cs), []string{"ab", "z", "z/b", "z/b/c"}; !slices.Equal(got, want) {
+			t.Errorf("after renaming a to z: %v, want %v (z's old caches dropped, ab untouched)", got, want)
+		}
+		if cs.byKey["z/b"] != b || b.key != "z/b" {
+			t.Errorf("a/b's cache is not z/b's now (key %q)", b.key)
+		}
+	})
+	t.Run("removal and forget", func(t *testing.T) {
+		cs := NewDirCaches(100, time.Now)
+		for _, k := range []string{"a", "a/b", "ab"} {
+			c := cs.Hold(k)
+			c.listing, c.missing = listed("x"), map[string]time.Time{"y": time.Now()}
+		}
+		cs.Forget("a")
+		for k, c := range cs.byKey {
+			if gone := c.listing == nil && c.missing == nil; gone != (k != "ab") {
+				t.Errorf("%s after forgetting a: listing %v, missing %v", k, c.listing, c.missing)
+			}
+		}
+		held := cs.byKey["a/b"]
+		cs.Drop("a")
+		if got := keys(cs); !slices.Equal(got, []string{"ab"}) {
+			t.Errorf("after removing a: %v, want [ab]", got)
+		}
+		cs.Release(held) // the node of a removed directory is forgotten later
+		if cs.idle.Len() != 0 || len(cs.byKey) != 1 {
+			t.Errorf("the removed directory's cache came back: %v", keys(cs))
+		}
+	})
+}
+
+// TestDirCacheAnswers: what a directory's cache answers, as time passes on
+// a clock of the test's own.
+func TestDirCacheAnswers(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	c := NewDirCaches(100, func() time.Time { return now }).Hold("d")
+	const ttl, negTTL = 10 * time.Second, 5 * time.Second
+	lookup := func(name string) string {
+		e, known, found := c.Lookup(name, ttl, negTTL)
+		switch {
+		case !known:
+			return "ask"
+		case !found:
+			return "missing"
+		case e.Meta:
+			return fmt.Sprintf("size %d, metadata read", e.Size)
+		}
+		return fmt.Sprintf("size %d", e.Size)
+	}
+	want := func(name, answer string) {
+		t.Helper()
+		if got := lookup(name); got != answer {
+			t.Errorf("at %v: lookup %s = %q, want %q", now.Format(time.TimeOnly), name, got, answer)
+		}
+	}
+
+	want("a", "ask")
+	c.Remember("gone", Entry{}, false)
+	want("gone", "missing")
+	now = now.Add(negTTL)
+	want("gone", "ask") // the negative cache lasts negTTL
+
+	c.Install(map[string]Entry{"a": {Size: 1}, "b": {Size: 2}, "sub": {Dir: true}})
+	want("a", "size 1")
+	want("nothing", "missing")
+	c.Set("new", &Entry{Size: 3, Meta: true})
+	want("new", "size 3, metadata read")
+	c.Set("b", nil)
+	want("b", "missing")
+
+	// The first entry asked for is read alone, the second starts a batch.
+	if got := c.MetaWanted(false, "a"); !slices.Equal(slices.Sorted(maps.Keys(got)), []string{"a"}) {
+		t.Errorf("first metadata wanted: %v, want a alone", got)
+	}
+	c.MetaRead(map[string]MetaResult{"a": {Entry: Entry{Size: 1, Meta: true}}})
+	c.Set("c", &Entry{Size: 4})
+	if got := c.MetaWanted(false, "c"); !slices.Equal(slices.Sorted(maps.Keys(got)), []string{"c"}) {
+		t.Errorf("second metadata wanted: %v, want every file not read yet (c)", got)
+	}
+	c.MetaRead(map[string]MetaResult{"c": {Gone: true}})
+	want("a", "size 1, metadata read")
+	want("c", "missing")
+
+	now = now.Add(ttl - time.Nanosecond)
+	want("a", "size 1, metadata read")
+	now = now.Add(time.Nanosecond)
+	want("a", "ask") // the listing lasts ttl
+	if n, fresh := c.Len(ttl); fresh || n != 3 {
+		t.Errorf("Len after the TTL: %d entries, fresh %v; want 3, stale", n, fresh)
+	}
+	// A new listing keeps what was read of the same version.
+	known := c.Known()
+	c.Install(map[string]Entry{"a": KeepKnownMeta(known["a"], Entry{Size: 1})})
+	want("a", "size 1, metadata read")
+}

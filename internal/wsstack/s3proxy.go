@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -173,10 +174,18 @@ func newS3Proxy(target *url.URL) *S3Proxy {
 }
 
 // Inject adds a fault; faults are checked in the order they were added.
-func (p *S3Proxy) Inject(f S3Fault) {
+// It returns the function that removes this fault alone, for tests that
+// run alongside others (ClearFaults removes theirs too).
+func (p *S3Proxy) Inject(f S3Fault) (remove func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.faults = append(p.faults, &f)
+	fp := &f
+	p.faults = append(p.faults, fp)
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.faults = slices.DeleteFunc(p.faults, func(g *S3Fault) bool { return g == fp })
+	}
 }
 
 // ClearFaults removes every injected fault.

@@ -56,8 +56,16 @@ func (u uncancelled) Head(ctx context.Context, key string) (bucket.Object, error
 	return u.Bucket.Head(context.WithoutCancel(ctx), key)
 }
 
+// cancellableKey marks the context of background work (FS.background),
+// whose listings stay cancellable: no program waits for them, and Close
+// must not wait for a slow server.
+type cancellableKey struct{}
+
 func (u uncancelled) List(ctx context.Context, dir, continuation string) (bucket.Page, error) {
-	return u.Bucket.List(context.WithoutCancel(ctx), dir, continuation)
+	if ctx.Value(cancellableKey{}) == nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	return u.Bucket.List(ctx, dir, continuation)
 }
 
 func (u uncancelled) ProbeDir(ctx context.Context, dir string) (bucket.DirProbe, error) {

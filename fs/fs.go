@@ -37,9 +37,17 @@ type FS struct {
 	retryDone chan struct{}  // closed when the retry loop ended; guarded by retryMu
 	closed    bool           // Close has run: no new retry loop; guarded by retryMu
 
-	walkSlots chan struct{}  // listings ahead running now (see walk.go)
-	dirs      *vfs.DirCaches // every directory's listing, by path
-	root      *dir
+	walkSlots chan struct{} // listings ahead running now (see walk.go)
+
+	// Background work that no request waits for (listings ahead, kernel
+	// notifications): Close cancels bgCtx and waits for bg.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+	bgMu     sync.Mutex
+	bgClosed bool           // guarded by bgMu
+	dirs     *vfs.DirCaches // every directory's listing, by path
+	root     *dir
 }
 
 // New returns a filesystem over b. Call Recover before mounting, and Close
@@ -63,7 +71,36 @@ func New(b Bucket, opts Options) *FS {
 	}
 	f.journal = vfs.NewJournal(journalDir, opts.Logger)
 	f.root = f.newDir("", vfs.Entry{})
+	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())
 	return f
+}
+
+// background runs fn in a goroutine that Close waits for, with a context
+// that Close cancels and that keeps LISTs cancellable (see uncancelled):
+// no program waits for background work, so nothing is half done by
+// stopping it. Once Close has begun, fn is not run, and background
+// reports false.
+func (f *FS) background(fn func(ctx context.Context)) bool {
+	f.bgMu.Lock()
+	defer f.bgMu.Unlock()
+	if f.bgClosed {
+		return false
+	}
+	f.bg.Add(1)
+	go func() {
+		defer f.bg.Done()
+		fn(context.WithValue(f.bgCtx, cancellableKey{}, true))
+	}()
+	return true
+}
+
+// stopBackground cancels the background work and waits for it to end.
+func (f *FS) stopBackground() {
+	f.bgMu.Lock()
+	f.bgClosed = true
+	f.bgMu.Unlock()
+	f.bgCancel()
+	f.bg.Wait()
 }
 
 // Recover aborts the multipart uploads that an earlier mount-ws with the

@@ -585,7 +585,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		// The kernel keeps the target's old inode for the name, with
 		// its size, until told (after this rename returns and unlocks
 		// the directory).
-		go np.NotifyEntry(newName)
+		d.fs.background(func(context.Context) { np.NotifyEntry(newName) })
 	}
 	if err != nil {
 		return d.fs.toErrno("rename", src, err)
@@ -785,7 +785,7 @@ func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 		if wait {
 			p.NotifyEntry(name)
 		} else {
-			go p.NotifyEntry(name)
+			d.fs.background(func(context.Context) { p.NotifyEntry(name) })
 		}
 		d = parent
 	}

@@ -112,8 +112,10 @@ func (n *file) dropIdleStaging() {
 }
 
 // Close stops the background retries after one last attempt, and reports
-// how many files still hold unsaved data.
+// how many files still hold unsaved data. It returns once every goroutine
+// the filesystem started has ended.
 func (f *FS) Close(ctx context.Context) int {
+	f.stopBackground()
 	f.retryMu.Lock()
 	stop, done := f.retryStop, f.retryDone
 	f.retryStop, f.closed = nil, true

@@ -41,12 +41,16 @@ func (d *dir) listSiblingsAhead() {
 		default:
 			return // enough listings ahead already
 		}
-		go func() {
+		started := d.fs.background(func(ctx context.Context) {
 			defer func() { <-d.fs.walkSlots }()
-			ctx, cancel := context.WithTimeout(context.Background(), walkTimeout)
+			ctx, cancel := context.WithTimeout(ctx, walkTimeout)
 			defer cancel()
 			sub.listPages(ctx, walkListLimit) // an error only means no head start
-		}()
+		})
+		if !started {
+			<-d.fs.walkSlots // closing: no listing ahead
+			return
+		}
 	}
 }
 

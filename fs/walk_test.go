@@ -1,9 +1,12 @@
 package fs_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,5 +91,48 @@ func TestSlowListingAnswersWhatFollows(t *testing.T) {
 	// in the kernel: a request per TTL, not per entry.
 	if got := perEntry.Load(); got != 0 {
 		t.Errorf("ls -l of a %d-entry directory listed more slowly than the TTL sent %d requests for single entries (all requests: %v), want none", n, got, stack.S3.Counts())
+	}
+}
+
+// TestCloseWaitsForListingsAhead: Close cancels the listings a walk started
+// ahead (here held by the server, as a stuck one would be) and returns
+// once their goroutines have ended.
+func TestCloseWaitsForListingsAhead(t *testing.T) {
+	b, put := workspace(t)
+	for i := range 6 {
+		put(fmt.Sprintf("tree/d%02d/f.txt", i), []byte("x"))
+	}
+	f := fs.New(b, fs.Options{})
+	mnt := fusetest.Mount(t, f)
+	tree := filepath.Join(mnt, "tree")
+	if _, err := os.ReadDir(tree); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	var held atomic.Int64
+	for i := 1; i < 6; i++ {
+		remove := stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpList}, KeyContains: fmt.Sprintf("testclosewaitsforlistingsahead/tree/d%02d/", i),
+			Hold: hold, Matched: func(wsstack.Op, string) { held.Add(1) }})
+		t.Cleanup(remove)
+	}
+	if _, err := os.ReadDir(filepath.Join(tree, "d00")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); held.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no listing ahead reached the server within 30 s, so this test checks nothing")
+		}
+	}
+	closed := make(chan int)
+	go func() { closed <- f.Close(context.Background()) }()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("Close did not return within a minute of a listing ahead held by the server")
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "listSiblingsAhead") {
+		t.Errorf("a listing ahead is still running after Close returned:\n%s", stacks)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
-	"maps"
 	"sort"
 	"sync"
 	"syscall"
@@ -365,8 +364,6 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry
 	if l, fresh := d.c.FreshListing(d.fs.opts.MetadataTTL); fresh {
 		return l, true, nil
 	}
-	old := d.c.Known()
-
 	started := time.Now()
 	prefix := vfs.ListingPrefix(d.key())
 	entries := make(map[string]vfs.Entry)
@@ -385,11 +382,6 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry
 			return nil, false, nil
 		}
 		token = page.Next
-	}
-	for name, e := range entries {
-		if o, ok := old[name]; ok {
-			entries[name] = vfs.KeepKnownMeta(o, e)
-		}
 	}
 	for name, ch := range d.Children() {
 		f, ok := ch.Operations().(*file)
@@ -411,11 +403,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry
 			entries[name] = e
 		}
 	}
-	// Fresh from its last page: a listing that takes longer than the TTL
-	// (a huge directory) must still answer the lookups that follow it
-	// (ls -l), not leave each to a request of its own.
-	d.c.Install(maps.Clone(entries))
-	return entries, true, nil
+	return d.c.Install(entries), true, nil
 }
 
 // wantsMeta reports whether this directory's entries get their metadata

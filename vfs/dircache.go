@@ -263,14 +263,6 @@ func (c *DirCache) FreshListing(ttl time.Duration) (map[string]Entry, bool) {
 	return maps.Clone(c.listing), true
 }
 
-// Known returns a copy of the last listing, however old (nil if none): a
-// new listing keeps the metadata it read of unchanged objects.
-func (c *DirCache) Known() map[string]Entry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.listing)
-}
-
 // Len returns the entries of the last listing, and whether it is younger
 // than ttl.
 func (c *DirCache) Len(ttl time.Duration) (n int, fresh bool) {
@@ -294,20 +286,32 @@ func (c *DirCache) MarkTooBig() {
 	c.tooBig = true
 }
 
-// Install makes entries the listing, fresh from now: a listing that took
-// longer than the TTL (a huge directory) must still answer the lookups
-// that follow it (ls -l), not leave each to a request of its own.
-func (c *DirCache) Install(entries map[string]Entry) {
+// Install makes entries the listing, fresh from now (a listing that took
+// longer than the TTL, a huge directory, must still answer the lookups
+// that follow it, ls -l, not leave each to a request of its own), and
+// returns a copy. Entries keep the metadata the last listing knew of the
+// same object versions: it is read once per version. The cache owns
+// entries from now on.
+func (c *DirCache) Install(entries map[string]Entry) map[string]Entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for name, e := range entries {
+		if old, ok := c.listing[name]; ok {
+			entries[name] = KeepKnownMeta(old, e)
+		}
+	}
 	c.listing, c.listedAt, c.missing, c.probes = entries, c.now(), nil, 0
 	c.metaAsked = [2]bool{}
+	return maps.Clone(entries)
 }
 
 // InstallEmpty records that the directory was just created here, so it is
 // empty; what a cache kept for its path (a directory removed by another
 // program) is of no use now.
 func (c *DirCache) InstallEmpty() {
+	c.mu.Lock()
+	c.listing = nil // nothing of it to keep
+	c.mu.Unlock()
 	c.Install(map[string]Entry{})
 	c.mu.Lock()
 	defer c.mu.Unlock()

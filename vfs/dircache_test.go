@@ -157,7 +157,9 @@ func TestDirCacheAnswers(t *testing.T) {
 		t.Errorf("Len after the TTL: %d entries, fresh %v; want 3, stale", n, fresh)
 	}
 	// A new listing keeps what was read of the same version.
-	known := c.Known()
-	c.Install(map[string]Entry{"a": KeepKnownMeta(known["a"], Entry{Size: 1})})
+	if got := c.Install(map[string]Entry{"a": {Size: 1}, "new": {Size: 5, ETag: "v2"}}); !got["a"].Meta || got["new"].Meta {
+		t.Errorf("new listing: %+v; want a's metadata kept (same version) and none for new (another version)", got)
+	}
 	want("a", "size 1, metadata read")
+	want("new", "size 5")
 }

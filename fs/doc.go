@@ -12,7 +12,7 @@
 //
 // # Caching
 //
-// A directory keeps its last listing for Options.MetadataTTL (dircache.go:
+// A directory keeps its last listing for Options.MetadataTTL (vfs.DirCache:
 // by path, so a node the kernel forgot and looks up again finds it): lookups of
 // names in it, and the attributes of READDIRPLUS, are answered from it, so
 // "ls -l" costs LIST requests only. Lookups in a directory not listed recently
@@ -38,7 +38,7 @@
 // front to back from empty is uploaded part by part while it is written.
 // Multipart uploads in progress are recorded (vfs.Journal) so that Recover
 // aborts those a crash left behind. Mode, owner and mtime live in object
-// metadata under s3fs's keys (meta.go); renames copy, then delete
+// metadata under s3fs's keys (vfs/meta.go); renames copy, then delete
 // (namespace.go).
 //
 // # Errors
@@ -46,4 +46,30 @@
 // Errors become errno values in one place (errno.go): not found → ENOENT,
 // access denied → EACCES, a changed object → ESTALE, a cancelled request →
 // EINTR, anything else (S3 unreachable, no valid credentials) → EIO.
+//
+// # Lock order
+//
+// A lock may be held while taking one listed after it, never the reverse.
+//
+//  1. A directory's vfs.DirCache LockListing or LockFilling, never both,
+//     never under another lock; held across its LISTs (LockListing) or
+//     metadata HEADs (LockFilling).
+//  2. file.io: held across the file's S3 requests and upload waits. One at
+//     a time, except in rename (the target's, then the source's: the
+//     kernel's directory locks keep renames from crossing) and lockAll
+//     (TryLock only, never waiting while holding one).
+//  3. FS.retryMu (taken on every lookup miss and listing: never held
+//     across a request or a log line).
+//  4. file.mu or dir.mu, never one under the other, nor two at once, nor
+//     across a request or a wait for another goroutine.
+//  5. In vfs: DirCaches → DirCache; ReadAhead → Budget.
+//
+// Leaves, under anything: DirCache's own lock, Budget, stageSpace, errLog,
+// FS.bgMu, and go-fuse's Inode locks (Path, Parent, GetChild).
+//
+// Kernel notifications: NotifyContent(-1, 0) only drops cached attributes
+// and may be sent under file.io. NotifyEntry needs the lock of the parent
+// directory in the kernel, which a request waiting for one of ours may
+// hold (an rmdir or rename racing an unlink): it is sent from
+// FS.background, with no lock held, and waited for only briefly.
 package fs

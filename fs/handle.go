@@ -112,11 +112,14 @@ func (h *handle) moveToCurrent(ctx context.Context, failed *vfs.ReadAhead, err e
 		return false
 	}
 	h.n.mu.Lock()
-	defer h.n.mu.Unlock()
-	if h.ra == failed {
-		failed.Close()
+	swapped := h.ra == failed
+	if swapped {
 		h.attr, h.ra, h.unchecked = e, nil, false
 		h.n.cacheETag = e.ETag
+	}
+	h.n.mu.Unlock()
+	if swapped {
+		failed.Close() // waits for its fetches: not under the file's lock
 	}
 	return true
 }

@@ -209,11 +209,16 @@ func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	key := vfs.ChildKey(d.key(), name)
 	held := d.holdFile(name)
-	defer held.release()
 	if err := d.fs.b.Delete(ctx, key); err != nil {
+		held.release()
 		return d.fs.toErrno("unlink", key, err)
 	}
 	held.gone()
+	// Marked deleted, no save of the file can land now; and its lock must
+	// not be held while the kernel is told of a vanished directory below
+	// (a rename of that directory would wait for it, holding the lock the
+	// notification needs).
+	held.release()
 	d.setEntry(name, nil)
 	d.entriesChanged()
 	d.vanishIfEmpty(ctx, true)
@@ -752,15 +757,21 @@ func (f *FS) copyKey(ctx context.Context, src, dst string, top bool) error {
 	return err
 }
 
+// notifyWait bounds how long a removal waits for the kernel to take the
+// news that a directory vanished with it (see vanishIfEmpty).
+const notifyWait = 100 * time.Millisecond
+
 // vanishIfEmpty makes an implicit directory (one without a marker object)
 // disappear once its last child is gone, as it has in S3, and the same for
 // its parents. It asks S3 only when what the directory knows of its
 // children does not already show some remain.
 //
-// wait says whether to tell the kernel before returning. Unlink and rmdir
-// can: the kernel then holds only the locks of d and the removed child.
-// Rename cannot: the kernel may hold the lock of d's parent (the target
-// directory), which the notification needs.
+// wait says whether to wait, for up to notifyWait, for the kernel to take
+// the news, so that the program that removed the last child finds the
+// directory gone. Never longer: the notification needs the lock of d's
+// parent, which the kernel may hold for a request that waits for this
+// one (an rmdir or rename of d at the same time); rename does not wait at
+// all, since the kernel may hold that lock for the rename itself.
 func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 	for d != nil {
 		name, p := d.Parent()
@@ -782,10 +793,12 @@ func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 		d.fs.dirs.Drop(d.key()) // gone: a directory made there later starts afresh
 		// Tell the kernel the name is gone, so that the next lookup
 		// comes here.
-		if wait {
-			p.NotifyEntry(name)
-		} else {
-			d.fs.background(func(context.Context) { p.NotifyEntry(name) })
+		told := make(chan struct{})
+		if d.fs.background(func(context.Context) { p.NotifyEntry(name); close(told) }) && wait {
+			select {
+			case <-told:
+			case <-time.After(notifyWait):
+			}
 		}
 		d = parent
 	}

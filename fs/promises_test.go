@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -726,6 +727,58 @@ func TestDirectoryRenameCarriesForgottenQueuedFile(t *testing.T) {
 		_, err := b.Head(context.Background(), key)
 		if got := err == nil; got != want {
 			t.Errorf("%s in the bucket: %v (%v), want %v", key, got, err, want)
+		}
+	}
+}
+
+// TestUnlinkRacingRmdirDoesNotHang: unlinking the last file of an implicit
+// directory while another process removes that directory. The kernel
+// holds d's lock for the unlink and p's for the rmdir, which waits for d;
+// telling the kernel that d vanished needs p's lock. Waiting for that
+// without a bound hung both for good.
+func TestUnlinkRacingRmdirDoesNotHang(t *testing.T) {
+	b, put := workspace(t)
+	put("p/d/f", []byte("x")) // p and d have no markers
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	if _, err := os.Stat(filepath.Join(mnt, "p", "d", "f")); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	var probed atomic.Bool
+	t.Cleanup(stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpList}, KeyContains: "testunlinkracingrmdirdoesnothang/p/d/",
+		Hold: hold, Matched: func(wsstack.Op, string) { probed.Store(true) }}))
+	unlinked := make(chan error, 1)
+	go func() { unlinked <- os.Remove(filepath.Join(mnt, "p", "d", "f")) }()
+	// The unlink has deleted f and asks whether d is empty now.
+	waitUntil(t, "the unlink's probe of d", probed.Load)
+	rmdir := exec.Command("rmdir", filepath.Join(mnt, "p", "d"))
+	if err := rmdir.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// rmdir holds p's lock and sleeps in the kernel for d's.
+	waitUntil(t, "rmdir blocked in the kernel", func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", rmdir.Process.Pid))
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		return err == nil && len(fields) > 0 && fields[0] == "D"
+	})
+	close(hold)
+	select {
+	case err := <-unlinked:
+		if err != nil {
+			t.Errorf("unlink: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("unlink hung for a minute behind an rmdir of its directory (a deadlock in the kernel)")
+	}
+	rmdir.Wait() // gone already, or removed now: either is right
+}
+
+// waitUntil polls cond for up to 30 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30 s for %s", what)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,7 +22,6 @@ import (
 // unmounted right after the failed close.
 func (f *FS) retryLater(n *file, failed bool) {
 	f.retryMu.Lock()
-	defer f.retryMu.Unlock()
 	if f.pending == nil {
 		f.pending = make(map[*file]bool)
 	}
@@ -32,6 +32,7 @@ func (f *FS) retryLater(n *file, failed bool) {
 		f.retryDone = make(chan struct{})
 		go f.retryLoop(f.retryStop, f.retryDone)
 	}
+	f.retryMu.Unlock() // every lookup and listing takes it: log outside
 	switch {
 	case queued && (was || !failed):
 		// Known already, and said so.
@@ -126,15 +127,16 @@ func (f *FS) Close(ctx context.Context) int {
 	}
 	f.retryPending(ctx)
 	f.retryMu.Lock()
-	defer f.retryMu.Unlock()
-	for n := range f.pending {
+	lost := slices.Collect(maps.Keys(f.pending))
+	f.retryMu.Unlock()
+	for _, n := range lost {
 		key, _ := n.saveKey()
 		n.mu.Lock()
 		cause := n.lastErr
 		n.mu.Unlock()
 		f.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", key), slog.Any("err", cause))
 	}
-	return len(f.pending)
+	return len(lost)
 }
 
 // Orphans. The kernel may forget a file whose upload is queued (nothing

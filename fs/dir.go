@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -124,12 +123,12 @@ func (d *dir) find(ctx context.Context, name string) (vfs.Entry, bool, syscall.E
 	if d.countProbe() {
 		// Many lookups here: list the directory once instead, if it is
 		// not too large, and answer them all from the listing.
-		entries, complete, err := d.listPages(ctx, preloadPages)
+		complete, err := d.listPages(ctx, preloadPages)
 		if err != nil {
 			return vfs.Entry{}, false, d.fs.toErrno("lookup", vfs.ChildKey(d.key(), name), err)
 		}
 		if complete {
-			e, found = entries[name]
+			e, found = d.c.Listed(name)
 			return e, found, 0
 		}
 	}
@@ -322,23 +321,16 @@ func (f *FS) newNode(key string, e vfs.Entry) fusefs.InodeEmbedder {
 // Readdir implements fusefs.NodeReaddirer. It lists the directory fully and
 // keeps the listing for lookups (READDIRPLUS looks up every entry).
 func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	entries, err := d.list(ctx)
-	if err != nil {
+	if _, err := d.listPages(ctx, 0); err != nil {
 		return nil, d.fs.toErrno("readdir", d.key(), err)
 	}
 	d.listSiblingsAhead()
-	names := make([]string, 0, len(entries))
-	for name := range entries {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := d.c.Names()
 	out := make([]fuse.DirEntry, 0, len(names)+2)
 	out = append(out, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
-	for _, name := range names {
-		var a fuse.Attr
-		d.fs.fillAttr(&a, entries[name])
-		de := fuse.DirEntry{Name: name, Mode: a.Mode & syscall.S_IFMT}
-		if ch := d.GetChild(name); ch != nil {
+	for _, e := range names {
+		de := fuse.DirEntry{Name: e.Name, Mode: e.Kind}
+		if ch := d.GetChild(e.Name); ch != nil {
 			de.Ino = ch.StableAttr().Ino
 		}
 		out = append(out, de)
@@ -346,23 +338,18 @@ func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	return fusefs.NewListDirStream(out), 0
 }
 
-// list returns the directory's entries, from the last listing when fresh.
-func (d *dir) list(ctx context.Context) (map[string]vfs.Entry, error) {
-	entries, _, err := d.listPages(ctx, 0)
-	return entries, err
-}
-
-// listPages lists the directory, reading at most maxPages pages (0: all);
-// complete is false when that was not enough, and then nothing is kept.
-// A fresh listing keeps what is known of unchanged objects' metadata, and
-// children being written here that S3 does not have yet.
-func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry, bool, error) {
+// listPages lists the directory into its cache, unless the cache holds a
+// fresh listing, reading at most maxPages pages (0: all); complete is
+// false when that was not enough, and then nothing is kept. A fresh
+// listing keeps what is known of unchanged objects' metadata, and children
+// being written here that S3 does not have yet.
+func (d *dir) listPages(ctx context.Context, maxPages int) (complete bool, err error) {
 	defer d.c.LockListing()()
 	if maxPages > 0 && d.c.TooBig() {
-		return nil, false, nil // found too big while this call waited
+		return false, nil // found too big while this call waited
 	}
-	if l, fresh := d.c.FreshListing(d.fs.opts.MetadataTTL); fresh {
-		return l, true, nil
+	if d.c.Fresh(d.fs.opts.MetadataTTL) {
+		return true, nil
 	}
 	started := time.Now()
 	prefix := vfs.ListingPrefix(d.key())
@@ -371,7 +358,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry
 	for pages := 1; ; pages++ {
 		page, err := d.fs.b.List(ctx, prefix, token)
 		if err != nil {
-			return nil, false, err
+			return false, err
 		}
 		vfs.AddListing(entries, prefix, page, d.fs.logSkipOnce)
 		if page.Next == "" {
@@ -379,7 +366,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry
 		}
 		if maxPages > 0 && pages >= maxPages {
 			d.c.MarkTooBig()
-			return nil, false, nil
+			return false, nil
 		}
 		token = page.Next
 	}
@@ -403,7 +390,8 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (map[string]vfs.Entry
 			entries[name] = e
 		}
 	}
-	return d.c.Install(entries), true, nil
+	d.c.Install(entries)
+	return true, nil
 }
 
 // wantsMeta reports whether this directory's entries get their metadata

@@ -2,7 +2,7 @@ package vfs
 
 import (
 	"container/list"
-	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -252,15 +252,33 @@ func (c *DirCache) freshLocked(ttl time.Duration) bool {
 	return c.listing != nil && c.now().Sub(c.listedAt) < ttl
 }
 
-// FreshListing returns a copy of the last listing if it is younger than
-// ttl.
-func (c *DirCache) FreshListing(ttl time.Duration) (map[string]Entry, bool) {
+// Listed returns what the last listing says of name, however old: for
+// the lookup that asked for the listing.
+func (c *DirCache) Listed(name string) (Entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.freshLocked(ttl) {
-		return nil, false
+	e, ok := c.listing[name]
+	return e, ok
+}
+
+// NameKind is one entry of a directory as readdir shows it.
+type NameKind struct {
+	Name string
+	Kind uint32 // the file type bits of st_mode
+}
+
+// Names returns the entries of the last listing, however old, sorted by
+// name: what readdir needs, without copying every entry (a directory of a
+// million objects holds some 300 MB of entries).
+func (c *DirCache) Names() []NameKind {
+	c.mu.Lock()
+	out := make([]NameKind, 0, len(c.listing))
+	for name, e := range c.listing {
+		out = append(out, NameKind{name, e.Kind()})
 	}
-	return maps.Clone(c.listing), true
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b NameKind) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Len returns the entries of the last listing, and whether it is younger
@@ -288,11 +306,11 @@ func (c *DirCache) MarkTooBig() {
 
 // Install makes entries the listing, fresh from now (a listing that took
 // longer than the TTL, a huge directory, must still answer the lookups
-// that follow it, ls -l, not leave each to a request of its own), and
-// returns a copy. Entries keep the metadata the last listing knew of the
-// same object versions: it is read once per version. The cache owns
-// entries from now on.
-func (c *DirCache) Install(entries map[string]Entry) map[string]Entry {
+// that follow it, ls -l, not leave each to a request of its own).
+// Entries keep the metadata the last listing knew of the same object
+// versions: it is read once per version. The cache owns entries from now
+// on.
+func (c *DirCache) Install(entries map[string]Entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, e := range entries {
@@ -302,7 +320,6 @@ func (c *DirCache) Install(entries map[string]Entry) map[string]Entry {
 	}
 	c.listing, c.listedAt, c.missing, c.probes = entries, c.now(), nil, 0
 	c.metaAsked = [2]bool{}
-	return maps.Clone(entries)
 }
 
 // InstallEmpty records that the directory was just created here, so it is

@@ -3,7 +3,10 @@ package vfs
 import (
 	"fmt"
 	"maps"
+	"mount-ws/bucket"
+	"runtime"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -157,9 +160,42 @@ func TestDirCacheAnswers(t *testing.T) {
 		t.Errorf("Len after the TTL: %d entries, fresh %v; want 3, stale", n, fresh)
 	}
 	// A new listing keeps what was read of the same version.
-	if got := c.Install(map[string]Entry{"a": {Size: 1}, "new": {Size: 5, ETag: "v2"}}); !got["a"].Meta || got["new"].Meta {
-		t.Errorf("new listing: %+v; want a's metadata kept (same version) and none for new (another version)", got)
+	c.Install(map[string]Entry{"a": {Size: 1}, "new": {Size: 5, ETag: "v2"}, "sub": {Dir: true}})
+	want("a", "size 1, metadata read") // the same version
+	want("new", "size 5")              // another version
+	if got, want := c.Names(), []NameKind{{"a", syscall.S_IFREG}, {"new", syscall.S_IFREG}, {"sub", syscall.S_IFDIR}}; !slices.Equal(got, want) {
+		t.Errorf("Names: %v, want %v", got, want)
 	}
-	want("a", "size 1, metadata read")
-	want("new", "size 5")
+}
+
+// TestListingMemoryPerEntry: what one entry of a listing costs in memory,
+// as the README states it (a directory of a million objects must not cost
+// a gigabyte). Names and ETags are as long as typical ones.
+func TestListingMemoryPerEntry(t *testing.T) {
+	const n, perPage = 100_000, 1000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	entries := make(map[string]Entry)
+	for p := range n / perPage {
+		objs := make([]bucket.Object, perPage)
+		for i := range objs {
+			objs[i] = bucket.Object{
+				Key:  fmt.Sprintf("data/part-%07d.parquet", p*perPage+i),
+				Size: 1 << 20, ETag: fmt.Sprintf("\"%032x\"", p*perPage+i), LastModified: time.Now(),
+			}
+		}
+		AddListing(entries, "data/", bucket.Page{Objects: objs}, func(string, string) {})
+	}
+	c := NewDirCaches(MaxIdleCacheEntries, time.Now).Hold("data")
+	c.Install(entries)
+	entries = nil
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	t.Logf("%d bytes per listed entry", per)
+	if per > 400 {
+		t.Errorf("a listed entry costs %d bytes, want at most 400 (README: about 300)", per)
+	}
+	runtime.KeepAlive(c)
 }

@@ -390,7 +390,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (complete bool, err e
 			entries[name] = e
 		}
 	}
-	d.c.Install(entries)
+	d.c.Install(entries, time.Since(started))
 	return true, nil
 }
 

@@ -136,3 +136,44 @@ func TestCloseWaitsForListingsAhead(t *testing.T) {
 		t.Errorf("a listing ahead is still running after Close returned:\n%s", stacks)
 	}
 }
+
+// TestListingLastsAsLongAsItTook: a listing that took longer than the TTL
+// to read (a huge directory) answers lookups for as long as it took, not
+// only for the TTL: ls -l of 200,000 entries lstats them for seconds
+// after the last page, and must not send a request for each.
+func TestListingLastsAsLongAsItTook(t *testing.T) {
+	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 10})
+	const n = 40
+	for i := range n {
+		put(fmt.Sprintf("big/f%02d", i), []byte("x"))
+	}
+	var ahead atomic.Int64 // the caches' clock, moved on by the test
+	f := fs.New(b, fs.Options{MetadataTTL: time.Second, MetadataHeadLimit: 10,
+		Clock: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
+	mnt := fusetest.Mount(t, f)
+	var perEntry atomic.Int64
+	t.Cleanup(stack.S3.Inject(wsstack.S3Fault{KeyContains: "testlistinglastsaslongasittook/big/f", Matched: func(wsstack.Op, string) { perEntry.Add(1) }}))
+	// 4 pages held 600 ms each: the listing takes 2.4 s, the TTL is 1 s.
+	t.Cleanup(stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpList}, KeyContains: "testlistinglastsaslongasittook/big/", Stall: 600 * time.Millisecond}))
+	dir := filepath.Join(mnt, "big")
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != n {
+		t.Fatalf("readdir: %d entries, %v", len(ents), err)
+	}
+	lstatAll := func(after time.Duration) int64 {
+		ahead.Store(int64(after))
+		forgetDentries(t, f, "big", func() bool { return true })
+		perEntry.Store(0)
+		for i := range n {
+			if _, err := os.Lstat(filepath.Join(dir, fmt.Sprintf("f%02d", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return perEntry.Load()
+	}
+	if got := lstatAll(1500 * time.Millisecond); got != 0 {
+		t.Errorf("lstat of every entry 1.5 s after a listing that took 2.4 s (TTL 1 s) sent %d requests for single entries, want none", got)
+	}
+	if got := lstatAll(10 * time.Second); got == 0 {
+		t.Error("lstat of every entry 10 s after the listing sent no request: the listing never expired, so the check above proves nothing")
+	}
+}

@@ -25,6 +25,7 @@ type DirCache struct {
 	mu       sync.Mutex
 	listing  map[string]Entry     // last full listing; guarded by mu
 	listedAt time.Time            // when listing was fetched; guarded by mu
+	took     time.Duration        // how long that took; guarded by mu
 	missing  map[string]time.Time // names found missing, and when; guarded by mu
 	probes   int                  // lookups sent to S3 since the last listing; guarded by mu
 	tooBig   bool                 // more than preloadPages pages: never preloaded; guarded by mu
@@ -179,7 +180,7 @@ func (c *DirCache) Lookup(name string, ttl, negTTL time.Duration) (e Entry, know
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	if c.listing != nil && now.Sub(c.listedAt) < ttl {
+	if c.freshLocked(ttl) {
 		e, found = c.listing[name]
 		return e, true, found
 	}
@@ -248,8 +249,13 @@ func (c *DirCache) Fresh(ttl time.Duration) bool {
 	return c.freshLocked(ttl)
 }
 
+// freshLocked: a listing lasts ttl from its last page, and at least as
+// long as reading it took. A directory too big to list within the TTL
+// cannot be known fresher than that anyway, and a walk of it (ls -l of
+// 200,000 entries after a listing of 200 pages) must find its entries
+// there, not send a request for each one.
 func (c *DirCache) freshLocked(ttl time.Duration) bool {
-	return c.listing != nil && c.now().Sub(c.listedAt) < ttl
+	return c.listing != nil && c.now().Sub(c.listedAt) < max(ttl, c.took)
 }
 
 // Listed returns what the last listing says of name, however old: for
@@ -304,15 +310,17 @@ func (c *DirCache) MarkTooBig() {
 	c.tooBig = true
 }
 
-// Install makes entries the listing, fresh from now (a listing that took
-// longer than the TTL, a huge directory, must still answer the lookups
-// that follow it, ls -l, not leave each to a request of its own).
+// Install makes entries, read in took, the listing, fresh from now (a
+// listing that took longer than the TTL, a huge directory, must still
+// answer the lookups that follow it, ls -l, not leave each to a request
+// of its own; see freshLocked).
 // Entries keep the metadata the last listing knew of the same object
 // versions: it is read once per version. The cache owns entries from now
 // on.
-func (c *DirCache) Install(entries map[string]Entry) {
+func (c *DirCache) Install(entries map[string]Entry, took time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.took = took
 	for name, e := range entries {
 		if old, ok := c.listing[name]; ok {
 			entries[name] = KeepKnownMeta(old, e)
@@ -329,7 +337,7 @@ func (c *DirCache) InstallEmpty() {
 	c.mu.Lock()
 	c.listing = nil // nothing of it to keep
 	c.mu.Unlock()
-	c.Install(map[string]Entry{})
+	c.Install(map[string]Entry{}, 0)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.tooBig = false

@@ -29,7 +29,7 @@ type runner struct {
 // returns an error.
 func (r *runner) measure(ctx context.Context, w workload, tools []tool) (row, error) {
 	rw := row{
-		ID: w.ID, Title: w.Title, Unit: w.Unit, LowerIsBetter: w.LowerIsBetter, LargeRead: w.LargeRead,
+		ID: w.ID, Title: w.Title, Unit: w.Unit, LowerIsBetter: w.LowerIsBetter, PeakRSS: w.PeakRSS,
 		CPUPerMiB: w.ReadBytes > 0,
 		SDKMethod: w.SDKMethod, MountMethod: w.MountMethod, Results: make(map[string]*result),
 	}

@@ -218,8 +218,8 @@ func TestCPUTable(t *testing.T) {
 	rep := report{
 		Tools: []toolInfo{{Name: "mount-ws"}, {Name: "s3fs"}, {Name: "rclone"}},
 		Rows: []row{
-			{Title: "seq", LargeRead: true, Results: map[string]*result{"mount-ws": {Value: 1, PeakRSSKiB: 2048}}},
-			{Title: "par", LargeRead: true, CPUPerMiB: true, Results: map[string]*result{
+			{Title: "seq", PeakRSS: true, Results: map[string]*result{"mount-ws": {Value: 1, PeakRSSKiB: 2048}}},
+			{Title: "par", PeakRSS: true, CPUPerMiB: true, Results: map[string]*result{
 				"mount-ws": {Value: 1, CPUMsPerMiB: 1.234},
 				"s3fs":     {Error: "boom", CPUMsPerMiB: 9},
 			}},

@@ -30,8 +30,11 @@ type workload struct {
 	// LowerIsBetter is set for times; the ratio to the SDK is then
 	// SDK time / tool time, so a ratio above 1 always means faster.
 	LowerIsBetter bool
-	// LargeRead rows report the peak RSS of each FUSE process.
-	LargeRead bool
+	// PeakRSS rows report the peak RSS of each FUSE process during the
+	// measurement (every process is sampled; these rows show it): the
+	// large reads, where read-ahead buffers count, and listings of huge
+	// directories, where every entry does.
+	PeakRSS bool
 	// ReadBytes, when set, is how much Mount reads; the row then reports
 	// the CPU time (user+system) each FUSE process used during the
 	// measurement, per MiB of it.
@@ -79,7 +82,7 @@ func (b bench) workloads() []workload {
 	}
 	rows := append([]workload{
 		{
-			ID: "seq", Title: fmt.Sprintf("Sequential read, %s", sizeName(d.BigSize)), Unit: "MiB/s", LargeRead: true,
+			ID: "seq", Title: fmt.Sprintf("Sequential read, %s", sizeName(d.BigSize)), Unit: "MiB/s", PeakRSS: true,
 			SDKMethod:   fmt.Sprintf("ranged GETs of %s, %d at once", sizeName(sdkPartSize), sdkConcurrency),
 			MountMethod: "one reader, 1 MiB reads",
 			SDK: func(ctx context.Context, s sdk) (float64, error) {
@@ -94,7 +97,7 @@ func (b bench) workloads() []workload {
 			},
 		},
 		{
-			ID: "par", Title: fmt.Sprintf("%d readers × %s, total", d.ParCount, sizeName(d.ParSize)), Unit: "MiB/s", LargeRead: true,
+			ID: "par", Title: fmt.Sprintf("%d readers × %s, total", d.ParCount, sizeName(d.ParSize)), Unit: "MiB/s", PeakRSS: true,
 			ReadBytes:   int64(d.ParCount) * d.ParSize,
 			SDKMethod:   fmt.Sprintf("ranged GETs of %s, %d at once over all objects", sizeName(sdkPartSize), sdkConcurrency),
 			MountMethod: "one reader per file, 1 MiB reads",

@@ -168,8 +168,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 	logf("Seeding %s data set in %s ...", data.Name, dir)
 	seedStart := time.Now()
-	sd := seeder{client: stack.RootClient(), bucket: sdkCreds.Bucket, prefix: sdkCreds.Prefix}
-	n, err := sd.seed(ctx, data)
+	sd := seeder{client: newSeederClient(stack.RootClient()), bucket: sdkCreds.Bucket, prefix: sdkCreds.Prefix}
+	n, err := sd.seed(ctx, data.objects())
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"strings"
 	"time"
 
@@ -122,22 +124,28 @@ const seedPartSize = 16 << 20
 
 // seeder writes a data set with the gateway's root account. It skips objects
 // already present with the right size, so seeding a kept data dir again
-// costs one listing.
+// costs a listing of each directory.
 type seeder struct {
 	client *s3.Client
 	bucket string
 	prefix string // the workspace prefix, ending in "/"
 }
 
-// seed writes what is missing from d and returns how many objects it wrote.
-// On error, objects already written stay; a later run skips them.
-func (s seeder) seed(ctx context.Context, d dataset) (int, error) {
-	existing, err := s.sizes(ctx, d.Name+"/")
-	if err != nil {
-		return 0, err
+// seed writes what is missing of objs and returns how many objects it
+// wrote. It lists only the directories objs are in (see seedDirs), so a
+// directory that objs leave out costs nothing however large it is. On
+// error, objects already written stay; a later run skips them.
+func (s seeder) seed(ctx context.Context, objs []object) (int, error) {
+	existing := make(map[string]int64)
+	for _, dir := range seedDirs(objs) {
+		sizes, err := s.sizes(ctx, dir)
+		if err != nil {
+			return 0, err
+		}
+		maps.Copy(existing, sizes)
 	}
 	var todo []object
-	for _, o := range d.objects() {
+	for _, o := range objs {
 		if size, ok := existing[o.Key]; !ok || size != o.Size {
 			todo = append(todo, o)
 		}
@@ -145,7 +153,7 @@ func (s seeder) seed(ctx context.Context, d dataset) (int, error) {
 	// Large objects one at a time, each with parallel parts; then the
 	// small ones with many PUTs in flight.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
+	g.SetLimit(seedConns)
 	for _, o := range todo {
 		if o.Size > seedPartSize {
 			if err := s.putMultipart(ctx, o); err != nil {
@@ -159,6 +167,44 @@ func (s seeder) seed(ctx context.Context, d dataset) (int, error) {
 		return 0, err
 	}
 	return len(todo), nil
+}
+
+// seedDirs lists the directories two levels down that hold objs (full/big/,
+// full/flat/, …), each once, in the order objs first name them.
+func seedDirs(objs []object) []string {
+	var dirs []string
+	seen := make(map[string]bool)
+	for _, o := range objs {
+		dir := ""
+		if first, rest, ok := strings.Cut(o.Key, "/"); ok {
+			dir = first + "/"
+			if second, _, ok := strings.Cut(rest, "/"); ok {
+				dir += second + "/"
+			}
+		}
+		if !seen[dir] {
+			seen[dir] = true
+			dirs = append(dirs, dir)
+		}
+	}
+	return dirs
+}
+
+// seedConns is how many small PUTs seeding keeps in flight, and how many
+// connections its client keeps open for them.
+const seedConns = 16
+
+// newSeederClient is root (the stack's client straight to the S3 server)
+// with an idle connection for each PUT in flight: root keeps two, so most
+// of many small PUTs would each open a connection, and leave it in
+// TIME_WAIT when done.
+func newSeederClient(root *s3.Client) *s3.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = seedConns
+	tr.MaxIdleConnsPerHost = seedConns
+	o := root.Options()
+	o.HTTPClient = &http.Client{Transport: tr}
+	return s3.New(o)
 }
 
 // sizes maps every key under rel (relative to the workspace prefix) to its

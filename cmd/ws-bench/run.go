@@ -120,8 +120,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if opts.quick {
 		data = quickDataset()
 	}
+	all := bench{data: data, archive: newUntarArchive("")}.workloads()
 	for _, id := range opts.workloads {
-		if !slices.ContainsFunc(bench{data: data, archive: newUntarArchive("")}.workloads(), func(w workload) bool { return w.ID == id }) {
+		if !slices.ContainsFunc(all, func(w workload) bool { return w.ID == id }) {
 			return fmt.Errorf("-workloads: unknown workload %q", id)
 		}
 	}
@@ -169,11 +170,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	logf("Seeding %s data set in %s ...", data.Name, dir)
 	seedStart := time.Now()
 	sd := seeder{client: newSeederClient(stack.RootClient()), bucket: sdkCreds.Bucket, prefix: sdkCreds.Prefix}
-	n, err := sd.seed(ctx, data.objects())
+	objs := seedObjects(data, all, opts.workloads)
+	n, err := sd.seed(ctx, objs)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	logf("Seeded %d objects in %v (%d were already there).", n, time.Since(seedStart).Round(time.Millisecond), len(data.objects())-n)
+	logf("Seeded %d objects in %v (%d were already there).", n, time.Since(seedStart).Round(time.Millisecond), len(objs)-n)
 
 	// What earlier runs on a kept data dir wrote, and then what this run
 	// writes, is removed.
@@ -216,7 +218,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		rep.Tools = append(rep.Tools, toolInfo{Name: t.Name, Version: t.Version, Command: t.Command})
 	}
 	for _, w := range b.workloads() {
-		if len(opts.workloads) > 0 && !slices.Contains(opts.workloads, w.ID) {
+		if !selected(w, opts.workloads) {
 			continue
 		}
 		row, err := r.measure(ctx, w, tools)
@@ -233,6 +235,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	rep.writeText(stdout)
 	fmt.Fprintf(stdout, "\nWhole run: %v.\n", time.Since(began).Round(time.Second))
 	return writeOutputs(rep, opts)
+}
+
+// seedObjects is what the run reads: the data set, and the objects of the
+// selected rows that have their own.
+func seedObjects(d dataset, rows []workload, ids []string) []object {
+	objs := d.objects()
+	for _, w := range rows {
+		if w.Objects != nil && selected(w, ids) {
+			objs = append(objs, w.Objects()...)
+		}
+	}
+	return objs
 }
 
 // setupTools finds the requested filesystems and builds their commands.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -41,6 +42,12 @@ type workload struct {
 	ReadBytes int64
 	// Writes rows are measured on a read-write mount.
 	Writes bool
+	// OptIn rows run only when -workloads names them: they would make
+	// every run much longer (to seed or to measure).
+	OptIn bool
+	// Objects, when set, lists objects that only this row reads, beyond
+	// the data set's; they are seeded only when the row is selected.
+	Objects func() []object
 	// Reread rows mount each tool with its cache of file data on local
 	// disk, read once untimed to fill it, drop the page cache, and
 	// measure the second read (the SDK reads from S3 again).
@@ -57,6 +64,15 @@ type workload struct {
 	SDKMethod, MountMethod string
 	SDK                    func(ctx context.Context, s sdk) (float64, error)
 	Mount                  func(ctx context.Context, mnt string) (float64, error)
+}
+
+// selected reports whether w runs when -workloads names ids: when it names
+// none, every row but the opt-in ones.
+func selected(w workload, ids []string) bool {
+	if len(ids) == 0 {
+		return !w.OptIn
+	}
+	return slices.Contains(ids, w.ID)
 }
 
 // bench holds what the mount side of the workloads needs.

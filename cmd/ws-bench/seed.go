@@ -34,6 +34,9 @@ type dataset struct {
 	// CatCount is how many objects the directory of the catone row holds;
 	// reading one of them shows what the rest of a directory costs a tool.
 	CatCount int
+	// HugeCount is how many empty objects the directory of the opt-in
+	// ls200k row holds; they are seeded only when that row runs.
+	HugeCount int
 	// ListedSize is the size of each flat, tree and cat object.
 	ListedSize int64
 	// RandRuntime is how long the random-read rows run.
@@ -44,7 +47,7 @@ func fullDataset() dataset {
 	return dataset{
 		Name: "full", BigSize: 1 << 30, ParSize: 256 << 20, ParCount: 4,
 		FlatCount: 10000, TreeDirs: 200, TreeCount: 20000,
-		SmallCount: 2000, SmallSize: 16 << 10, CatCount: 1000, ListedSize: 1 << 10,
+		SmallCount: 2000, SmallSize: 16 << 10, CatCount: 1000, HugeCount: 200_000, ListedSize: 1 << 10,
 		RandRuntime: 10 * time.Second,
 	}
 }
@@ -53,7 +56,7 @@ func quickDataset() dataset {
 	return dataset{
 		Name: "quick", BigSize: 256 << 20, ParSize: 64 << 20, ParCount: 4,
 		FlatCount: 2000, TreeDirs: 40, TreeCount: 4000,
-		SmallCount: 500, SmallSize: 16 << 10, CatCount: 1000, ListedSize: 1 << 10,
+		SmallCount: 500, SmallSize: 16 << 10, CatCount: 1000, HugeCount: 20_000, ListedSize: 1 << 10,
 		RandRuntime: 3 * time.Second,
 	}
 }
@@ -66,6 +69,7 @@ const (
 	seedTree  = 2_000_000
 	seedSmall = 3_000_000
 	seedCat   = 4_000_000
+	seedHuge  = 5_000_000
 )
 
 // object is one object of the data set: its key relative to the workspace
@@ -82,6 +86,7 @@ func (d dataset) flatDir() string       { return d.Name + "/flat" }
 func (d dataset) treeDir() string       { return d.Name + "/tree" }
 func (d dataset) smallKey(i int) string { return fmt.Sprintf("%s/small/f-%05d.bin", d.Name, i) }
 func (d dataset) catDir() string        { return d.Name + "/cat" }
+func (d dataset) hugeDir() string       { return d.Name + "/huge" }
 
 func (d dataset) big() object { return object{d.bigKey(), seedBig, d.BigSize} }
 
@@ -95,7 +100,17 @@ func (d dataset) cat(i int) object {
 	return object{fmt.Sprintf("%s/obj-%04d", d.catDir(), i), uint64(seedCat + i), d.ListedSize}
 }
 
-// objects lists the whole data set, large objects first.
+// hugeObjects lists the directory of the ls200k row: empty objects, so
+// that seeding them is quick.
+func (d dataset) hugeObjects() []object {
+	objs := make([]object, d.HugeCount)
+	for i := range objs {
+		objs[i] = object{fmt.Sprintf("%s/obj-%06d", d.hugeDir(), i), uint64(seedHuge + i), 0}
+	}
+	return objs
+}
+
+// objects lists the data set every run reads, large objects first.
 func (d dataset) objects() []object {
 	objs := []object{d.big()}
 	for i := range d.ParCount {

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSelectedAndSeedObjects(t *testing.T) {
 	extra := object{Key: "quick/huge/obj-000000"}
@@ -33,5 +36,26 @@ func TestSelectedAndSeedObjects(t *testing.T) {
 	}
 	if !selected(rows[0], nil) {
 		t.Error("selected(ls) = false with no ids, want true")
+	}
+}
+
+func TestLsHugeRow(t *testing.T) {
+	b := bench{data: quickDataset(), archive: newUntarArchive("")}
+	var w workload
+	for _, r := range b.workloads() {
+		if r.ID == "ls200k" {
+			w = r
+		}
+	}
+	if !w.OptIn || !w.PeakRSS || w.WarmPrefix != "" || len(w.Objects()) != 20_000 {
+		t.Errorf("ls200k: opt-in %v, peak RSS %v, warm %q, %d objects; want opt-in, peak RSS, no warming, 20,000 objects",
+			w.OptIn, w.PeakRSS, w.WarmPrefix, len(w.Objects()))
+	}
+	if want := "ls -l, 20,000 entries, listing slower than --metadata-ttl 1s"; w.Title != want {
+		t.Errorf("title = %q, want %q", w.Title, want)
+	}
+	args := mountWSTool(toolConfig{mountWS: "/nonexistent/mount-ws", slug: "o/w"}).args("MNT", mountMode{mountWSArgs: w.MountWSArgs})
+	if got := strings.Join(args, " "); !strings.HasSuffix(got, " --metadata-ttl 1s o/w MNT") {
+		t.Errorf("mount-ws command = %q, want --metadata-ttl 1s before the workspace", got)
 	}
 }

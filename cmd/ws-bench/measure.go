@@ -73,7 +73,7 @@ func best(a, b *result, lowerIsBetter bool) *result {
 
 func (r *runner) logResult(w workload, name string, res *result) {
 	if res.Error != "" {
-		r.logf("  %-6s %-9s failed: %s", w.ID, name, res.Error)
+		r.logf("  %-6s %-9s failed: %s%s", w.ID, name, res.Error, res.untilThen())
 		return
 	}
 	extra := ""

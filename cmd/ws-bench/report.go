@@ -261,12 +261,29 @@ func (rep report) failures() []string {
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			if e := r.Results[n].Error; e != "" {
-				out = append(out, fmt.Sprintf("%s, %s: %s", r.Title, n, e))
+			if res := r.Results[n]; res.Error != "" {
+				out = append(out, fmt.Sprintf("%s, %s: %s%s", r.Title, n, res.Error, res.untilThen()))
 			}
 		}
 	}
 	return out
+}
+
+// untilThen says what a failed measurement had cost when it failed, or ""
+// if nothing: one stopped at the timeout may show why it was slow (a
+// request per entry, say).
+func (res *result) untilThen() string {
+	var parts []string
+	if len(res.Requests) > 0 {
+		parts = append(parts, "S3 requests (GET/HEAD/LIST) "+formatRequests(res.Requests))
+	}
+	if res.PeakRSSKiB > 0 {
+		parts = append(parts, fmt.Sprintf("peak RSS %d MiB", res.PeakRSSKiB>>10))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (until then: " + strings.Join(parts, ", ") + ")"
 }
 
 // writeText prints the tables for a terminal.

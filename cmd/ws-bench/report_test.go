@@ -234,3 +234,18 @@ func TestCPUTable(t *testing.T) {
 		t.Errorf("cpu rows = %q, want [%q]", cpu.rows, want)
 	}
 }
+
+func TestFailuresSayWhatItCost(t *testing.T) {
+	rep := report{Rows: []row{{Title: "ls -l", Results: map[string]*result{
+		sdkName:    {Value: 1},
+		"mount-ws": {Error: "stopped", Requests: map[wsstack.Op]uint64{wsstack.OpHead: 7, wsstack.OpList: 9}, PeakRSSKiB: 3 << 10},
+		"s3fs":     {Error: "warm the server: boom"},
+	}}}}
+	want := []string{
+		"ls -l, mount-ws: stopped (until then: S3 requests (GET/HEAD/LIST) 0/7/9, peak RSS 3 MiB)",
+		"ls -l, s3fs: warm the server: boom",
+	}
+	if got := rep.failures(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("failures = %q, want %q", got, want)
+	}
+}

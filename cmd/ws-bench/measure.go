@@ -29,7 +29,7 @@ type runner struct {
 // returns an error.
 func (r *runner) measure(ctx context.Context, w workload, tools []tool) (row, error) {
 	rw := row{
-		ID: w.ID, Title: w.Title, Unit: w.Unit, LowerIsBetter: w.LowerIsBetter, LargeRead: w.LargeRead,
+		ID: w.ID, Title: w.Title, Unit: w.Unit, LowerIsBetter: w.LowerIsBetter, PeakRSS: w.PeakRSS,
 		CPUPerMiB: w.ReadBytes > 0,
 		SDKMethod: w.SDKMethod, MountMethod: w.MountMethod, Results: make(map[string]*result),
 	}
@@ -73,7 +73,7 @@ func best(a, b *result, lowerIsBetter bool) *result {
 
 func (r *runner) logResult(w workload, name string, res *result) {
 	if res.Error != "" {
-		r.logf("  %-6s %-9s failed: %s", w.ID, name, res.Error)
+		r.logf("  %-6s %-9s failed: %s%s", w.ID, name, res.Error, res.untilThen())
 		return
 	}
 	extra := ""
@@ -91,7 +91,7 @@ func (r *runner) logResult(w workload, name string, res *result) {
 }
 
 func (r *runner) measureSDK(ctx context.Context, w workload) *result {
-	ctx, cancel := context.WithTimeout(ctx, r.rowTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout(w))
 	defer cancel()
 	if err := r.prepare(ctx, w); err != nil {
 		return &result{Error: err.Error()}
@@ -110,7 +110,7 @@ func (r *runner) measureSDK(ctx context.Context, w workload) *result {
 func (r *runner) measureMount(ctx context.Context, w workload, t tool) *result {
 	mnt := filepath.Join(r.dir, "mnt", t.Name)
 	logPath := filepath.Join(r.dir, "logs", t.Name+"-"+w.ID+".log")
-	m := mountMode{readOnly: !w.Writes}
+	m := mountMode{readOnly: !w.Writes, mountWSArgs: w.MountWSArgs}
 	if w.Reread {
 		m.dataCache = filepath.Join(r.dir, "data-cache", t.Name)
 		if err := os.RemoveAll(m.dataCache); err != nil {
@@ -123,7 +123,7 @@ func (r *runner) measureMount(ctx context.Context, w workload, t tool) *result {
 		return &result{Error: err.Error()}
 	}
 	defer p.stop()
-	rctx, cancel := context.WithTimeout(ctx, r.rowTimeout)
+	rctx, cancel := context.WithTimeout(ctx, r.timeout(w))
 	defer cancel()
 	if w.Reread {
 		// The first read fills the tool's data cache, untimed and not
@@ -170,6 +170,12 @@ func (r *runner) measureMount(ctx context.Context, w workload, t tool) *result {
 		res.Error = err.Error()
 	}
 	return res
+}
+
+// timeout is the limit for one measurement of w: -row-timeout, or the
+// row's own when longer.
+func (r *runner) timeout(w workload) time.Duration {
+	return max(r.rowTimeout, w.Timeout)
 }
 
 // prepare readies the machine for a measurement of w: page cache dropped,

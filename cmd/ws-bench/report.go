@@ -48,7 +48,7 @@ type row struct {
 	Title         string             `json:"title"`
 	Unit          string             `json:"unit"`
 	LowerIsBetter bool               `json:"lower_is_better"`
-	LargeRead     bool               `json:"large_read"`
+	PeakRSS       bool               `json:"peak_rss"`              // results have PeakRSSKiB
 	CPUPerMiB     bool               `json:"cpu_per_mib,omitempty"` // results have CPUMsPerMiB
 	SDKMethod     string             `json:"sdk_method"`
 	MountMethod   string             `json:"mount_method"`
@@ -183,8 +183,8 @@ func (t table) markdown(w io.Writer) {
 }
 
 // tables returns the main table, the S3 requests per tool, and tables of
-// the FUSE processes: their peak RSS during the large reads, and their CPU
-// time per MiB read in the rows that measure it.
+// the FUSE processes: their peak RSS in the rows that report it, and their
+// CPU time per MiB read in the rows that measure it.
 func (rep report) tables() (main, requests, rss, cpu table) {
 	names := []string{sdkName}
 	for _, t := range rep.Tools {
@@ -221,7 +221,7 @@ func (rep report) tables() (main, requests, rss, cpu table) {
 		}
 		main.rows = append(main.rows, m)
 		requests.rows = append(requests.rows, q)
-		if r.LargeRead {
+		if r.PeakRSS {
 			rss.rows = append(rss.rows, rep.toolRow(r, func(res *result) (string, bool) {
 				return fmt.Sprintf("%.0f", float64(res.PeakRSSKiB)/1024), res.PeakRSSKiB > 0
 			}))
@@ -261,12 +261,29 @@ func (rep report) failures() []string {
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			if e := r.Results[n].Error; e != "" {
-				out = append(out, fmt.Sprintf("%s, %s: %s", r.Title, n, e))
+			if res := r.Results[n]; res.Error != "" {
+				out = append(out, fmt.Sprintf("%s, %s: %s%s", r.Title, n, res.Error, res.untilThen()))
 			}
 		}
 	}
 	return out
+}
+
+// untilThen says what a failed measurement had cost when it failed, or ""
+// if nothing: one stopped at the timeout may show why it was slow (a
+// request per entry, say).
+func (res *result) untilThen() string {
+	var parts []string
+	if len(res.Requests) > 0 {
+		parts = append(parts, "S3 requests (GET/HEAD/LIST) "+formatRequests(res.Requests))
+	}
+	if res.PeakRSSKiB > 0 {
+		parts = append(parts, fmt.Sprintf("peak RSS %d MiB", res.PeakRSSKiB>>10))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (until then: " + strings.Join(parts, ", ") + ")"
 }
 
 // writeText prints the tables for a terminal.

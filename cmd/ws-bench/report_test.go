@@ -218,8 +218,8 @@ func TestCPUTable(t *testing.T) {
 	rep := report{
 		Tools: []toolInfo{{Name: "mount-ws"}, {Name: "s3fs"}, {Name: "rclone"}},
 		Rows: []row{
-			{Title: "seq", LargeRead: true, Results: map[string]*result{"mount-ws": {Value: 1, PeakRSSKiB: 2048}}},
-			{Title: "par", LargeRead: true, CPUPerMiB: true, Results: map[string]*result{
+			{Title: "seq", PeakRSS: true, Results: map[string]*result{"mount-ws": {Value: 1, PeakRSSKiB: 2048}}},
+			{Title: "par", PeakRSS: true, CPUPerMiB: true, Results: map[string]*result{
 				"mount-ws": {Value: 1, CPUMsPerMiB: 1.234},
 				"s3fs":     {Error: "boom", CPUMsPerMiB: 9},
 			}},
@@ -232,5 +232,20 @@ func TestCPUTable(t *testing.T) {
 	want := []string{"par", "1.23", "–", "–"}
 	if len(cpu.rows) != 1 || strings.Join(cpu.rows[0], ",") != strings.Join(want, ",") {
 		t.Errorf("cpu rows = %q, want [%q]", cpu.rows, want)
+	}
+}
+
+func TestFailuresSayWhatItCost(t *testing.T) {
+	rep := report{Rows: []row{{Title: "ls -l", Results: map[string]*result{
+		sdkName:    {Value: 1},
+		"mount-ws": {Error: "stopped", Requests: map[wsstack.Op]uint64{wsstack.OpHead: 7, wsstack.OpList: 9}, PeakRSSKiB: 3 << 10},
+		"s3fs":     {Error: "warm the server: boom"},
+	}}}}
+	want := []string{
+		"ls -l, mount-ws: stopped (until then: S3 requests (GET/HEAD/LIST) 0/7/9, peak RSS 3 MiB)",
+		"ls -l, s3fs: warm the server: boom",
+	}
+	if got := rep.failures(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("failures = %q, want %q", got, want)
 	}
 }

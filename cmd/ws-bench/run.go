@@ -59,11 +59,11 @@ Flags:
 	fl.BoolVar(&o.keep, "keep", false, "keep the temporary data dir (its path is printed)")
 	fl.BoolVar(&o.quick, "quick", false, "small data set (256 MiB, 4×64 MiB, 2,000, 4,000, 500 objects) for a quick check")
 	tools := fl.String("tools", "mount-ws,s3fs,rclone", "comma-separated filesystems to measure: mount-ws, mount-ws+metrics (with --metrics-addr set), s3fs, rclone; s3fs and rclone are skipped when not installed")
-	workloads := fl.String("workloads", "", "comma-separated workload ids to run (seq, par, rand, rand1m, ls, find, catone, small, write, create, untar, append, notrunc, seq2, small2); default all")
+	workloads := fl.String("workloads", "", "comma-separated workload ids to run (seq, par, rand, rand1m, ls, find, catone, small, write, create, untar, append, notrunc, seq2, small2; and ls200k, ls -l of 200,000 entries (20,000 with -quick), which runs and is seeded only when named); default all but ls200k")
 	fl.StringVar(&o.mountWS, "mount-ws", "", "mount-ws binary (default: next to ws-bench, else $PATH)")
 	fl.IntVar(&o.prefetchMiB, "prefetch-memory-mib", 512, "mount-ws --prefetch-memory-mib")
 	fl.BoolVar(&o.verify, "verify", true, "check every byte read against the seeded content (same cost on every path)")
-	fl.DurationVar(&o.rowTimeout, "row-timeout", 3*time.Minute, "limit for one measurement; a slower one is stopped and reported as failed")
+	fl.DurationVar(&o.rowTimeout, "row-timeout", 3*time.Minute, "limit for one measurement; a slower one is stopped and reported as failed (ls200k allows itself 3 s per 1,000 entries when that is longer)")
 	fl.IntVar(&o.runs, "runs", 1, "measure every workload this many times (fresh mount each time) and keep each tool's best run")
 	fl.DurationVar(&o.s3Latency, "s3-latency", 0, "delay every S3 request by this long at the proxy, for the SDK and every tool alike (a model of S3 across a network; seeding is not delayed)")
 	fl.StringVar(&o.jsonFile, "json", "", "also write the results as JSON to this file")
@@ -120,8 +120,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if opts.quick {
 		data = quickDataset()
 	}
+	all := bench{data: data, archive: newUntarArchive("")}.workloads()
 	for _, id := range opts.workloads {
-		if !slices.ContainsFunc(bench{data: data, archive: newUntarArchive("")}.workloads(), func(w workload) bool { return w.ID == id }) {
+		if !slices.ContainsFunc(all, func(w workload) bool { return w.ID == id }) {
 			return fmt.Errorf("-workloads: unknown workload %q", id)
 		}
 	}
@@ -168,12 +169,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 
 	logf("Seeding %s data set in %s ...", data.Name, dir)
 	seedStart := time.Now()
-	sd := seeder{client: stack.RootClient(), bucket: sdkCreds.Bucket, prefix: sdkCreds.Prefix}
-	n, err := sd.seed(ctx, data)
+	sd := seeder{client: newSeederClient(stack.RootClient()), bucket: sdkCreds.Bucket, prefix: sdkCreds.Prefix}
+	objs := seedObjects(data, all, opts.workloads)
+	n, err := sd.seed(ctx, objs)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	logf("Seeded %d objects in %v (%d were already there).", n, time.Since(seedStart).Round(time.Millisecond), len(data.objects())-n)
+	logf("Seeded %d objects in %v (%d were already there).", n, time.Since(seedStart).Round(time.Millisecond), len(objs)-n)
 
 	// What earlier runs on a kept data dir wrote, and then what this run
 	// writes, is removed.
@@ -216,7 +218,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		rep.Tools = append(rep.Tools, toolInfo{Name: t.Name, Version: t.Version, Command: t.Command})
 	}
 	for _, w := range b.workloads() {
-		if len(opts.workloads) > 0 && !slices.Contains(opts.workloads, w.ID) {
+		if !selected(w, opts.workloads) {
 			continue
 		}
 		row, err := r.measure(ctx, w, tools)
@@ -233,6 +235,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	rep.writeText(stdout)
 	fmt.Fprintf(stdout, "\nWhole run: %v.\n", time.Since(began).Round(time.Second))
 	return writeOutputs(rep, opts)
+}
+
+// seedObjects is what the run reads: the data set, and the objects of the
+// selected rows that have their own.
+func seedObjects(d dataset, rows []workload, ids []string) []object {
+	objs := d.objects()
+	for _, w := range rows {
+		if w.Objects != nil && selected(w, ids) {
+			objs = append(objs, w.Objects()...)
+		}
+	}
+	return objs
 }
 
 // setupTools finds the requested filesystems and builds their commands.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
 	"strings"
 	"time"
 
@@ -32,6 +34,9 @@ type dataset struct {
 	// CatCount is how many objects the directory of the catone row holds;
 	// reading one of them shows what the rest of a directory costs a tool.
 	CatCount int
+	// HugeCount is how many empty objects the directory of the opt-in
+	// ls200k row holds; they are seeded only when that row runs.
+	HugeCount int
 	// ListedSize is the size of each flat, tree and cat object.
 	ListedSize int64
 	// RandRuntime is how long the random-read rows run.
@@ -42,7 +47,7 @@ func fullDataset() dataset {
 	return dataset{
 		Name: "full", BigSize: 1 << 30, ParSize: 256 << 20, ParCount: 4,
 		FlatCount: 10000, TreeDirs: 200, TreeCount: 20000,
-		SmallCount: 2000, SmallSize: 16 << 10, CatCount: 1000, ListedSize: 1 << 10,
+		SmallCount: 2000, SmallSize: 16 << 10, CatCount: 1000, HugeCount: 200_000, ListedSize: 1 << 10,
 		RandRuntime: 10 * time.Second,
 	}
 }
@@ -51,7 +56,7 @@ func quickDataset() dataset {
 	return dataset{
 		Name: "quick", BigSize: 256 << 20, ParSize: 64 << 20, ParCount: 4,
 		FlatCount: 2000, TreeDirs: 40, TreeCount: 4000,
-		SmallCount: 500, SmallSize: 16 << 10, CatCount: 1000, ListedSize: 1 << 10,
+		SmallCount: 500, SmallSize: 16 << 10, CatCount: 1000, HugeCount: 20_000, ListedSize: 1 << 10,
 		RandRuntime: 3 * time.Second,
 	}
 }
@@ -64,6 +69,7 @@ const (
 	seedTree  = 2_000_000
 	seedSmall = 3_000_000
 	seedCat   = 4_000_000
+	seedHuge  = 5_000_000
 )
 
 // object is one object of the data set: its key relative to the workspace
@@ -80,6 +86,7 @@ func (d dataset) flatDir() string       { return d.Name + "/flat" }
 func (d dataset) treeDir() string       { return d.Name + "/tree" }
 func (d dataset) smallKey(i int) string { return fmt.Sprintf("%s/small/f-%05d.bin", d.Name, i) }
 func (d dataset) catDir() string        { return d.Name + "/cat" }
+func (d dataset) hugeDir() string       { return d.Name + "/huge" }
 
 func (d dataset) big() object { return object{d.bigKey(), seedBig, d.BigSize} }
 
@@ -93,7 +100,17 @@ func (d dataset) cat(i int) object {
 	return object{fmt.Sprintf("%s/obj-%04d", d.catDir(), i), uint64(seedCat + i), d.ListedSize}
 }
 
-// objects lists the whole data set, large objects first.
+// hugeObjects lists the directory of the ls200k row: empty objects, so
+// that seeding them is quick.
+func (d dataset) hugeObjects() []object {
+	objs := make([]object, d.HugeCount)
+	for i := range objs {
+		objs[i] = object{fmt.Sprintf("%s/obj-%06d", d.hugeDir(), i), uint64(seedHuge + i), 0}
+	}
+	return objs
+}
+
+// objects lists the data set every run reads, large objects first.
 func (d dataset) objects() []object {
 	objs := []object{d.big()}
 	for i := range d.ParCount {
@@ -122,22 +139,28 @@ const seedPartSize = 16 << 20
 
 // seeder writes a data set with the gateway's root account. It skips objects
 // already present with the right size, so seeding a kept data dir again
-// costs one listing.
+// costs a listing of each directory.
 type seeder struct {
 	client *s3.Client
 	bucket string
 	prefix string // the workspace prefix, ending in "/"
 }
 
-// seed writes what is missing from d and returns how many objects it wrote.
-// On error, objects already written stay; a later run skips them.
-func (s seeder) seed(ctx context.Context, d dataset) (int, error) {
-	existing, err := s.sizes(ctx, d.Name+"/")
-	if err != nil {
-		return 0, err
+// seed writes what is missing of objs and returns how many objects it
+// wrote. It lists only the directories objs are in (see seedDirs), so a
+// directory that objs leave out costs nothing however large it is. On
+// error, objects already written stay; a later run skips them.
+func (s seeder) seed(ctx context.Context, objs []object) (int, error) {
+	existing := make(map[string]int64)
+	for _, dir := range seedDirs(objs) {
+		sizes, err := s.sizes(ctx, dir)
+		if err != nil {
+			return 0, err
+		}
+		maps.Copy(existing, sizes)
 	}
 	var todo []object
-	for _, o := range d.objects() {
+	for _, o := range objs {
 		if size, ok := existing[o.Key]; !ok || size != o.Size {
 			todo = append(todo, o)
 		}
@@ -145,7 +168,7 @@ func (s seeder) seed(ctx context.Context, d dataset) (int, error) {
 	// Large objects one at a time, each with parallel parts; then the
 	// small ones with many PUTs in flight.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
+	g.SetLimit(seedConns)
 	for _, o := range todo {
 		if o.Size > seedPartSize {
 			if err := s.putMultipart(ctx, o); err != nil {
@@ -159,6 +182,44 @@ func (s seeder) seed(ctx context.Context, d dataset) (int, error) {
 		return 0, err
 	}
 	return len(todo), nil
+}
+
+// seedDirs lists the directories two levels down that hold objs (full/big/,
+// full/flat/, …), each once, in the order objs first name them.
+func seedDirs(objs []object) []string {
+	var dirs []string
+	seen := make(map[string]bool)
+	for _, o := range objs {
+		dir := ""
+		if first, rest, ok := strings.Cut(o.Key, "/"); ok {
+			dir = first + "/"
+			if second, _, ok := strings.Cut(rest, "/"); ok {
+				dir += second + "/"
+			}
+		}
+		if !seen[dir] {
+			seen[dir] = true
+			dirs = append(dirs, dir)
+		}
+	}
+	return dirs
+}
+
+// seedConns is how many small PUTs seeding keeps in flight, and how many
+// connections its client keeps open for them.
+const seedConns = 16
+
+// newSeederClient is root (the stack's client straight to the S3 server)
+// with an idle connection for each PUT in flight: root keeps two, so most
+// of many small PUTs would each open a connection, and leave it in
+// TIME_WAIT when done.
+func newSeederClient(root *s3.Client) *s3.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = seedConns
+	tr.MaxIdleConnsPerHost = seedConns
+	o := root.Options()
+	o.HTTPClient = &http.Client{Transport: tr}
+	return s3.New(o)
 }
 
 // sizes maps every key under rel (relative to the workspace prefix) to its

@@ -37,6 +37,9 @@ type mountMode struct {
 	// data on local disk (mount-ws --data-cache-dir, s3fs use_cache,
 	// rclone --vfs-cache-mode full).
 	dataCache string
+	// mountWSArgs are more mount-ws flags; the other tools keep their
+	// defaults.
+	mountWSArgs []string
 }
 
 // toolConfig is what the tools need to reach the workspace.
@@ -63,6 +66,7 @@ func mountWSTool(c toolConfig) tool {
 			a = append(a, "--data-cache-dir", m.dataCache)
 		}
 		a = append(a, c.extraArgs...)
+		a = append(a, m.mountWSArgs...)
 		return append(a, c.slug, mnt)
 	}
 	name := "mount-ws"

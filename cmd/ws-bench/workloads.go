@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -30,14 +31,26 @@ type workload struct {
 	// LowerIsBetter is set for times; the ratio to the SDK is then
 	// SDK time / tool time, so a ratio above 1 always means faster.
 	LowerIsBetter bool
-	// LargeRead rows report the peak RSS of each FUSE process.
-	LargeRead bool
+	// PeakRSS rows report the peak RSS of each FUSE process during the
+	// measurement (every process is sampled; these rows show it): the
+	// large reads, where read-ahead buffers count, and listings of huge
+	// directories, where every entry does.
+	PeakRSS bool
 	// ReadBytes, when set, is how much Mount reads; the row then reports
 	// the CPU time (user+system) each FUSE process used during the
 	// measurement, per MiB of it.
 	ReadBytes int64
 	// Writes rows are measured on a read-write mount.
 	Writes bool
+	// OptIn rows run only when -workloads names them: they would make
+	// every run much longer (to seed or to measure).
+	OptIn bool
+	// Objects, when set, lists objects that only this row reads, beyond
+	// the data set's; they are seeded only when the row is selected.
+	Objects func() []object
+	// MountWSArgs are more mount-ws flags for this row; the other tools
+	// keep their defaults (say so in MountMethod).
+	MountWSArgs []string
 	// Reread rows mount each tool with its cache of file data on local
 	// disk, read once untimed to fill it, drop the page cache, and
 	// measure the second read (the SDK reads from S3 again).
@@ -47,6 +60,9 @@ type workload struct {
 	// rows measure the client with the server's metadata in memory, as
 	// on a real S3 service, rather than the local server's disk.
 	WarmPrefix string
+	// Timeout, when longer than -row-timeout, is the limit for one
+	// measurement of this row.
+	Timeout time.Duration
 	// Setup, when set, runs before each measurement, untimed and not
 	// counted (a row that changes a file starts from the same one).
 	Setup func(ctx context.Context, s sdk) error
@@ -54,6 +70,15 @@ type workload struct {
 	SDKMethod, MountMethod string
 	SDK                    func(ctx context.Context, s sdk) (float64, error)
 	Mount                  func(ctx context.Context, mnt string) (float64, error)
+}
+
+// selected reports whether w runs when -workloads names ids: when it names
+// none, every row but the opt-in ones.
+func selected(w workload, ids []string) bool {
+	if len(ids) == 0 {
+		return !w.OptIn
+	}
+	return slices.Contains(ids, w.ID)
 }
 
 // bench holds what the mount side of the workloads needs.
@@ -79,7 +104,7 @@ func (b bench) workloads() []workload {
 	}
 	rows := append([]workload{
 		{
-			ID: "seq", Title: fmt.Sprintf("Sequential read, %s", sizeName(d.BigSize)), Unit: "MiB/s", LargeRead: true,
+			ID: "seq", Title: fmt.Sprintf("Sequential read, %s", sizeName(d.BigSize)), Unit: "MiB/s", PeakRSS: true,
 			SDKMethod:   fmt.Sprintf("ranged GETs of %s, %d at once", sizeName(sdkPartSize), sdkConcurrency),
 			MountMethod: "one reader, 1 MiB reads",
 			SDK: func(ctx context.Context, s sdk) (float64, error) {
@@ -94,7 +119,7 @@ func (b bench) workloads() []workload {
 			},
 		},
 		{
-			ID: "par", Title: fmt.Sprintf("%d readers × %s, total", d.ParCount, sizeName(d.ParSize)), Unit: "MiB/s", LargeRead: true,
+			ID: "par", Title: fmt.Sprintf("%d readers × %s, total", d.ParCount, sizeName(d.ParSize)), Unit: "MiB/s", PeakRSS: true,
 			ReadBytes:   int64(d.ParCount) * d.ParSize,
 			SDKMethod:   fmt.Sprintf("ranged GETs of %s, %d at once over all objects", sizeName(sdkPartSize), sdkConcurrency),
 			MountMethod: "one reader per file, 1 MiB reads",
@@ -118,24 +143,8 @@ func (b bench) workloads() []workload {
 		},
 		b.randWorkload("rand", 4<<10, "IOPS"),
 		b.randWorkload("rand1m", 1<<20, "MiB/s"),
-		{
-			ID: "ls", Title: fmt.Sprintf("ls -l, %s entries", countName(d.FlatCount)), Unit: "s", LowerIsBetter: true,
-			SDKMethod: "ListObjectsV2 pages with delimiter /", WarmPrefix: d.flatDir() + "/",
-			MountMethod: "ls -l DIR >/dev/null",
-			SDK: func(ctx context.Context, s sdk) (float64, error) {
-				start := time.Now()
-				n, err := s.list(ctx, d.flatDir()+"/", true)
-				el := time.Since(start).Seconds()
-				if err == nil && n != d.FlatCount {
-					err = fmt.Errorf("listed %d entries, want %d", n, d.FlatCount)
-				}
-				return el, err
-			},
-			Mount: func(ctx context.Context, mnt string) (float64, error) {
-				// ls -l prints a "total" line, then one line per entry.
-				return timeCommand(ctx, d.FlatCount+1, "ls", "-l", filepath.Join(mnt, d.flatDir()))
-			},
-		},
+		b.lsWorkload("ls", d.flatDir(), d.FlatCount),
+		b.lsHugeWorkload(),
 		{
 			ID: "find", Title: fmt.Sprintf("find, %s objects in %d dirs", countName(d.TreeCount), d.TreeDirs), Unit: "s", LowerIsBetter: true,
 			SDKMethod: "ListObjectsV2 pages of the whole tree, no delimiter", WarmPrefix: d.treeDir() + "/",
@@ -219,6 +228,63 @@ func (b bench) workloads() []workload {
 		}
 	}
 	return rows
+}
+
+// lsWorkload is ls -l of dir, a directory of count entries, titled with
+// the count.
+func (b bench) lsWorkload(id, dir string, count int) workload {
+	return workload{
+		ID: id, Title: fmt.Sprintf("ls -l, %s entries", countName(count)), Unit: "s", LowerIsBetter: true,
+		SDKMethod: "ListObjectsV2 pages with delimiter /", WarmPrefix: dir + "/",
+		MountMethod: "ls -l DIR >/dev/null",
+		SDK: func(ctx context.Context, s sdk) (float64, error) {
+			start := time.Now()
+			n, err := s.list(ctx, dir+"/", true)
+			el := time.Since(start).Seconds()
+			if err == nil && n != count {
+				err = fmt.Errorf("listed %d entries, want %d", n, count)
+			}
+			return el, err
+		},
+		Mount: func(ctx context.Context, mnt string) (float64, error) {
+			// ls -l prints a "total" line, then one line per entry.
+			return timeCommand(ctx, count+1, "ls", "-l", filepath.Join(mnt, dir))
+		},
+	}
+}
+
+// hugeTTL is mount-ws's --metadata-ttl in the ls200k row: shorter than
+// the listing of its directory takes.
+const hugeTTL = time.Second
+
+// hugePageTime is what one listing page of the ls200k directory may take,
+// for the row's timeout: the local server reads and sorts the whole
+// directory for every page, which took 1.3 s on 2 busy CPUs (a listing of
+// 200,000 entries, 4 minutes).
+const hugePageTime = 3 * time.Second
+
+// lsHugeWorkload is ls -l of a directory of d.HugeCount entries, with
+// mount-ws keeping listings and attributes for less time than listing the
+// directory takes. Its points are the request count (a listing that is
+// stale before its last page arrives must not turn into a HEAD per entry)
+// and the peak RSS (what every entry costs). It is opt-in: seeding the
+// directory takes minutes, and so does each listing of it.
+//
+// No fault is injected: the local server takes far longer than the TTL to
+// list the directory. Nor is the server warmed, since a warm listing would
+// cost as much as the measurement: every path lists from the server's
+// disk, with the page cache dropped.
+func (b bench) lsHugeWorkload() workload {
+	d := b.data
+	w := b.lsWorkload("ls200k", d.hugeDir(), d.HugeCount)
+	w.Title += fmt.Sprintf(", listing slower than --metadata-ttl %v", hugeTTL)
+	w.PeakRSS, w.OptIn, w.Objects = true, true, d.hugeObjects
+	w.Timeout = time.Duration(d.HugeCount/1000) * hugePageTime
+	w.WarmPrefix = ""
+	w.SDKMethod += fmt.Sprintf("; no delay injected (the local server takes far longer than %v to page through the directory), and the server not warmed first (that would take as long as the row)", hugeTTL)
+	w.MountWSArgs = []string{"--metadata-ttl", hugeTTL.String()}
+	w.MountMethod += fmt.Sprintf("; mount-ws with --metadata-ttl %v, the others with their defaults", hugeTTL)
+	return w
 }
 
 // catOneWorkload reads one small file of a directory of d.CatCount, as the

@@ -128,8 +128,9 @@ func (d *dir) find(ctx context.Context, name string) (vfs.Entry, bool, syscall.E
 			return vfs.Entry{}, false, d.fs.toErrno("lookup", vfs.ChildKey(d.key(), name), err)
 		}
 		if complete {
-			e, found = d.c.Listed(name)
-			return e, found, 0
+			if e, found, listed := d.c.Listed(name); listed {
+				return e, found, 0
+			}
 		}
 	}
 	e, found, err := d.probe(ctx, name)
@@ -321,11 +322,19 @@ func (f *FS) newNode(key string, e vfs.Entry) fusefs.InodeEmbedder {
 // Readdir implements fusefs.NodeReaddirer. It lists the directory fully and
 // keeps the listing for lookups (READDIRPLUS looks up every entry).
 func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	if _, err := d.listPages(ctx, 0); err != nil {
-		return nil, d.fs.toErrno("readdir", d.key(), err)
+	var names []vfs.NameKind
+	// A rename under way may drop the listing just read: read it again.
+	listed := false
+	for try := 0; !listed; try++ {
+		if try == 3 {
+			return nil, d.fs.toErrno("readdir", d.key(), errors.New("the listing was dropped three times while being read (renames under way)"))
+		}
+		if _, err := d.listPages(ctx, 0); err != nil {
+			return nil, d.fs.toErrno("readdir", d.key(), err)
+		}
+		names, listed = d.c.Names()
 	}
 	d.listSiblingsAhead()
-	names := d.c.Names()
 	out := make([]fuse.DirEntry, 0, len(names)+2)
 	out = append(out, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
 	for _, e := range names {

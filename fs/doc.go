@@ -12,12 +12,13 @@
 //
 // # Caching
 //
-// A directory keeps its last listing for Options.MetadataTTL (vfs.DirCache:
-// by path, so a node the kernel forgot and looks up again finds it): lookups of
-// names in it, and the attributes of READDIRPLUS, are answered from it, so
+// A directory keeps its last listing for Options.MetadataTTL from its last
+// page, and at least as long as reading it took (vfs.DirCache: by path, so
+// a node the kernel forgot and looks up again finds it): lookups of names
+// in it, and the attributes of READDIRPLUS, are answered from it, so
 // "ls -l" costs LIST requests only. Lookups in a directory not listed recently
 // ask S3 directly (HEAD of the object and a one-key LIST of "name/", in
-// parallel). A name found missing is remembered for Options.NegativeTTL. The
+// parallel; a directory's marker is read only if that LIST shows one). A name found missing is remembered for Options.NegativeTTL. The
 // kernel's entry and attribute timeouts match these TTLs. A file's pages stay
 // in the kernel's cache across opens for as long as its ETag is unchanged.
 //

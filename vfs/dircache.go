@@ -254,17 +254,20 @@ func (c *DirCache) Fresh(ttl time.Duration) bool {
 // cannot be known fresher than that anyway, and a walk of it (ls -l of
 // 200,000 entries after a listing of 200 pages) must find its entries
 // there, not send a request for each one.
+// A ttl of 0 caches nothing (--metadata-ttl 0), however long the listing
+// took.
 func (c *DirCache) freshLocked(ttl time.Duration) bool {
-	return c.listing != nil && c.now().Sub(c.listedAt) < max(ttl, c.took)
+	return c.listing != nil && ttl > 0 && c.now().Sub(c.listedAt) < max(ttl, c.took)
 }
 
 // Listed returns what the last listing says of name, however old: for
-// the lookup that asked for the listing.
-func (c *DirCache) Listed(name string) (Entry, bool) {
+// the lookup that asked for the listing. listed is false when there is
+// no listing (a rename dropped it meanwhile).
+func (c *DirCache) Listed(name string) (e Entry, found, listed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.listing[name]
-	return e, ok
+	e, found = c.listing[name]
+	return e, found, c.listing != nil
 }
 
 // NameKind is one entry of a directory as readdir shows it.
@@ -275,16 +278,21 @@ type NameKind struct {
 
 // Names returns the entries of the last listing, however old, sorted by
 // name: what readdir needs, without copying every entry (a directory of a
-// million objects holds some 300 MB of entries).
-func (c *DirCache) Names() []NameKind {
+// million objects holds some 300 MB of entries). listed is false when
+// there is no listing (a rename dropped it meanwhile).
+func (c *DirCache) Names() (names []NameKind, listed bool) {
 	c.mu.Lock()
+	if c.listing == nil {
+		c.mu.Unlock()
+		return nil, false
+	}
 	out := make([]NameKind, 0, len(c.listing))
 	for name, e := range c.listing {
 		out = append(out, NameKind{name, e.Kind()})
 	}
 	c.mu.Unlock()
 	slices.SortFunc(out, func(a, b NameKind) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	return out, true
 }
 
 // Len returns the entries of the last listing, and whether it is younger
@@ -335,12 +343,9 @@ func (c *DirCache) Install(entries map[string]Entry, took time.Duration) {
 // program) is of no use now.
 func (c *DirCache) InstallEmpty() {
 	c.mu.Lock()
-	c.listing = nil // nothing of it to keep
-	c.mu.Unlock()
-	c.Install(map[string]Entry{}, 0)
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.tooBig = false
+	c.listing, c.listedAt, c.took, c.missing, c.probes = map[string]Entry{}, c.now(), 0, nil, 0
+	c.tooBig, c.metaAsked = false, [2]bool{}
 }
 
 // Subdirs returns the subdirectories of the last listing whose names sort

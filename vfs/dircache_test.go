@@ -145,26 +145,27 @@ func TestDirCacheAnswers(t *testing.T) {
 	}
 	c.MetaRead(map[string]MetaResult{"a": {Entry: Entry{Size: 1, Meta: true}}})
 	c.Set("c", &Entry{Size: 4})
-	if got := c.MetaWanted(false, "c"); !slices.Equal(slices.Sorted(maps.Keys(got)), []string{"c"}) {
-		t.Errorf("second metadata wanted: %v, want every file not read yet (c)", got)
+	c.Set("e", &Entry{Size: 6})
+	if got := c.MetaWanted(false, "c"); !slices.Equal(slices.Sorted(maps.Keys(got)), []string{"c", "e"}) {
+		t.Errorf("second metadata wanted: %v, want every file not read yet (c and e)", got)
 	}
-	c.MetaRead(map[string]MetaResult{"c": {Gone: true}})
+	c.MetaRead(map[string]MetaResult{"c": {Gone: true}, "e": {Entry: Entry{Size: 6, Meta: true}}})
 	want("a", "size 1, metadata read")
 	want("c", "missing")
 
 	now = now.Add(ttl - time.Nanosecond)
 	want("a", "size 1, metadata read")
 	now = now.Add(time.Nanosecond)
-	want("a", "ask") // the listing lasts ttl
-	if n, fresh := c.Len(ttl); fresh || n != 3 {
-		t.Errorf("Len after the TTL: %d entries, fresh %v; want 3, stale", n, fresh)
+	want("a", "ask")                             // the listing lasts ttl
+	if n, fresh := c.Len(ttl); fresh || n != 4 { // a, new, sub, e
+		t.Errorf("Len after the TTL: %d entries, fresh %v; want 4, stale", n, fresh)
 	}
 	// A new listing keeps what was read of the same version.
 	c.Install(map[string]Entry{"a": {Size: 1}, "new": {Size: 5, ETag: "v2"}, "sub": {Dir: true}}, 0)
 	want("a", "size 1, metadata read") // the same version
 	want("new", "size 5")              // another version
-	if got, want := c.Names(), []NameKind{{"a", syscall.S_IFREG}, {"new", syscall.S_IFREG}, {"sub", syscall.S_IFDIR}}; !slices.Equal(got, want) {
-		t.Errorf("Names: %v, want %v", got, want)
+	if got, _ := c.Names(); !slices.Equal(got, []NameKind{{"a", syscall.S_IFREG}, {"new", syscall.S_IFREG}, {"sub", syscall.S_IFDIR}}) {
+		t.Errorf("Names: %v, want a, new and sub", got)
 	}
 
 	// A listing that took longer than the TTL to read (a huge directory)
@@ -174,6 +175,13 @@ func TestDirCacheAnswers(t *testing.T) {
 	want("a", "size 1, metadata read")
 	now = now.Add(ttl)
 	want("a", "ask")
+
+	// A TTL of 0 (--metadata-ttl 0) caches nothing, however long the
+	// listing took.
+	c.Install(map[string]Entry{"a": {Size: 1}}, time.Hour)
+	if _, known, _ := c.Lookup("a", 0, 0); known {
+		t.Error("with a TTL of 0, a listing that took an hour answered a lookup")
+	}
 }
 
 // TestListingMemoryPerEntry: what one entry of a listing costs in memory,

@@ -360,6 +360,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (complete bool, err e
 	if d.c.Fresh(d.fs.opts.MetadataTTL) {
 		return true, nil
 	}
+	gen := d.c.Generation()
 	started := time.Now()
 	prefix := vfs.ListingPrefix(d.key())
 	entries := make(map[string]vfs.Entry)
@@ -399,8 +400,9 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (complete bool, err e
 			entries[name] = e
 		}
 	}
-	d.c.Install(entries, time.Since(started))
-	return true, nil
+	// A rename of the directory while it was read: what was read may be
+	// from before its copies, so it is not kept.
+	return d.c.Install(entries, time.Since(started), gen), nil
 }
 
 // wantsMeta reports whether this directory's entries get their metadata

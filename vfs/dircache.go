@@ -26,6 +26,7 @@ type DirCache struct {
 	listing  map[string]Entry     // last full listing; guarded by mu
 	listedAt time.Time            // when listing was fetched; guarded by mu
 	took     time.Duration        // how long that took; guarded by mu
+	gen      uint64               // counts forgets; guarded by mu
 	missing  map[string]time.Time // names found missing, and when; guarded by mu
 	probes   int                  // lookups sent to S3 since the last listing; guarded by mu
 	tooBig   bool                 // more than preloadPages pages: never preloaded; guarded by mu
@@ -53,6 +54,15 @@ func (c *DirCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.listing, c.missing = nil, nil
+	c.gen++
+}
+
+// Generation tells Install which listings were started before the cache
+// was last forgotten: take it before reading a listing.
+func (c *DirCache) Generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
 }
 
 // DirCaches holds every directory's cache by path. A cache that no node
@@ -325,9 +335,16 @@ func (c *DirCache) MarkTooBig() {
 // Entries keep the metadata the last listing knew of the same object
 // versions: it is read once per version. The cache owns entries from now
 // on.
-func (c *DirCache) Install(entries map[string]Entry, took time.Duration) {
+//
+// gen is the Generation taken before the listing was read. If the cache
+// was forgotten since (a rename of the directory, whose copies the
+// listing may predate), entries are dropped and Install reports false.
+func (c *DirCache) Install(entries map[string]Entry, took time.Duration, gen uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return false
+	}
 	c.took = took
 	for name, e := range entries {
 		if old, ok := c.listing[name]; ok {
@@ -336,6 +353,7 @@ func (c *DirCache) Install(entries map[string]Entry, took time.Duration) {
 	}
 	c.listing, c.listedAt, c.missing, c.probes = entries, c.now(), nil, 0
 	c.metaAsked = [2]bool{}
+	return true
 }
 
 // InstallEmpty records that the directory was just created here, so it is

@@ -28,7 +28,7 @@ func TestDirCaches(t *testing.T) {
 	t.Run("kept for the next node", func(t *testing.T) {
 		cs := NewDirCaches(100, time.Now)
 		c := cs.Hold("a")
-		c.Install(listed("x", "y"), 0)
+		c.Install(listed("x", "y"), 0, c.Generation())
 		cs.Release(c)
 		if again := cs.Hold("a"); again != c || len(again.listing) != 2 {
 			t.Errorf("a node made again for a/ got %p with %d entries, want the first node's cache %p", again, len(again.listing), c)
@@ -52,7 +52,7 @@ func TestDirCaches(t *testing.T) {
 		cs := NewDirCaches(10, time.Now) // an idle cache counts its entries and 1
 		for i := range 4 {
 			c := cs.Hold(fmt.Sprint("d", i))
-			c.Install(listed("1", "2", "3"), 0)
+			c.Install(listed("1", "2", "3"), 0, c.Generation())
 			cs.Release(c)
 		}
 		if got, want := keys(cs), []string{"d2", "d3"}; !slices.Equal(got, want) {
@@ -131,7 +131,7 @@ func TestDirCacheAnswers(t *testing.T) {
 	now = now.Add(negTTL)
 	want("gone", "ask") // the negative cache lasts negTTL
 
-	c.Install(map[string]Entry{"a": {Size: 1}, "b": {Size: 2}, "sub": {Dir: true}}, time.Second)
+	c.Install(map[string]Entry{"a": {Size: 1}, "b": {Size: 2}, "sub": {Dir: true}}, time.Second, c.Generation())
 	want("a", "size 1")
 	want("nothing", "missing")
 	c.Set("new", &Entry{Size: 3, Meta: true})
@@ -161,7 +161,7 @@ func TestDirCacheAnswers(t *testing.T) {
 		t.Errorf("Len after the TTL: %d entries, fresh %v; want 4, stale", n, fresh)
 	}
 	// A new listing keeps what was read of the same version.
-	c.Install(map[string]Entry{"a": {Size: 1}, "new": {Size: 5, ETag: "v2"}, "sub": {Dir: true}}, 0)
+	c.Install(map[string]Entry{"a": {Size: 1}, "new": {Size: 5, ETag: "v2"}, "sub": {Dir: true}}, 0, c.Generation())
 	want("a", "size 1, metadata read") // the same version
 	want("new", "size 5")              // another version
 	if got, _ := c.Names(); !slices.Equal(got, []NameKind{{"a", syscall.S_IFREG}, {"new", syscall.S_IFREG}, {"sub", syscall.S_IFDIR}}) {
@@ -170,15 +170,28 @@ func TestDirCacheAnswers(t *testing.T) {
 
 	// A listing that took longer than the TTL to read (a huge directory)
 	// lasts as long as it took: a walk of it must find its entries.
-	c.Install(map[string]Entry{"a": {Size: 1}}, 3*ttl)
+	c.Install(map[string]Entry{"a": {Size: 1}}, 3*ttl, c.Generation())
 	now = now.Add(2 * ttl)
 	want("a", "size 1, metadata read")
 	now = now.Add(ttl)
 	want("a", "ask")
 
+	// A listing started before the cache was forgotten (a rename of the
+	// directory meanwhile) is not kept.
+	cs := NewDirCaches(100, func() time.Time { return now })
+	r := cs.Hold("r")
+	gen := r.Generation()
+	cs.Forget("r")
+	if r.Install(map[string]Entry{"old": {Size: 1}}, 0, gen) {
+		t.Error("a listing started before a rename's forget was kept")
+	}
+	if _, known, _ := r.Lookup("old", ttl, negTTL); known {
+		t.Error("a listing started before a rename's forget answers lookups")
+	}
+
 	// A TTL of 0 (--metadata-ttl 0) caches nothing, however long the
 	// listing took.
-	c.Install(map[string]Entry{"a": {Size: 1}}, time.Hour)
+	c.Install(map[string]Entry{"a": {Size: 1}}, time.Hour, c.Generation())
 	if _, known, _ := c.Lookup("a", 0, 0); known {
 		t.Error("with a TTL of 0, a listing that took an hour answered a lookup")
 	}
@@ -204,7 +217,7 @@ func TestListingMemoryPerEntry(t *testing.T) {
 		AddListing(entries, "data/", bucket.Page{Objects: objs}, func(string, string) {})
 	}
 	c := NewDirCaches(MaxIdleCacheEntries, time.Now).Hold("data")
-	c.Install(entries, 0)
+	c.Install(entries, 0, c.Generation())
 	entries = nil
 	runtime.GC()
 	runtime.ReadMemStats(&after)

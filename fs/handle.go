@@ -74,22 +74,23 @@ func (h *handle) reader() *vfs.ReadAhead {
 	return h.ra
 }
 
-// readS3 reads from the object. An unchecked handle whose first GET finds
-// the object replaced moves to the new version and reads again: no data
-// of the old one was returned, so the open may as well have come after
-// the change. Once data was served, a change is ESTALE.
-func (h *handle) readS3(ctx context.Context, dest []byte, off int64) (int, error) {
+// readS3 reads n bytes at off from the object. An unchecked handle whose
+// first GET finds the object replaced moves to the new version and reads
+// again: no data of the old one was returned, so the open may as well
+// have come after the change. Once data was served, a change is ESTALE.
+func (h *handle) readS3(ctx context.Context, off int64, n int) (*vfs.Span, error) {
 	ra := h.reader()
-	n, err := ra.ReadAt(ctx, dest, off)
-	if err != nil && n == 0 && h.moveToCurrent(ctx, ra, err) {
-		n, err = h.reader().ReadAt(ctx, dest, off)
+	s, err := ra.Read(ctx, off, n)
+	if err != nil && s.Len() == 0 && h.moveToCurrent(ctx, ra, err) {
+		s.Release()
+		s, err = h.reader().Read(ctx, off, n)
 	}
-	if n > 0 {
+	if s.Len() > 0 {
 		h.n.mu.Lock()
 		h.served = true
 		h.n.mu.Unlock()
 	}
-	return n, err
+	return s, err
 }
 
 // moveToCurrent points an unchecked handle that served nothing at the
@@ -130,14 +131,54 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	etag := h.attr.ETag
 	h.n.mu.Unlock()
 	n, staged, err := h.n.readStaged(ctx, dest, off, etag)
-	if !staged {
-		n, err = h.readS3(ctx, dest, off)
+	if staged {
+		if readFailed(err, n) {
+			return nil, h.n.fs.toErrno("read", h.n.key(), err)
+		}
+		return fuse.ReadResultData(dest[:n]), 0
 	}
-	if err != nil && !errors.Is(err, io.EOF) && !(errors.Is(err, io.ErrUnexpectedEOF) && n > 0) {
+	s, err := h.readS3(ctx, off, len(dest))
+	if readFailed(err, s.Len()) {
+		s.Release()
 		return nil, h.n.fs.toErrno("read", h.n.key(), err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return spanResult{s}, 0
 }
+
+// readFailed reports whether a read that got n bytes and err failed; a
+// short read at the end of the file did not.
+func readFailed(err error, n int) bool {
+	return err != nil && !errors.Is(err, io.EOF) && !(errors.Is(err, io.ErrUnexpectedEOF) && n > 0)
+}
+
+// spanResult hands a read's fetched buffers to go-fuse without copying
+// them: go-fuse writes the parts to the kernel with writev when a result
+// has a Slices method, and calls Done after, when they may be reused.
+type spanResult struct{ s *vfs.Span }
+
+// slicer is the interface go-fuse looks for to write a result's parts as
+// they are (unexported there).
+type slicer interface {
+	Slices() ([][]byte, fuse.Status)
+}
+
+var _ slicer = spanResult{}
+
+func (r spanResult) Size() int { return r.s.Len() }
+
+func (r spanResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if parts := r.s.Parts(); len(parts) == 1 {
+		return parts[0], fuse.OK
+	}
+	if cap(buf) < r.s.Len() {
+		buf = make([]byte, r.s.Len())
+	}
+	return buf[:r.s.CopyTo(buf[:r.s.Len()])], fuse.OK
+}
+
+func (r spanResult) Slices() ([][]byte, fuse.Status) { return r.s.Parts(), fuse.OK }
+
+func (r spanResult) Done() { r.s.Release() }
 
 // Write implements fusefs.FileWriter.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {

@@ -293,15 +293,16 @@ func (n *file) load(ctx context.Context, st *staging, key, etag string, off, end
 		return io.ReadFull(body, p)
 	}, end, n.fs.budget, nil)
 	defer ra.Close()
-	buf := make([]byte, 1<<20)
 	for off < end {
-		got, err := ra.ReadAt(ctx, buf[:min(int64(len(buf)), end-off)], off)
-		if got > 0 {
-			if _, werr := st.f.WriteAt(buf[:got], off); werr != nil {
+		s, err := ra.Read(ctx, off, int(min(1<<20, end-off)))
+		for _, part := range s.Parts() {
+			if _, werr := st.f.WriteAt(part, off); werr != nil {
+				s.Release()
 				return fmt.Errorf("staging write: %w", werr)
 			}
-			off += int64(got)
+			off += int64(len(part))
 		}
+		s.Release()
 		if err != nil && !(errors.Is(err, io.EOF) && off == end) {
 			return fmt.Errorf("fetch %s for writing: %w", key, err)
 		}

@@ -10,6 +10,7 @@ type Budget struct {
 	limit int64
 	used  int64 // guarded by mu
 	peak  int64 // guarded by mu
+	pool  bufPool
 }
 
 // NewBudget returns a budget of limit bytes.

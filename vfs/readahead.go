@@ -34,12 +34,17 @@ type HitCounts struct {
 // object, with io.EOF or io.ErrUnexpectedEOF.
 type FetchFunc func(ctx context.Context, p []byte, off int64) (int, error)
 
-// chunk is one ranged GET of the window, filled in the background.
+// chunk is one ranged GET of the window, filled in the background. Its
+// buffer comes from the budget's pool and goes back when the last holder
+// lets go: the window while the chunk is in it, the fetch while it runs,
+// and each Span that returned its data.
 type chunk struct {
 	off, n int64
 	done   chan struct{} // closed when data and err are set
 	data   []byte
 	err    error
+	buf    *[]byte // behind data; set before done is closed
+	refs   int     // holders; guarded by the ReadAhead's mu
 }
 
 // ReadAhead serves reads of one open file. It is safe for concurrent use:
@@ -52,10 +57,6 @@ type ReadAhead struct {
 	ctx    context.Context // cancelled by close; bounds every background fetch
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background fetches
-
-	// blocks holds randomSize buffers for readDirect, so that random
-	// reads do not allocate (and collect) 128 KiB each.
-	blocks sync.Pool
 
 	mu       sync.Mutex
 	chunks   []*chunk // sorted by off, contiguous up to frontier; guarded by mu
@@ -76,15 +77,24 @@ func NewReadAhead(fetch FetchFunc, size int64, b *Budget, c *HitCounts) *ReadAhe
 
 // ReadAt fills p from off and returns the count, short only at EOF.
 func (r *ReadAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	s, err := r.Read(ctx, off, len(p))
+	n := s.CopyTo(p)
+	s.Release()
+	return n, err
+}
+
+// Read returns the n bytes at off as a Span of fetched buffers, without
+// copying them; fewer only at EOF, with io.EOF or io.ErrUnexpectedEOF,
+// or on error. Release the Span when done with its data.
+func (r *ReadAhead) Read(ctx context.Context, off int64, n int) (*Span, error) {
 	if off >= r.size {
-		return 0, io.EOF
+		return &Span{}, io.EOF
 	}
-	p = p[:min(int64(len(p)), r.size-off)]
-	end := off + int64(len(p))
+	end := off + min(int64(n), r.size-off)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return 0, errors.New("read after close")
+		return &Span{}, errors.New("read after close")
 	}
 	if off < r.pos-seqSlack || off > r.pos+seqSlack {
 		// A jump: fetch only what is asked, and start a new run here.
@@ -93,7 +103,7 @@ func (r *ReadAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 		r.runStart, r.frontier, r.pos = end, end, end
 		r.mu.Unlock()
 		r.count(false)
-		return r.readDirect(ctx, p, off)
+		return r.readDirect(ctx, off, end)
 	}
 	if r.random {
 		r.random = false
@@ -103,34 +113,42 @@ func (r *ReadAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 	r.dropLocked(func(c *chunk) bool { return c.off+c.n <= off-seqSlack })
 	r.scheduleLocked(off, end)
 	need, covered := r.coveringLocked(off, end)
+	if covered {
+		for _, c := range need {
+			c.refs++ // the Span's
+		}
+	}
 	r.mu.Unlock()
 	if !covered {
 		r.count(false)
-		return r.readDirect(ctx, p, off) // a read behind the window
+		return r.readDirect(ctx, off, end) // a read behind the window
 	}
 	r.count(fetched(need))
 
-	n := 0
+	s := &Span{r: r, held: need}
+	at := off
 	for _, c := range need {
 		select {
 		case <-c.done:
 		case <-ctx.Done():
-			return n, ctx.Err()
+			return s, ctx.Err()
 		}
 		if c.err != nil {
 			r.forget(c) // so that the next read tries again
-			return n, c.err
+			return s, c.err
 		}
-		start := off + int64(n) - c.off
+		start := at - c.off
 		if start >= int64(len(c.data)) {
 			break // the object was shorter than its size said
 		}
-		n += copy(p[n:], c.data[start:])
+		part := c.data[start:min(int64(len(c.data)), end-c.off)]
+		s.add(part)
+		at += int64(len(part))
 	}
-	if n < len(p) {
-		return n, io.ErrUnexpectedEOF
+	if at < end {
+		return s, io.ErrUnexpectedEOF
 	}
-	return n, nil
+	return s, nil
 }
 
 // fetched reports whether every chunk's data has arrived.
@@ -156,32 +174,22 @@ func (r *ReadAhead) count(hit bool) {
 	}
 }
 
-// readDirect fetches just the aligned block around [off, off+len(p)).
-func (r *ReadAhead) readDirect(ctx context.Context, p []byte, off int64) (int, error) {
+// readDirect fetches just the aligned block around [off, end).
+func (r *ReadAhead) readDirect(ctx context.Context, off, end int64) (*Span, error) {
 	start := off / randomSize * randomSize
-	end := min(r.size, (off+int64(len(p))+randomSize-1)/randomSize*randomSize)
-	var buf []byte
-	if end-start <= randomSize {
-		pooled, _ := r.blocks.Get().(*[]byte)
-		if pooled == nil {
-			b := make([]byte, randomSize)
-			pooled = &b
-		}
-		defer r.blocks.Put(pooled)
-		buf = (*pooled)[:end-start]
-	} else {
-		buf = make([]byte, end-start)
-	}
-	n, err := r.fetch(ctx, buf, start)
+	blockEnd := min(r.size, (end+randomSize-1)/randomSize*randomSize)
+	buf := r.budget.pool.get(int(blockEnd - start))
+	s := &Span{direct: buf, pool: &r.budget.pool}
+	got, err := r.fetch(ctx, *buf, start)
 	skip := off - start
-	if int64(n) <= skip {
-		return 0, orUnexpectedEOF(err)
+	if int64(got) <= skip {
+		return s, orUnexpectedEOF(err)
 	}
-	got := copy(p, buf[skip:n])
-	if got < len(p) {
-		return got, orUnexpectedEOF(err)
+	s.add((*buf)[skip:min(int64(got), end-start)])
+	if int64(s.Len()) < end-off {
+		return s, orUnexpectedEOF(err)
 	}
-	return got, nil
+	return s, nil
 }
 
 func orUnexpectedEOF(err error) error {
@@ -212,20 +220,37 @@ func (r *ReadAhead) scheduleLocked(from, to int64) {
 }
 
 func (r *ReadAhead) startLocked(off, n int64) {
-	c := &chunk{off: off, n: n, done: make(chan struct{})}
+	c := &chunk{off: off, n: n, done: make(chan struct{}), refs: 2} // the window's and the fetch's
 	r.chunks = append(r.chunks, c)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		defer close(c.done)
-		buf := make([]byte, n)
-		got, err := r.fetch(r.ctx, buf, off)
+		buf := r.budget.pool.get(int(n))
+		got, err := r.fetch(r.ctx, *buf, off)
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			c.err = err
-			return
+		} else {
+			c.data = (*buf)[:got]
 		}
-		c.data = buf[:got]
+		c.buf = buf
+		close(c.done)
+		r.unref(c)
 	}()
+}
+
+// unref lets go of one hold on c, and recycles its buffer after the last.
+func (r *ReadAhead) unref(c *chunk) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.unrefLocked(c)
+}
+
+func (r *ReadAhead) unrefLocked(c *chunk) {
+	c.refs--
+	if c.refs == 0 && c.buf != nil {
+		r.budget.pool.put(c.buf)
+		c.buf, c.data = nil, nil
+	}
 }
 
 // coveringLocked returns the chunks that hold [from, to), in order, and
@@ -258,12 +283,14 @@ func (r *ReadAhead) forget(failed *chunk) {
 }
 
 // dropLocked forgets the chunks for which drop is true and returns their
-// bytes to the budget. A fetch still running keeps its buffer until it ends.
+// bytes to the budget. A fetch still running, or a Span holding the data,
+// keeps the buffer until it is done.
 func (r *ReadAhead) dropLocked(drop func(*chunk) bool) {
 	kept := r.chunks[:0]
 	for _, c := range r.chunks {
 		if drop(c) {
 			r.budget.give(c.n)
+			r.unrefLocked(c)
 			continue
 		}
 		kept = append(kept, c)
@@ -281,4 +308,55 @@ func (r *ReadAhead) Close() {
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+}
+
+// Span is the data of one read: parts of fetched buffers, valid until
+// Release, after which the buffers are reused.
+type Span struct {
+	parts  [][]byte
+	n      int
+	r      *ReadAhead // owner of held
+	held   []*chunk   // chunks the parts come from
+	direct *[]byte    // or the one buffer of a direct read, from pool
+	pool   *bufPool
+}
+
+func (s *Span) add(p []byte) {
+	if len(p) > 0 {
+		s.parts = append(s.parts, p)
+		s.n += len(p)
+	}
+}
+
+// Len returns the number of bytes in the span.
+func (s *Span) Len() int { return s.n }
+
+// Parts returns the data, in order.
+func (s *Span) Parts() [][]byte { return s.parts }
+
+// CopyTo copies the data into p and returns the count.
+func (s *Span) CopyTo(p []byte) int {
+	n := 0
+	for _, part := range s.parts {
+		n += copy(p[n:], part)
+	}
+	return n
+}
+
+// Release gives the buffers back. The parts must not be used after it;
+// a second Release does nothing.
+func (s *Span) Release() {
+	s.parts, s.n = nil, 0
+	if s.direct != nil {
+		s.pool.put(s.direct)
+		s.direct = nil
+	}
+	if s.held != nil {
+		s.r.mu.Lock()
+		for _, c := range s.held {
+			s.r.unrefLocked(c)
+		}
+		s.r.mu.Unlock()
+		s.held = nil
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,5 +237,101 @@ func TestReadAheadCloseCancelsFetches(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("close did not cancel the running fetches")
+	}
+}
+
+func TestSpanOutlivesItsChunk(t *testing.T) {
+	// A Span handed to the kernel keeps its buffers while the window moves
+	// on, drops its chunks and recycles buffers for new fetches.
+	const size = 64 << 20
+	obj := newFakeObject(size)
+	ra := NewReadAhead(obj.fetch, size, NewBudget(size), nil)
+	defer ra.Close()
+	ctx := context.Background()
+	held, err := ra.Read(ctx, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stream the rest (its chunks are dropped behind the reader and their
+	// buffers reused), then jump, which drops the whole window.
+	buf := make([]byte, 1<<20)
+	for off := int64(1 << 20); off < size; off += int64(len(buf)) {
+		if _, err := ra.ReadAt(ctx, buf, off); err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	for _, off := range []int64{7 << 20, 3 << 20, 0} {
+		if _, err := ra.ReadAt(ctx, buf, off); err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	got := make([]byte, held.Len())
+	got = got[:held.CopyTo(got)]
+	if !bytes.Equal(got, obj.want(0, 1<<20)) {
+		t.Fatal("a held span's bytes changed after its chunk was dropped")
+	}
+	held.Release()
+	held.Release() // twice is harmless
+	if held.Len() != 0 || held.Parts() != nil {
+		t.Error("a released span still has data")
+	}
+}
+
+func TestReadAheadRecyclesBuffers(t *testing.T) {
+	// Streaming through fresh buffers made the FUSE process zero and
+	// fault in every byte twice; the budget's pool recycles them.
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop a share of what it is given")
+	}
+	const size = 256 << 20
+	obj := newFakeObject(size)
+	b := NewBudget(128 << 20)
+	ctx := context.Background()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 2 { // the second reader reuses the first one's buffers
+		ra := NewReadAhead(obj.fetch, size, b, nil)
+		for off := int64(0); off < size; off += 1 << 20 {
+			s, err := ra.Read(ctx, off, 1<<20)
+			if err != nil || s.Len() != 1<<20 {
+				t.Fatalf("read at %d: %d bytes, %v", off, s.Len(), err)
+			}
+			s.Release()
+		}
+		ra.Close()
+	}
+	runtime.ReadMemStats(&after)
+	// The window holds at most maxWindow plus the chunks in flight; what
+	// is allocated beyond that is the pool's misses.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2*maxWindow {
+		t.Errorf("reading %d MiB twice allocated %d MiB: buffers are not recycled", size>>20, alloc>>20)
+	}
+}
+
+func TestSpanDirectRead(t *testing.T) {
+	// A random read is served from one pooled block, returned whole or
+	// cut to the object's end.
+	const size = 10<<20 + 100
+	obj := newFakeObject(size)
+	ra := NewReadAhead(obj.fetch, size, NewBudget(size), nil)
+	defer ra.Close()
+	for _, tc := range []struct {
+		off  int64
+		n    int
+		want int
+		err  error
+	}{
+		{off: 5 << 20, n: 4096, want: 4096},
+		{off: 3<<20 + 17, n: 1 << 20, want: 1 << 20},
+		{off: size - 50, n: 4096, want: 50}, // short at the end, no error
+		{off: size, n: 10, want: 0, err: io.EOF},
+	} {
+		s, err := ra.Read(context.Background(), tc.off, tc.n)
+		got := make([]byte, s.Len())
+		s.CopyTo(got)
+		s.Release()
+		if s.Len() != 0 || len(got) != tc.want || !errors.Is(err, tc.err) || !bytes.Equal(got, obj.want(tc.off, int64(tc.want))) {
+			t.Errorf("Read(%d, %d): %d bytes, %v; want %d, %v", tc.off, tc.n, len(got), err, tc.want, tc.err)
+		}
 	}
 }

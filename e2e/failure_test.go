@@ -16,6 +16,7 @@ import (
 
 	"mount-ws/internal/detdata"
 	"mount-ws/internal/wsstack"
+	"mount-ws/vfs"
 )
 
 // The tests in this file change stack-wide state (S3 faults, the
@@ -506,9 +507,9 @@ func TestUploadRetriedAtUnmount(t *testing.T) {
 }
 
 // TestBackgroundRetry checks the promise that a failed upload is retried in
-// the background, with nothing touching the file, within one retry
-// interval once the storage works again; and that a file deleted meanwhile
-// is never uploaded.
+// the background, with nothing touching the file, once the storage works
+// again: within the longest delay between two attempts (8 retry
+// intervals); and that a file deleted meanwhile is never uploaded.
 func TestBackgroundRetry(t *testing.T) {
 	const interval = time.Second
 	ws := newWorkspace(t)
@@ -535,16 +536,17 @@ func TestBackgroundRetry(t *testing.T) {
 	}
 	env.stack.S3.ClearFaults()
 
-	// Nothing touches the mount now. The object appears by the next tick
-	// of the retry loop; a deadline of a few intervals allows for a slow
-	// machine without letting a retry that never comes pass.
-	deadline := time.Now().Add(5 * interval)
+	// Nothing touches the mount now. The object appears by the next
+	// attempt, at most vfs.MaxBackoff intervals after the last failed one;
+	// two more allow for a slow machine without letting a retry that never
+	// comes pass.
+	deadline := time.Now().Add((vfs.MaxBackoff + 2) * interval)
 	for {
 		if _, ok := ws.getObject(t, "retry-kept.txt"); ok {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("retry-kept.txt not in the bucket %s after the storage came back (retry interval %s)", 5*interval, interval)
+			t.Fatalf("retry-kept.txt not in the bucket %s after the storage came back (retry interval %s)", (vfs.MaxBackoff+2)*interval, interval)
 		}
 		time.Sleep(interval / 10)
 	}

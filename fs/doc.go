@@ -59,14 +59,13 @@
 //     a time, except in rename (the target's, then the source's: the
 //     kernel's directory locks keep renames from crossing) and lockAll
 //     (TryLock only, never waiting while holding one).
-//  3. FS.retryMu (taken on every lookup miss and listing: never held
-//     across a request or a log line).
-//  4. file.mu or dir.mu, never one under the other, nor two at once, nor
+//  3. file.mu or dir.mu, never one under the other, nor two at once, nor
 //     across a request or a wait for another goroutine.
-//  5. In vfs: DirCaches → DirCache; ReadAhead → Budget.
+//  4. In vfs: DirCaches → DirCache; ReadAhead → Budget.
 //
-// Leaves, under anything: DirCache's own lock, Budget, stageSpace, errLog,
-// FS.bgMu, and go-fuse's Inode locks (Path, Parent, GetChild).
+// Leaves, under anything: DirCache's own lock, Budget, the write-back
+// queue's lock (vfs.WriteBack: never held across a save), stageSpace,
+// errLog, FS.bgMu, and go-fuse's Inode locks (Path, Parent, GetChild).
 //
 // Kernel notifications: NotifyContent(-1, 0) only drops cached attributes
 // and may be sent under file.io. NotifyEntry needs the lock of the parent

@@ -31,11 +31,7 @@ type FS struct {
 	counts  counters
 	start   time.Time // mount time: the times of directories without a marker
 
-	retryMu   sync.Mutex
-	pending   map[*file]bool // files with unsaved data (true: an upload failed); guarded by retryMu
-	retryStop chan struct{}  // closes to stop the retry loop; guarded by retryMu
-	retryDone chan struct{}  // closed when the retry loop ended; guarded by retryMu
-	closed    bool           // Close has run: no new retry loop; guarded by retryMu
+	writeBack *vfs.WriteBack[*file] // files with unsaved data
 
 	walkSlots chan struct{} // listings ahead running now (see walk.go)
 
@@ -70,6 +66,7 @@ func New(b Bucket, opts Options) *FS {
 		journalDir = filepath.Join(opts.CacheDir, "uploads")
 	}
 	f.journal = vfs.NewJournal(journalDir, opts.Logger)
+	f.writeBack = vfs.NewWriteBack(f.retrySave, opts.RetryInterval, opts.Clock)
 	f.root = f.newDir("", vfs.Entry{})
 	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())
 	return f

@@ -41,8 +41,9 @@ const (
 	// that carry none of their own.
 	DefaultFileMode = 0o644
 	DefaultDirMode  = 0o755
-	// DefaultRetryInterval is how often files whose upload failed are
-	// uploaded again in the background.
+	// DefaultRetryInterval is when a file whose upload failed is first
+	// uploaded again in the background (then at doubling intervals; see
+	// vfs.WriteBack).
 	DefaultRetryInterval = 15 * time.Second
 )
 
@@ -79,8 +80,9 @@ type Options struct {
 	RetryInterval time.Duration
 	Logger        *slog.Logger
 	// Clock tells the time to the directory caches, against MetadataTTL
-	// and NegativeTTL; nil means time.Now. A test moves it on instead of
-	// sleeping past a TTL.
+	// and NegativeTTL, and to the write-back queue, against RetryInterval;
+	// nil means time.Now. A test moves it on instead of sleeping past a
+	// TTL.
 	Clock vfs.Clock
 }
 

@@ -3,36 +3,23 @@ package fs
 import (
 	"context"
 	"log/slog"
-	"maps"
-	"slices"
 	"strings"
-	"time"
 
 	"mount-ws/vfs"
 )
 
 // retryLater queues a file with unsaved data: its upload failed (failed;
 // close or fsync reported EIO), or a change was still being saved when its
-// last handle went. The data is never dropped: it is uploaded again every
-// Options.RetryInterval until that succeeds or the file is deleted, and once more
-// when the filesystem is closed.
+// last handle went. The data is never dropped: the write-back queue
+// uploads it again, first after Options.RetryInterval, then at doubling
+// intervals (see vfs.WriteBack), until that succeeds or the file is
+// deleted, and once more when the filesystem is closed.
 //
 // A failed upload is queued at once, not when the kernel releases the
 // handle: the kernel may never send that release if the filesystem is
 // unmounted right after the failed close.
 func (f *FS) retryLater(n *file, failed bool) {
-	f.retryMu.Lock()
-	if f.pending == nil {
-		f.pending = make(map[*file]bool)
-	}
-	was, queued := f.pending[n]
-	f.pending[n] = failed || was
-	if f.retryStop == nil && !f.closed {
-		f.retryStop = make(chan struct{})
-		f.retryDone = make(chan struct{})
-		go f.retryLoop(f.retryStop, f.retryDone)
-	}
-	f.retryMu.Unlock() // every lookup and listing takes it: log outside
+	queued, was := f.writeBack.Add(n, failed)
 	switch {
 	case queued && (was || !failed):
 		// Known already, and said so.
@@ -48,50 +35,25 @@ func (f *FS) retryLater(n *file, failed bool) {
 }
 
 // unqueue takes a file that was just saved off the retry queue.
-func (f *FS) unqueue(n *file) {
-	f.retryMu.Lock()
-	defer f.retryMu.Unlock()
-	delete(f.pending, n)
-}
+func (f *FS) unqueue(n *file) { f.writeBack.Remove(n) }
 
-func (f *FS) retryLoop(stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(f.opts.RetryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			f.retryPending(context.Background())
-		}
+// queued returns a copy of the retry queue (true: the upload failed).
+func (f *FS) queued() map[*file]bool { return f.writeBack.Items() }
+
+// retrySave is the write-back queue's save of one file.
+func (f *FS) retrySave(ctx context.Context, n *file, failed bool) error {
+	if n.writerOpen() {
+		return vfs.ErrNotNow // still being written: its close saves it
 	}
-}
-
-// queued returns a copy of the retry queue (true: the upload failed), to
-// go over without holding retryMu across uploads.
-func (f *FS) queued() map[*file]bool {
-	f.retryMu.Lock()
-	defer f.retryMu.Unlock()
-	return maps.Clone(f.pending)
-}
-
-// retryPending tries every queued file once.
-func (f *FS) retryPending(ctx context.Context) {
-	for n, failed := range f.queued() {
-		if n.writerOpen() {
-			continue // still being written: its close saves it
-		}
-		if err := n.save(ctx); err != nil {
-			continue
-		}
-		f.unqueue(n) // also when there was nothing left to save
-		if failed {
-			key, _ := n.saveKey()
-			f.log.Info("upload retried successfully", slog.String("path", key))
-		}
-		n.dropIdleStaging()
+	if err := n.save(ctx); err != nil {
+		return err
 	}
+	if failed {
+		key, _ := n.saveKey()
+		f.log.Info("upload retried successfully", slog.String("path", key))
+	}
+	n.dropIdleStaging()
+	return nil
 }
 
 // dropIdleStaging drops the staging copy of a file no handle has open once
@@ -117,18 +79,7 @@ func (n *file) dropIdleStaging() {
 // the filesystem started has ended.
 func (f *FS) Close(ctx context.Context) int {
 	f.stopBackground()
-	f.retryMu.Lock()
-	stop, done := f.retryStop, f.retryDone
-	f.retryStop, f.closed = nil, true
-	f.retryMu.Unlock()
-	if stop != nil {
-		close(stop)
-		<-done
-	}
-	f.retryPending(ctx)
-	f.retryMu.Lock()
-	lost := slices.Collect(maps.Keys(f.pending))
-	f.retryMu.Unlock()
+	lost := f.writeBack.Close(ctx)
 	for _, n := range lost {
 		key, _ := n.saveKey()
 		n.mu.Lock()
@@ -151,10 +102,7 @@ func (f *FS) Close(ctx context.Context) int {
 func (f *FS) orphans() map[string]*file {
 	// On every lookup of a name without a node, and every listing: with
 	// nothing queued (nearly always) it costs no copy of the queue.
-	f.retryMu.Lock()
-	none := len(f.pending) == 0
-	f.retryMu.Unlock()
-	if none {
+	if f.writeBack.Len() == 0 {
 		return nil
 	}
 	var out map[string]*file
@@ -239,13 +187,7 @@ func (f *FS) adopt(key string, fresh *file) bool {
 		f.dropStaging(st)
 	}
 
-	f.retryMu.Lock()
-	defer f.retryMu.Unlock()
-	failed, queued := f.pending[old]
-	delete(f.pending, old)
-	if queued && (fresh.st != nil || fresh.metaDirty) {
-		f.pending[fresh] = failed
-	}
+	f.writeBack.Replace(old, fresh, fresh.st != nil || fresh.metaDirty)
 	return true
 }
 

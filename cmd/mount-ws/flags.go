@@ -122,7 +122,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (co
 	cacheSize := fl.Int64("cache-size-mib", fs.DefaultCacheLimit>>20, "most MiB of file data staged for writing at once; writes past it fail with ENOSPC")
 	fl.StringVar(&c.dataCache, "data-cache-dir", "", "keep blocks of the files read on local disk here, so a re-read costs no request (off by default; give it its own directory)")
 	dataSize := fl.Int64("data-cache-size-mib", 10<<10, "most MiB the data cache keeps; the least recently used blocks go first")
-	fl.DurationVar(&c.retryEvery, "upload-retry-interval", fs.DefaultRetryInterval, "how often a file whose upload failed is uploaded again in the background")
+	fl.DurationVar(&c.retryEvery, "upload-retry-interval", fs.DefaultRetryInterval, "when a file whose upload failed is first uploaded again in the background; each further failure doubles the wait, up to 8 times this")
 	logLevel := fl.String("log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&c.logFormat, "log-format", "text", "text, or json (one object per line, for log pipelines)")
 	fl.StringVar(&c.logFile, "log-file", "", "write logs here (default: stderr in the foreground, ~/.cache/mount-ws/ORG-WS@MOUNTPOINT.log in the background)")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -322,7 +324,8 @@ func (f *FS) newNode(key string, e vfs.Entry) fusefs.InodeEmbedder {
 // Readdir implements fusefs.NodeReaddirer. It lists the directory fully and
 // keeps the listing for lookups (READDIRPLUS looks up every entry).
 func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	var names []vfs.NameKind
+	var out []fuse.DirEntry
+	collect := func(name string, kind uint32) { out = append(out, fuse.DirEntry{Name: name, Mode: kind}) }
 	// A rename under way may drop the listing just read: read it again.
 	listed := false
 	for try := 0; !listed; try++ {
@@ -332,17 +335,15 @@ func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 		if _, err := d.listPages(ctx, 0); err != nil {
 			return nil, d.fs.toErrno("readdir", d.key(), err)
 		}
-		names, listed = d.c.Names()
+		out = append(out[:0], fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
+		listed = d.c.EachName(collect)
 	}
 	d.listSiblingsAhead()
-	out := make([]fuse.DirEntry, 0, len(names)+2)
-	out = append(out, fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR}, fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
-	for _, e := range names {
-		de := fuse.DirEntry{Name: e.Name, Mode: e.Kind}
-		if ch := d.GetChild(e.Name); ch != nil {
-			de.Ino = ch.StableAttr().Ino
+	slices.SortFunc(out[2:], func(a, b fuse.DirEntry) int { return strings.Compare(a.Name, b.Name) })
+	for i := range out[2:] {
+		if ch := d.GetChild(out[2+i].Name); ch != nil {
+			out[2+i].Ino = ch.StableAttr().Ino
 		}
-		out = append(out, de)
 	}
 	return fusefs.NewListDirStream(out), 0
 }

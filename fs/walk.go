@@ -26,8 +26,7 @@ func (d *dir) listSiblingsAhead() {
 		return
 	}
 	name, _ := d.Parent()
-	names := p.c.Subdirs(name)
-	for _, n := range names[:min(len(names), walkAhead)] {
+	for _, n := range p.c.Subdirs(name, walkAhead) {
 		ch := p.GetChild(n)
 		if ch == nil {
 			continue

@@ -3,7 +3,6 @@ package vfs
 import (
 	"container/list"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -280,29 +279,19 @@ func (c *DirCache) Listed(name string) (e Entry, found, listed bool) {
 	return e, found, c.listing != nil
 }
 
-// NameKind is one entry of a directory as readdir shows it.
-type NameKind struct {
-	Name string
-	Kind uint32 // the file type bits of st_mode
-}
-
-// Names returns the entries of the last listing, however old, sorted by
-// name: what readdir needs, without copying every entry (a directory of a
-// million objects holds some 300 MB of entries). listed is false when
-// there is no listing (a rename dropped it meanwhile).
-func (c *DirCache) Names() (names []NameKind, listed bool) {
+// EachName calls fn with the name and the file type bits of st_mode of
+// every entry of the last listing, however old, in no order: what readdir
+// needs, without copying the entries (a directory of a million objects
+// holds some 300 MB of them). fn runs under the cache's lock, so it must
+// only collect. listed is false when there is no listing (a rename
+// dropped it meanwhile).
+func (c *DirCache) EachName(fn func(name string, kind uint32)) (listed bool) {
 	c.mu.Lock()
-	if c.listing == nil {
-		c.mu.Unlock()
-		return nil, false
-	}
-	out := make([]NameKind, 0, len(c.listing))
+	defer c.mu.Unlock()
 	for name, e := range c.listing {
-		out = append(out, NameKind{name, e.Kind()})
+		fn(name, e.Kind())
 	}
-	c.mu.Unlock()
-	slices.SortFunc(out, func(a, b NameKind) int { return strings.Compare(a.Name, b.Name) })
-	return out, true
+	return c.listing != nil
 }
 
 // Len returns the entries of the last listing, and whether it is younger
@@ -366,18 +355,23 @@ func (c *DirCache) InstallEmpty() {
 	c.tooBig, c.metaAsked = false, [2]bool{}
 }
 
-// Subdirs returns the subdirectories of the last listing whose names sort
-// after name, in order.
-func (c *DirCache) Subdirs(after string) []string {
+// Subdirs returns the first n subdirectories of the last listing, in name
+// order, whose names sort after name. It keeps only n names while it goes
+// over the listing: a walk calls it for every subdirectory.
+func (c *DirCache) Subdirs(after string, n int) []string {
 	c.mu.Lock()
-	var names []string
-	for n, e := range c.listing {
-		if e.Dir && n > after {
-			names = append(names, n)
+	defer c.mu.Unlock()
+	names := make([]string, 0, n)
+	for name, e := range c.listing {
+		if !e.Dir || name <= after || len(names) == n && name >= names[n-1] {
+			continue
 		}
+		i, _ := slices.BinarySearch(names, name)
+		if len(names) == n {
+			names = names[:n-1]
+		}
+		names = slices.Insert(names, i, name)
 	}
-	c.mu.Unlock()
-	sort.Strings(names)
 	return names
 }
 

@@ -6,7 +6,6 @@ import (
 	"mount-ws/bucket"
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -164,8 +163,11 @@ func TestDirCacheAnswers(t *testing.T) {
 	c.Install(map[string]Entry{"a": {Size: 1}, "new": {Size: 5, ETag: "v2"}, "sub": {Dir: true}}, 0, c.Generation())
 	want("a", "size 1, metadata read") // the same version
 	want("new", "size 5")              // another version
-	if got, _ := c.Names(); !slices.Equal(got, []NameKind{{"a", syscall.S_IFREG}, {"new", syscall.S_IFREG}, {"sub", syscall.S_IFDIR}}) {
-		t.Errorf("Names: %v, want a, new and sub", got)
+	var got []string
+	c.EachName(func(name string, kind uint32) { got = append(got, fmt.Sprintf("%s %o", name, kind)) })
+	slices.Sort(got)
+	if want := []string{"a 100000", "new 100000", "sub 40000"}; !slices.Equal(got, want) {
+		t.Errorf("EachName: %v, want %v", got, want)
 	}
 
 	// A listing that took longer than the TTL to read (a huge directory)
@@ -227,4 +229,27 @@ func TestListingMemoryPerEntry(t *testing.T) {
 		t.Errorf("a listed entry costs %d bytes, want at most 400 (README: about 300)", per)
 	}
 	runtime.KeepAlive(c)
+}
+
+func TestSubdirsFirstN(t *testing.T) {
+	c := NewDirCaches(10, time.Now).Hold("d")
+	entries := map[string]Entry{"file-b": {}, "file-z": {}}
+	for _, name := range []string{"k", "c", "x", "a", "m", "e", "b", "q", "d"} {
+		entries[name] = Entry{Dir: true}
+	}
+	c.Install(entries, 0, c.Generation())
+	for _, tc := range []struct {
+		after string
+		n     int
+		want  []string
+	}{
+		{"", 3, []string{"a", "b", "c"}},
+		{"c", 4, []string{"d", "e", "k", "m"}},
+		{"m", 8, []string{"q", "x"}},
+		{"x", 8, []string{}},
+	} {
+		if got := c.Subdirs(tc.after, tc.n); !slices.Equal(got, tc.want) {
+			t.Errorf("Subdirs(%q, %d) = %v, want %v", tc.after, tc.n, got, tc.want)
+		}
+	}
 }

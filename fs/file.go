@@ -378,12 +378,18 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		}
 	}
 	n.mu.Lock()
-	keep := !write && n.st == nil && e.ETag != "" && e.ETag == n.cacheETag
+	staged := n.st != nil
+	keep := !write && !staged && e.ETag != "" && e.ETag == n.cacheETag
 	n.cacheETag = e.ETag
 	n.mu.Unlock()
 	var fuseFlags uint32
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	if !write && !staged {
+		// Nothing to upload at its close: spare the kernel the FLUSH
+		// round trip (a writer opened later saves at its own close).
+		fuseFlags |= fuse.FOPEN_NOFLUSH
 	}
 	h := &handle{n: n, attr: e, unchecked: unchecked, appendOnly: flags&syscall.O_APPEND != 0}
 	if write {

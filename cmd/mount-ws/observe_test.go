@@ -168,6 +168,19 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v, want at least %v", c.name, c.labels, got, c.min)
 		}
 	}
+	// A file opened for reading only, which nothing writes, is closed
+	// without a FLUSH request (FOPEN_NOFLUSH): its close has nothing to
+	// upload.
+	flushes := sum(fams, "mount_ws_fuse_operations_total", map[string]string{"operation": "flush"})
+	for range 3 {
+		if _, err := os.ReadFile(filepath.Join(mnt, "csv", "iris.csv")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fams, _ = scrape(t, addr)
+	if got := sum(fams, "mount_ws_fuse_operations_total", map[string]string{"operation": "flush"}); got != flushes {
+		t.Errorf("3 read-only opens and closes sent %v FLUSH requests, want none", got-flushes)
+	}
 	// A lookup of a missing name is counted with its errno.
 	os.Stat(filepath.Join(mnt, "no-such-file"))
 	fams, _ = scrape(t, addr)

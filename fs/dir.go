@@ -125,14 +125,12 @@ func (d *dir) find(ctx context.Context, name string) (vfs.Entry, bool, syscall.E
 	if d.countProbe() {
 		// Many lookups here: list the directory once instead, if it is
 		// not too large, and answer them all from the listing.
-		complete, err := d.listPages(ctx, preloadPages)
+		e, found, known, err := d.listFor(ctx, name)
 		if err != nil {
 			return vfs.Entry{}, false, d.fs.toErrno("lookup", vfs.ChildKey(d.key(), name), err)
 		}
-		if complete {
-			if e, found, listed := d.c.Listed(name); listed {
-				return e, found, 0
-			}
+		if known {
+			return e, found, 0
 		}
 	}
 	e, found, err := d.probe(ctx, name)
@@ -350,28 +348,97 @@ func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 
 // listPages lists the directory into its cache, unless the cache holds a
 // fresh listing, reading at most maxPages pages (0: all); complete is
-// false when that was not enough, and then nothing is kept. A fresh
-// listing keeps what is known of unchanged objects' metadata, and children
-// being written here that S3 does not have yet.
+// false when that was not enough, and then nothing is kept. One listing of
+// a directory runs at a time: a call that finds one under way waits for
+// it, and then uses what it read.
 func (d *dir) listPages(ctx context.Context, maxPages int) (complete bool, err error) {
-	defer d.c.LockListing()()
-	if maxPages > 0 && d.c.TooBig() {
-		return false, nil // found too big while this call waited
+	for {
+		if maxPages > 0 && d.c.TooBig() {
+			return false, nil
+		}
+		if d.c.Fresh(d.fs.opts.MetadataTTL) {
+			return true, nil
+		}
+		p, under := d.c.StartListing(vfs.ListingPrefix(d.key()))
+		if p != nil {
+			return d.list(ctx, p, maxPages)
+		}
+		if err := waitEnded(ctx, under); err != nil {
+			return false, err
+		}
 	}
-	if d.c.Fresh(d.fs.opts.MetadataTTL) {
-		return true, nil
+}
+
+// listFor lists the directory for a lookup of name, as listPages does
+// with preloadPages pages at most, and answers from the listing. A lookup
+// that finds a listing under way is answered as soon as a page holds its
+// name. known is false when the listing cannot answer (the directory is
+// too big to list for lookups, or kept being renamed).
+func (d *dir) listFor(ctx context.Context, name string) (e vfs.Entry, found, known bool, err error) {
+	for range 3 {
+		if d.c.TooBig() {
+			return vfs.Entry{}, false, false, nil
+		}
+		if d.c.Fresh(d.fs.opts.MetadataTTL) {
+			e, found, listed := d.c.Listed(name)
+			return e, found, listed, nil
+		}
+		p, under := d.c.StartListing(vfs.ListingPrefix(d.key()))
+		if p != nil {
+			complete, err := d.list(ctx, p, preloadPages)
+			if err != nil || !complete {
+				return vfs.Entry{}, false, false, err
+			}
+			e, found, listed := d.c.Listed(name)
+			return e, found, listed, nil
+		}
+		// A name with a node: the finished listing merges what this
+		// mount knows of it.
+		if d.GetChild(name) == nil {
+			if e, ok := under.WaitListed(ctx, name); ok {
+				return e, true, true, nil
+			}
+		}
+		if err := waitEnded(ctx, under); err != nil {
+			return vfs.Entry{}, false, false, err
+		}
 	}
-	gen := d.c.Generation()
+	return vfs.Entry{}, false, false, nil
+}
+
+// waitEnded waits for a listing under way to end. Only background work
+// (listings ahead) stops waiting when its context ends: a lookup must not
+// fail with EINTR because its caller got a signal (see uncancelled).
+func waitEnded(ctx context.Context, p *vfs.Partial) error {
+	var stop <-chan struct{}
+	if ctx.Value(cancellableKey{}) != nil {
+		stop = ctx.Done()
+	}
+	select {
+	case <-p.Ended():
+		return nil
+	case <-stop:
+		return ctx.Err()
+	}
+}
+
+// list reads the listing p, of which this call is the lister, into the
+// cache, at most maxPages pages (0: all); complete is false when that was
+// not enough, and then nothing is kept. Lookups waiting for the listing
+// are answered page by page meanwhile. A fresh listing keeps what is known
+// of unchanged objects' metadata, and children being written here that S3
+// does not have yet.
+func (d *dir) list(ctx context.Context, p *vfs.Partial, maxPages int) (complete bool, err error) {
+	defer p.End()
 	started := time.Now()
 	prefix := vfs.ListingPrefix(d.key())
-	entries := make(map[string]vfs.Entry)
 	token := ""
 	for pages := 1; ; pages++ {
 		page, err := d.fs.b.List(ctx, prefix, token)
 		if err != nil {
 			return false, err
 		}
-		vfs.AddListing(entries, prefix, page, d.fs.logSkipOnce)
+		p.Page(page, d.fs.logSkipOnce)
 		if page.Next == "" {
 			break
 		}
@@ -381,6 +448,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (complete bool, err e
 		}
 		token = page.Next
 	}
+	entries := p.Entries()
 	for name, ch := range d.Children() {
 		f, ok := ch.Operations().(*file)
 		if !ok {
@@ -403,7 +471,7 @@ func (d *dir) listPages(ctx context.Context, maxPages int) (complete bool, err e
 	}
 	// A rename of the directory while it was read: what was read may be
 	// from before its copies, so it is not kept.
-	return d.c.Install(entries, time.Since(started), gen), nil
+	return p.Install(entries, time.Since(started)), nil
 }
 
 // wantsMeta reports whether this directory's entries get their metadata

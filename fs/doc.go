@@ -52,9 +52,10 @@
 //
 // A lock may be held while taking one listed after it, never the reverse.
 //
-//  1. A directory's vfs.DirCache LockListing or LockFilling, never both,
-//     never under another lock; held across its LISTs (LockListing) or
-//     metadata HEADs (LockFilling).
+//  1. A directory's vfs.DirCache LockFilling, never under another lock;
+//     held across its metadata HEADs. (Its listing is not a lock: the one
+//     lister of a directory, vfs.DirCache.StartListing, holds no lock
+//     across its LISTs; other callers wait for its pages or its end.)
 //  2. file.io: held across the file's S3 requests and upload waits. One at
 //     a time, except in rename (the target's, then the source's: the
 //     kernel's directory locks keep renames from crossing) and lockAll

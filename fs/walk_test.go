@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -177,5 +178,67 @@ func TestListingLastsAsLongAsItTook(t *testing.T) {
 	}
 	if got := lstatAll(10 * time.Second); got == 0 {
 		t.Error("lstat of every entry 10 s after the listing sent no request: the listing never expired, so the check above proves nothing")
+	}
+}
+
+// Lookups that wait for a directory's listing are answered from the page
+// that holds their name: a program opening many files of a directory at
+// once does not wait for the last page (with a held second page here,
+// forever).
+func TestLookupsAnsweredPageByPage(t *testing.T) {
+	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 10})
+	for i := range 40 {
+		put(fmt.Sprintf("pages/f%02d", i), []byte("x"))
+	}
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	dir := filepath.Join(mnt, "pages")
+	// Lookups one by one until the next one lists the directory instead.
+	for i := range 7 {
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("f%02d", 30+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The listing's first page passes, the next ones are held.
+	const listed = "testlookupsansweredpagebypage/pages/"
+	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
+	listing := make(chan struct{})
+	t.Cleanup(stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpList}, KeyContains: listed, Times: 1,
+		Matched: func(wsstack.Op, string) { close(listing) }}))
+	t.Cleanup(stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpList}, KeyContains: listed, Hold: hold}))
+	// The lookup that lists the directory answers once the listing is
+	// complete; the ones that come while it is read are the point here.
+	lister := make(chan error, 1)
+	go func() {
+		_, err := os.Stat(filepath.Join(dir, "f00"))
+		lister <- err
+	}()
+	select {
+	case <-listing:
+	case <-time.After(time.Minute):
+		t.Fatal("the 8th lookup did not list the directory")
+	}
+	answered := make(chan error, 1)
+	go func() {
+		for i := 1; i <= 8; i++ { // f01 to f08, on the first page (f00 to f09)
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("f%02d", i))); err != nil {
+				answered <- err
+				return
+			}
+		}
+		answered <- nil
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("lookups of names on the listing's first page waited for the held second page")
+	}
+	release()
+	if err := <-lister; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -33,12 +33,13 @@ type DirCache struct {
 	// entry of the current listing had its metadata read alone: the
 	// next one asked for starts a batch (see MetaWanted). Guarded by mu.
 	metaAsked [2]bool
+	// partial is the listing being read now, if any: one at a time, as
+	// readers opening many files at once would otherwise all start the
+	// same one (StartListing). Guarded by mu.
+	partial *Partial
 	// filling serialises batches of metadata reads (LockFilling), so a
 	// program stat-ing every entry sends one batch, not one per entry.
 	filling sync.Mutex
-	// listing1 lets one listing of the directory run at a time: readers
-	// opening many files at once would otherwise all start the same one.
-	listing1 sync.Mutex
 
 	// Bookkeeping of DirCaches, guarded by its mu.
 	key     string
@@ -373,14 +374,6 @@ func (c *DirCache) Subdirs(after string, n int) []string {
 		names = slices.Insert(names, i, name)
 	}
 	return names
-}
-
-// LockListing lets one listing of the directory run at a time: readers
-// opening many files at once would otherwise all start the same one. It
-// returns the unlock.
-func (c *DirCache) LockListing() (unlock func()) {
-	c.listing1.Lock()
-	return c.listing1.Unlock
 }
 
 // WantsMeta reports whether the listing has at most limit entries (limit

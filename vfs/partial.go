@@ -1,0 +1,149 @@
+package vfs
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"mount-ws/bucket"
+)
+
+// Partial is a listing of a directory being read page by page, by the one
+// lister of the directory (StartListing). Pages come in key order, so a
+// lookup of a name that a page already went past is answered before the
+// last page arrives (WaitListed): programs that open many files of a
+// directory at once wait for the page that holds their file, not for the
+// whole listing (on the local server every page costs as much as reading
+// the whole directory).
+type Partial struct {
+	c       *DirCache
+	prefix  string // of the directory's keys, "" or ending in "/"
+	gen     uint64 // the cache's generation when the listing started
+	started time.Time
+	ended   chan struct{} // closed by End
+
+	mu      sync.Mutex
+	entries map[string]Entry // the pages so far; guarded by mu
+	upTo    string           // every key up to this one has been read; guarded by mu
+	done    bool             // the last page arrived, or the listing ended; guarded by mu
+	changed chan struct{}    // closed, and replaced, at every page and at the end
+}
+
+// StartListing makes the caller the one lister of the directory, whose
+// keys start with prefix: it returns mine, to feed with Page and finish
+// with Install or End. If a listing is under way already, it returns that
+// one instead, to wait for (Ended, WaitListed).
+func (c *DirCache) StartListing(prefix string) (mine, under *Partial) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.partial != nil {
+		return nil, c.partial
+	}
+	c.partial = &Partial{c: c, prefix: prefix, gen: c.gen, started: c.now(), ended: make(chan struct{}),
+		entries: make(map[string]Entry), changed: make(chan struct{})}
+	return c.partial, nil
+}
+
+// Ended is closed when the listing is over, installed or not.
+func (p *Partial) Ended() <-chan struct{} { return p.ended }
+
+// Page adds a page to the listing's entries (AddListing), where lookups
+// waiting in WaitListed see it.
+func (p *Partial) Page(page bucket.Page, skip SkipFunc) {
+	last := ""
+	for _, o := range page.Objects {
+		last = max(last, o.Key)
+	}
+	for _, pre := range page.Prefixes {
+		last = max(last, pre)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	AddListing(p.entries, p.prefix, page, skip)
+	if page.Next == "" {
+		p.done = true
+	}
+	p.upTo = max(p.upTo, last)
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// Entries ends the pages and hands the lister the entries read, to add
+// what the mount knows before Install. Lookups waiting for names the
+// pages did not cover go on without the listing.
+func (p *Partial) Entries() map[string]Entry {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	entries := p.entries
+	p.done, p.entries = true, nil
+	close(p.changed)
+	p.changed = make(chan struct{})
+	return entries
+}
+
+// Install makes entries, read in took, the directory's listing, unless the
+// cache was forgotten since the listing started (see DirCache.Install),
+// and ends the listing.
+func (p *Partial) Install(entries map[string]Entry, took time.Duration) bool {
+	defer p.End()
+	return p.c.Install(entries, took, p.gen)
+}
+
+// End ends the listing without installing it (an error, or too many
+// pages); after Install it does nothing.
+func (p *Partial) End() {
+	p.Entries()
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	if p.c.partial == p {
+		p.c.partial = nil
+		close(p.ended)
+	}
+}
+
+// WaitListed answers a lookup of name from the listing p, once a page
+// covers the name (both as a file and as a directory). It answers only
+// for names found, and only while the listing stands: ok is false when
+// the listing ended first, the name is not in it, the cache was forgotten
+// since it started (a rename), the name was removed here since, or ctx
+// ended. The caller then goes the usual way.
+func (p *Partial) WaitListed(ctx context.Context, name string) (e Entry, ok bool) {
+	// Both the file's key and the directory's prefix sort before this.
+	needed := p.prefix + name + "/"
+	for {
+		p.mu.Lock()
+		if p.done || p.upTo >= needed {
+			e, found := p.entries[name]
+			p.mu.Unlock()
+			if !found {
+				return Entry{}, false
+			}
+			return p.c.stillStands(p, name, e)
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return Entry{}, false
+		}
+	}
+}
+
+// stillStands checks an entry found in p against what happened to the
+// cache since p started, and adds what the last listing knew of the same
+// version (metadata read before).
+func (c *DirCache) stillStands(p *Partial, name string, e Entry) (Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != p.gen {
+		return Entry{}, false
+	}
+	if at, ok := c.missing[name]; ok && !at.Before(p.started) {
+		return Entry{}, false
+	}
+	if old, ok := c.listing[name]; ok {
+		e = KeepKnownMeta(old, e)
+	}
+	return e, true
+}

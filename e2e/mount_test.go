@@ -350,6 +350,7 @@ func (m *mount) readLog(t *testing.T) string {
 type statusReport struct {
 	Problems    []string `json:"problems"`
 	StagedBytes int64    `json:"staged_bytes"`
+	Forgotten   uint64   `json:"inodes_forgotten"`
 	Totals      struct {
 		S3Requests     uint64 `json:"S3Requests"`
 		S3ReadBytes    int64  `json:"S3ReadBytes"`

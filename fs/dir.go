@@ -59,6 +59,8 @@ func (f *FS) newDir(key string, e vfs.Entry) *dir {
 // directory. Its cache stays, for the next node made for its path.
 func (d *dir) OnForget() {
 	d.release.Do(func() { d.fs.dirs.Release(d.c) })
+	d.fs.inos.release(d.StableAttr().Ino)
+	d.fs.counts.forgotten.Add(1)
 }
 
 func (d *dir) key() string { return d.Path(nil) }
@@ -295,10 +297,10 @@ func (d *dir) childInode(ctx context.Context, name string, e vfs.Entry, out *fus
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
 	out.SetAttrTimeout(attrTTL(e))
-	// Inode numbers are go-fuse's, unique for the life of the mount: one
-	// derived from the key would make a file created under a name that
-	// another file was just renamed from the same inode as that file.
-	return d.NewInode(ctx, node, fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT})
+	// The same number as the last node of this name, unless that one is
+	// still in use (see inoTable).
+	key := vfs.ChildKey(d.key(), name)
+	return d.NewInode(ctx, node, fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT, Ino: d.fs.inos.take(key)})
 }
 
 // dirOf is the directory an inode is in, if it is still in the tree.

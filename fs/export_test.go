@@ -24,3 +24,15 @@ func (f *FS) ForgetEntry(path string) syscall.Errno {
 // Orphans counts the files whose upload is queued and whose node the
 // kernel forgot.
 func (f *FS) Orphans() int { return len(f.orphans()) }
+
+// Known reports whether go-fuse's tree holds a node for path, that is,
+// whether the kernel still knows it.
+func (f *FS) Known(path string) bool {
+	n := &f.root.Inode
+	for _, name := range strings.Split(path, "/") {
+		if n = n.GetChild(name); n == nil {
+			return false
+		}
+	}
+	return true
+}

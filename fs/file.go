@@ -57,12 +57,13 @@ type file struct {
 }
 
 var (
-	_ fusefs.NodeGetattrer  = (*file)(nil)
-	_ fusefs.NodeOpener     = (*file)(nil)
-	_ fusefs.NodeSetattrer  = (*file)(nil)
-	_ fusefs.NodeReadlinker = (*file)(nil)
-	_ fusefs.NodeFsyncer    = (*file)(nil)
-	_ fusefs.NodeAllocater  = (*file)(nil)
+	_ fusefs.NodeGetattrer   = (*file)(nil)
+	_ fusefs.NodeOpener      = (*file)(nil)
+	_ fusefs.NodeSetattrer   = (*file)(nil)
+	_ fusefs.NodeReadlinker  = (*file)(nil)
+	_ fusefs.NodeFsyncer     = (*file)(nil)
+	_ fusefs.NodeAllocater   = (*file)(nil)
+	_ fusefs.NodeOnForgetter = (*file)(nil)
 )
 
 func (f *FS) newFile(e vfs.Entry) *file {
@@ -70,6 +71,13 @@ func (f *FS) newFile(e vfs.Entry) *file {
 }
 
 func (n *file) key() string { return n.Path(nil) }
+
+// OnForget implements fusefs.NodeOnForgetter: the kernel forgot the file,
+// and its inode number may go to the next node made for its name.
+func (n *file) OnForget() {
+	n.fs.inos.release(n.StableAttr().Ino)
+	n.fs.counts.forgotten.Add(1)
+}
 
 // staged is the file's staging copy, nil when it has none.
 func (n *file) staged() *staging {

@@ -32,6 +32,7 @@ type FS struct {
 	start   time.Time // mount time: the times of directories without a marker
 
 	writeBack *vfs.WriteBack[*file] // files with unsaved data
+	inos      inoTable              // inode numbers derived from keys
 
 	walkSlots chan struct{} // listings ahead running now (see walk.go)
 

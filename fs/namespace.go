@@ -99,7 +99,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
 	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
-	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG})
+	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fs.inos.take(vfs.ChildKey(d.key(), name))})
 	d.setEntry(name, &e)
 	d.entriesChanged()
 	h := &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}
@@ -598,6 +598,9 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	target.gone() // replaced: its own unsaved data is moot
 	if se.Dir {
 		d.fs.dirs.Move(src, dst)
+	}
+	if ch := d.GetChild(name); ch != nil {
+		d.fs.inos.moved(dst, ch.StableAttr().Ino) // go-fuse moves the node next
 	}
 	d.setEntry(name, nil)
 	d.entriesChanged()

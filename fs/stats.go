@@ -15,7 +15,8 @@ type counters struct {
 	readAhead            vfs.HitCounts
 	// Blocks read from the data cache, and fetched from S3 into it.
 	cacheHits, cacheMisses atomic.Uint64
-	handles                atomic.Int64 // open file handles
+	handles                atomic.Int64  // open file handles
+	forgotten              atomic.Uint64 // nodes the kernel forgot
 }
 
 // Stats is a snapshot of what the filesystem holds and has done, for
@@ -49,6 +50,9 @@ type Stats struct {
 	// OpenHandles counts the file handles open now (the kernel releases
 	// a handle shortly after its last close).
 	OpenHandles int64
+	// Forgotten counts the files and directories the kernel forgot (it
+	// does so under memory pressure; a later lookup makes them anew).
+	Forgotten uint64
 	// RecentErrors are the last failed operations (not counting "no such
 	// file"), oldest first.
 	RecentErrors []RecentError
@@ -86,6 +90,7 @@ func (f *FS) Stats() Stats {
 		ReadAheadHits:   f.counts.readAhead.Hits.Load(),
 		ReadAheadMisses: f.counts.readAhead.Misses.Load(),
 		OpenHandles:     f.counts.handles.Load(),
+		Forgotten:       f.counts.forgotten.Load(),
 	}
 	s.PrefetchBytes, _ = f.budget.InUse()
 	if c := f.opts.DataCache; c != nil {

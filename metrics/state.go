@@ -20,6 +20,7 @@ type stateCollector struct {
 	uploads                      *prometheus.Desc
 	cacheHits, cacheMisses       *prometheus.Desc
 	dataCacheBytes, dataCacheLim *prometheus.Desc
+	forgotten                    *prometheus.Desc
 
 	credExpiry, credFailing   *prometheus.Desc
 	credRefreshes             *prometheus.Desc
@@ -50,6 +51,7 @@ func newStateCollector(info Info, src Sources) *stateCollector {
 		cacheMisses:    desc("cache_misses_total", "Lookups that asked the storage (cache=metadata), reads that waited for it (cache=readahead), blocks fetched from the storage into the data cache (cache=data).", "cache"),
 		dataCacheBytes: desc("data_cache_bytes", "Bytes of blocks in the local data cache (0 without --data-cache-dir)."),
 		dataCacheLim:   desc("data_cache_limit_bytes", "Size of the local data cache (--data-cache-size-mib; 0 without --data-cache-dir)."),
+		forgotten:      desc("inodes_forgotten_total", "Files and directories the kernel forgot (memory pressure); a later lookup makes them anew."),
 
 		credExpiry:    desc("credentials_expiry_seconds", "Seconds until the held storage credentials expire (negative once expired)."),
 		credFailing:   desc("credentials_refresh_failing", "1 while credential refreshes fail, else 0."),
@@ -69,7 +71,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.mountInfo, c.prefetchBytes, c.prefetchLimit, c.stagedBytes, c.stagedLimit,
 		c.uploadsPending, c.uploadsFail, c.uploads, c.cacheHits, c.cacheMisses,
-		c.dataCacheBytes, c.dataCacheLim,
+		c.dataCacheBytes, c.dataCacheLim, c.forgotten,
 		c.credExpiry, c.credFailing, c.credRefreshes, c.credAPI, c.credReactive,
 		c.credRetries, c.credWaits, c.credWaitTime, c.credWaiting,
 	} {
@@ -103,6 +105,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.cacheMisses, float64(s.DataCacheMisses), "data")
 		gauge(c.dataCacheBytes, float64(s.DataCacheBytes))
 		gauge(c.dataCacheLim, float64(s.DataCacheLimit))
+		counter(c.forgotten, float64(s.Forgotten))
 	}
 	if c.src.Creds != nil {
 		s := c.src.Creds()

@@ -83,6 +83,7 @@ type statusReport struct {
 	DataCacheMax   int64          `json:"data_cache_limit_bytes"`
 	DataCacheHits  uint64         `json:"data_cache_hits"`
 	DataCacheFills uint64         `json:"data_cache_misses"`
+	Forgotten      uint64         `json:"inodes_forgotten"`
 	Totals         metrics.Totals `json:"totals"`
 	// RecentErrors are the last failed operations, oldest first.
 	RecentErrors []errorStatus `json:"recent_errors"`
@@ -151,6 +152,7 @@ func (m mountState) report() statusReport {
 	r.Prefetch, r.PrefetchMax = s.PrefetchBytes, s.PrefetchLimit
 	r.DataCache, r.DataCacheMax = s.DataCacheBytes, s.DataCacheLimit
 	r.DataCacheHits, r.DataCacheFills = s.DataCacheHits, s.DataCacheMisses
+	r.Forgotten = s.Forgotten
 	for _, e := range s.RecentErrors {
 		r.RecentErrors = append(r.RecentErrors, errorStatus{
 			Time: e.Time, Op: e.Op, Path: e.Path, Errno: unix.ErrnoName(e.Errno), Error: fmt.Sprint(e.Err),

@@ -59,7 +59,7 @@ func (f *FS) newDir(key string, e vfs.Entry) *dir {
 // directory. Its cache stays, for the next node made for its path.
 func (d *dir) OnForget() {
 	d.release.Do(func() { d.fs.dirs.Release(d.c) })
-	d.fs.inos.release(d.StableAttr().Ino)
+	d.fs.inos.release(&d.Inode)
 	d.fs.counts.forgotten.Add(1)
 }
 
@@ -299,8 +299,8 @@ func (d *dir) childInode(ctx context.Context, name string, e vfs.Entry, out *fus
 	out.SetAttrTimeout(attrTTL(e))
 	// The same number as the last node of this name, unless that one is
 	// still in use (see inoTable).
-	key := vfs.ChildKey(d.key(), name)
-	return d.NewInode(ctx, node, fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT, Ino: d.fs.inos.take(key)})
+	ino := d.fs.inos.take(vfs.ChildKey(d.key(), name), node.EmbeddedInode())
+	return d.NewInode(ctx, node, fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT, Ino: ino})
 }
 
 // dirOf is the directory an inode is in, if it is still in the tree.

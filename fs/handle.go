@@ -142,6 +142,10 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		s.Release()
 		return nil, h.n.fs.toErrno("read", h.n.key(), err)
 	}
+	if s.Len() == 0 {
+		s.Release() // go-fuse calls Done only for a result with data
+		return fuse.ReadResultData(nil), 0
+	}
 	return spanResult{s}, 0
 }
 

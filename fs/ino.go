@@ -3,6 +3,8 @@ package fs
 import (
 	"hash/fnv"
 	"sync"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // inoTable gives a node the inode number derived from its key, while no
@@ -18,8 +20,8 @@ import (
 // (a bounded number of them), for the node made after a forget.
 type inoTable struct {
 	mu      sync.Mutex
-	live    map[uint64]struct{} // numbers of live nodes given here; guarded by mu
-	renamed map[string]uint64   // numbers of renamed nodes, by new key; guarded by mu
+	live    map[uint64]*fusefs.Inode // numbers given here, and the node holding each; guarded by mu
+	renamed map[string]uint64        // numbers of renamed nodes, by new key; guarded by mu
 }
 
 // maxRenamed bounds inoTable.renamed.
@@ -32,9 +34,9 @@ const (
 	inoMask    = inoDerived - 1
 )
 
-// take returns the number for a node about to be made for key, or 0 to
-// let go-fuse choose one.
-func (t *inoTable) take(key string) uint64 {
+// take returns the number for owner, a node about to be made for key, or
+// 0 to let go-fuse choose one.
+func (t *inoTable) take(key string, owner *fusefs.Inode) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))
 	ino := h.Sum64()&inoMask | inoDerived
@@ -42,28 +44,40 @@ func (t *inoTable) take(key string) uint64 {
 	defer t.mu.Unlock()
 	if kept, ok := t.renamed[key]; ok {
 		delete(t.renamed, key)
-		if _, used := t.live[kept]; !used {
+		if !t.usedLocked(kept) {
 			ino = kept
 		}
 	}
-	if _, used := t.live[ino]; used {
+	if t.usedLocked(ino) {
 		return 0
 	}
 	if t.live == nil {
-		t.live = make(map[uint64]struct{})
+		t.live = make(map[uint64]*fusefs.Inode)
 	}
-	t.live[ino] = struct{}{}
+	t.live[ino] = owner
 	return ino
 }
 
-// release frees the number of a node the kernel forgot.
-func (t *inoTable) release(ino uint64) {
+// usedLocked reports whether a live node holds ino. go-fuse may call
+// OnForget of a directory that a lookup has just revived, so a holder is
+// asked, not only the table.
+func (t *inoTable) usedLocked(ino uint64) bool {
+	owner, ok := t.live[ino]
+	return ok && !owner.Forgotten()
+}
+
+// release frees the number of self, a node the kernel forgot; not if
+// another node holds it now, or self was revived meanwhile.
+func (t *inoTable) release(self *fusefs.Inode) {
+	ino := self.StableAttr().Ino
 	if ino&^inoMask != inoDerived {
 		return // go-fuse's own, or the root's
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.live, ino)
+	if t.live[ino] == self && self.Forgotten() {
+		delete(t.live, ino)
+	}
 }
 
 // moved records that the node numbered ino is now named key.

@@ -35,7 +35,13 @@ func TestInodeNumbersOutliveForgets(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := ino(a)
-	forgetDentries(t, f, a, func() bool { return !f.Known(a) })
+	// Forgotten once the node's OnForget ran (it frees the number), which
+	// follows its leaving go-fuse's tree.
+	forgotten := func() func() bool {
+		was := f.Stats().Forgotten
+		return func() bool { return f.Stats().Forgotten > was }
+	}
+	forgetDentries(t, f, a, forgotten())
 	if got := ino(a); got != before {
 		t.Errorf("inode number after the kernel forgot the file: %d, want %d", got, before)
 	}
@@ -50,7 +56,7 @@ func TestInodeNumbersOutliveForgets(t *testing.T) {
 		t.Errorf("a new file under a name another file was renamed from got that file's inode number %d", ino(a))
 	}
 	// The renamed file keeps its number when the kernel forgets it too.
-	forgetDentries(t, f, moved, func() bool { return !f.Known(moved) })
+	forgetDentries(t, f, moved, forgotten())
 	if got := ino(moved); got != before {
 		t.Errorf("inode number of the renamed file after the kernel forgot it: %d, want %d", got, before)
 	}

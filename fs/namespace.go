@@ -99,7 +99,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
 	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
-	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fs.inos.take(vfs.ChildKey(d.key(), name))})
+	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fs.inos.take(vfs.ChildKey(d.key(), name), &n.Inode)})
 	d.setEntry(name, &e)
 	d.entriesChanged()
 	h := &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}

@@ -28,6 +28,16 @@ func class(n int) int {
 	return -1
 }
 
+// bufCharge is what a buffer for n bytes takes from the budget: its
+// class's size, which a chunk that is not a power of two (a window still
+// growing, a file's last chunk) rounds up to.
+func bufCharge(n int64) int64 {
+	if c := class(int(n)); c >= 0 {
+		return 1 << (minClassShift + c)
+	}
+	return n
+}
+
 // get returns a buffer of length n.
 func (p *bufPool) get(n int) *[]byte {
 	c := class(n)

@@ -209,6 +209,9 @@ func (c *DirCache) Lookup(name string, ttl, negTTL time.Duration) (e Entry, know
 func (c *DirCache) Remember(name string, e Entry, found bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.partial != nil {
+		c.partial.removed(name, !found)
+	}
 	if found {
 		delete(c.missing, name)
 		if c.listing != nil {
@@ -224,6 +227,9 @@ func (c *DirCache) Remember(name string, e Entry, found bool) {
 func (c *DirCache) Set(name string, e *Entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.partial != nil {
+		c.partial.removed(name, e == nil)
+	}
 	if e == nil {
 		delete(c.listing, name)
 		c.missingLocked(name)
@@ -360,6 +366,9 @@ func (c *DirCache) InstallEmpty() {
 // order, whose names sort after name. It keeps only n names while it goes
 // over the listing: a walk calls it for every subdirectory.
 func (c *DirCache) Subdirs(after string, n int) []string {
+	if n <= 0 {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	names := make([]string, 0, n)

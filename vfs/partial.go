@@ -25,6 +25,7 @@ type Partial struct {
 	mu      sync.Mutex
 	entries map[string]Entry // the pages so far; guarded by mu
 	upTo    string           // every key up to this one has been read; guarded by mu
+	gone    map[string]bool  // names removed here since the listing started; guarded by mu
 	done    bool             // the last page arrived, or the listing ended; guarded by mu
 	changed chan struct{}    // closed, and replaced, at every page and at the end
 }
@@ -75,6 +76,9 @@ func (p *Partial) Entries() map[string]Entry {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	entries := p.entries
+	for name := range p.gone {
+		delete(entries, name) // a page may have been read before the removal
+	}
 	p.done, p.entries = true, nil
 	close(p.changed)
 	p.changed = make(chan struct{})
@@ -114,6 +118,7 @@ func (p *Partial) WaitListed(ctx context.Context, name string) (e Entry, ok bool
 		p.mu.Lock()
 		if p.done || p.upTo >= needed {
 			e, found := p.entries[name]
+			found = found && !p.gone[name]
 			p.mu.Unlock()
 			if !found {
 				return Entry{}, false
@@ -128,6 +133,22 @@ func (p *Partial) WaitListed(ctx context.Context, name string) (e Entry, ok bool
 			return Entry{}, false
 		}
 	}
+}
+
+// removed records whether name was removed (or found missing) through
+// this mount while the listing is read, which a page read before cannot
+// know; a name created again is not removed any more.
+func (p *Partial) removed(name string, gone bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !gone {
+		delete(p.gone, name)
+		return
+	}
+	if p.gone == nil {
+		p.gone = make(map[string]bool)
+	}
+	p.gone[name] = true
 }
 
 // stillStands checks an entry found in p against what happened to the

@@ -63,8 +63,11 @@ func TestWaitListedPageByPage(t *testing.T) {
 	}
 
 	// A name removed here after the listing started is not answered
-	// from it.
+	// from it, however long ago that was (a name found missing is
+	// remembered only for the negative TTL), nor installed.
 	c.Set("x", nil)
+	now = now.Add(time.Hour)
+	c.Lookup("x", time.Hour, time.Second) // forgets that x was missing
 	if _, ok := p.WaitListed(ctx, "x"); ok {
 		t.Error("x answered from the listing after it was removed here")
 	}
@@ -85,6 +88,9 @@ func TestWaitListedPageByPage(t *testing.T) {
 	}
 	if e, found, listed := c.Listed("b"); !listed || !found || e.Size != 2 {
 		t.Errorf("Listed(b) after Install: %+v, %v, %v", e, found, listed)
+	}
+	if _, found, _ := c.Listed("x"); found {
+		t.Error("x, removed here while the listing was read, was installed with it")
 	}
 	if mine, _ := c.StartListing("d/"); mine == nil {
 		t.Error("no new listing could start after the last one ended")

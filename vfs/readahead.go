@@ -144,6 +144,9 @@ func (r *ReadAhead) Read(ctx context.Context, off int64, n int) (*Span, error) {
 		part := c.data[start:min(int64(len(c.data)), end-c.off)]
 		s.add(part)
 		at += int64(len(part))
+		if int64(len(c.data)) < c.n {
+			break // short: the object ends here, whatever its size said
+		}
 	}
 	if at < end {
 		return s, io.ErrUnexpectedEOF
@@ -211,7 +214,7 @@ func (r *ReadAhead) scheduleLocked(from, to int64) {
 	chunkLen := min(maxChunk, max(minChunk, window/4))
 	for r.frontier < limit {
 		n := min(chunkLen, r.size-r.frontier)
-		if !r.budget.take(n, r.frontier < to) {
+		if !r.budget.take(bufCharge(n), r.frontier < to) {
 			return
 		}
 		r.startLocked(r.frontier, n)
@@ -289,7 +292,7 @@ func (r *ReadAhead) dropLocked(drop func(*chunk) bool) {
 	kept := r.chunks[:0]
 	for _, c := range r.chunks {
 		if drop(c) {
-			r.budget.give(c.n)
+			r.budget.give(bufCharge(c.n))
 			r.unrefLocked(c)
 			continue
 		}

@@ -38,10 +38,12 @@ type WriteBack[T comparable] struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	closed  bool // guarded by mu
+	manual  bool // no background loop: tests call RunDue
 }
 
 // retry is the state of one queued item.
 type retry struct {
+	adds   int           // times queued: a save that began before the last Add does not take the item off
 	failed bool          // an upload of it failed (close or fsync said EIO)
 	delay  time.Duration // before the next attempt after this one fails
 	due    time.Time     // the next attempt
@@ -71,10 +73,11 @@ func (w *WriteBack[T]) Add(item T, failed bool) (queued, wasFailed bool) {
 	if r, ok := w.items[item]; ok {
 		wasFailed = r.failed
 		r.failed = r.failed || failed
+		r.adds++
 		return true, wasFailed
 	}
-	w.items[item] = &retry{failed: failed, delay: 2 * w.interval, due: w.now().Add(w.interval)}
-	if w.stop == nil && !w.closed {
+	w.items[item] = &retry{adds: 1, failed: failed, delay: 2 * w.interval, due: w.now().Add(w.interval)}
+	if w.stop == nil && !w.closed && !w.manual {
 		w.stop, w.stopped = make(chan struct{}), make(chan struct{})
 		go w.loop(w.stop, w.stopped)
 	}
@@ -145,27 +148,38 @@ func (w *WriteBack[T]) Close(ctx context.Context) []T {
 
 func (w *WriteBack[T]) run(ctx context.Context, all bool) {
 	now := w.now()
+	type seen struct {
+		r    *retry
+		adds int
+	}
 	w.mu.Lock()
-	due := make(map[T]bool)
+	due := make(map[T]seen)
 	for item, r := range w.items {
 		if all || !r.due.After(now) {
-			due[item] = r.failed
+			due[item] = seen{r, r.adds}
 		}
 	}
 	w.mu.Unlock()
-	for item, failed := range due {
+	for item, was := range due {
+		w.mu.Lock()
+		failed := was.r.failed
+		w.mu.Unlock()
 		err := w.save(ctx, item, failed)
 		if errors.Is(err, ErrNotNow) {
 			continue
 		}
 		w.mu.Lock()
-		if r, ok := w.items[item]; ok { // else removed while being saved
-			if err == nil {
-				delete(w.items, item)
-			} else {
-				r.due = w.now().Add(r.delay)
-				r.delay = min(2*r.delay, MaxBackoff*w.interval)
-			}
+		switch r, ok := w.items[item]; {
+		case !ok || r != was.r:
+			// Removed while being saved, or removed and queued anew
+			// (saved, then a failed close): the new entry stands.
+		case err != nil:
+			r.due = w.now().Add(r.delay)
+			r.delay = min(2*r.delay, MaxBackoff*w.interval)
+		case r.adds == was.adds:
+			delete(w.items, item)
+			// Else queued again while being saved: that data may not be
+			// in what was saved.
 		}
 		w.mu.Unlock()
 	}

@@ -66,6 +66,7 @@ func TestWriteBackBacksOff(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1e9, 0)}
 	st := &store{down: true}
 	w := NewWriteBack(st.save, interval, clock.now)
+	w.manual = true // no loop: the test runs the passes
 	defer w.Close(context.Background())
 	ctx := context.Background()
 	if queued, _ := w.Add("a", true); queued {
@@ -105,6 +106,7 @@ func TestWriteBackItems(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1e9, 0)}
 	st := &store{busy: map[string]bool{"open": true}}
 	w := NewWriteBack(st.save, time.Second, clock.now)
+	w.manual = true // no loop: the test runs the passes
 	ctx := context.Background()
 	w.Add("failed", true)
 	w.Add("open", false)
@@ -133,6 +135,7 @@ func TestWriteBackItems(t *testing.T) {
 	if !slices.Equal(left, []string{"open"}) || !st.saved["late"] {
 		t.Errorf("Close left %v (want [open]); saved %v", left, st.saved)
 	}
+	w.manual = false
 	w.Add("after-close", false)
 	w.mu.Lock()
 	started := w.stop != nil
@@ -154,5 +157,29 @@ func TestWriteBackLoop(t *testing.T) {
 	}
 	if left := w.Close(context.Background()); w.Len() != 0 || len(left) != 0 {
 		t.Fatalf("the loop did not save the item: %d queued", w.Len())
+	}
+}
+
+func TestWriteBackKeepsWhatIsQueuedDuringASave(t *testing.T) {
+	// The background save succeeds and takes the file off the queue
+	// (as fs's save does); before it returns, a close of the file fails
+	// and queues it again. That entry must stay.
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	var w *WriteBack[string]
+	requeue := map[string]func(){
+		"removed-then-added": func() { w.Remove("f"); w.Add("f", true) },
+		"added-again":        func() { w.Add("f", true) },
+	}
+	for name, during := range requeue {
+		t.Run(name, func(t *testing.T) {
+			w = NewWriteBack(func(context.Context, string, bool) error { during(); return nil }, time.Second, clock.now)
+			w.manual = true
+			w.Add("f", true)
+			clock.advance(time.Second)
+			w.RunDue(context.Background())
+			if w.Len() != 1 {
+				t.Errorf("a file queued again while its save ran was dropped from the queue")
+			}
+		})
 	}
 }

@@ -58,12 +58,10 @@ func (t *inoTable) take(key string, owner *fusefs.Inode) uint64 {
 	return ino
 }
 
-// usedLocked reports whether a live node holds ino. go-fuse may call
-// OnForget of a directory that a lookup has just revived, so a holder is
-// asked, not only the table.
+// usedLocked reports whether a live node holds ino.
 func (t *inoTable) usedLocked(ino uint64) bool {
-	owner, ok := t.live[ino]
-	return ok && !owner.Forgotten()
+	_, ok := t.live[ino]
+	return ok
 }
 
 // release frees the number of self, a node the kernel forgot; not if
@@ -75,6 +73,9 @@ func (t *inoTable) release(self *fusefs.Inode) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// go-fuse may call OnForget of a directory that a lookup has just
+	// revived, so the node is asked too.
+	//lint:ignore SA1019 OnForget alone cannot tell a revived directory
 	if t.live[ino] == self && self.Forgotten() {
 		delete(t.live, ino)
 	}

@@ -285,12 +285,7 @@ func (n *file) fetch(ctx context.Context, st *staging, off, end int64) error {
 // staging file, in parallel ranges.
 func (n *file) load(ctx context.Context, st *staging, key, etag string, off, end int64) error {
 	ra := vfs.NewReadAhead(func(ctx context.Context, p []byte, at int64) (int, error) {
-		body, err := n.fs.b.Get(ctx, key, at, int64(len(p)), etag)
-		if err != nil {
-			return 0, err
-		}
-		defer body.Close()
-		return io.ReadFull(body, p)
+		return n.fs.getFull(ctx, key, p, at, etag)
 	}, end, n.fs.budget, nil)
 	defer ra.Close()
 	for off < end {

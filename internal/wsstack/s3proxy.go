@@ -1,6 +1,7 @@
 package wsstack
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -116,6 +117,10 @@ type S3Fault struct {
 	// Times is how many matching requests the fault applies to; 0 means
 	// every matching request until ClearFaults.
 	Times int
+	// Cut, when positive, carries the request on but ends the answer's
+	// body after Cut bytes by dropping the connection: a transfer that
+	// breaks off half-way, as a reset through a load balancer does.
+	Cut int64
 	// Hold, when set, keeps a matching request waiting (after any Stall)
 	// until it is closed or the client gives up, then carries it on: a
 	// test can keep a request in flight for exactly as long as it needs.
@@ -252,8 +257,31 @@ func (p *S3Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeS3Error(w, f.Status)
 		return
 	}
+	if f != nil && f.Cut > 0 {
+		w = &cutWriter{ResponseWriter: w, left: f.Cut}
+	}
 	p.rp.ServeHTTP(w, r)
 }
+
+// cutWriter passes the first left bytes of a body on, then fails, which
+// makes the reverse proxy abort the answer and drop the connection.
+type cutWriter struct {
+	http.ResponseWriter
+	left int64
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) <= c.left {
+		c.left -= int64(len(p))
+		return c.ResponseWriter.Write(p)
+	}
+	n, _ := c.ResponseWriter.Write(p[:c.left])
+	c.left = 0
+	http.NewResponseController(c.ResponseWriter).Flush()
+	return n, errors.New("answer cut by an injected fault")
+}
+
+func (c *cutWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // record counts the request and returns the fault that applies to it, if any.
 func (p *S3Proxy) record(op Op, key string) *S3Fault {

@@ -21,6 +21,8 @@
 //     kept by path (not in the kernel's nodes, which it forgets), moved by
 //     a rename and dropped by a removal; time comes from a Clock, so tests
 //     move it on instead of sleeping past a TTL.
+//   - Partial: a directory's one listing under way (DirCache.StartListing),
+//     whose pages answer lookups before the last one arrives.
 //   - WriteBack: the files whose data is not in the bucket yet, saved again
 //     in the background with a doubling delay, and once more at Close.
 //   - Span and the read buffers' pool: a read hands the kernel the fetched

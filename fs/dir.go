@@ -354,58 +354,53 @@ func (d *dir) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 // a directory runs at a time: a call that finds one under way waits for
 // it, and then uses what it read.
 func (d *dir) listPages(ctx context.Context, maxPages int) (complete bool, err error) {
-	for {
-		if maxPages > 0 && d.c.TooBig() {
-			return false, nil
-		}
-		if d.c.Fresh(d.fs.opts.MetadataTTL) {
-			return true, nil
-		}
-		p, under := d.c.StartListing(vfs.ListingPrefix(d.key()))
-		if p != nil {
-			return d.list(ctx, p, maxPages)
-		}
-		if err := waitEnded(ctx, under); err != nil {
-			return false, err
-		}
-	}
+	complete, _, _, err = d.listOrWait(ctx, maxPages, "")
+	return complete, err
 }
 
 // listFor lists the directory for a lookup of name, as listPages does
 // with preloadPages pages at most, and answers from the listing. A lookup
 // that finds a listing under way is answered as soon as a page holds its
 // name. known is false when the listing cannot answer (the directory is
-// too big to list for lookups, or kept being renamed).
+// too big to list for lookups).
 func (d *dir) listFor(ctx context.Context, name string) (e vfs.Entry, found, known bool, err error) {
-	for range 3 {
-		if d.c.TooBig() {
-			return vfs.Entry{}, false, false, nil
+	complete, e, early, err := d.listOrWait(ctx, preloadPages, name)
+	switch {
+	case err != nil || !complete:
+		return vfs.Entry{}, false, false, err
+	case early:
+		return e, true, true, nil
+	}
+	e, found, known = d.c.Listed(name)
+	return e, found, known, nil
+}
+
+// listOrWait is listPages; with name set, a wait for another call's
+// listing ends as soon as one of its pages holds name (early, with the
+// name's entry), unless name has a node, which only the finished listing
+// merges with what this mount knows of it.
+func (d *dir) listOrWait(ctx context.Context, maxPages int, name string) (complete bool, e vfs.Entry, early bool, err error) {
+	for {
+		if maxPages > 0 && d.c.TooBig() {
+			return false, vfs.Entry{}, false, nil
 		}
 		if d.c.Fresh(d.fs.opts.MetadataTTL) {
-			e, found, listed := d.c.Listed(name)
-			return e, found, listed, nil
+			return true, vfs.Entry{}, false, nil
 		}
 		p, under := d.c.StartListing(vfs.ListingPrefix(d.key()))
 		if p != nil {
-			complete, err := d.list(ctx, p, preloadPages)
-			if err != nil || !complete {
-				return vfs.Entry{}, false, false, err
-			}
-			e, found, listed := d.c.Listed(name)
-			return e, found, listed, nil
+			complete, err := d.list(ctx, p, maxPages)
+			return complete, vfs.Entry{}, false, err
 		}
-		// A name with a node: the finished listing merges what this
-		// mount knows of it.
-		if d.GetChild(name) == nil {
+		if name != "" && d.GetChild(name) == nil {
 			if e, ok := under.WaitListed(ctx, name); ok {
-				return e, true, true, nil
+				return true, e, true, nil
 			}
 		}
 		if err := waitEnded(ctx, under); err != nil {
-			return vfs.Entry{}, false, false, err
+			return false, vfs.Entry{}, false, err
 		}
 	}
-	return vfs.Entry{}, false, false, nil
 }
 
 // waitEnded waits for a listing under way to end. Only background work

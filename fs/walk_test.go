@@ -61,11 +61,8 @@ func TestWalkListsSubdirectoriesAhead(t *testing.T) {
 // a 2 s TTL) stays fresh from its last page (and as long as it took), so
 // ls -l of the directory costs its LISTs and nothing per entry.
 func TestSlowListingAnswersWhatFollows(t *testing.T) {
-	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 10})
 	const n = 60
-	for i := range n {
-		put(fmt.Sprintf("big/f%02d", i), []byte("x"))
-	}
+	b := pagedDir(t, "big", n)
 	mnt := fusetest.Mount(t, fs.New(b, fs.Options{MetadataTTL: 2 * time.Second, MetadataHeadLimit: 10}))
 	// Requests for one entry (a HEAD of big/fNN, a LIST of big/fNN/) are
 	// counted; listings of the workspace are held.
@@ -142,11 +139,8 @@ func TestCloseWaitsForListingsAhead(t *testing.T) {
 // only for the TTL: ls -l of 200,000 entries lstats them for seconds
 // after the last page, and must not send a request for each.
 func TestListingLastsAsLongAsItTook(t *testing.T) {
-	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 10})
 	const n = 40
-	for i := range n {
-		put(fmt.Sprintf("big/f%02d", i), []byte("x"))
-	}
+	b := pagedDir(t, "big", n)
 	var ahead atomic.Int64 // the caches' clock, moved on by the test
 	f := fs.New(b, fs.Options{MetadataTTL: time.Second, MetadataHeadLimit: 10,
 		Clock: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
@@ -186,10 +180,7 @@ func TestListingLastsAsLongAsItTook(t *testing.T) {
 // once does not wait for the last page (with a held second page here,
 // forever).
 func TestLookupsAnsweredPageByPage(t *testing.T) {
-	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 10})
-	for i := range 40 {
-		put(fmt.Sprintf("pages/f%02d", i), []byte("x"))
-	}
+	b := pagedDir(t, "pages", 40)
 	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
 	dir := filepath.Join(mnt, "pages")
 	// Lookups one by one until the next one lists the directory instead.
@@ -241,4 +232,15 @@ func TestLookupsAnsweredPageByPage(t *testing.T) {
 	if err := <-lister; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pagedDir returns a workspace whose directory dir holds n one-byte files,
+// f00, f01, …, listed 10 to a page.
+func pagedDir(t *testing.T, dir string, n int) *bucket.Bucket {
+	t.Helper()
+	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 10})
+	for i := range n {
+		put(fmt.Sprintf("%s/f%02d", dir, i), []byte("x"))
+	}
+	return b
 }

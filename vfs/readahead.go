@@ -75,14 +75,6 @@ func NewReadAhead(fetch FetchFunc, size int64, b *Budget, c *HitCounts) *ReadAhe
 	return &ReadAhead{fetch: fetch, size: size, budget: b, counts: c, ctx: ctx, cancel: cancel}
 }
 
-// ReadAt fills p from off and returns the count, short only at EOF.
-func (r *ReadAhead) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	s, err := r.Read(ctx, off, len(p))
-	n := s.CopyTo(p)
-	s.Release()
-	return n, err
-}
-
 // Read returns the n bytes at off as a Span of fetched buffers, without
 // copying them; fewer only at EOF, with io.EOF or io.ErrUnexpectedEOF,
 // or on error. Release the Span when done with its data.

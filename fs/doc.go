@@ -33,9 +33,10 @@
 //
 // # Writes
 //
-// A file open for writing has a staging copy in Options.CacheDir, shared by
-// all its handles; close and fsync upload it (see save in staging.go) and
-// fail with EIO if that fails, keeping the data for a retry. A file written
+// A file open for writing has a staging copy in Options.CacheDir
+// (vfs.Staging), shared by all its handles; close and fsync upload it (see
+// save in staging.go) and fail with EIO if that fails, keeping the data
+// for a retry. A file written
 // front to back from empty is uploaded part by part while it is written.
 // Multipart uploads in progress are recorded (vfs.Journal) so that Recover
 // aborts those a crash left behind. Mode, owner and mtime live in object
@@ -62,10 +63,13 @@
 //     (TryLock only, never waiting while holding one).
 //  3. file.mu or dir.mu, never one under the other, nor two at once, nor
 //     across a request or a wait for another goroutine.
-//  4. In vfs: DirCaches → DirCache; ReadAhead → Budget.
+//  4. In vfs: DirCaches → DirCache; ReadAhead → Budget; a Staging's ops,
+//     held across its fetches and uploads (taken under file.io, or alone
+//     by a read that fetches), then file.mu, which only its Namer takes.
 //
 // Leaves, under anything: DirCache's own lock, Budget, the write-back
-// queue's lock (vfs.WriteBack: never held across a save), stageSpace,
+// queue's lock (vfs.WriteBack: never held across a save), a Staging's mu
+// (its getters), vfs.Space,
 // errLog, FS.bgMu, and go-fuse's Inode locks (Path, Parent, GetChild).
 //
 // Kernel notifications: NotifyContent(-1, 0) only drops cached attributes

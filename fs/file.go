@@ -36,12 +36,12 @@ type file struct {
 	// timeGuessed: attr.modified is the time an upload was answered, which
 	// may be a second off the object's Last-Modified; the next stat asks
 	// S3 (once), so that the mtime shown never changes afterwards.
-	timeGuessed bool     // guarded by mu
-	cacheETag   string   // ETag of what the kernel's page cache holds; guarded by mu
-	st          *staging // local copy while open for writing or unsaved; guarded by mu
-	metaDirty   bool     // attr's metadata not stored yet; guarded by mu
-	unsaved     bool     // created here and never uploaded; guarded by mu
-	deleted     bool     // unlinked: nothing is uploaded any more; guarded by mu
+	timeGuessed bool         // guarded by mu
+	cacheETag   string       // ETag of what the kernel's page cache holds; guarded by mu
+	st          *vfs.Staging // local copy while open for writing or unsaved; guarded by mu
+	metaDirty   bool         // attr's metadata not stored yet; guarded by mu
+	unsaved     bool         // created here and never uploaded; guarded by mu
+	deleted     bool         // unlinked: nothing is uploaded any more; guarded by mu
 	// replaced is set with deleted when the name holds another object
 	// now (a rename over it that failed after its copy): an open through
 	// the kernel's stale entry answers ESTALE, so that it looks the name
@@ -80,7 +80,7 @@ func (n *file) OnForget() {
 }
 
 // staged is the file's staging copy, nil when it has none.
-func (n *file) staged() *staging {
+func (n *file) staged() *vfs.Staging {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.st
@@ -107,7 +107,7 @@ func (n *file) update(e vfs.Entry) vfs.Entry {
 // localChangesLocked reports whether the node holds changes S3 has not
 // seen; its attributes then win over any listing. n.mu must be held.
 func (n *file) localChangesLocked() bool {
-	return (n.st != nil && n.st.dirty) || n.unsaved || n.metaDirty
+	return (n.st != nil && n.st.Dirty()) || n.unsaved || n.metaDirty
 }
 
 // savedSince returns the file's attributes if this mount confirmed or
@@ -428,8 +428,8 @@ func (n *file) Allocate(ctx context.Context, fh fusefs.FileHandle, off, size uin
 	if st == nil {
 		return syscall.EBADF // the kernel only sends it for a file open for writing
 	}
-	if end := int64(off + size); end > st.size {
-		return n.fs.toErrno("fallocate", n.key(), n.resizeLocked(ctx, st, end))
+	if end := int64(off + size); end > st.Size() {
+		return n.fs.toErrno("fallocate", n.key(), n.resizeLocked(st, end))
 	}
 	return 0
 }

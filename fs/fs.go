@@ -25,7 +25,8 @@ type FS struct {
 	opts    Options
 	log     *slog.Logger
 	budget  *vfs.Budget
-	space   *stageSpace
+	space   *vfs.Space
+	stage   *vfs.StagingArea // where files open for writing are copied
 	journal *vfs.Journal
 	errs    errLog
 	counts  counters
@@ -56,7 +57,7 @@ func New(b Bucket, opts Options) *FS {
 		opts:   opts,
 		log:    opts.Logger,
 		budget: vfs.NewBudget(opts.PrefetchMemory),
-		space:  &stageSpace{limit: opts.CacheLimit},
+		space:  vfs.NewSpace(opts.CacheLimit),
 		dirs:   vfs.NewDirCaches(vfs.MaxIdleCacheEntries, opts.Clock),
 		start:  time.Now(),
 
@@ -67,6 +68,10 @@ func New(b Bucket, opts Options) *FS {
 		journalDir = filepath.Join(opts.CacheDir, "uploads")
 	}
 	f.journal = vfs.NewJournal(journalDir, opts.Logger)
+	f.stage = &vfs.StagingArea{
+		Store: f.b, Dir: opts.CacheDir, Space: f.space, Budget: f.budget, Journal: f.journal,
+		PartSize: opts.PartSize, Concurrency: opts.UploadConcurrency, Log: opts.Logger,
+	}
 	f.writeBack = vfs.NewWriteBack(f.retrySave, opts.RetryInterval, opts.Clock)
 	f.root = f.newDir("", vfs.Entry{})
 	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())

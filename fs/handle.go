@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	iofs "io/fs"
 	"syscall"
@@ -49,65 +48,12 @@ func (h *handle) fetcher(etag string) vfs.FetchFunc {
 		if key == "" {
 			return 0, syscall.ESTALE // unlinked: its object is gone
 		}
-		n, err := h.n.fs.getFull(ctx, key, p, off, etag)
+		n, err := vfs.GetFull(ctx, h.n.fs.b, key, p, off, etag)
 		if errors.Is(err, iofs.ErrNotExist) {
 			return n, syscall.ESTALE // deleted behind the mount
 		}
 		return n, err
 	}
-}
-
-// transferAttempts is how many GETs a range gets when transfers break off.
-const transferAttempts = 3
-
-// getFull reads len(p) bytes of key at off into p, the version etag if
-// set; fewer only where the object ends, with io.EOF or
-// io.ErrUnexpectedEOF, as io.ReadFull. A transfer that breaks off (a
-// reset connection, a body shorter than it said) is asked again for the
-// rest, a few times: a job reading for hours must not get EIO for one
-// dropped connection, and never a short read, which the kernel would
-// take for the end of the file. After that, the error says so, and is
-// not io.ErrUnexpectedEOF.
-func (f *FS) getFull(ctx context.Context, key string, p []byte, off int64, etag string) (int, error) {
-	got := 0
-	var err error
-	for range transferAttempts {
-		var body io.ReadCloser
-		body, err = f.b.Get(ctx, key, off+int64(got), int64(len(p)-got), etag)
-		if err != nil {
-			return got, err
-		}
-		var n int
-		n, err = readUntilEOF(body, p[got:])
-		body.Close()
-		got += n
-		switch {
-		case got == len(p):
-			return got, nil
-		case errors.Is(err, io.EOF): // the answer ended where it said: the object does
-			if got == 0 {
-				return 0, io.EOF
-			}
-			return got, io.ErrUnexpectedEOF
-		case ctx.Err() != nil:
-			return got, ctx.Err()
-		}
-	}
-	return got, fmt.Errorf("get %s: the transfer broke off %d times (at byte %d): %v", key, transferAttempts, off+int64(got), err)
-}
-
-// readUntilEOF fills p from r; unlike io.ReadFull it returns io.EOF only
-// for an answer that ended where it said it would.
-func readUntilEOF(r io.Reader, p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := r.Read(p[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // reader is the handle's read-ahead, made on first use.

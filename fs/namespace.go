@@ -87,11 +87,10 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 		return nil, nil, 0, errno
 	}
 	d.fs.dropOrphan(vfs.ChildKey(d.key(), name))
-	st, err := d.fs.newStaging()
+	st, err := d.fs.stage.Empty(true)
 	if err != nil {
 		return nil, nil, 0, d.fs.toErrno("create", vfs.ChildKey(d.key(), name), err)
 	}
-	st.dirty, st.canStream = true, true
 	e := d.newEntry(ctx, syscall.S_IFREG|mode&0o7777)
 	n := d.fs.newFile(e)
 	n.st, n.unsaved, n.handles = st, true, 1
@@ -246,7 +245,7 @@ func (d *dir) holdFile(name string) heldFile {
 	st, open := n.st, n.handles > 0
 	n.mu.Unlock()
 	if st != nil && open {
-		if err := n.detach(context.Background(), st); err != nil {
+		if err := st.Detach(context.Background()); err != nil {
 			d.fs.log.Warn("could not fetch an open file before its object changes; its handles will fail", slog.String("path", n.key()), slog.Any("err", err))
 		}
 	}
@@ -272,9 +271,9 @@ func (h heldFile) gone() {
 	n.mu.Unlock()
 	switch {
 	case idle:
-		n.fs.dropStaging(st)
+		st.Close()
 	case st != nil:
-		n.fs.stopStream(st)
+		st.StopStream()
 	}
 	n.fs.unqueue(n)
 }
@@ -319,10 +318,10 @@ func (f *FS) holdTree(ctx context.Context, key string, moved *dir) ([]heldFile, 
 		// or copy parts of it, and an upload under way would complete
 		// under the old name; the file goes up whole at its close.
 		if st := n.staged(); st != nil {
-			if err := n.detach(ctx, st); err != nil {
+			if err := st.Detach(ctx); err != nil {
 				return held, err
 			}
-			f.stopStream(st)
+			st.StopStream()
 		}
 	}
 	return held, nil
@@ -627,22 +626,21 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry
 		if st != nil {
 			// Fetch what an open handle has not fetched yet while the
 			// object is still under its old key.
-			if err := n.detach(ctx, st); err != nil {
+			if err := st.Detach(ctx); err != nil {
 				return e, false, err
 			}
 		}
-		if st != nil && st.dirty {
+		if st != nil && st.Dirty() {
 			// Unsaved content goes straight to the new name; the old
 			// object, if any, is deleted below.
-			d.fs.stopStream(st)
 			md := vfs.ObjectMeta(e, dst, true)
-			o, err := d.fs.upload(ctx, dst, st, md)
+			o, err := st.SaveWhole(ctx, dst, md)
 			if err != nil {
 				return e, false, err
 			}
 			saved := vfs.SavedEntry(o, md)
 			n.mu.Lock()
-			st.dirty, n.metaDirty, n.unsaved = false, false, false
+			n.metaDirty, n.unsaved = false, false
 			n.attr, n.checkedAt, n.timeGuessed = saved, time.Now(), true
 			n.mu.Unlock()
 			return saved, true, d.fs.b.Delete(ctx, src)

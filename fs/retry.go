@@ -64,13 +64,13 @@ func (n *file) dropIdleStaging() {
 	defer n.io.Unlock()
 	n.mu.Lock()
 	st := n.st
-	idle := n.handles == 0 && st != nil && !st.dirty && !n.metaDirty
+	idle := n.handles == 0 && st != nil && !st.Dirty() && !n.metaDirty
 	if idle {
 		n.st = nil
 	}
 	n.mu.Unlock()
 	if idle {
-		n.fs.dropStaging(st)
+		st.Close()
 	}
 }
 
@@ -182,9 +182,9 @@ func (f *FS) adopt(key string, fresh *file) bool {
 	fresh.lastKey, fresh.lastErr = key, old.lastErr
 	old.st, old.deleted = nil, true
 	old.mu.Unlock()
-	if st := fresh.st; st != nil && !st.dirty && !fresh.metaDirty && st.stream == nil {
+	if st := fresh.st; st != nil && !st.Dirty() && !fresh.metaDirty && !st.Streaming() {
 		fresh.st = nil // saved meanwhile: nothing left to hand over
-		f.dropStaging(st)
+		st.Close()
 	}
 
 	f.writeBack.Replace(old, fresh, fresh.st != nil || fresh.metaDirty)
@@ -205,7 +205,7 @@ func (f *FS) dropOrphan(key string) {
 	old.st, old.deleted = nil, true
 	old.mu.Unlock()
 	if st != nil {
-		f.dropStaging(st)
+		st.Close()
 	}
 	f.unqueue(old)
 }

@@ -82,7 +82,6 @@ func (s Stats) FailedUploads() int {
 func (f *FS) Stats() Stats {
 	s := Stats{
 		PrefetchLimit:   f.budget.Limit(),
-		StageLimit:      f.space.limit,
 		Saves:           f.counts.saves.Load(),
 		SaveFailures:    f.counts.saveFailures.Load(),
 		MetadataHits:    f.counts.metaHits.Load(),
@@ -98,9 +97,7 @@ func (f *FS) Stats() Stats {
 		s.DataCacheHits, s.DataCacheMisses = f.counts.cacheHits.Load(), f.counts.cacheMisses.Load()
 	}
 	s.RecentErrors = f.errs.latest()
-	f.space.mu.Lock()
-	s.StagedBytes = f.space.used
-	f.space.mu.Unlock()
+	s.StagedBytes, s.StageLimit = f.space.Usage()
 
 	for n, failed := range f.queued() {
 		key, _ := n.saveKey()

@@ -27,4 +27,22 @@
 //     in the background with a doubling delay, and once more at Close.
 //   - Span and the read buffers' pool: a read hands the kernel the fetched
 //     buffers themselves, which are recycled once it is done with them.
+//   - Staging: the local copy of a file open for writing, which fetches
+//     only the ranges it is asked for and saves only the parts that
+//     changed (the others copied on the server from the version it was
+//     made from), or streams a file written front to back while it is
+//     written; Space bounds all copies of a mount; GetFull resumes broken
+//     transfers.
+//
+// # Lock order
+//
+// A lock may be held while taking one listed after it, never the reverse;
+// none but Staging.ops is held across a request to the storage.
+//
+//  1. Staging.ops, across a copy's fetches and uploads; the caller's own
+//     locks may be taken under it only by its Namer.
+//  2. DirCaches → DirCache; ReadAhead → Budget.
+//
+// Leaves: Staging.mu, Space, DirCache's lock, Budget, the WriteBack
+// queue's lock (never held across a save), Partial's.
 package vfs

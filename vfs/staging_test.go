@@ -1,0 +1,464 @@
+package vfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mount-ws/bucket"
+	"mount-ws/bucket/buckettest"
+	"mount-ws/internal/detdata"
+)
+
+// The staging copy's behaviour, on an in-memory S3 (buckettest.NewFake, which
+// buckettest.Run holds to S3's behaviour): what each kind of change sends
+// and fetches, and what the object holds after a save. No FUSE, no gateway.
+
+const testPart = bucket.MinPartSize
+
+// slack is what the byte bounds allow beyond the data itself: the answers'
+// XML, and fetches rounded out to the read-ahead's 128 KiB blocks.
+const slack = 256 << 10
+
+// traffic counts the requests and body bytes a Bucket sends.
+type traffic struct {
+	mu             sync.Mutex
+	ops            map[string]int
+	sent, received int64
+}
+
+func (r *traffic) Request(op, outcome string, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if outcome == bucket.OutcomeOK {
+		r.ops[op]++
+	}
+}
+
+func (r *traffic) Transferred(sent, received int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent += sent
+	r.received += received
+}
+
+// reset forgets what was counted so far.
+func (r *traffic) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ops, r.sent, r.received = map[string]int{}, 0, 0
+}
+
+func (r *traffic) snapshot() (ops map[string]int, sent, received int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ops = map[string]int{}
+	for k, v := range r.ops {
+		ops[k] = v
+	}
+	return ops, r.sent, r.received
+}
+
+type stagingEnv struct {
+	area *StagingArea
+	b    *bucket.Bucket
+	net  *traffic
+	// rawPut stores an object as another program would.
+	rawPut func(key string, data []byte)
+}
+
+func newStagingEnv(t *testing.T, limit int64) *stagingEnv {
+	t.Helper()
+	cfg, rawPut := buckettest.NewFakeConfig(t)
+	net := &traffic{ops: map[string]int{}}
+	cfg.Observer = net
+	b, err := bucket.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	return &stagingEnv{
+		area: &StagingArea{
+			Store: b, Dir: t.TempDir(), Space: NewSpace(limit), Budget: NewBudget(64 << 20),
+			Journal: NewJournal("", log), PartSize: testPart, Concurrency: 4, Log: log,
+		},
+		b: b, net: net, rawPut: rawPut,
+	}
+}
+
+// object stores size bytes of deterministic content as key and returns
+// them and the object.
+func (e *stagingEnv) object(t *testing.T, key string, size int64) ([]byte, bucket.Object) {
+	t.Helper()
+	data := make([]byte, size)
+	if _, err := detdata.New(uint64(size), size).ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	o, err := e.b.Put(t.Context(), key, bytes.NewReader(data), size, bucket.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.net.reset()
+	return data, o
+}
+
+// copyOf makes a staging copy of the object o at key, closed by the test's
+// cleanup.
+func (e *stagingEnv) copyOf(t *testing.T, key string, o bucket.Object) *Staging {
+	t.Helper()
+	st, err := e.area.Based(key, o.ETag, o.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+// empty makes a copy of a new, empty file, closed by the test's cleanup.
+func (e *stagingEnv) empty(t *testing.T) *Staging {
+	t.Helper()
+	st, err := e.area.Empty(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+// write writes p at off (appending when off < 0) and fails the test on
+// an error.
+func write(t *testing.T, st *Staging, p []byte, off int64) {
+	t.Helper()
+	if _, _, err := st.Write(t.Context(), p, max(off, 0), off < 0, named("f")); err != nil {
+		t.Fatalf("write %d bytes at %d: %v", len(p), off, err)
+	}
+}
+
+// save saves st as key and fails the test on an error.
+func save(t *testing.T, st *Staging, key string) {
+	t.Helper()
+	if _, _, err := st.Save(t.Context(), key, bucket.Meta{User: map[string]string{}}); err != nil {
+		t.Fatalf("save %s: %v", key, err)
+	}
+}
+
+func (e *stagingEnv) content(t *testing.T, key string) []byte {
+	t.Helper()
+	body, err := e.b.Get(t.Context(), key, 0, -1, "")
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer body.Close()
+	got, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func named(key string) Namer {
+	return func() (string, bucket.Meta) { return key, bucket.Meta{User: map[string]string{}} }
+}
+
+func checkSame(t *testing.T, got, want []byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("object has %d bytes, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("object differs at byte %d of %d", i, len(got))
+		}
+	}
+}
+
+// TestStagingSavesOnlyWhatChanged edits a copy of a 13 MiB object (three
+// parts) in the ways programs do and checks, for each, the object after
+// the save and how many bytes went each way: a partial update must send
+// what changed (widened to S3's smallest part) and copy the rest on the
+// server, and fetch only what it needs.
+func TestStagingSavesOnlyWhatChanged(t *testing.T) {
+	const size = 13 << 20
+	tests := []struct {
+		name string
+		edit func(ctx context.Context, st *Staging) error
+		// model applies the same edit to the object's bytes.
+		model              func(b []byte) []byte
+		maxSent, maxReaped int64 // bytes sent to and received from S3
+	}{
+		{
+			name: "append a line",
+			edit: func(ctx context.Context, st *Staging) error {
+				_, _, err := st.Write(ctx, []byte("epoch 7, loss 0.31\n"), 0, true, named("f"))
+				return err
+			},
+			model:   func(b []byte) []byte { return append(b, "epoch 7, loss 0.31\n"...) },
+			maxSent: slack, maxReaped: slack,
+		},
+		{
+			name: "one byte in the middle",
+			edit: func(ctx context.Context, st *Staging) error {
+				_, _, err := st.Write(ctx, []byte{'X'}, 7<<20, false, named("f"))
+				return err
+			},
+			model:   func(b []byte) []byte { b[7<<20] = 'X'; return b },
+			maxSent: testPart + slack, maxReaped: testPart + slack,
+		},
+		{
+			name: "truncate to two parts and append",
+			edit: func(ctx context.Context, st *Staging) error {
+				if err := st.Resize(11 << 20); err != nil {
+					return err
+				}
+				_, _, err := st.Write(ctx, []byte("tail"), 0, true, named("f"))
+				return err
+			},
+			model:   func(b []byte) []byte { return append(b[:11<<20], "tail"...) },
+			maxSent: slack, maxReaped: slack,
+		},
+		{
+			name: "extend with a hole",
+			edit: func(ctx context.Context, st *Staging) error { return st.Resize(size + 3) },
+			model: func(b []byte) []byte {
+				return append(b, 0, 0, 0)
+			},
+			maxSent: slack, maxReaped: slack,
+		},
+		{
+			name: "truncate below one part",
+			edit: func(ctx context.Context, st *Staging) error { return st.Resize(1 << 20) },
+			// One PUT of what is left: it must be fetched first.
+			model:   func(b []byte) []byte { return b[:1<<20] },
+			maxSent: 1<<20 + slack, maxReaped: 1<<20 + slack,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newStagingEnv(t, 64<<20)
+			ctx := t.Context()
+			data, o := e.object(t, "f", size)
+			st := e.copyOf(t, "f", o)
+			if err := tt.edit(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			if !st.Dirty() {
+				t.Fatal("edited copy is not dirty")
+			}
+			if _, ok, err := st.Save(ctx, "f", bucket.Meta{User: map[string]string{}}); err != nil || !ok {
+				t.Fatalf("save: ok %v, %v", ok, err)
+			}
+			_, sent, received := e.net.snapshot()
+			if st.Dirty() {
+				t.Error("saved copy still dirty")
+			}
+			checkSame(t, e.content(t, "f"), tt.model(data))
+			if sent > tt.maxSent || received > tt.maxReaped {
+				t.Errorf("sent %d bytes (at most %d) and fetched %d (at most %d)", sent, tt.maxSent, received, tt.maxReaped)
+			}
+		})
+	}
+}
+
+// TestStagingSavesAgainFromItsOwnVersion: after a save, the copy's base is
+// the version it stored, so a second change is again saved in part.
+func TestStagingSavesAgainFromItsOwnVersion(t *testing.T) {
+	e := newStagingEnv(t, 64<<20)
+	ctx := t.Context()
+	data, o := e.object(t, "f", 11<<20)
+	st := e.copyOf(t, "f", o)
+	for i, line := range []string{"one\n", "two\n", "three\n"} {
+		write(t, st, []byte(line), -1)
+		if _, _, err := st.Save(ctx, "f", bucket.Meta{User: map[string]string{}}); err != nil {
+			t.Fatalf("save %d: %v", i, err)
+		}
+		data = append(data, line...)
+	}
+	_, sent, received := e.net.snapshot()
+	checkSame(t, e.content(t, "f"), data)
+	if sent > slack || received > slack {
+		t.Errorf("three appends sent %d bytes and fetched %d", sent, received)
+	}
+}
+
+// TestStagingKeepsAnotherWritersVersion: when another program replaces the
+// object while a partly fetched copy is being edited, the save must fail
+// with ErrReplacedWhileOpen and leave the other program's object alone
+// (never a mix of the two, never its bytes dropped).
+func TestStagingKeepsAnotherWritersVersion(t *testing.T) {
+	e := newStagingEnv(t, 64<<20)
+	_, o := e.object(t, "f", 11<<20)
+	st := e.copyOf(t, "f", o)
+	write(t, st, []byte("mine"), -1)
+	theirs := []byte("another program's version")
+	e.rawPut("f", theirs)
+	_, _, err := st.Save(t.Context(), "f", bucket.Meta{User: map[string]string{}})
+	if !errors.Is(err, ErrReplacedWhileOpen) || !errors.Is(err, syscall.ESTALE) {
+		t.Fatalf("save over another version: %v, want ErrReplacedWhileOpen (ESTALE)", err)
+	}
+	checkSame(t, e.content(t, "f"), theirs)
+	if !st.Dirty() {
+		t.Error("a failed save left the copy clean")
+	}
+}
+
+// TestStagingWholeCopyOverridesAnotherWriter: a copy that holds every byte
+// (the file was rewritten whole) is saved whole when the object changed:
+// the last writer wins, as with any file rewritten.
+func TestStagingWholeCopyOverridesAnotherWriter(t *testing.T) {
+	e := newStagingEnv(t, 64<<20)
+	_, o := e.object(t, "f", 11<<20)
+	st := e.copyOf(t, "f", o)
+	if err := st.Resize(0); err != nil {
+		t.Fatal(err)
+	}
+	mine := bytes.Repeat([]byte("m"), 6<<20)
+	write(t, st, mine, 0)
+	e.rawPut("f", []byte("theirs"))
+	save(t, st, "f")
+	checkSame(t, e.content(t, "f"), mine)
+}
+
+// TestStagingStreamsWhileWritten: a file written front to back from empty
+// sends its full parts while it is written, so the save sends only the
+// last one, and the object is the bytes written.
+func TestStagingStreamsWhileWritten(t *testing.T) {
+	e := newStagingEnv(t, 64<<20)
+	ctx := t.Context()
+	st := e.empty(t)
+	data := make([]byte, 3*testPart+100)
+	detdata.New(7, int64(len(data))).ReadAt(data, 0)
+	for off := 0; off < len(data); off += 1 << 20 {
+		if _, _, err := st.Write(ctx, data[off:min(off+1<<20, len(data))], int64(off), false, named("new")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !st.Streaming() {
+		t.Fatal("no upload under way after three full parts were written")
+	}
+	save(t, st, "new")
+	ops, _, _ := e.net.snapshot()
+	if ops["UploadPart"] != 4 || ops["PutObject"] != 0 || ops["CompleteMultipartUpload"] != 1 {
+		t.Errorf("requests %v, want 4 UploadPart and one CompleteMultipartUpload", ops)
+	}
+	checkSame(t, e.content(t, "new"), data)
+}
+
+// TestStagingWriteBackStopsTheStream: writing over a part already sent
+// abandons the stream (its upload is aborted), and the save sends the
+// file whole, with the change.
+func TestStagingWriteBackStopsTheStream(t *testing.T) {
+	e := newStagingEnv(t, 64<<20)
+	st := e.empty(t)
+	data := bytes.Repeat([]byte("a"), 2*testPart+10)
+	write(t, st, data, 0)
+	if !st.Streaming() {
+		t.Fatal("no stream")
+	}
+	write(t, st, []byte("B"), 3)
+	if st.Streaming() {
+		t.Fatal("a write over a sent part left the stream going")
+	}
+	data[3] = 'B'
+	save(t, st, "g")
+	ops, _, _ := e.net.snapshot()
+	if ops["AbortMultipartUpload"] != 1 {
+		t.Errorf("requests %v: the abandoned stream was not aborted", ops)
+	}
+	checkSame(t, e.content(t, "g"), data)
+}
+
+// TestStagingReadFetchesWhatItReads: a read through a copy fetches the
+// blocks around the range, not the object; a read of bytes the copy never
+// held of the version the reader has open is left to the bucket (ok false).
+func TestStagingReadFetchesWhatItReads(t *testing.T) {
+	e := newStagingEnv(t, 64<<20)
+	ctx := t.Context()
+	data, o := e.object(t, "f", 13<<20)
+	st := e.copyOf(t, "f", o)
+	p := make([]byte, 100)
+	if _, ok, _ := st.Read(ctx, p, 9<<20, o.ETag); ok {
+		t.Fatal("an untouched range of the reader's own version was not left to the bucket")
+	}
+	if _, _, err := st.Write(ctx, []byte("Z"), 9<<20, false, named("f")); err != nil {
+		t.Fatal(err)
+	}
+	n, ok, err := st.Read(ctx, p, 9<<20, o.ETag)
+	if err != nil || !ok || n != len(p) {
+		t.Fatalf("read: %d bytes, ok %v, %v", n, ok, err)
+	}
+	want := append([]byte{'Z'}, data[9<<20+1:9<<20+100]...)
+	checkSame(t, p, want)
+	if _, _, received := e.net.snapshot(); received > fetchBlock+slack {
+		t.Errorf("a 100-byte read fetched %d bytes", received)
+	}
+	// Past the end: nothing, no error.
+	if n, ok, err := st.Read(ctx, p, 13<<20, "other"); n != 0 || !ok || err != nil {
+		t.Errorf("read at the end: %d, %v, %v", n, ok, err)
+	}
+}
+
+// TestStagingSpaceIsBounded: writes past the staging limit fail with
+// ENOSPC and leave the copy as it was; closing a copy returns its space.
+func TestStagingSpaceIsBounded(t *testing.T) {
+	e := newStagingEnv(t, 1<<20)
+	ctx := t.Context()
+	st, err := e.area.Empty(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, st, make([]byte, 600<<10), 0)
+	_, _, err = st.Write(ctx, make([]byte, 600<<10), 600<<10, false, named("h"))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("write past the limit: %v, want ENOSPC", err)
+	}
+	if st.Size() != 600<<10 {
+		t.Errorf("size %d after a refused write", st.Size())
+	}
+	if used, _ := e.area.Space.Usage(); used != 600<<10 {
+		t.Errorf("space used %d, want %d", used, 600<<10)
+	}
+	// A copy of a large object holds nothing until read: it is free.
+	_, o := e.object(t, "big", 8<<20)
+	big, err := e.area.Based("big", o.ETag, 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := e.area.Space.Usage(); used != 600<<10 {
+		t.Errorf("a copy not yet fetched is charged: %d used", used)
+	}
+	st.Close()
+	big.Close()
+	if used, _ := e.area.Space.Usage(); used != 0 {
+		t.Errorf("space used %d after every copy closed", used)
+	}
+}
+
+// TestStagingDetachStandsAlone: a detached copy holds every byte, so it
+// can be saved under another name after the object is gone (a rename, an
+// unlink while open).
+func TestStagingDetachStandsAlone(t *testing.T) {
+	e := newStagingEnv(t, 64<<20)
+	ctx := t.Context()
+	data, o := e.object(t, "old", 6<<20)
+	st := e.copyOf(t, "old", o)
+	write(t, st, []byte("!"), -1)
+	if err := st.Detach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.Delete(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SaveWhole(ctx, "new", bucket.Meta{User: map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, e.content(t, "new"), append(data, '!'))
+	if st.Dirty() {
+		t.Error("copy dirty after SaveWhole")
+	}
+}

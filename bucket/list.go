@@ -116,6 +116,53 @@ func (b *Bucket) ListRecursive(ctx context.Context, dir string, fn func(Object) 
 	return nil
 }
 
+// KeysFrom is one page of the keys that begin with a name.
+type KeysFrom struct {
+	// Objects are the first keys that begin with the name, at any depth
+	// and in key order, relative to the prefix; keys that cannot be
+	// objects of the workspace are left out.
+	Objects []Object
+	// Truncated: more keys follow the last one listed.
+	Truncated bool
+	// Last is the last key the page covered (also when it was left out),
+	// relative to the prefix; "" when the page was empty.
+	Last string
+}
+
+// ListFrom returns the first page (at most 1,000 keys) of the keys that
+// begin with key, not only those under key/: one request that tells
+// whether key is an object, whether anything lies under key/, and what,
+// as far as the page reaches.
+func (b *Bucket) ListFrom(ctx context.Context, key string) (KeysFrom, error) {
+	full, err := b.keys.object(key)
+	if err != nil {
+		return KeysFrom{}, fmt.Errorf("list: %w", err)
+	}
+	return b.keysFrom(ctx, key, full, b.listMaxKeys)
+}
+
+// keysFrom lists the first max keys that begin with full, what names.
+func (b *Bucket) keysFrom(ctx context.Context, what, full string, max int32) (KeysFrom, error) {
+	out, err := b.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		Bucket:  &b.bucket,
+		Prefix:  &full,
+		MaxKeys: aws.Int32(max),
+	})
+	if err != nil {
+		return KeysFrom{}, wrap("list", what, err)
+	}
+	p := KeysFrom{Objects: make([]Object, 0, len(out.Contents)), Truncated: aws.ToBool(out.IsTruncated)}
+	for _, o := range out.Contents {
+		if obj, ok := b.listed(o.Key, o.Size, o.ETag, o.LastModified); ok {
+			p.Objects = append(p.Objects, obj)
+		}
+	}
+	if n := len(out.Contents); n > 0 {
+		p.Last, _ = b.keys.rel(aws.ToString(out.Contents[n-1].Key))
+	}
+	return p, nil
+}
+
 // DirProbe is what one LIST of one key says of a directory.
 type DirProbe struct {
 	// Exists: something is stored under the directory, its marker included.
@@ -134,16 +181,9 @@ func (b *Bucket) ProbeDir(ctx context.Context, dir string) (DirProbe, error) {
 	if err != nil {
 		return DirProbe{}, fmt.Errorf("list: %w", err)
 	}
-	out, err := b.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
-		Bucket:  &b.bucket,
-		Prefix:  &full,
-		MaxKeys: aws.Int32(1),
-	})
+	p, err := b.keysFrom(ctx, dir, full, 1)
 	if err != nil {
-		return DirProbe{}, wrap("list", dir, err)
+		return DirProbe{}, err
 	}
-	return DirProbe{
-		Exists: len(out.Contents) > 0 || len(out.CommonPrefixes) > 0,
-		Marker: len(out.Contents) > 0 && aws.ToString(out.Contents[0].Key) == full,
-	}, nil
+	return DirProbe{Exists: p.Last != "", Marker: p.Last == dir}, nil
 }

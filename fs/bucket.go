@@ -22,6 +22,9 @@ type Bucket interface {
 	// ProbeDir reports whether anything is stored under dir, and whether
 	// its marker is.
 	ProbeDir(ctx context.Context, dir string) (bucket.DirProbe, error)
+	// ListFrom returns one page of the keys that begin with key, at any
+	// depth.
+	ListFrom(ctx context.Context, key string) (bucket.KeysFrom, error)
 	// ListRecursive calls fn for every object under dir, at any depth.
 	ListRecursive(ctx context.Context, dir string, fn func(bucket.Object) error) error
 	// Get returns n bytes of key from off (to the end when n < 0), failing
@@ -70,6 +73,10 @@ func (u uncancelled) List(ctx context.Context, dir, continuation string) (bucket
 
 func (u uncancelled) ProbeDir(ctx context.Context, dir string) (bucket.DirProbe, error) {
 	return u.Bucket.ProbeDir(context.WithoutCancel(ctx), dir)
+}
+
+func (u uncancelled) ListFrom(ctx context.Context, key string) (bucket.KeysFrom, error) {
+	return u.Bucket.ListFrom(context.WithoutCancel(ctx), key)
 }
 
 func (u uncancelled) ListRecursive(ctx context.Context, dir string, fn func(bucket.Object) error) error {

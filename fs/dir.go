@@ -123,6 +123,12 @@ func (d *dir) find(ctx context.Context, name string) (vfs.Entry, bool, syscall.E
 		d.fs.counts.metaHits.Add(1)
 		return e, found, 0
 	}
+	seen, learned := d.c.Learned(name, d.fs.opts.MetadataTTL)
+	if learned && seen.Meta {
+		// A directory without a marker, seen in a lookup's page.
+		d.fs.counts.metaHits.Add(1)
+		return seen, true, 0
+	}
 	d.fs.counts.metaMisses.Add(1)
 	if d.countProbe() {
 		// Many lookups here: list the directory once instead, if it is
@@ -135,7 +141,14 @@ func (d *dir) find(ctx context.Context, name string) (vfs.Entry, bool, syscall.E
 			return e, found, 0
 		}
 	}
-	e, found, err := d.probe(ctx, name)
+	var err error
+	if learned {
+		// Seen in a lookup's page: its metadata is still to be read, one
+		// HEAD of the object or of the directory's marker.
+		e, found, err = d.readLearned(ctx, name, seen)
+	} else {
+		e, found, err = d.probe(ctx, name)
+	}
 	if err != nil {
 		return vfs.Entry{}, false, d.fs.toErrno("lookup", vfs.ChildKey(d.key(), name), err)
 	}
@@ -187,53 +200,63 @@ func (d *dir) entriesChanged() {
 // so it shows at once. A nil e removes the name.
 func (d *dir) setEntry(name string, e *vfs.Entry) { d.c.Set(name, e) }
 
-// probe asks S3 whether name is a file, a directory or nothing: a HEAD of
-// the object and a listing of "name/" in parallel. A directory wins; its
-// marker is read only if the listing shows one.
+// probe asks S3 whether name is a file, a directory or nothing: one page
+// of the keys that begin with its key (vfs.ReadProbe), then a HEAD of
+// what it found, for its metadata: of the object, or of the directory's
+// marker if the page shows one. A directory wins. What the page shows of
+// the directories below is learned, for the lookups that follow.
 func (d *dir) probe(ctx context.Context, name string) (vfs.Entry, bool, error) {
 	if why := vfs.NameProblem(name); why != "" {
 		return vfs.Entry{}, false, nil
 	}
 	key := vfs.ChildKey(d.key(), name)
-	var (
-		file    vfs.Entry
-		isFile  bool
-		under   bucket.DirProbe
-		g, gctx = errgroup.WithContext(ctx)
-	)
-	g.Go(func() error {
-		o, err := d.fs.b.Head(gctx, key)
-		if errors.Is(err, iofs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		file, isFile = vfs.EntryFromObject(o), true
-		return nil
-	})
-	g.Go(func() error {
-		var err error
-		under, err = d.fs.b.ProbeDir(gctx, key+"/")
-		return err
-	})
-	if err := g.Wait(); err != nil {
+	since := d.fs.dirs.Changes()
+	page, err := d.fs.b.ListFrom(ctx, key)
+	if err != nil {
 		return vfs.Entry{}, false, err
 	}
-	if under.Exists {
-		if isFile {
-			d.fs.logSkipOnce(key, "a directory of the same name hides this file")
-		}
-		if !under.Marker { // nothing to read metadata from: the defaults
-			return vfs.Entry{Dir: true, Meta: true}, true, nil
-		}
-		marker, err := d.fs.markerEntry(ctx, key)
+	pr := vfs.ReadProbe(d.key(), name, page, d.fs.logSkipOnce)
+	d.fs.dirs.Learn(pr.Learned, since)
+	if !pr.Sure {
+		// Keys like name.txt filled the page before name/ was reached.
+		under, err := d.fs.b.ProbeDir(ctx, key+"/")
 		if err != nil {
 			return vfs.Entry{}, false, err
 		}
-		return marker, true, nil
+		pr.Dir, pr.Marker = under.Exists, under.Marker
 	}
-	return file, isFile, nil
+	switch {
+	case pr.Dir:
+		if pr.File != nil {
+			d.fs.logSkipOnce(key, "a directory of the same name hides this file")
+		}
+		return d.readLearned(ctx, name, vfs.Entry{Dir: true, Meta: !pr.Marker})
+	case pr.File != nil:
+		return d.readLearned(ctx, name, vfs.Entry{})
+	}
+	return vfs.Entry{}, false, nil
+}
+
+// readLearned completes what a page of keys showed of name (e) with its
+// metadata: a HEAD of the object, or of the directory's marker; a
+// directory without one (e.Meta) has the defaults.
+func (d *dir) readLearned(ctx context.Context, name string, e vfs.Entry) (vfs.Entry, bool, error) {
+	key := vfs.ChildKey(d.key(), name)
+	if e.Dir {
+		if e.Meta {
+			return vfs.Entry{Dir: true, Meta: true}, true, nil
+		}
+		marker, err := d.fs.markerEntry(ctx, key)
+		return marker, err == nil, err
+	}
+	o, err := d.fs.b.Head(ctx, key)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return vfs.Entry{}, false, nil // deleted since
+	}
+	if err != nil {
+		return vfs.Entry{}, false, err
+	}
+	return vfs.EntryFromObject(o), true, nil
 }
 
 // childInode returns the inode for a child, reusing the existing one (and

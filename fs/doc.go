@@ -16,9 +16,12 @@
 // page, and at least as long as reading it took (vfs.DirCache: by path, so
 // a node the kernel forgot and looks up again finds it): lookups of names
 // in it, and the attributes of READDIRPLUS, are answered from it, so
-// "ls -l" costs LIST requests only. Lookups in a directory not listed recently
-// ask S3 directly (HEAD of the object and a one-key LIST of "name/", in
-// parallel; a directory's marker is read only if that LIST shows one). A name found missing is remembered for Options.NegativeTTL. The
+// "ls -l" costs LIST requests only. Lookups in a directory not listed
+// recently ask S3 directly: one LIST of the keys that begin with the
+// name's key, then a HEAD of the file, or of the directory's marker if the
+// LIST shows one (see probe). What that LIST shows of the directories
+// below is kept (vfs.DirCaches.Learn) and answers the next lookups of a
+// path. A name found missing is remembered for Options.NegativeTTL. The
 // kernel's entry and attribute timeouts match these TTLs. A file's pages stay
 // in the kernel's cache across opens for as long as its ETag is unchanged.
 //

@@ -336,15 +336,18 @@ func TestOneFileCostsOneHead(t *testing.T) {
 	}
 }
 
-// TestLookupCosts: what the first lookup of a name costs on a fresh mount.
-// A directory's marker is read only when there is one (the LIST that finds
-// the directory shows it); a directory written by another tool has none.
+// TestLookupCosts: what the first lookup of a name costs on a fresh mount:
+// one LIST of the keys that begin with its key, then a HEAD of what it
+// found. A directory's marker is read only when there is one (the LIST
+// shows it); a directory written by another tool has none. What the LIST
+// shows below a directory answers the next lookup of a path for free.
 func TestLookupCosts(t *testing.T) {
 	b, put := workspace(t)
 	put("plain/x", []byte("x\n"))
 	put("marked/", nil)
 	put("marked/x", []byte("x\n"))
 	put("f", []byte("f\n"))
+	put("deep/a/b/x", []byte("x\n"))
 	for _, tc := range []struct {
 		path      string
 		read      bool
@@ -352,11 +355,12 @@ func TestLookupCosts(t *testing.T) {
 		total     uint64 // HEAD, LIST and GET
 		wantIsDir bool
 	}{
-		{path: "plain", heads: 1, total: 2, wantIsDir: true},
-		{path: "marked", heads: 2, total: 3, wantIsDir: true},
+		{path: "plain", heads: 0, total: 1, wantIsDir: true},
+		{path: "marked", heads: 1, total: 2, wantIsDir: true},
 		{path: "f", heads: 1, total: 2},
-		{path: "nothing", heads: 1, total: 2},
-		{path: "plain/x", read: true, heads: 2, total: 5}, // cat: two lookups and a GET
+		{path: "nothing", heads: 0, total: 1},
+		{path: "plain/x", read: true, heads: 1, total: 3}, // cat: LIST, HEAD of x, GET
+		{path: "deep/a/b/x", read: true, heads: 1, total: 3},
 	} {
 		mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
 		stack.S3.ResetCounts()
@@ -385,5 +389,46 @@ func TestLookupCosts(t *testing.T) {
 		if c[wsstack.OpHead] != tc.heads || total != tc.total {
 			t.Errorf("first lookup of %s sent %v; want %d HEADs and %d requests", tc.path, c, tc.heads, tc.total)
 		}
+	}
+}
+
+// TestLearnedEntriesStayTrue: what a lookup's LIST showed of the
+// directories below (see TestLookupCosts) never brings back a name removed
+// since, through the mount or by another program, nor hides one created
+// here.
+func TestLearnedEntriesStayTrue(t *testing.T) {
+	b, put := workspace(t)
+	for _, k := range []string{"t/d/a", "t/d/b", "t/d/c"} {
+		put(k, []byte(k))
+	}
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	if _, err := os.Stat(filepath.Join(mnt, "t")); err != nil {
+		t.Fatal(err) // learns t/d and its three files
+	}
+	if err := b.Delete(t.Context(), "t/d/b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "t/d/b")); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("a file deleted by another program after it was learned: %v, want ENOENT", err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "t/d/a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mnt, "t/d/a")); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("a file removed here after it was learned: %v, want ENOENT", err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "t/d/new"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stack.S3.ResetCounts()
+	got, err := os.ReadFile(filepath.Join(mnt, "t/d/c"))
+	if err != nil || string(got) != "t/d/c" {
+		t.Fatalf("read t/d/c: %q, %v", got, err)
+	}
+	if c := stack.S3.Counts(); c[wsstack.OpList] != 0 || c[wsstack.OpHead] != 1 {
+		t.Errorf("reading a learned file sent %v; want one HEAD and no LIST", c)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "t/d/new")); err != nil || string(got) != "new" {
+		t.Errorf("file created here: %q, %v", got, err)
 	}
 }

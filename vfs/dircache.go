@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,13 @@ type DirCache struct {
 	// filling serialises batches of metadata reads (LockFilling), so a
 	// program stat-ing every entry sends one batch, not one per entry.
 	filling sync.Mutex
+	// learned are entries seen in a page of keys read for a lookup
+	// elsewhere (DirCaches.Learn), not in a listing of this directory,
+	// with when. Guarded by mu.
+	learned map[string]learnedEntry
+	// changes counts, mount-wide, the changes made through the mount
+	// (DirCaches.Changes).
+	changes *atomic.Uint64
 
 	// Bookkeeping of DirCaches, guarded by its mu.
 	key     string
@@ -53,8 +61,14 @@ type DirCache struct {
 func (c *DirCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.listing, c.missing = nil, nil
+	c.listing, c.missing, c.learned = nil, nil, nil
 	c.gen++
+	c.changes.Add(1)
+}
+
+type learnedEntry struct {
+	e  Entry
+	at time.Time
 }
 
 // Generation tells Install which listings were started before the cache
@@ -73,6 +87,7 @@ func (c *DirCache) Generation() uint64 {
 // beside the listings of the directories the kernel knows.
 type DirCaches struct {
 	now         Clock
+	changes     atomic.Uint64 // see Changes
 	mu          sync.Mutex
 	byKey       map[string]*DirCache
 	idle        list.List // of *DirCache, least recently released first
@@ -93,27 +108,47 @@ func NewDirCaches(maxIdle int, now Clock) *DirCaches {
 func (cs *DirCaches) Hold(key string) *DirCache {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	c := cs.byKey[key]
-	if c == nil {
-		c = &DirCache{key: key, now: cs.now}
-		cs.byKey[key] = c
-	}
+	c := cs.getLocked(key)
 	c.holders++
 	cs.unidleLocked(c)
 	return c
 }
 
+// getLocked returns the cache of key, made if there is none. cs.mu must
+// be held.
+func (cs *DirCaches) getLocked(key string) *DirCache {
+	c := cs.byKey[key]
+	if c == nil {
+		c = &DirCache{key: key, now: cs.now, changes: &cs.changes}
+		cs.byKey[key] = c
+	}
+	return c
+}
+
 // Release is called once for each Hold, when the node is forgotten.
 func (cs *DirCaches) Release(c *DirCache) {
-	c.mu.Lock()
-	size := len(c.listing) + len(c.missing) + 1
-	c.mu.Unlock()
+	size := c.entries()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c.holders--
 	if c.holders > 0 || cs.byKey[c.key] != c {
 		return
 	}
+	cs.idleLocked(c, size)
+}
+
+// entries is what the cache holds, as counted against the idle bound.
+func (c *DirCache) entries() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.listing) + len(c.missing) + len(c.learned) + 1
+}
+
+// idleLocked puts c, which no node holds, last in the idle list, counted
+// as size entries, and drops the least recently used caches beyond the
+// bound. cs.mu must be held.
+func (cs *DirCaches) idleLocked(c *DirCache, size int) {
+	cs.unidleLocked(c)
 	c.size = size
 	c.idle = cs.idle.PushBack(c)
 	cs.idleEntries += size
@@ -122,6 +157,70 @@ func (cs *DirCaches) Release(c *DirCache) {
 		cs.unidleLocked(old)
 		delete(cs.byKey, old.key)
 	}
+}
+
+// Changes counts the changes to directories made through the mount:
+// creations, removals, renames, names found missing. Take it before a
+// request whose answer is to be learned (Learn).
+func (cs *DirCaches) Changes() uint64 { return cs.changes.Load() }
+
+// Learn records entries seen in a page of keys (LearnFrom), by directory
+// key, unless the mount changed a directory since Changes returned since:
+// the page may then predate the change. A directory with a fresh listing
+// keeps it, and a name found missing or removed stays so.
+func (cs *DirCaches) Learn(learned map[string]map[string]Entry, since uint64) {
+	if len(learned) == 0 || cs.changes.Load() != since {
+		return
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for key, entries := range learned {
+		c := cs.getLocked(key)
+		c.learn(entries)
+		if c.holders == 0 {
+			cs.idleLocked(c, c.entries())
+		}
+	}
+}
+
+// maxLearned bounds the entries a directory learns outside a listing: the
+// lookups of many names of a directory too big to list each bring a page.
+const maxLearned = 10_000
+
+// learn records entries of the directory seen outside a listing.
+func (c *DirCache) learn(entries map[string]Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.listing != nil {
+		return // a listing is more complete, and no older
+	}
+	now := c.now()
+	if c.learned == nil {
+		c.learned = make(map[string]learnedEntry, len(entries))
+	}
+	for name, e := range entries {
+		if _, gone := c.missing[name]; gone {
+			continue
+		}
+		if _, ok := c.learned[name]; ok || len(c.learned) < maxLearned {
+			c.learned[name] = learnedEntry{e, now}
+		}
+	}
+}
+
+// Learned answers for name from what was learned of it within ttl.
+func (c *DirCache) Learned(name string, ttl time.Duration) (Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.learned[name]
+	if !ok {
+		return Entry{}, false
+	}
+	if c.now().Sub(l.at) >= ttl {
+		delete(c.learned, name)
+		return Entry{}, false
+	}
+	return l.e, true
 }
 
 func (cs *DirCaches) unidleLocked(c *DirCache) {
@@ -148,6 +247,7 @@ func (cs *DirCaches) underLocked(key string, fn func(*DirCache)) {
 func (cs *DirCaches) Forget(key string) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	cs.changes.Add(1)
 	cs.underLocked(key, (*DirCache).forget)
 }
 
@@ -160,6 +260,7 @@ func (cs *DirCaches) Drop(key string) {
 }
 
 func (cs *DirCaches) dropLocked(key string) {
+	cs.changes.Add(1)
 	cs.underLocked(key, func(c *DirCache) {
 		cs.unidleLocked(c)
 		delete(cs.byKey, c.key)
@@ -212,6 +313,7 @@ func (c *DirCache) Remember(name string, e Entry, found bool) {
 	if c.partial != nil {
 		c.partial.removed(name, !found)
 	}
+	delete(c.learned, name) // the answer just given is newer
 	if found {
 		delete(c.missing, name)
 		if c.listing != nil {
@@ -219,6 +321,7 @@ func (c *DirCache) Remember(name string, e Entry, found bool) {
 		}
 		return
 	}
+	c.changes.Add(1)
 	c.missingLocked(name)
 }
 
@@ -230,6 +333,8 @@ func (c *DirCache) Set(name string, e *Entry) {
 	if c.partial != nil {
 		c.partial.removed(name, e == nil)
 	}
+	c.changes.Add(1)
+	delete(c.learned, name)
 	if e == nil {
 		delete(c.listing, name)
 		c.missingLocked(name)
@@ -348,7 +453,7 @@ func (c *DirCache) Install(entries map[string]Entry, took time.Duration, gen uin
 		}
 	}
 	c.listing, c.listedAt, c.missing, c.probes = entries, c.now(), nil, 0
-	c.metaAsked = [2]bool{}
+	c.metaAsked, c.learned = [2]bool{}, nil
 	return true
 }
 
@@ -359,7 +464,7 @@ func (c *DirCache) InstallEmpty() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.listing, c.listedAt, c.took, c.missing, c.probes = map[string]Entry{}, c.now(), 0, nil, 0
-	c.tooBig, c.metaAsked = false, [2]bool{}
+	c.tooBig, c.metaAsked, c.learned = false, [2]bool{}, nil
 }
 
 // Subdirs returns the first n subdirectories of the last listing, in name

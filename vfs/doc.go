@@ -33,6 +33,10 @@
 //     made from), or streams a file written front to back while it is
 //     written; Space bounds all copies of a mount; GetFull resumes broken
 //     transfers.
+//   - ReadProbe and LearnFrom: what one page of the keys that begin with a
+//     name says of it, and of the directories below it, which
+//     DirCaches.Learn keeps (at most 10,000 names a directory) to answer
+//     the next lookups of a path without a request.
 //
 // # Lock order
 //

@@ -41,6 +41,7 @@ func Run(t *testing.T, newConfig func(t *testing.T) bucket.Config) {
 		{"List", s.list},
 		{"ListSmallPages", s.listSmallPages},
 		{"ListOver1000", s.listOver1000},
+		{"ListFrom", s.listFrom},
 		{"Upload", s.upload},
 		{"UploadFailureAborts", s.uploadFailureAborts},
 		{"ConditionalWrite", s.conditionalWrite},
@@ -388,6 +389,42 @@ func (s *suite) listSmallPages(t *testing.T) {
 	var n int
 	if err := b.ListRecursive(ctxFor(t), "d/", func(bucket.Object) error { n++; return nil }); err != nil || n != 14 {
 		t.Errorf("recursive over pages: %d objects, %v; want 14", n, err)
+	}
+}
+
+// listFrom: the keys that begin with a name, at any depth, in key order,
+// and where a short page stops.
+func (s *suite) listFrom(t *testing.T) {
+	b := s.bucket(t, func(c *bucket.Config) { c.ListMaxKeys = 3 })
+	for _, k := range []string{"ab-x", "ab.txt", "ab/c", "ab/d/e", "abc", "b"} {
+		put(t, b, k, []byte(k), nil)
+	}
+	tests := []struct {
+		from      string
+		want      []string
+		truncated bool
+	}{
+		{"ab", []string{"ab-x", "ab.txt", "ab/c"}, true},
+		{"ab/", []string{"ab/c", "ab/d/e"}, false},
+		{"ab/d", []string{"ab/d/e"}, false},
+		{"abc", []string{"abc"}, false},
+		{"nothing", nil, false},
+	}
+	for _, tt := range tests {
+		p, err := b.ListFrom(ctxFor(t), tt.from)
+		if err != nil {
+			t.Fatalf("ListFrom(%q): %v", tt.from, err)
+		}
+		last := ""
+		if len(tt.want) > 0 {
+			last = tt.want[len(tt.want)-1]
+		}
+		if got := keys(p.Objects); !slices.Equal(got, tt.want) || p.Truncated != tt.truncated || p.Last != last {
+			t.Errorf("ListFrom(%q) = %q, truncated %v, last %q; want %q, %v, %q", tt.from, got, p.Truncated, p.Last, tt.want, tt.truncated, last)
+		}
+	}
+	if _, err := b.ListFrom(ctxFor(t), "../x"); !errors.Is(err, bucket.ErrInvalidKey) {
+		t.Errorf("ListFrom outside the prefix: %v, want ErrInvalidKey", err)
 	}
 }
 

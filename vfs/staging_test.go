@@ -6,69 +6,28 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"mount-ws/bucket"
 	"mount-ws/bucket/buckettest"
 	"mount-ws/internal/detdata"
+	"mount-ws/vfs/vfstest"
 )
 
 // The staging copy's behaviour, on an in-memory S3 (buckettest.NewFake, which
 // buckettest.Run holds to S3's behaviour): what each kind of change sends
 // and fetches, and what the object holds after a save. No FUSE, no gateway.
 
-const testPart = bucket.MinPartSize
-
-// slack is what the byte bounds allow beyond the data itself: the answers'
-// XML, and fetches rounded out to the read-ahead's 128 KiB blocks.
-const slack = 256 << 10
-
-// traffic counts the requests and body bytes a Bucket sends.
-type traffic struct {
-	mu             sync.Mutex
-	ops            map[string]int
-	sent, received int64
-}
-
-func (r *traffic) Request(op, outcome string, _ time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if outcome == bucket.OutcomeOK {
-		r.ops[op]++
-	}
-}
-
-func (r *traffic) Transferred(sent, received int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sent += sent
-	r.received += received
-}
-
-// reset forgets what was counted so far.
-func (r *traffic) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ops, r.sent, r.received = map[string]int{}, 0, 0
-}
-
-func (r *traffic) snapshot() (ops map[string]int, sent, received int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ops = map[string]int{}
-	for k, v := range r.ops {
-		ops[k] = v
-	}
-	return ops, r.sent, r.received
-}
+const (
+	testPart = vfstest.PartSize
+	slack    = vfstest.Slack
+)
 
 type stagingEnv struct {
 	area *StagingArea
 	b    *bucket.Bucket
-	net  *traffic
+	net  *vfstest.Traffic
 	// rawPut stores an object as another program would.
 	rawPut func(key string, data []byte)
 }
@@ -76,7 +35,7 @@ type stagingEnv struct {
 func newStagingEnv(t *testing.T, limit int64) *stagingEnv {
 	t.Helper()
 	cfg, rawPut := buckettest.NewFakeConfig(t)
-	net := &traffic{ops: map[string]int{}}
+	net := &vfstest.Traffic{}
 	cfg.Observer = net
 	b, err := bucket.New(cfg)
 	if err != nil {
@@ -104,7 +63,7 @@ func (e *stagingEnv) object(t *testing.T, key string, size int64) ([]byte, bucke
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.net.reset()
+	e.net.Reset()
 	return data, o
 }
 
@@ -178,88 +137,55 @@ func checkSame(t *testing.T, got, want []byte) {
 	}
 }
 
-// TestStagingSavesOnlyWhatChanged edits a copy of a 13 MiB object (three
-// parts) in the ways programs do and checks, for each, the object after
-// the save and how many bytes went each way: a partial update must send
-// what changed (widened to S3's smallest part) and copy the rest on the
-// server, and fetch only what it needs.
+// stagingFile applies vfstest's edits to a staging copy.
+type stagingFile struct {
+	ctx context.Context
+	st  *Staging
+}
+
+func (f stagingFile) WriteAt(p []byte, off int64) error {
+	_, _, err := f.st.Write(f.ctx, p, off, false, named("f"))
+	return err
+}
+
+func (f stagingFile) Append(p []byte) error {
+	_, _, err := f.st.Write(f.ctx, p, 0, true, named("f"))
+	return err
+}
+
+func (f stagingFile) Truncate(size int64) error { return f.st.Resize(size) }
+
+// TestStagingSavesOnlyWhatChanged edits a copy of an object in the ways
+// programs do (vfstest.Edits, which fs runs through a mount too) and
+// checks, for each, the object after the save and how many bytes went
+// each way.
 func TestStagingSavesOnlyWhatChanged(t *testing.T) {
-	const size = 13 << 20
-	tests := []struct {
-		name string
-		edit func(ctx context.Context, st *Staging) error
-		// model applies the same edit to the object's bytes.
-		model              func(b []byte) []byte
-		maxSent, maxReaped int64 // bytes sent to and received from S3
-	}{
-		{
-			name: "append a line",
-			edit: func(ctx context.Context, st *Staging) error {
-				_, _, err := st.Write(ctx, []byte("epoch 7, loss 0.31\n"), 0, true, named("f"))
-				return err
-			},
-			model:   func(b []byte) []byte { return append(b, "epoch 7, loss 0.31\n"...) },
-			maxSent: slack, maxReaped: slack,
-		},
-		{
-			name: "one byte in the middle",
-			edit: func(ctx context.Context, st *Staging) error {
-				_, _, err := st.Write(ctx, []byte{'X'}, 7<<20, false, named("f"))
-				return err
-			},
-			model:   func(b []byte) []byte { b[7<<20] = 'X'; return b },
-			maxSent: testPart + slack, maxReaped: testPart + slack,
-		},
-		{
-			name: "truncate to two parts and append",
-			edit: func(ctx context.Context, st *Staging) error {
-				if err := st.Resize(11 << 20); err != nil {
-					return err
-				}
-				_, _, err := st.Write(ctx, []byte("tail"), 0, true, named("f"))
-				return err
-			},
-			model:   func(b []byte) []byte { return append(b[:11<<20], "tail"...) },
-			maxSent: slack, maxReaped: slack,
-		},
-		{
-			name: "extend with a hole",
-			edit: func(ctx context.Context, st *Staging) error { return st.Resize(size + 3) },
-			model: func(b []byte) []byte {
-				return append(b, 0, 0, 0)
-			},
-			maxSent: slack, maxReaped: slack,
-		},
-		{
-			name: "truncate below one part",
-			edit: func(ctx context.Context, st *Staging) error { return st.Resize(1 << 20) },
-			// One PUT of what is left: it must be fetched first.
-			model:   func(b []byte) []byte { return b[:1<<20] },
-			maxSent: 1<<20 + slack, maxReaped: 1<<20 + slack,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range vfstest.Edits() {
+		t.Run(tt.Name, func(t *testing.T) {
 			e := newStagingEnv(t, 64<<20)
-			ctx := t.Context()
-			data, o := e.object(t, "f", size)
+			data := tt.Content()
+			o, err := e.b.Put(t.Context(), "f", bytes.NewReader(data), tt.Size, bucket.Meta{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.net.Reset()
 			st := e.copyOf(t, "f", o)
-			if err := tt.edit(ctx, st); err != nil {
+			if err := tt.Apply(stagingFile{t.Context(), st}); err != nil {
 				t.Fatal(err)
 			}
 			if !st.Dirty() {
 				t.Fatal("edited copy is not dirty")
 			}
-			if _, ok, err := st.Save(ctx, "f", bucket.Meta{User: map[string]string{}}); err != nil || !ok {
+			if _, ok, err := st.Save(t.Context(), "f", bucket.Meta{User: map[string]string{}}); err != nil || !ok {
 				t.Fatalf("save: ok %v, %v", ok, err)
 			}
-			_, sent, received := e.net.snapshot()
+			_, sent, received := e.net.Snapshot()
 			if st.Dirty() {
 				t.Error("saved copy still dirty")
 			}
-			checkSame(t, e.content(t, "f"), tt.model(data))
-			if sent > tt.maxSent || received > tt.maxReaped {
-				t.Errorf("sent %d bytes (at most %d) and fetched %d (at most %d)", sent, tt.maxSent, received, tt.maxReaped)
+			checkSame(t, e.content(t, "f"), tt.Model(data))
+			if sent > tt.MaxSent || received > tt.MaxFetched {
+				t.Errorf("sent %d bytes (at most %d) and fetched %d (at most %d)", sent, tt.MaxSent, received, tt.MaxFetched)
 			}
 		})
 	}
@@ -279,7 +205,7 @@ func TestStagingSavesAgainFromItsOwnVersion(t *testing.T) {
 		}
 		data = append(data, line...)
 	}
-	_, sent, received := e.net.snapshot()
+	_, sent, received := e.net.Snapshot()
 	checkSame(t, e.content(t, "f"), data)
 	if sent > slack || received > slack {
 		t.Errorf("three appends sent %d bytes and fetched %d", sent, received)
@@ -342,7 +268,7 @@ func TestStagingStreamsWhileWritten(t *testing.T) {
 		t.Fatal("no upload under way after three full parts were written")
 	}
 	save(t, st, "new")
-	ops, _, _ := e.net.snapshot()
+	ops, _, _ := e.net.Snapshot()
 	if ops["UploadPart"] != 4 || ops["PutObject"] != 0 || ops["CompleteMultipartUpload"] != 1 {
 		t.Errorf("requests %v, want 4 UploadPart and one CompleteMultipartUpload", ops)
 	}
@@ -366,7 +292,7 @@ func TestStagingWriteBackStopsTheStream(t *testing.T) {
 	}
 	data[3] = 'B'
 	save(t, st, "g")
-	ops, _, _ := e.net.snapshot()
+	ops, _, _ := e.net.Snapshot()
 	if ops["AbortMultipartUpload"] != 1 {
 		t.Errorf("requests %v: the abandoned stream was not aborted", ops)
 	}
@@ -394,7 +320,7 @@ func TestStagingReadFetchesWhatItReads(t *testing.T) {
 	}
 	want := append([]byte{'Z'}, data[9<<20+1:9<<20+100]...)
 	checkSame(t, p, want)
-	if _, _, received := e.net.snapshot(); received > fetchBlock+slack {
+	if _, _, received := e.net.Snapshot(); received > fetchBlock+slack {
 		t.Errorf("a 100-byte read fetched %d bytes", received)
 	}
 	// Past the end: nothing, no error.

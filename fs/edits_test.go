@@ -38,40 +38,64 @@ func TestEditsThroughMount(t *testing.T) {
 	for _, tt := range vfstest.Edits() {
 		t.Run(tt.Name, func(t *testing.T) {
 			net := &vfstest.Traffic{}
-			b, _ := workspaceWith(t, bucket.Config{Observer: net})
+			b, put := workspaceWith(t, bucket.Config{Observer: net})
 			data := tt.Content()
-			if _, err := b.Put(t.Context(), "f", bytes.NewReader(data), tt.Size, bucket.Meta{}); err != nil {
-				t.Fatal(err)
+			flags := os.O_RDWR
+			if tt.Size == 0 {
+				flags |= os.O_CREATE | os.O_EXCL
+			} else {
+				put("f", data)
 			}
 			mnt := fusetest.Mount(t, fs.New(b, fs.Options{PartSize: vfstest.PartSize}))
-			f, err := os.OpenFile(filepath.Join(mnt, "f"), os.O_RDWR, 0)
+			f, err := os.OpenFile(filepath.Join(mnt, "f"), flags, 0o644)
 			if err != nil {
 				t.Fatal(err)
 			}
-			net.Reset() // the lookup's LIST and HEAD are not the save's
+			net.Reset() // the lookup's requests are not the edit's
 			if err := tt.Apply(osFile{f}); err != nil {
 				f.Close()
 				t.Fatal(err)
 			}
-			if err := f.Close(); err != nil {
-				t.Fatalf("close: %v", err)
+			if tt.Theirs != nil {
+				put("f", tt.Theirs)
 			}
+			closeErr := f.Close()
 			ops, sent, received := net.Snapshot()
-			body, err := b.Get(t.Context(), "f", 0, -1, "")
-			if err != nil {
-				t.Fatal(err)
+			want := tt.Theirs
+			if want == nil {
+				want = tt.Model(data)
+				if closeErr != nil {
+					t.Fatalf("close: %v", closeErr)
+				}
+			} else if closeErr == nil {
+				t.Error("close succeeded over another program's version")
 			}
-			defer body.Close()
-			var got bytes.Buffer
-			if _, err := got.ReadFrom(body); err != nil {
-				t.Fatal(err)
-			}
-			if want := tt.Model(data); !bytes.Equal(got.Bytes(), want) {
-				t.Fatalf("object after the save: %d bytes, want %d (or same length, other bytes)", got.Len(), len(want))
+			if got := objectBytes(t, b, "f"); !bytes.Equal(got, want) {
+				t.Fatalf("object after the save: %d bytes, want %d (or same length, other bytes)", len(got), len(want))
 			}
 			if sent > tt.MaxSent || received > tt.MaxFetched {
 				t.Errorf("sent %d bytes (at most %d) and fetched %d (at most %d); requests %v", sent, tt.MaxSent, received, tt.MaxFetched, ops)
 			}
+			for op, n := range tt.Ops {
+				if ops[op] != n {
+					t.Errorf("%d %s requests, want %d (all: %v)", ops[op], op, n, ops)
+				}
+			}
 		})
 	}
+}
+
+// objectBytes reads the object at key whole.
+func objectBytes(t *testing.T, b *bucket.Bucket, key string) []byte {
+	t.Helper()
+	body, err := b.Get(t.Context(), key, 0, -1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	var got bytes.Buffer
+	if _, err := got.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	return got.Bytes()
 }

@@ -31,7 +31,8 @@ type File interface {
 	Truncate(size int64) error
 }
 
-// Edit is a change programs make to an existing object of Size bytes.
+// Edit is a change programs make to an existing object of Size bytes,
+// or, with Size 0, to a file they create.
 type Edit struct {
 	Name  string
 	Size  int64
@@ -41,6 +42,21 @@ type Edit struct {
 	// MaxSent and MaxFetched bound the body bytes the save may send to
 	// S3 and fetch from it.
 	MaxSent, MaxFetched int64
+	// Ops, when set, are how many of these requests the edit and its
+	// save must send, exactly.
+	Ops map[string]int
+	// Theirs, when set, is stored as the object by another program after
+	// Apply and before the save: the save must then fail, and the
+	// object stay theirs.
+	Theirs []byte
+}
+
+// newFile is the content of the new file of the streaming case: three
+// parts and a little.
+func newFile() []byte {
+	b := make([]byte, 3*PartSize+100)
+	detdata.New(7, int64(len(b))).ReadAt(b, 0)
+	return b
 }
 
 // Content returns the bytes of the object an edit starts from.
@@ -87,6 +103,32 @@ func Edits() []Edit {
 			Name: "extend with a hole", Size: size,
 			Apply:   func(f File) error { return f.Truncate(size + 3) },
 			Model:   func(b []byte) []byte { return append(b, 0, 0, 0) },
+			MaxSent: Slack, MaxFetched: Slack,
+		},
+		{
+			// A file written front to back from empty is sent part by
+			// part while it is written: no PUT of the whole at the end.
+			Name: "write a new file front to back", Size: 0,
+			Apply: func(f File) error {
+				data := newFile()
+				for off := 0; off < len(data); off += 1 << 20 {
+					if err := f.WriteAt(data[off:min(off+1<<20, len(data))], int64(off)); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			Model:   func([]byte) []byte { return newFile() },
+			MaxSent: 3*PartSize + 100 + Slack, MaxFetched: Slack,
+			Ops: map[string]int{"UploadPart": 4, "PutObject": 0, "CompleteMultipartUpload": 1},
+		},
+		{
+			// Another program replaced the object while this mount held
+			// a partly fetched copy: the bytes it did not fetch are
+			// gone, so the save fails, and the other version stays.
+			Name: "another program replaces it meanwhile", Size: size,
+			Apply:   func(f File) error { return f.Append(line) },
+			Theirs:  []byte("another program's version"),
 			MaxSent: Slack, MaxFetched: Slack,
 		},
 		{

@@ -158,7 +158,9 @@ func (b *Bucket) keysFrom(ctx context.Context, what, full string, max int32) (Ke
 		}
 	}
 	if n := len(out.Contents); n > 0 {
-		p.Last, _ = b.keys.rel(aws.ToString(out.Contents[n-1].Key))
+		if rel, ok := b.keys.rel(aws.ToString(out.Contents[n-1].Key)); ok {
+			p.Last = rel
+		}
 	}
 	return p, nil
 }

@@ -185,8 +185,8 @@ func (n *file) saveLocked(ctx context.Context, st *vfs.Staging, e vfs.Entry) err
 		return errors.New("file has no name left to be saved under")
 	}
 	md := vfs.ObjectMeta(e, key, true)
-	o, dirty, err := st.Save(ctx, key, md)
-	if !dirty {
+	o, changed, err := st.Save(ctx, key, md)
+	if !changed {
 		return n.saveMetaLocked(ctx, key)
 	}
 	if err != nil {

@@ -95,7 +95,8 @@ type StagingArea struct {
 //
 // Its methods may be called from any goroutine: ops serialises those that
 // change it or talk to the bucket, and mu, a leaf, guards what the
-// getters read. A field changed under both may be read under either.
+// getters read. A field changed under both may be read under either;
+// streamed, parts and charged are changed and read under ops only.
 type Staging struct {
 	area *StagingArea
 	f    *os.File
@@ -111,8 +112,8 @@ type Staging struct {
 	// streamParts), so a save has only the last part to send.
 	canStream bool           // no write has gone back yet
 	stream    *bucket.Stream // the upload in progress, if started
-	streamed  int64          // bytes handed to the stream (whole parts)
-	parts     int            // parts handed to the stream
+	streamed  int64          // bytes handed to the stream (whole parts); guarded by ops
+	parts     int            // parts handed to the stream; guarded by ops
 	streamMD  bucket.Meta
 	forget    func() // drops the journal record of the stream
 

@@ -62,6 +62,11 @@ func (ks keyspace) join(rel string) (string, error) {
 	return full, nil
 }
 
+// position maps a relative key to its full key only as a place in the
+// order of keys (a listing's StartAfter), never to address an object: it
+// is not validated, since it may be any key a listing returned.
+func (ks keyspace) position(rel string) string { return ks.prefix + rel }
+
 // rel strips the prefix from a full key the server returned. It reports
 // false for a key outside the prefix, which a well-behaved server never
 // returns for a listing of the prefix. The result is not validated: a

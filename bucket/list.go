@@ -27,6 +27,18 @@ type Page struct {
 // previous page's Next as continuation, "" for the first page. Keys in the
 // answer are not validated; see the package documentation.
 func (b *Bucket) List(ctx context.Context, dir, continuation string) (Page, error) {
+	return b.listDir(ctx, dir, continuation, "")
+}
+
+// ListAfter returns the first page of the directory dir (see List) from
+// the first key after the relative key after: the rest of a listing whose
+// start was read otherwise (bucket.ListFrom). Go on with List and the
+// page's Next.
+func (b *Bucket) ListAfter(ctx context.Context, dir, after string) (Page, error) {
+	return b.listDir(ctx, dir, "", after)
+}
+
+func (b *Bucket) listDir(ctx context.Context, dir, continuation, after string) (Page, error) {
 	full, err := b.keys.dir(dir)
 	if err != nil {
 		return Page{}, fmt.Errorf("list: %w", err)
@@ -39,6 +51,10 @@ func (b *Bucket) List(ctx context.Context, dir, continuation string) (Page, erro
 	}
 	if continuation != "" {
 		in.ContinuationToken = &continuation
+	}
+	if after != "" {
+		// Only a position: S3 lists the keys of the prefix past it.
+		in.StartAfter = aws.String(b.keys.position(after))
 	}
 	out, err := b.s3.ListObjectsV2(ctx, in)
 	if err != nil {

@@ -19,6 +19,8 @@ type Bucket interface {
 	Head(ctx context.Context, key string) (bucket.Object, error)
 	// List returns one page of the objects and sub-prefixes directly in dir.
 	List(ctx context.Context, dir, continuation string) (bucket.Page, error)
+	// ListAfter is List's first page from the first key after after.
+	ListAfter(ctx context.Context, dir, after string) (bucket.Page, error)
 	// ProbeDir reports whether anything is stored under dir, and whether
 	// its marker is.
 	ProbeDir(ctx context.Context, dir string) (bucket.DirProbe, error)
@@ -69,6 +71,13 @@ func (u uncancelled) List(ctx context.Context, dir, continuation string) (bucket
 		ctx = context.WithoutCancel(ctx)
 	}
 	return u.Bucket.List(ctx, dir, continuation)
+}
+
+func (u uncancelled) ListAfter(ctx context.Context, dir, after string) (bucket.Page, error) {
+	if ctx.Value(cancellableKey{}) == nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	return u.Bucket.ListAfter(ctx, dir, after)
 }
 
 func (u uncancelled) ProbeDir(ctx context.Context, dir string) (bucket.DirProbe, error) {

@@ -216,7 +216,7 @@ func (d *dir) probe(ctx context.Context, name string) (vfs.Entry, bool, error) {
 		return vfs.Entry{}, false, err
 	}
 	pr := vfs.ReadProbe(d.key(), name, page, d.fs.logSkipOnce)
-	d.fs.dirs.Learn(pr.Learned, since)
+	d.fs.dirs.Learn(pr.Learned, vfs.SeedsFrom(key, page), since)
 	if !pr.Sure {
 		// Keys like name.txt filled the page before name/ was reached.
 		under, err := d.fs.b.ProbeDir(ctx, key+"/")
@@ -452,9 +452,25 @@ func (d *dir) list(ctx context.Context, p *vfs.Partial, maxPages int) (complete 
 	defer p.End()
 	started := time.Now()
 	prefix := vfs.ListingPrefix(d.key())
-	token := ""
-	for pages := 1; ; pages++ {
-		page, err := d.fs.b.List(ctx, prefix, token)
+	token, after, pages := "", "", 0
+	// A lookup's page may have read the start of the directory, or all
+	// of it (vfs.Seed); a change here since would have dropped it.
+	if seed, at, ok := d.c.TakeSeed(d.fs.opts.MetadataTTL); ok {
+		pages++
+		if !p.Seed(seed, at, d.fs.logSkipOnce) {
+			after = seed.After // else it was the whole directory
+		}
+	}
+	for pages == 0 || after != "" || token != "" {
+		pages++
+		var page bucket.Page
+		var err error
+		if after != "" {
+			page, err = d.fs.b.ListAfter(ctx, prefix, after)
+			after = ""
+		} else {
+			page, err = d.fs.b.List(ctx, prefix, token)
+		}
 		if err != nil {
 			return false, err
 		}

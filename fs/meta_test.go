@@ -432,3 +432,50 @@ func TestLearnedEntriesStayTrue(t *testing.T) {
 		t.Errorf("file created here: %q, %v", got, err)
 	}
 }
+
+// TestLookupPageSeedsListings: the page of keys a lookup read is the
+// start of the listings of the directories it reached into: a directory
+// it held whole is listed with no request, a larger one from where the
+// page stopped (one LIST fewer); a change made here since drops it.
+func TestLookupPageSeedsListings(t *testing.T) {
+	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 5})
+	for _, k := range []string{"s/a/1", "s/a/2", "s/b/1", "s/b/2", "s/b/3", "s/b/4"} {
+		put(k, []byte(k))
+	}
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	if _, err := os.Stat(filepath.Join(mnt, "s")); err != nil {
+		t.Fatal(err) // one page of 5 keys: s/a whole, s/b up to s/b/3
+	}
+	list := func(dir string) ([]string, map[wsstack.Op]uint64) {
+		t.Helper()
+		stack.S3.ResetCounts()
+		des, err := os.ReadDir(filepath.Join(mnt, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, de := range des {
+			names = append(names, de.Name())
+		}
+		return names, stack.S3.Counts()
+	}
+	if names, c := list("s/a"); fmt.Sprint(names) != "[1 2]" || c[wsstack.OpList] != 0 {
+		t.Errorf("s/a: %v with %v; want [1 2] and no LIST", names, c)
+	}
+	if names, c := list("s/b"); fmt.Sprint(names) != "[1 2 3 4]" || c[wsstack.OpList] != 1 {
+		t.Errorf("s/b: %v with %v; want [1 2 3 4] and one LIST (after s/b/3)", names, c)
+	}
+
+	// A removal here after the page: the seed goes, the listing asks S3.
+	put("u/d/1", []byte("1"))
+	put("u/d/2", []byte("2"))
+	if _, err := os.Stat(filepath.Join(mnt, "u")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "u/d/1")); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := list("u/d"); fmt.Sprint(names) != "[2]" {
+		t.Errorf("u/d after removing 1: %v, want [2]", names)
+	}
+}

@@ -21,7 +21,9 @@ import (
 // Listing a directory and then its first subdirectory (a tree walk) lists
 // the next subdirectories ahead, so the walk finds them listed already.
 func TestWalkListsSubdirectoriesAhead(t *testing.T) {
-	b, put := workspace(t)
+	// Pages of one key: the lookup of tree must not read the
+	// subdirectories whole (see TestLookupPageSeedsListings).
+	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 1})
 	for i := range 12 {
 		put(fmt.Sprintf("tree/d%02d/f.txt", i), []byte("x"))
 	}
@@ -95,7 +97,9 @@ func TestSlowListingAnswersWhatFollows(t *testing.T) {
 // ahead (here held by the server, as a stuck one would be) and returns
 // once their goroutines have ended.
 func TestCloseWaitsForListingsAhead(t *testing.T) {
-	b, put := workspace(t)
+	// Pages of one key, so that the listings ahead ask the server (see
+	// TestWalkListsSubdirectoriesAhead).
+	b, put := workspaceWith(t, bucket.Config{ListMaxKeys: 1})
 	for i := range 6 {
 		put(fmt.Sprintf("tree/d%02d/f.txt", i), []byte("x"))
 	}

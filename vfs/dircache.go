@@ -45,6 +45,10 @@ type DirCache struct {
 	// elsewhere (DirCaches.Learn), not in a listing of this directory,
 	// with when. Guarded by mu.
 	learned map[string]learnedEntry
+	// seed is the start of the next listing, from the same page (see
+	// Seed), and when it was read. Guarded by mu.
+	seed   *Seed
+	seedAt time.Time
 	// changes counts, mount-wide, the changes made through the mount
 	// (DirCaches.Changes).
 	changes *atomic.Uint64
@@ -61,7 +65,7 @@ type DirCache struct {
 func (c *DirCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.listing, c.missing, c.learned = nil, nil, nil
+	c.listing, c.missing, c.learned, c.seed = nil, nil, nil, nil
 	c.gen++
 	c.changes.Add(1)
 }
@@ -141,7 +145,11 @@ func (cs *DirCaches) Release(c *DirCache) {
 func (c *DirCache) entries() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.listing) + len(c.missing) + len(c.learned) + 1
+	n := len(c.listing) + len(c.missing) + len(c.learned) + 1
+	if c.seed != nil {
+		n += len(c.seed.Page.Objects) + len(c.seed.Page.Prefixes)
+	}
+	return n
 }
 
 // idleLocked puts c, which no node holds, last in the idle list, counted
@@ -164,23 +172,55 @@ func (cs *DirCaches) idleLocked(c *DirCache, size int) {
 // request whose answer is to be learned (Learn).
 func (cs *DirCaches) Changes() uint64 { return cs.changes.Load() }
 
-// Learn records entries seen in a page of keys (LearnFrom), by directory
-// key, unless the mount changed a directory since Changes returned since:
-// the page may then predate the change. A directory with a fresh listing
-// keeps it, and a name found missing or removed stays so.
-func (cs *DirCaches) Learn(learned map[string]map[string]Entry, since uint64) {
-	if len(learned) == 0 || cs.changes.Load() != since {
+// Learn records entries seen in a page of keys (LearnFrom) and the starts
+// of listings it gives (SeedsFrom), by directory key, unless the mount
+// changed a directory since Changes returned since: the page may then
+// predate the change. A directory with a listing keeps it, and a name
+// found missing or removed stays so.
+func (cs *DirCaches) Learn(learned map[string]map[string]Entry, seeds map[string]Seed, since uint64) {
+	if (len(learned) == 0 && len(seeds) == 0) || cs.changes.Load() != since {
 		return
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	touched := make(map[*DirCache]bool, len(learned)+len(seeds))
 	for key, entries := range learned {
 		c := cs.getLocked(key)
 		c.learn(entries)
+		touched[c] = true
+	}
+	for key, seed := range seeds {
+		c := cs.getLocked(key)
+		c.seedWith(seed)
+		touched[c] = true
+	}
+	for c := range touched {
 		if c.holders == 0 {
 			cs.idleLocked(c, c.entries())
 		}
 	}
+}
+
+// seedWith keeps seed for the next listing, unless there is a listing.
+func (c *DirCache) seedWith(seed Seed) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.listing == nil {
+		c.seed, c.seedAt = &seed, c.now()
+	}
+}
+
+// TakeSeed hands the next listing its start (see Seed), if one was read
+// within ttl, and when it was read.
+func (c *DirCache) TakeSeed(ttl time.Duration) (Seed, time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seed, at := c.seed, c.seedAt
+	c.seed = nil
+	if seed == nil || c.now().Sub(at) >= ttl {
+		return Seed{}, time.Time{}, false
+	}
+	return *seed, at, true
 }
 
 // maxLearned bounds the entries a directory learns outside a listing: the
@@ -322,6 +362,7 @@ func (c *DirCache) Remember(name string, e Entry, found bool) {
 		return
 	}
 	c.changes.Add(1)
+	c.seed = nil // it may show the name
 	c.missingLocked(name)
 }
 
@@ -335,6 +376,7 @@ func (c *DirCache) Set(name string, e *Entry) {
 	}
 	c.changes.Add(1)
 	delete(c.learned, name)
+	c.seed = nil
 	if e == nil {
 		delete(c.listing, name)
 		c.missingLocked(name)
@@ -441,10 +483,19 @@ func (c *DirCache) MarkTooBig() {
 // was forgotten since (a rename of the directory, whose copies the
 // listing may predate), entries are dropped and Install reports false.
 func (c *DirCache) Install(entries map[string]Entry, took time.Duration, gen uint64) bool {
+	return c.install(entries, took, gen, time.Time{})
+}
+
+// install is Install of a listing whose last page was read at last (zero:
+// now).
+func (c *DirCache) install(entries map[string]Entry, took time.Duration, gen uint64, last time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
 		return false
+	}
+	if last.IsZero() {
+		last = c.now()
 	}
 	c.took = took
 	for name, e := range entries {
@@ -452,8 +503,8 @@ func (c *DirCache) Install(entries map[string]Entry, took time.Duration, gen uin
 			entries[name] = KeepKnownMeta(old, e)
 		}
 	}
-	c.listing, c.listedAt, c.missing, c.probes = entries, c.now(), nil, 0
-	c.metaAsked, c.learned = [2]bool{}, nil
+	c.listing, c.listedAt, c.missing, c.probes = entries, last, nil, 0
+	c.metaAsked, c.learned, c.seed = [2]bool{}, nil, nil
 	return true
 }
 
@@ -464,7 +515,7 @@ func (c *DirCache) InstallEmpty() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.listing, c.listedAt, c.took, c.missing, c.probes = map[string]Entry{}, c.now(), 0, nil, 0
-	c.tooBig, c.metaAsked, c.learned = false, [2]bool{}, nil
+	c.tooBig, c.metaAsked, c.learned, c.seed = false, [2]bool{}, nil, nil
 }
 
 // Subdirs returns the first n subdirectories of the last listing, in name

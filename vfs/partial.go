@@ -28,6 +28,9 @@ type Partial struct {
 	gone    map[string]bool  // names removed here since the listing started; guarded by mu
 	done    bool             // the last page arrived, or the listing ended; guarded by mu
 	changed chan struct{}    // closed, and replaced, at every page and at the end
+	// seededAt is when the seed that held the whole directory was read
+	// (Seed): the listing's time. Guarded by mu.
+	seededAt time.Time
 }
 
 // StartListing makes the caller the one lister of the directory, whose
@@ -69,6 +72,20 @@ func (p *Partial) Page(page bucket.Page, skip SkipFunc) {
 	p.changed = make(chan struct{})
 }
 
+// Seed adds the start of the listing read at at from a lookup's page
+// (see vfs.Seed). It reports whether that was the whole directory: then
+// the listing is as old as that page.
+func (p *Partial) Seed(s Seed, at time.Time, skip SkipFunc) (whole bool) {
+	p.Page(s.Page, skip)
+	if s.After != "" {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seededAt = at
+	return true
+}
+
 // Entries ends the pages and hands the lister the entries read, to add
 // what the mount knows before Install. Lookups waiting for names the
 // pages did not cover go on without the listing.
@@ -90,7 +107,10 @@ func (p *Partial) Entries() map[string]Entry {
 // and ends the listing.
 func (p *Partial) Install(entries map[string]Entry, took time.Duration) bool {
 	defer p.End()
-	return p.c.Install(entries, took, p.gen)
+	p.mu.Lock()
+	at := p.seededAt
+	p.mu.Unlock()
+	return p.c.install(entries, took, p.gen, at)
 }
 
 // End ends the listing without installing it (an error, or too many

@@ -106,3 +106,55 @@ func LearnFrom(dirKey string, page bucket.KeysFrom, skip SkipFunc) map[string]ma
 	}
 	return learned
 }
+
+// Seed is the start of a directory's listing read from a lookup's page of
+// keys (bucket.ListFrom) that reached into the directory: the listing
+// goes on from there (bucket.ListAfter) instead of asking S3 again for
+// what the page showed, or needs no request at all when the page held the
+// whole directory.
+type Seed struct {
+	// Page holds what the page showed of the directory, as a page of its
+	// listing (objects and sub-prefixes); Next is "" when it is all.
+	Page bucket.Page
+	// After is the last key the page covered: the listing goes on after
+	// it. "" when the page held the whole directory.
+	After string
+}
+
+// SeedsFrom returns, by directory key, the seeds a page of the keys that
+// begin with key gives: those of key itself and of every directory below
+// it, whose keys the page covered from their first.
+func SeedsFrom(key string, page bucket.KeysFrom) map[string]Seed {
+	seeds := make(map[string]Seed)
+	prefixes := make(map[string]bool) // "dir\x00sub/" seen
+	for _, o := range page.Objects {
+		k := o.Key
+		// Every directory D with D/ a prefix of k at least as long as
+		// key/ (shorter ones begin before the page).
+		for i := len(key); i < len(k); i++ {
+			if k[i] != '/' {
+				continue
+			}
+			dir, rest := k[:i], k[i+1:]
+			s := seeds[dir]
+			if j := strings.IndexByte(rest, '/'); j >= 0 {
+				sub := k[:i+1+j+1]
+				if !prefixes[dir+"\x00"+sub] {
+					prefixes[dir+"\x00"+sub] = true
+					s.Page.Prefixes = append(s.Page.Prefixes, sub)
+				}
+			} else {
+				s.Page.Objects = append(s.Page.Objects, o)
+			}
+			seeds[dir] = s
+		}
+	}
+	for dir, s := range seeds {
+		if page.Truncated && page.Last < dir+"0" {
+			// The page stopped inside the directory.
+			s.After, s.Page.Next = page.Last, "more"
+			seeds[dir] = s
+		}
+	}
+	return seeds
+}

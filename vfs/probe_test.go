@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -175,12 +176,12 @@ func TestDirCachesLearn(t *testing.T) {
 	since := cs.Changes()
 	c := cs.Hold("a/b")
 	c.Set("g", nil) // removed here while the page was read
-	cs.Learn(learned, since)
+	cs.Learn(learned, nil, since)
 	if _, ok := c.Learned("f", time.Minute); ok {
 		t.Fatal("a page read before a change was learned")
 	}
 
-	cs.Learn(learned, cs.Changes())
+	cs.Learn(learned, nil, cs.Changes())
 	if e, ok := c.Learned("f", time.Minute); !ok || e.Size != 1 {
 		t.Fatalf("f not learned: %v %v", e, ok)
 	}
@@ -196,19 +197,82 @@ func TestDirCachesLearn(t *testing.T) {
 	if _, ok := c.Learned("f", time.Minute); ok {
 		t.Error("a name changed here still answered from the page")
 	}
-	cs.Learn(learned, cs.Changes())
+	cs.Learn(learned, nil, cs.Changes())
 	now = now.Add(2 * time.Minute)
 	if _, ok := c.Learned("f", time.Minute); ok {
 		t.Error("learned entry outlived its TTL")
 	}
 
-	cs.Learn(learned, cs.Changes())
+	cs.Learn(learned, nil, cs.Changes())
 	c.Install(map[string]Entry{"h": {}}, 0, c.Generation())
 	if _, ok := c.Learned("f", time.Minute); ok {
 		t.Error("learned entries kept beside a listing")
 	}
-	cs.Learn(learned, cs.Changes())
+	cs.Learn(learned, nil, cs.Changes())
 	if _, ok := c.Learned("f", time.Minute); ok {
 		t.Error("a page learned into a directory with a fresh listing")
+	}
+}
+
+func TestSeedsFrom(t *testing.T) {
+	// The lookup of "full": a page of 4 keys that stops inside cat.
+	p := page(4, "full/big/a", "full/cat/", "full/cat/o1", "full/cat/sub/x", "full/cat/o2")
+	seeds := SeedsFrom("full", p)
+	type want struct {
+		objs, prefixes string
+		after          string
+	}
+	got := map[string]want{}
+	for dir, s := range seeds {
+		got[dir] = want{fmt.Sprint(keys(s.Page.Objects)), fmt.Sprint(s.Page.Prefixes), s.After}
+	}
+	// Sorted: full/big/a, full/cat/, full/cat/o1, full/cat/o2 | full/cat/sub/x.
+	exp := map[string]want{
+		"full":     {"[]", "[full/big/ full/cat/]", "full/cat/o2"},
+		"full/big": {"[full/big/a]", "[]", ""},
+		"full/cat": {"[full/cat/ full/cat/o1 full/cat/o2]", "[]", "full/cat/o2"},
+	}
+	if !maps.Equal(got, exp) {
+		t.Errorf("seeds\n%v\nwant\n%v", got, exp)
+	}
+	if s := seeds["full/big"]; s.Page.Next != "" {
+		t.Error("a directory the page held whole is not a whole listing")
+	}
+	if s := seeds["full/cat"]; s.Page.Next == "" {
+		t.Error("a directory the page stopped in is taken for whole")
+	}
+}
+
+func keys(objs []bucket.Object) []string {
+	var ks []string
+	for _, o := range objs {
+		ks = append(ks, o.Key)
+	}
+	return ks
+}
+
+// TestSeedTakenOnce: a seed starts one listing, within the TTL, and a
+// change here drops it.
+func TestSeedTakenOnce(t *testing.T) {
+	now := time.Unix(1000, 0)
+	cs := NewDirCaches(MaxIdleCacheEntries, func() time.Time { return now })
+	c := cs.Hold("d")
+	seed := Seed{Page: bucket.Page{Objects: []bucket.Object{{Key: "d/x"}}}}
+	cs.Learn(nil, map[string]Seed{"d": seed}, cs.Changes())
+	if _, _, ok := c.TakeSeed(time.Minute); !ok {
+		t.Fatal("seed not kept")
+	}
+	if _, _, ok := c.TakeSeed(time.Minute); ok {
+		t.Error("a seed started two listings")
+	}
+	cs.Learn(nil, map[string]Seed{"d": seed}, cs.Changes())
+	c.Set("y", &Entry{})
+	if _, _, ok := c.TakeSeed(time.Minute); ok {
+		t.Error("a seed outlived a change here")
+	}
+	cs.Learn(nil, map[string]Seed{"d": seed}, cs.Changes())
+	now = now.Add(2 * time.Minute)
+	if _, _, ok := c.TakeSeed(time.Minute); ok {
+		t.Error("a seed outlived the TTL")
 	}
 }

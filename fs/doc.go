@@ -21,7 +21,8 @@
 // name's key, then a HEAD of the file, or of the directory's marker if the
 // LIST shows one (see probe). What that LIST shows of the directories
 // below is kept (vfs.DirCaches.Learn) and answers the next lookups of a
-// path. A name found missing is remembered for Options.NegativeTTL. The
+// path, and starts those directories' listings (vfs.Seed). A name found
+// missing is remembered for Options.NegativeTTL. The
 // kernel's entry and attribute timeouts match these TTLs. A file's pages stay
 // in the kernel's cache across opens for as long as its ETag is unchanged.
 //

@@ -36,7 +36,8 @@
 //   - ReadProbe and LearnFrom: what one page of the keys that begin with a
 //     name says of it, and of the directories below it, which
 //     DirCaches.Learn keeps (at most 10,000 names a directory) to answer
-//     the next lookups of a path without a request.
+//     the next lookups of a path without a request; SeedsFrom, the same
+//     page as the start of those directories' listings.
 //
 // # Lock order
 //

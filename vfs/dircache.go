@@ -353,7 +353,13 @@ func (c *DirCache) Remember(name string, e Entry, found bool) {
 	if c.partial != nil {
 		c.partial.removed(name, !found)
 	}
-	delete(c.learned, name) // the answer just given is newer
+	if _, ok := c.learned[name]; ok && found {
+		// The answer just given is newer: it answers the next lookup
+		// (after the kernel forgot the node) within the TTL.
+		c.learned[name] = learnedEntry{e, c.now()}
+	} else {
+		delete(c.learned, name)
+	}
 	if found {
 		delete(c.missing, name)
 		if c.listing != nil {

@@ -193,6 +193,18 @@ func TestDirCachesLearn(t *testing.T) {
 		t.Errorf("a/b not learned in a: %v %v", e, ok)
 	}
 
+	// A lookup's own answer (a HEAD) replaces what the page said, for the
+	// next lookup after the kernel forgot the node; not found, it goes.
+	c.Remember("f", Entry{Size: 5, Meta: true}, true)
+	if e, ok := c.Learned("f", time.Minute); !ok || e.Size != 5 || !e.Meta {
+		t.Errorf("after a lookup's HEAD: %v %v, want its entry", e, ok)
+	}
+	c.Remember("f", Entry{}, false)
+	if _, ok := c.Learned("f", time.Minute); ok {
+		t.Error("a name found missing still answered from the page")
+	}
+	cs.Learn(learned, nil, cs.Changes())
+
 	c.Set("f", &Entry{Size: 9})
 	if _, ok := c.Learned("f", time.Minute); ok {
 		t.Error("a name changed here still answered from the page")

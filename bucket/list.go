@@ -145,16 +145,16 @@ type KeysFrom struct {
 	Last string
 }
 
-// ListFrom returns the first page (at most 1,000 keys) of the keys that
-// begin with key, not only those under key/: one request that tells
-// whether key is an object, whether anything lies under key/, and what,
-// as far as the page reaches.
-func (b *Bucket) ListFrom(ctx context.Context, key string) (KeysFrom, error) {
+// ListFrom returns the first page (at most max keys, and at most the page
+// size) of the keys that begin with key, not only those under key/: one
+// request that tells whether key is an object, whether anything lies
+// under key/, and what, as far as the page reaches.
+func (b *Bucket) ListFrom(ctx context.Context, key string, max int) (KeysFrom, error) {
 	full, err := b.keys.object(key)
 	if err != nil {
 		return KeysFrom{}, fmt.Errorf("list: %w", err)
 	}
-	return b.keysFrom(ctx, key, full, b.listMaxKeys)
+	return b.keysFrom(ctx, key, full, min(b.listMaxKeys, int32(max)))
 }
 
 // keysFrom lists the first max keys that begin with full, what names.

@@ -24,9 +24,9 @@ type Bucket interface {
 	// ProbeDir reports whether anything is stored under dir, and whether
 	// its marker is.
 	ProbeDir(ctx context.Context, dir string) (bucket.DirProbe, error)
-	// ListFrom returns one page of the keys that begin with key, at any
-	// depth.
-	ListFrom(ctx context.Context, key string) (bucket.KeysFrom, error)
+	// ListFrom returns one page, of at most max keys, of the keys that
+	// begin with key, at any depth.
+	ListFrom(ctx context.Context, key string, max int) (bucket.KeysFrom, error)
 	// ListRecursive calls fn for every object under dir, at any depth.
 	ListRecursive(ctx context.Context, dir string, fn func(bucket.Object) error) error
 	// Get returns n bytes of key from off (to the end when n < 0), failing
@@ -84,8 +84,8 @@ func (u uncancelled) ProbeDir(ctx context.Context, dir string) (bucket.DirProbe,
 	return u.Bucket.ProbeDir(context.WithoutCancel(ctx), dir)
 }
 
-func (u uncancelled) ListFrom(ctx context.Context, key string) (bucket.KeysFrom, error) {
-	return u.Bucket.ListFrom(context.WithoutCancel(ctx), key)
+func (u uncancelled) ListFrom(ctx context.Context, key string, max int) (bucket.KeysFrom, error) {
+	return u.Bucket.ListFrom(context.WithoutCancel(ctx), key, max)
 }
 
 func (u uncancelled) ListRecursive(ctx context.Context, dir string, fn func(bucket.Object) error) error {

@@ -411,7 +411,7 @@ func (s *suite) listFrom(t *testing.T) {
 		{"nothing", nil, false},
 	}
 	for _, tt := range tests {
-		p, err := b.ListFrom(ctxFor(t), tt.from)
+		p, err := b.ListFrom(ctxFor(t), tt.from, 1000)
 		if err != nil {
 			t.Fatalf("ListFrom(%q): %v", tt.from, err)
 		}
@@ -423,7 +423,7 @@ func (s *suite) listFrom(t *testing.T) {
 			t.Errorf("ListFrom(%q) = %q, truncated %v, last %q; want %q, %v, %q", tt.from, got, p.Truncated, p.Last, tt.want, tt.truncated, last)
 		}
 	}
-	if _, err := b.ListFrom(ctxFor(t), "../x"); !errors.Is(err, bucket.ErrInvalidKey) {
+	if _, err := b.ListFrom(ctxFor(t), "../x", 1000); !errors.Is(err, bucket.ErrInvalidKey) {
 		t.Errorf("ListFrom outside the prefix: %v, want ErrInvalidKey", err)
 	}
 

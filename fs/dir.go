@@ -125,7 +125,8 @@ func (d *dir) find(ctx context.Context, name string) (vfs.Entry, bool, syscall.E
 	}
 	seen, learned := d.c.Learned(name, d.fs.opts.MetadataTTL)
 	if learned && seen.Meta {
-		// A directory without a marker, seen in a lookup's page.
+		// A directory without a marker seen in a lookup's page, or what
+		// the lookup's own HEAD said of a name (the kernel forgot it).
 		d.fs.counts.metaHits.Add(1)
 		return seen, true, 0
 	}

@@ -70,7 +70,7 @@ func TestEditsThroughMount(t *testing.T) {
 			} else if closeErr == nil {
 				t.Error("close succeeded over another program's version")
 			}
-			if got := objectBytes(t, b, "f"); !bytes.Equal(got, want) {
+			if got := readObject(t, b, "f"); !bytes.Equal(got, want) {
 				t.Fatalf("object after the save: %d bytes, want %d (or same length, other bytes)", len(got), len(want))
 			}
 			if sent > tt.MaxSent || received > tt.MaxFetched {
@@ -83,19 +83,4 @@ func TestEditsThroughMount(t *testing.T) {
 			}
 		})
 	}
-}
-
-// objectBytes reads the object at key whole.
-func objectBytes(t *testing.T, b *bucket.Bucket, key string) []byte {
-	t.Helper()
-	body, err := b.Get(t.Context(), key, 0, -1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer body.Close()
-	var got bytes.Buffer
-	if _, err := got.ReadFrom(body); err != nil {
-		t.Fatal(err)
-	}
-	return got.Bytes()
 }

@@ -42,11 +42,13 @@
 // # Lock order
 //
 // A lock may be held while taking one listed after it, never the reverse;
-// none but Staging.ops is held across a request to the storage.
+// none but the first two is held across a request to the storage.
 //
-//  1. Staging.ops, across a copy's fetches and uploads; the caller's own
+//  1. DirCache.LockFilling, by its caller across a batch of metadata
+//     HEADs of one directory.
+//  2. Staging.ops, across a copy's fetches and uploads; the caller's own
 //     locks may be taken under it only by its Namer.
-//  2. DirCaches → DirCache; ReadAhead → Budget.
+//  3. DirCaches → DirCache; ReadAhead → Budget.
 //
 // Leaves: Staging.mu, Space, DirCache's lock, Budget, the WriteBack
 // queue's lock (never held across a save), Partial's.

@@ -24,9 +24,8 @@ type Store interface {
 	// Head returns the object at key; errors.Is(err, io/fs.ErrNotExist)
 	// when there is none.
 	Head(ctx context.Context, key string) (bucket.Object, error)
-	// Put writes an object in one request.
-	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta bucket.Meta) (bucket.Object, error)
-	// Upload writes an object with a multipart upload.
+	// Upload writes an object: with one PUT up to the part size, else a
+	// multipart upload.
 	Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta bucket.Meta, opts bucket.UploadOptions) (bucket.Object, error)
 	// StartStream begins a multipart upload fed part by part.
 	StartStream(ctx context.Context, key string, meta bucket.Meta, opts bucket.UploadOptions) (*bucket.Stream, error)
@@ -115,7 +114,7 @@ type Staging struct {
 	streamed  int64          // bytes handed to the stream (whole parts); guarded by ops
 	parts     int            // parts handed to the stream; guarded by ops
 	streamMD  bucket.Meta
-	forget    func() // drops the journal record of the stream
+	rec       *record // the stream's record in the journal
 
 	// base, when set, is the object version the copy was made from, so
 	// that its bytes need not all be fetched: of base's bytes [0,
@@ -470,10 +469,10 @@ func (st *Staging) streamParts(ctx context.Context, name Namer) {
 	}
 	if st.stream == nil {
 		key, md := name()
-		var forget func()
+		rec := st.area.record(key)
 		stream, err := st.area.Store.StartStream(ctx, key, md, bucket.UploadOptions{
 			Concurrency: st.area.Concurrency,
-			OnCreate:    func(id string) { forget = st.area.Journal.Add(key, id) },
+			OnCreate:    rec.created,
 		})
 		if err != nil {
 			st.area.Log.Warn("could not start uploading while writing; the file will be uploaded at close", slog.String("path", key), slog.Any("err", err))
@@ -483,7 +482,7 @@ func (st *Staging) streamParts(ctx context.Context, name Namer) {
 			return
 		}
 		st.mu.Lock()
-		st.stream, st.streamMD, st.forget = stream, md, forget
+		st.stream, st.streamMD, st.rec = stream, md, rec
 		st.mu.Unlock()
 	}
 	for size-st.streamed > ps {
@@ -506,14 +505,14 @@ func (st *Staging) StopStream() {
 func (st *Staging) stopStream() {
 	st.mu.Lock()
 	st.canStream = false
-	stream, forget := st.stream, st.forget
-	st.stream, st.forget, st.streamed, st.parts = nil, nil, 0, 0
+	stream, rec := st.stream, st.rec
+	st.stream, st.rec, st.streamed, st.parts = nil, nil, 0, 0
 	st.mu.Unlock()
 	if stream == nil {
 		return
 	}
-	if err := stream.Abort(context.Background()); err == nil && forget != nil {
-		forget()
+	if err := stream.Abort(context.Background()); err == nil {
+		rec.done(nil)
 	}
 }
 
@@ -607,7 +606,7 @@ func (st *Staging) SaveWhole(ctx context.Context, key string, md bucket.Meta) (b
 // whole. st.ops must be held.
 func (st *Staging) finishStream(ctx context.Context, key string, md bucket.Meta) (bucket.Object, bool, error) {
 	st.mu.Lock()
-	stream, forget, size := st.stream, st.forget, st.size
+	stream, rec, size := st.stream, st.rec, st.size
 	st.mu.Unlock()
 	if stream == nil {
 		return bucket.Object{}, false, nil
@@ -618,13 +617,10 @@ func (st *Staging) finishStream(ctx context.Context, key string, md bucket.Meta)
 	}
 	parts := st.parts
 	st.mu.Lock()
-	st.stream, st.forget, st.canStream, st.streamed, st.parts = nil, nil, false, 0, 0
+	st.stream, st.rec, st.canStream, st.streamed, st.parts = nil, nil, false, 0, 0
 	st.mu.Unlock()
 	o, err := stream.Complete(ctx, parts, size, bucket.UploadOptions{})
-	var left *bucket.UploadLeftError
-	if forget != nil && !errors.As(err, &left) {
-		forget()
-	}
+	rec.done(err)
 	if err != nil {
 		// Not lost: the staged data is still here; upload it whole.
 		st.area.Log.Warn("streamed upload failed, uploading the file whole", slog.String("path", key), slog.Any("err", err))
@@ -719,10 +715,10 @@ func (st *Staging) savePartial(ctx context.Context, key string, md bucket.Meta, 
 	token := rand.Text()
 	md.User = maps.Clone(md.User)
 	md.User[MetaSave] = token
-	var forget func()
+	rec := st.area.record(key)
 	stream, err := st.area.Store.StartStream(ctx, key, md, bucket.UploadOptions{
 		Concurrency: st.area.Concurrency,
-		OnCreate:    func(id string) { forget = st.area.Journal.Add(key, id) },
+		OnCreate:    rec.created,
 	})
 	if err != nil {
 		return bucket.Object{}, err
@@ -735,10 +731,7 @@ func (st *Staging) savePartial(ctx context.Context, key string, md bucket.Meta, 
 		}
 	}
 	o, err := stream.Complete(ctx, len(parts), size, bucket.UploadOptions{})
-	var left *bucket.UploadLeftError
-	if forget != nil && !errors.As(err, &left) {
-		forget()
-	}
+	rec.done(err)
 	if err != nil && !errors.Is(err, bucket.ErrPrecondition) {
 		st.mu.Lock()
 		st.unsure = token
@@ -778,25 +771,39 @@ func (st *Staging) ownSave(ctx context.Context) (bool, error) {
 }
 
 // upload writes the whole copy as key: one PUT when small, else a
-// multipart upload with parallel parts, recorded in the journal while it
-// runs so that a crash leaves no incomplete upload behind for long.
-// st.ops must be held.
+// multipart upload with parallel parts (bucket.Upload decides), recorded
+// in the journal while it runs so that a crash leaves no incomplete
+// upload behind for long. st.ops must be held.
 func (st *Staging) upload(ctx context.Context, key string, md bucket.Meta) (bucket.Object, error) {
-	a, size := st.area, st.Size()
-	if size <= a.PartSize {
-		return a.Store.Put(ctx, key, io.NewSectionReader(st.f, 0, size), size, md)
-	}
-	var forget func()
-	o, err := a.Store.Upload(ctx, key, st.f, size, md, bucket.UploadOptions{
-		PartSize:    a.PartSize,
-		Concurrency: a.Concurrency,
-		OnCreate:    func(id string) { forget = a.Journal.Add(key, id) },
+	rec := st.area.record(key)
+	o, err := st.area.Store.Upload(ctx, key, st.f, st.Size(), md, bucket.UploadOptions{
+		PartSize:    st.area.PartSize,
+		Concurrency: st.area.Concurrency,
+		OnCreate:    rec.created,
 	})
-	// The record goes once the upload is complete or aborted; an upload
-	// that could not be aborted keeps it, for the next mount.
-	var left *bucket.UploadLeftError
-	if forget != nil && !errors.As(err, &left) {
-		forget()
-	}
+	rec.done(err)
 	return o, err
+}
+
+// record is the journal's record of one multipart upload of key, made
+// when S3 creates the upload.
+type record struct {
+	journal *Journal
+	key     string
+	forget  func()
+}
+
+func (a *StagingArea) record(key string) *record { return &record{journal: a.Journal, key: key} }
+
+// created is the upload's bucket.UploadOptions.OnCreate.
+func (r *record) created(uploadID string) { r.forget = r.journal.Add(r.key, uploadID) }
+
+// done drops the record once the upload ended, completed or aborted (err
+// is how it ended); one that could not be aborted keeps its record, for
+// the next mount to abort (Journal.Recover).
+func (r *record) done(err error) {
+	var left *bucket.UploadLeftError
+	if r != nil && r.forget != nil && !errors.As(err, &left) {
+		r.forget()
+	}
 }

@@ -168,10 +168,8 @@ func TestStagingSavesOnlyWhatChanged(t *testing.T) {
 			if tt.Size == 0 {
 				st = e.empty(t)
 			} else {
-				o, err := e.b.Put(t.Context(), "f", bytes.NewReader(data), tt.Size, bucket.Meta{})
-				if err != nil {
-					t.Fatal(err)
-				}
+				var o bucket.Object
+				data, o = e.object(t, "f", tt.Size)
 				st = e.copyOf(t, "f", o)
 			}
 			e.net.Reset()

@@ -12,6 +12,10 @@
 // most its limit of bytes, dropping the least recently used blocks
 // first; it is rebuilt from the directory at Open, oldest use by
 // modification time, so it survives a remount.
+//
+// An object whose blocks are all in the cache can be joined into a whole
+// copy (Assemble, whole.go): one file of exactly the object's bytes, which
+// the kernel can read without the filesystem (FUSE passthrough).
 package datacache
 
 import (
@@ -53,12 +57,13 @@ type Cache struct {
 	limit int64
 
 	mu     sync.Mutex
-	blocks map[string]*list.Element // by file name; guarded by mu
-	lru    list.List                // of *block, least recently used first; guarded by mu
-	used   int64                    // bytes of the block files; guarded by mu
+	blocks map[string]*list.Element // entries by file name; guarded by mu
+	lru    list.List                // of *entry, least recently used first; guarded by mu
+	used   int64                    // bytes of the files; guarded by mu
 }
 
-type block struct {
+// entry is a file of the cache: a block, or an object's whole copy.
+type entry struct {
 	name    string
 	size    int64     // of the file
 	touched time.Time // when its file's time was last set; guarded by Cache.mu
@@ -105,7 +110,7 @@ func (c *Cache) load() error {
 		return fmt.Errorf("data cache: %w", err)
 	}
 	type found struct {
-		block
+		entry
 		at time.Time
 	}
 	var all []found
@@ -114,19 +119,19 @@ func (c *Cache) load() error {
 		switch {
 		case strings.HasPrefix(name, tempPrefix):
 			os.Remove(filepath.Join(c.dir, name)) // a write a crash cut short
-		case strings.HasSuffix(name, blockSuffix) && e.Type().IsRegular():
+		case (strings.HasSuffix(name, blockSuffix) || strings.HasSuffix(name, wholeSuffix)) && e.Type().IsRegular():
 			fi, err := e.Info()
 			if err != nil {
 				continue
 			}
-			all = append(all, found{block{name: name, size: fi.Size(), touched: fi.ModTime()}, fi.ModTime()})
+			all = append(all, found{entry{name: name, size: fi.Size(), touched: fi.ModTime()}, fi.ModTime()})
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range all {
-		b := f.block
+		b := f.entry
 		c.blocks[b.name] = c.lru.PushBack(&b)
 		c.used += b.size
 	}
@@ -142,11 +147,15 @@ func (c *Cache) name(key, etag string, index int64) string {
 }
 
 // Has reports whether the cache has block index of the object key at
-// version etag (Get may still find it damaged).
+// version etag, as a block or in a whole copy (Get may still find it
+// damaged).
 func (c *Cache) Has(key, etag string, index int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.blocks[c.name(key, etag, index)]
+	if _, ok := c.blocks[c.name(key, etag, index)]; ok {
+		return true
+	}
+	_, ok := c.blocks[c.wholeName(key, etag)]
 	return ok
 }
 
@@ -155,30 +164,36 @@ func (c *Cache) Has(key, etag string, index int64) bool {
 // the cache does not have it whole.
 func (c *Cache) Get(key, etag string, index int64, p []byte) (n int, ok bool) {
 	name := c.name(key, etag, index)
+	if !c.use(name) {
+		return c.getWhole(key, etag, index, p)
+	}
+	n, err := readBlock(filepath.Join(c.dir, name), p)
+	if err != nil {
+		c.remove(name) // damaged or gone: fetch it again
+		return 0, false
+	}
+	return n, true
+}
+
+// use reports whether the cache has the file name, and marks it as the
+// most recently used; its file's time is set for the next Open (at most
+// every touchEvery).
+func (c *Cache) use(name string) bool {
 	now := time.Now()
 	touch := false
 	c.mu.Lock()
 	el, found := c.blocks[name]
 	if found {
 		c.lru.MoveToBack(el)
-		if b := el.Value.(*block); now.Sub(b.touched) >= touchEvery {
-			b.touched, touch = now, true
+		if e := el.Value.(*entry); now.Sub(e.touched) >= touchEvery {
+			e.touched, touch = now, true
 		}
 	}
 	c.mu.Unlock()
-	if !found {
-		return 0, false
-	}
-	path := filepath.Join(c.dir, name)
-	n, err := readBlock(path, p)
-	if err != nil {
-		c.remove(name) // damaged or gone: fetch it again
-		return 0, false
-	}
 	if touch {
-		os.Chtimes(path, now, now) // the order of use, for the next Open
+		os.Chtimes(filepath.Join(c.dir, name), now, now)
 	}
-	return n, true
+	return found
 }
 
 // readBlock reads a block file into p and checks its trailer.
@@ -264,7 +279,7 @@ func (c *Cache) Put(key, etag string, index int64, data []byte) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("data cache: %w", err)
 	}
-	b := &block{name: name, size: int64(len(data)) + trailerSize, touched: time.Now()}
+	b := &entry{name: name, size: int64(len(data)) + trailerSize, touched: time.Now()}
 	c.blocks[name] = c.lru.PushBack(b)
 	c.used += b.size
 	c.evictLocked()
@@ -276,7 +291,7 @@ func (c *Cache) Put(key, etag string, index int64, data []byte) error {
 func (c *Cache) evictLocked() {
 	for c.used > c.limit {
 		el := c.lru.Front()
-		b := el.Value.(*block)
+		b := el.Value.(*entry)
 		c.lru.Remove(el)
 		delete(c.blocks, b.name)
 		c.used -= b.size
@@ -287,8 +302,12 @@ func (c *Cache) evictLocked() {
 func (c *Cache) remove(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.removeLocked(name)
+}
+
+func (c *Cache) removeLocked(name string) {
 	if el, ok := c.blocks[name]; ok {
-		b := el.Value.(*block)
+		b := el.Value.(*entry)
 		c.lru.Remove(el)
 		delete(c.blocks, name)
 		c.used -= b.size

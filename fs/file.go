@@ -50,10 +50,11 @@ type file struct {
 	// lastKey is the key the file last had in the tree: the kernel may
 	// forget a file whose upload is being retried, and go-fuse then drops
 	// it from the tree, but its data must still go under that key.
-	lastKey string // guarded by mu
-	lastErr error  // why the last save failed; guarded by mu
-	handles int    // open handles; guarded by mu
-	writing int    // handles open for writing and not closed yet; guarded by mu
+	lastKey string     // guarded by mu
+	lastErr error      // why the last save failed; guarded by mu
+	handles int        // open handles; guarded by mu
+	writing int        // handles open for writing and not closed yet; guarded by mu
+	modes   *openModes // handles passed through (passthrough.go); guarded by mu
 }
 
 var (
@@ -403,7 +404,14 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if write {
 		n.setWriting(h, true)
 	}
-	return h, fuseFlags, 0
+	if !n.fs.opts.ReadOnly {
+		return h, fuseFlags, 0
+	}
+	fh, errno := n.passThrough(ctx, h, e)
+	if errno != 0 {
+		n.release()
+	}
+	return fh, fuseFlags, errno
 }
 
 // Allocate implements fusefs.NodeAllocater for fallocate(2). S3 cannot

@@ -31,6 +31,7 @@ type handle struct {
 	// served nothing yet moves to the object's new version when its first
 	// GET finds the ETag changed. Both guarded by n.mu.
 	unchecked, served bool
+	passedThrough     bool // the kernel reads it from the data cache (passthrough.go); set at open
 }
 
 var (
@@ -210,10 +211,14 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 // so it only cleans up.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.n.mu.Lock()
-	ra := h.ra
+	ra, attr := h.ra, h.attr
+	h.n.closeModeLocked(h)
 	h.n.mu.Unlock()
 	if ra != nil {
 		ra.Close()
+		// What it read is in the data cache: make a whole copy for the
+		// next open to pass through, if it read all of it.
+		h.n.fs.assembleLater(h.n.key(), attr.ETag, attr.Size)
 	}
 	h.n.setWriting(h, false)
 	h.n.release()

@@ -15,6 +15,7 @@ type counters struct {
 	readAhead            vfs.HitCounts
 	// Blocks read from the data cache, and fetched from S3 into it.
 	cacheHits, cacheMisses atomic.Uint64
+	passthroughOpens       atomic.Uint64 // handles given a whole copy to read
 	handles                atomic.Int64  // open file handles
 	forgotten              atomic.Uint64 // nodes the kernel forgot
 }
@@ -47,6 +48,10 @@ type Stats struct {
 	// fetched from S3 into it.
 	DataCacheBytes, DataCacheLimit int64
 	DataCacheHits, DataCacheMisses uint64
+	// PassthroughOpens counts opens handed a whole copy in the data cache
+	// for the kernel to read directly (passthrough.go); the kernel reads
+	// them so only where it supports passthrough (Linux 6.9, root).
+	PassthroughOpens uint64
 	// OpenHandles counts the file handles open now (the kernel releases
 	// a handle shortly after its last close).
 	OpenHandles int64
@@ -95,6 +100,7 @@ func (f *FS) Stats() Stats {
 	if c := f.opts.DataCache; c != nil {
 		s.DataCacheBytes, s.DataCacheLimit = c.Used()
 		s.DataCacheHits, s.DataCacheMisses = f.counts.cacheHits.Load(), f.counts.cacheMisses.Load()
+		s.PassthroughOpens = f.counts.passthroughOpens.Load()
 	}
 	s.RecentErrors = f.errs.latest()
 	s.StagedBytes, s.StageLimit = f.space.Usage()

@@ -21,6 +21,7 @@ type stateCollector struct {
 	cacheHits, cacheMisses       *prometheus.Desc
 	dataCacheBytes, dataCacheLim *prometheus.Desc
 	forgotten                    *prometheus.Desc
+	passthrough                  *prometheus.Desc
 
 	credExpiry, credFailing   *prometheus.Desc
 	credRefreshes             *prometheus.Desc
@@ -52,6 +53,7 @@ func newStateCollector(info Info, src Sources) *stateCollector {
 		dataCacheBytes: desc("data_cache_bytes", "Bytes of blocks in the local data cache (0 without --data-cache-dir)."),
 		dataCacheLim:   desc("data_cache_limit_bytes", "Size of the local data cache (--data-cache-size-mib; 0 without --data-cache-dir)."),
 		forgotten:      desc("inodes_forgotten_total", "Files and directories the kernel forgot (memory pressure); a later lookup makes them anew."),
+		passthrough:    desc("passthrough_opens_total", "File opens handed a whole copy in the local data cache for the kernel to read directly (FUSE passthrough; read-only mounts)."),
 
 		credExpiry:    desc("credentials_expiry_seconds", "Seconds until the held storage credentials expire (negative once expired)."),
 		credFailing:   desc("credentials_refresh_failing", "1 while credential refreshes fail, else 0."),
@@ -71,7 +73,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.mountInfo, c.prefetchBytes, c.prefetchLimit, c.stagedBytes, c.stagedLimit,
 		c.uploadsPending, c.uploadsFail, c.uploads, c.cacheHits, c.cacheMisses,
-		c.dataCacheBytes, c.dataCacheLim, c.forgotten,
+		c.dataCacheBytes, c.dataCacheLim, c.forgotten, c.passthrough,
 		c.credExpiry, c.credFailing, c.credRefreshes, c.credAPI, c.credReactive,
 		c.credRetries, c.credWaits, c.credWaitTime, c.credWaiting,
 	} {
@@ -106,6 +108,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.dataCacheBytes, float64(s.DataCacheBytes))
 		gauge(c.dataCacheLim, float64(s.DataCacheLimit))
 		counter(c.forgotten, float64(s.Forgotten))
+		counter(c.passthrough, float64(s.PassthroughOpens))
 	}
 	if c.src.Creds != nil {
 		s := c.src.Creds()

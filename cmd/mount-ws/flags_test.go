@@ -128,7 +128,7 @@ func TestStatusShowsDataCache(t *testing.T) {
 		want string
 	}{
 		{statusReport{DataCache: 3 << 20, DataCacheMax: 10 << 20, DataCacheHits: 5, DataCacheFills: 3},
-			"data cache:  3.0 MiB of 10.0 MiB, 5 blocks read from it, 3 fetched into it\n"},
+			"data cache:  3.0 MiB of 10.0 MiB, 5 blocks read from it, 3 fetched into it, 0 opens passed through\n"},
 		{statusReport{}, ""},
 	} {
 		var out bytes.Buffer

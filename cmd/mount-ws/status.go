@@ -79,12 +79,14 @@ type statusReport struct {
 	PrefetchMax int64             `json:"prefetch_limit_bytes"`
 	// The data cache (--data-cache-dir): bytes kept, its size, and blocks
 	// read from it or fetched into it; all 0 when it is off.
-	DataCache      int64          `json:"data_cache_bytes"`
-	DataCacheMax   int64          `json:"data_cache_limit_bytes"`
-	DataCacheHits  uint64         `json:"data_cache_hits"`
-	DataCacheFills uint64         `json:"data_cache_misses"`
-	Forgotten      uint64         `json:"inodes_forgotten"`
-	Totals         metrics.Totals `json:"totals"`
+	DataCache      int64  `json:"data_cache_bytes"`
+	DataCacheMax   int64  `json:"data_cache_limit_bytes"`
+	DataCacheHits  uint64 `json:"data_cache_hits"`
+	DataCacheFills uint64 `json:"data_cache_misses"`
+	// Passthrough counts opens read by the kernel from the data cache.
+	Passthrough uint64         `json:"passthrough_opens"`
+	Forgotten   uint64         `json:"inodes_forgotten"`
+	Totals      metrics.Totals `json:"totals"`
 	// RecentErrors are the last failed operations, oldest first.
 	RecentErrors []errorStatus `json:"recent_errors"`
 }
@@ -152,6 +154,7 @@ func (m mountState) report() statusReport {
 	r.Prefetch, r.PrefetchMax = s.PrefetchBytes, s.PrefetchLimit
 	r.DataCache, r.DataCacheMax = s.DataCacheBytes, s.DataCacheLimit
 	r.DataCacheHits, r.DataCacheFills = s.DataCacheHits, s.DataCacheMisses
+	r.Passthrough = s.PassthroughOpens
 	r.Forgotten = s.Forgotten
 	for _, e := range s.RecentErrors {
 		r.RecentErrors = append(r.RecentErrors, errorStatus{
@@ -402,8 +405,8 @@ func printStatus(w io.Writer, r statusReport, now time.Time) {
 	fmt.Fprintf(w, "staging:     %s of %s\n", mib(r.StagedBytes), mib(r.StageLimit))
 	fmt.Fprintf(w, "read-ahead:  %s of %s\n", mib(r.Prefetch), mib(r.PrefetchMax))
 	if r.DataCacheMax > 0 {
-		fmt.Fprintf(w, "data cache:  %s of %s, %d blocks read from it, %d fetched into it\n",
-			mib(r.DataCache), mib(r.DataCacheMax), r.DataCacheHits, r.DataCacheFills)
+		fmt.Fprintf(w, "data cache:  %s of %s, %d blocks read from it, %d fetched into it, %d opens passed through\n",
+			mib(r.DataCache), mib(r.DataCacheMax), r.DataCacheHits, r.DataCacheFills, r.Passthrough)
 	}
 	t := r.Totals
 	fmt.Fprintf(w, "storage:     %s, %d requests (%d not ok), %s read, %s written\n",

@@ -45,6 +45,14 @@ func Mount(t testing.TB, f *fs.FS) string {
 // MountWith is Mount with a configuration of the caller's.
 func MountWith(t testing.TB, f *fs.FS, cfg fs.MountConfig) string {
 	t.Helper()
+	dir, _ := MountServer(t, f, cfg)
+	return dir
+}
+
+// MountServer is MountWith that also returns the mount's server, for what
+// the kernel agreed to (KernelSettings).
+func MountServer(t testing.TB, f *fs.FS, cfg fs.MountConfig) (string, *fuse.Server) {
+	t.Helper()
 	Require(t)
 	dir := t.TempDir()
 	server, err := fs.Mount(dir, f, cfg)
@@ -52,7 +60,7 @@ func MountWith(t testing.TB, f *fs.FS, cfg fs.MountConfig) string {
 		t.Fatalf("mount %s: %v", dir, err)
 	}
 	t.Cleanup(func() { Unmount(t, server) })
-	return dir
+	return dir, server
 }
 
 // Unmount unmounts, retrying briefly while the mount is busy.

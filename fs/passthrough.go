@@ -1,0 +1,184 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+
+	"mount-ws/vfs"
+)
+
+// Passthrough. On a read-only mount with a data cache, an object read
+// whole through the mount is joined into one local file
+// (datacache.Assemble) when its reader closes it, and a later open hands
+// the kernel that file: reads then go from the kernel to the local disk
+// without a round trip through this process (FUSE passthrough: Linux 6.9
+// or later, and root; go-fuse falls back to ordinary reads when the
+// kernel refuses).
+//
+// The kernel binds one passthrough file to an inode while any open of it
+// is passed through, and fails with EIO every other open of the inode
+// that is not passed through to that same file; and it passes nothing
+// through while the inode has ordinary opens. Hence read-only mounts
+// only: a writer beside a passthrough reader could not be opened. An
+// open finds the file's other opens in the counts here, which the kernel
+// lowers before it tells us of a release, so they are never below its
+// own: an open passed through is one the kernel accepts.
+
+// passthroughMin is the smallest object read through passthrough: below
+// it, the flush to disk of its whole copy and the registration with the
+// kernel cost more than the few reads they spare.
+const passthroughMin = 4 << 20
+
+// openModes counts a file's handles passed through; its other handles
+// are ordinary ones.
+type openModes struct {
+	passthrough int
+	etag        string // the version they read
+}
+
+// passthroughHandle is a handle whose reads the kernel serves from a whole
+// copy in the data cache. Only this type offers go-fuse a file: go-fuse
+// gives the later opens of a file the passthrough file it registered for
+// the first whenever their handle offers one.
+type passthroughHandle struct {
+	*handle
+	whole *os.File // nil when the copy went: the file go-fuse has is used
+}
+
+var (
+	_ fusefs.FilePassthroughFder = (*passthroughHandle)(nil)
+	_ fusefs.FileReleaser        = (*passthroughHandle)(nil)
+)
+
+// PassthroughFd implements fusefs.FilePassthroughFder.
+func (h *passthroughHandle) PassthroughFd() (int, bool) {
+	if h.whole == nil {
+		return -1, false
+	}
+	return int(h.whole.Fd()), true
+}
+
+// Release implements fusefs.FileReleaser.
+func (h *passthroughHandle) Release(ctx context.Context) syscall.Errno {
+	if h.whole != nil {
+		h.whole.Close() // the kernel holds its own reference while it reads
+	}
+	return h.handle.Release(ctx)
+}
+
+// passThrough returns the handle to give go-fuse for the new handle h of
+// the file, opened for reading on a read-only mount with nothing staged,
+// which reads version e and is counted in n.handles: a passthroughHandle
+// when the data cache has a whole copy of e and no ordinary open stands
+// in the way, or when the file's passthrough opens read e already. EBUSY
+// when they read another version (it changed since they opened): the
+// kernel would fail the open anyway, and says less.
+func (n *file) passThrough(ctx context.Context, h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.Errno) {
+	if n.fs.opts.DataCache == nil || e.ETag == "" || e.Size < passthroughMin {
+		return h, 0
+	}
+	n.mu.Lock()
+	m := n.modes
+	n.mu.Unlock()
+	var whole *os.File
+	if m == nil || m.etag == e.ETag {
+		whole = n.fs.wholeCopy(ctx, n.key(), e.ETag, e.Size)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m = n.modes
+	switch {
+	case m != nil && m.etag == e.ETag:
+	case m != nil:
+		if whole != nil {
+			whole.Close()
+		}
+		if n.fs.errs.firstTime("passthrough version") {
+			n.fs.log.Warn("a file changed in the bucket while open for passthrough reading: it opens again once those readers close", slog.String("path", n.key()))
+		}
+		return nil, syscall.EBUSY
+	case whole != nil && n.handles == 1:
+		m = &openModes{etag: e.ETag}
+		n.modes = m
+	default:
+		if whole != nil {
+			whole.Close()
+		}
+		return h, 0
+	}
+	m.passthrough++
+	h.passedThrough = true
+	n.fs.counts.passthroughOpens.Add(1)
+	return &passthroughHandle{handle: h, whole: whole}, 0
+}
+
+// closeModeLocked uncounts h at its release. n.mu must be held.
+func (n *file) closeModeLocked(h *handle) {
+	if !h.passedThrough {
+		return
+	}
+	if n.modes.passthrough--; n.modes.passthrough == 0 {
+		n.modes = nil
+	}
+}
+
+// assembleLater joins the cached blocks of version etag of key, size bytes,
+// into a whole copy in the background, if they are all there; an open
+// of it meanwhile waits for it (wholeCopy).
+func (f *FS) assembleLater(key, etag string, size int64) {
+	c := f.opts.DataCache
+	if c == nil || key == "" || etag == "" || size < passthroughMin {
+		return
+	}
+	id := key + "\x00" + etag
+	f.asmMu.Lock()
+	defer f.asmMu.Unlock()
+	if _, running := f.assembling[id]; running {
+		return
+	}
+	done := make(chan struct{})
+	started := f.background(func(context.Context) {
+		_, err := c.Assemble(key, etag, size)
+		if err != nil && f.errs.firstTime("assemble") {
+			f.log.Warn("could not join an object's cached blocks into one file; it is read block by block", slog.Any("err", err))
+		}
+		f.asmMu.Lock()
+		delete(f.assembling, id)
+		f.asmMu.Unlock()
+		close(done)
+	})
+	if started {
+		if f.assembling == nil {
+			f.assembling = make(map[string]chan struct{})
+		}
+		f.assembling[id] = done
+	}
+}
+
+// wholeCopy opens the whole copy of version etag of key in the data cache,
+// after the assembly of it under way, if any; nil if there is none.
+func (f *FS) wholeCopy(ctx context.Context, key, etag string, size int64) *os.File {
+	c := f.opts.DataCache
+	if c == nil || key == "" {
+		return nil
+	}
+	f.asmMu.Lock()
+	done := f.assembling[key+"\x00"+etag]
+	f.asmMu.Unlock()
+	if done != nil {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	whole, ok := c.Whole(key, etag, size)
+	if !ok {
+		return nil
+	}
+	return whole
+}

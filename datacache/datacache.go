@@ -13,9 +13,10 @@
 // first; it is rebuilt from the directory at Open, oldest use by
 // modification time, so it survives a remount.
 //
-// An object whose blocks are all in the cache can be joined into a whole
-// copy (Assemble, whole.go): one file of exactly the object's bytes, which
-// the kernel can read without the filesystem (FUSE passthrough).
+// A large object's blocks go into one file instead, at their place in
+// the object (object.go), so that once they are all there the file is a
+// whole copy that the kernel can read without the filesystem (FUSE
+// passthrough). Version picks the layout for an object.
 package datacache
 
 import (
@@ -62,11 +63,12 @@ type Cache struct {
 	used   int64                    // bytes of the files; guarded by mu
 }
 
-// entry is a file of the cache: a block, or an object's whole copy.
+// entry is a block file, or the file of a large object (obj set).
 type entry struct {
 	name    string
-	size    int64     // of the file
+	size    int64     // bytes of data it holds
 	touched time.Time // when its file's time was last set; guarded by Cache.mu
+	obj     *object   // guarded by Cache.mu
 }
 
 // touchEvery is how often at most a block's file time is set as it is
@@ -119,12 +121,21 @@ func (c *Cache) load() error {
 		switch {
 		case strings.HasPrefix(name, tempPrefix):
 			os.Remove(filepath.Join(c.dir, name)) // a write a crash cut short
-		case (strings.HasSuffix(name, blockSuffix) || strings.HasSuffix(name, wholeSuffix)) && e.Type().IsRegular():
+		case strings.HasSuffix(name, blockSuffix) && e.Type().IsRegular():
 			fi, err := e.Info()
 			if err != nil {
 				continue
 			}
 			all = append(all, found{entry{name: name, size: fi.Size(), touched: fi.ModTime()}, fi.ModTime()})
+		case strings.HasSuffix(name, indexSuffix) && e.Type().IsRegular():
+			if en, at, ok := c.loadObject(name); ok {
+				all = append(all, found{en, at})
+			}
+		case strings.HasSuffix(name, objectSuffix):
+			// Indexed with its index file; alone, a crash left it.
+			if _, err := os.Stat(filepath.Join(c.dir, strings.TrimSuffix(name, objectSuffix)+indexSuffix)); err != nil {
+				os.Remove(filepath.Join(c.dir, name))
+			}
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })
@@ -147,15 +158,11 @@ func (c *Cache) name(key, etag string, index int64) string {
 }
 
 // Has reports whether the cache has block index of the object key at
-// version etag, as a block or in a whole copy (Get may still find it
-// damaged).
+// version etag as a block file (Get may still find it damaged).
 func (c *Cache) Has(key, etag string, index int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.blocks[c.name(key, etag, index)]; ok {
-		return true
-	}
-	_, ok := c.blocks[c.wholeName(key, etag)]
+	_, ok := c.blocks[c.name(key, etag, index)]
 	return ok
 }
 
@@ -165,7 +172,7 @@ func (c *Cache) Has(key, etag string, index int64) bool {
 func (c *Cache) Get(key, etag string, index int64, p []byte) (n int, ok bool) {
 	name := c.name(key, etag, index)
 	if !c.use(name) {
-		return c.getWhole(key, etag, index, p)
+		return 0, false
 	}
 	n, err := readBlock(filepath.Join(c.dir, name), p)
 	if err != nil {
@@ -291,11 +298,19 @@ func (c *Cache) Put(key, etag string, index int64, data []byte) error {
 func (c *Cache) evictLocked() {
 	for c.used > c.limit {
 		el := c.lru.Front()
-		b := el.Value.(*entry)
-		c.lru.Remove(el)
-		delete(c.blocks, b.name)
-		c.used -= b.size
-		os.Remove(filepath.Join(c.dir, b.name))
+		c.dropLocked(el)
+	}
+}
+
+// dropLocked removes the entry el and its files. c.mu must be held.
+func (c *Cache) dropLocked(el *list.Element) {
+	e := el.Value.(*entry)
+	c.lru.Remove(el)
+	delete(c.blocks, e.name)
+	c.used -= e.size
+	os.Remove(filepath.Join(c.dir, e.name))
+	if e.obj != nil {
+		os.Remove(filepath.Join(c.dir, indexName(e.name)))
 	}
 }
 
@@ -307,11 +322,7 @@ func (c *Cache) remove(name string) {
 
 func (c *Cache) removeLocked(name string) {
 	if el, ok := c.blocks[name]; ok {
-		b := el.Value.(*entry)
-		c.lru.Remove(el)
-		delete(c.blocks, name)
-		c.used -= b.size
-		os.Remove(filepath.Join(c.dir, name))
+		c.dropLocked(el)
 	}
 }
 

@@ -25,19 +25,20 @@ func (f *FS) cachedFetch(key func() string, etag string, size int64, fetch vfs.F
 		if k == "" {
 			return fetch(ctx, p, off) // unlinked: it says so
 		}
+		v := c.Version(k, etag, size)
 		last := (end - 1) / bs
 		n := 0
 		for b := off / bs; b <= last; {
 			start := b * bs
 			blen := min(bs, size-start)
-			if c.Has(k, etag, b) {
+			if v.Has(b) {
 				// Straight into p when the block lies within the read.
 				buf := p[max(start-off, 0):]
 				inside := start >= off && start+blen <= end
 				if !inside {
 					buf = make([]byte, blen)
 				}
-				if got, ok := c.Get(k, etag, b, buf[:blen]); ok && int64(got) == blen {
+				if got, ok := v.Get(b, buf[:blen]); ok && int64(got) == blen {
 					f.counts.cacheHits.Add(1)
 					if !inside {
 						copyBlock(p, off, buf[:blen], start)
@@ -48,7 +49,7 @@ func (f *FS) cachedFetch(key func() string, etag string, size int64, fetch vfs.F
 				}
 			}
 			run := b + 1
-			for run <= last && !c.Has(k, etag, run) {
+			for run <= last && !v.Has(run) {
 				run++
 			}
 			runEnd := min(run*bs, size)
@@ -70,7 +71,7 @@ func (f *FS) cachedFetch(key func() string, etag string, size int64, fetch vfs.F
 			for i := b; i < run; i++ {
 				lo := (i - b) * bs
 				blk := data[lo:min(lo+bs, int64(len(data)))]
-				if err := c.Put(k, etag, i, blk); err != nil && f.errs.firstTime("datacache") {
+				if err := v.Put(i, blk); err != nil && f.errs.firstTime("datacache") {
 					// Logged once: a full or read-only disk would flood the log.
 					f.log.Warn("could not keep a block in the data cache; reads go to S3", slog.Any("err", err))
 				}

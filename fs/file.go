@@ -407,7 +407,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	if !n.fs.opts.ReadOnly {
 		return h, fuseFlags, 0
 	}
-	fh, errno := n.passThrough(ctx, h, e)
+	fh, errno := n.passThrough(h, e)
 	if errno != 0 {
 		n.release()
 	}

@@ -45,10 +45,7 @@ type FS struct {
 	bgMu     sync.Mutex
 	bgClosed bool           // guarded by bgMu
 	dirs     *vfs.DirCaches // every directory's listing, by path
-
-	asmMu      sync.Mutex
-	assembling map[string]chan struct{} // whole copies being made, by key and ETag (passthrough.go); guarded by asmMu
-	root       *dir
+	root     *dir
 }
 
 // New returns a filesystem over b. Call Recover before mounting, and Close

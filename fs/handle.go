@@ -211,14 +211,11 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 // so it only cleans up.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.n.mu.Lock()
-	ra, attr := h.ra, h.attr
+	ra := h.ra
 	h.n.closeModeLocked(h)
 	h.n.mu.Unlock()
 	if ra != nil {
 		ra.Close()
-		// What it read is in the data cache: make a whole copy for the
-		// next open to pass through, if it read all of it.
-		h.n.fs.assembleLater(h.n.key(), attr.ETag, attr.Size)
 	}
 	h.n.setWriting(h, false)
 	h.n.release()

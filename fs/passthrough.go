@@ -8,13 +8,14 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 
+	"mount-ws/datacache"
 	"mount-ws/vfs"
 )
 
-// Passthrough. On a read-only mount with a data cache, an object read
-// whole through the mount is joined into one local file
-// (datacache.Assemble) when its reader closes it, and a later open hands
-// the kernel that file: reads then go from the kernel to the local disk
+// Passthrough. On a read-only mount with a data cache, a large object's
+// blocks are kept in one local file, at their place in the object
+// (datacache.Version); once all are there, an open hands the kernel that
+// file: reads then go from the kernel to the local disk
 // without a round trip through this process (FUSE passthrough: Linux 6.9
 // or later, and root; go-fuse falls back to ordinary reads when the
 // kernel refuses).
@@ -27,11 +28,6 @@ import (
 // open finds the file's other opens in the counts here, which the kernel
 // lowers before it tells us of a release, so they are never below its
 // own: an open passed through is one the kernel accepts.
-
-// passthroughMin is the smallest object read through passthrough: below
-// it, the flush to disk of its whole copy and the registration with the
-// kernel cost more than the few reads they spare.
-const passthroughMin = 4 << 20
 
 // openModes counts a file's handles passed through; its other handles
 // are ordinary ones.
@@ -77,8 +73,8 @@ func (h *passthroughHandle) Release(ctx context.Context) syscall.Errno {
 // in the way, or when the file's passthrough opens read e already. EBUSY
 // when they read another version (it changed since they opened): the
 // kernel would fail the open anyway, and says less.
-func (n *file) passThrough(ctx context.Context, h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.Errno) {
-	if n.fs.opts.DataCache == nil || e.ETag == "" || e.Size < passthroughMin {
+func (n *file) passThrough(h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.Errno) {
+	if n.fs.opts.DataCache == nil || e.ETag == "" || e.Size < datacache.WholeMin {
 		return h, 0
 	}
 	n.mu.Lock()
@@ -86,7 +82,7 @@ func (n *file) passThrough(ctx context.Context, h *handle, e vfs.Entry) (fusefs.
 	n.mu.Unlock()
 	var whole *os.File
 	if m == nil || m.etag == e.ETag {
-		whole = n.fs.wholeCopy(ctx, n.key(), e.ETag, e.Size)
+		whole = n.fs.wholeCopy(n.key(), e.ETag, e.Size)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -126,57 +122,13 @@ func (n *file) closeModeLocked(h *handle) {
 	}
 }
 
-// assembleLater joins the cached blocks of version etag of key, size bytes,
-// into a whole copy in the background, if they are all there; an open
-// of it meanwhile waits for it (wholeCopy).
-func (f *FS) assembleLater(key, etag string, size int64) {
-	c := f.opts.DataCache
-	if c == nil || key == "" || etag == "" || size < passthroughMin {
-		return
-	}
-	id := key + "\x00" + etag
-	f.asmMu.Lock()
-	defer f.asmMu.Unlock()
-	if _, running := f.assembling[id]; running {
-		return
-	}
-	done := make(chan struct{})
-	started := f.background(func(context.Context) {
-		_, err := c.Assemble(key, etag, size)
-		if err != nil && f.errs.firstTime("assemble") {
-			f.log.Warn("could not join an object's cached blocks into one file; it is read block by block", slog.Any("err", err))
-		}
-		f.asmMu.Lock()
-		delete(f.assembling, id)
-		f.asmMu.Unlock()
-		close(done)
-	})
-	if started {
-		if f.assembling == nil {
-			f.assembling = make(map[string]chan struct{})
-		}
-		f.assembling[id] = done
-	}
-}
-
-// wholeCopy opens the whole copy of version etag of key in the data cache,
-// after the assembly of it under way, if any; nil if there is none.
-func (f *FS) wholeCopy(ctx context.Context, key, etag string, size int64) *os.File {
-	c := f.opts.DataCache
-	if c == nil || key == "" {
+// wholeCopy opens the whole copy of version etag of key, size bytes, in
+// the data cache; nil if there is none.
+func (f *FS) wholeCopy(key, etag string, size int64) *os.File {
+	if key == "" {
 		return nil
 	}
-	f.asmMu.Lock()
-	done := f.assembling[key+"\x00"+etag]
-	f.asmMu.Unlock()
-	if done != nil {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil
-		}
-	}
-	whole, ok := c.Whole(key, etag, size)
+	whole, ok := f.opts.DataCache.Version(key, etag, size).Whole()
 	if !ok {
 		return nil
 	}

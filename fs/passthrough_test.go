@@ -78,7 +78,7 @@ func TestPassthrough(t *testing.T) {
 	first := open()
 	readAll(first, v1, "first read")
 	first.Close()
-	waitHandles(t, f, 0) // its release starts the whole copy
+	waitHandles(t, f, 0)
 
 	stack.S3.ResetCounts()
 	hits := f.Stats().DataCacheHits
@@ -115,7 +115,7 @@ func TestPassthrough(t *testing.T) {
 	full := open()
 	readAll(full, v2, "an open of the new version once the reader closed")
 	full.Close()
-	waitHandles(t, f, 1) // the copy of v2 is being made
+	waitHandles(t, f, 1) // the copy of v2 is whole
 	before := passthroughs()
 	beside := open()
 	readAll(beside, v2, "an open beside an ordinary one")

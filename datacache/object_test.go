@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -213,5 +214,40 @@ func TestObjectEvicted(t *testing.T) {
 	got, err := io.ReadAll(f)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("an open whole copy read after its eviction: %v, right bytes %v", err, bytes.Equal(got, data))
+	}
+}
+
+// TestConcurrentObjectPuts: objects filled by many readers at once while
+// they evict each other stay counted, and what is whole is right.
+func TestConcurrentObjectPuts(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 2*WholeMin)
+	versions := []Version{c.Version("a", "e", WholeMin), c.Version("b", "e", WholeMin), c.Version("c", "e", WholeMin)}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := versions[w%3]
+			for i := range v.size / BlockSize {
+				j := (i + int64(w)) % (v.size / BlockSize)
+				v.Put(j, blockOf(byte(j), BlockSize))
+			}
+		}()
+	}
+	wg.Wait()
+	var held int64
+	for _, v := range versions {
+		for i := range v.size / BlockSize {
+			if b, ok := get1(v, i); ok {
+				if !bytes.Equal(b, blockOf(byte(i), BlockSize)) {
+					t.Fatalf("%s block %d: wrong bytes", v.key, i)
+				}
+				held += BlockSize
+			}
+		}
+	}
+	if used, limit := c.Used(); used != held || used > limit {
+		t.Errorf("%d bytes counted, %d readable, limit %d", used, held, limit)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,14 +85,19 @@ func (b *Bucket) head(ctx context.Context, key, full string) (Object, error) {
 	if err != nil {
 		return Object{}, wrap("head", key, err)
 	}
+	return answered(key, aws.ToInt64(out.ContentLength), out.ETag, out.LastModified, out.Metadata, out.ContentType), nil
+}
+
+// answered is the object described by the headers of a HEAD or GET.
+func answered(key string, size int64, etag *string, mod *time.Time, meta map[string]string, ctype *string) Object {
 	return Object{
 		Key:          key,
-		Size:         aws.ToInt64(out.ContentLength),
-		ETag:         aws.ToString(out.ETag),
-		LastModified: aws.ToTime(out.LastModified),
-		Metadata:     lowerKeys(out.Metadata),
-		ContentType:  aws.ToString(out.ContentType),
-	}, nil
+		Size:         size,
+		ETag:         aws.ToString(etag),
+		LastModified: aws.ToTime(mod),
+		Metadata:     lowerKeys(meta),
+		ContentType:  aws.ToString(ctype),
+	}
 }
 
 // Get returns n bytes of the object from offset off (n < 0: to the end).
@@ -133,6 +139,47 @@ func (b *Bucket) Get(ctx context.Context, key string, off, n int64, ifMatch stri
 		return skipLimit(out.Body, off, n)
 	}
 	return out.Body, nil
+}
+
+// Peek returns what Head does and the object's first max bytes (all of
+// it when it is no longer), in one GET: the lookup of a small file that is
+// read next (cat, a program opening what it just found) then costs one
+// request, not two. An empty object is asked with a HEAD (a range of it
+// is not satisfiable).
+func (b *Bucket) Peek(ctx context.Context, key string, max int64) (Object, []byte, error) {
+	full, err := b.keys.object(key)
+	if err != nil {
+		return Object{}, nil, fmt.Errorf("peek: %w", err)
+	}
+	if max <= 0 {
+		return Object{}, nil, fmt.Errorf("peek %s: %d bytes: %w", key, max, iofs.ErrInvalid)
+	}
+	out, err := b.s3.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: &b.bucket, Key: &full, Range: aws.String(fmt.Sprintf("bytes=0-%d", max-1)),
+	})
+	if err != nil {
+		if isInvalidRange(err) {
+			o, err := b.head(ctx, key, full)
+			return o, nil, err
+		}
+		return Object{}, nil, wrap("get", key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, max))
+	if err != nil {
+		return Object{}, nil, wrap("get", key, err)
+	}
+	size := aws.ToInt64(out.ContentLength) // the whole object, when the range was ignored
+	if cr := aws.ToString(out.ContentRange); cr != "" {
+		_, total, _ := strings.Cut(cr, "/") // "bytes 0-99/1234"
+		if size, err = strconv.ParseInt(total, 10, 64); err != nil {
+			return Object{}, nil, fmt.Errorf("get %s: a Content-Range without the size: %q", key, cr)
+		}
+	}
+	if int64(len(data)) > size || (int64(len(data)) < min(size, max)) {
+		return Object{}, nil, fmt.Errorf("get %s: %d bytes of an object of %d: %w", key, len(data), size, io.ErrUnexpectedEOF)
+	}
+	return answered(key, size, out.ETag, out.LastModified, out.Metadata, out.ContentType), data, nil
 }
 
 // skipLimit returns rc past its first off bytes and cut to n (n < 0: to

@@ -17,6 +17,8 @@ type Bucket interface {
 	// Head returns the object at key; errors.Is(err, io/fs.ErrNotExist)
 	// when there is none.
 	Head(ctx context.Context, key string) (bucket.Object, error)
+	// Peek is Head with the object's first max bytes, in one GET.
+	Peek(ctx context.Context, key string, max int64) (bucket.Object, []byte, error)
 	// List returns one page of the objects and sub-prefixes directly in dir.
 	List(ctx context.Context, dir, continuation string) (bucket.Page, error)
 	// ListAfter is List's first page from the first key after after.
@@ -46,15 +48,17 @@ type Bucket interface {
 	Delete(ctx context.Context, key string) error
 }
 
-// uncancelled runs every request but Get on a context that cannot be
-// cancelled. The kernel interrupts a FUSE request when the calling thread
-// gets any signal with a handler (Go's runtime signals its threads all the
-// time), and go-fuse then cancels the request's context. A lookup, rename,
-// unlink or upload that fails with EINTR, possibly half-way, is worse than
-// one that completes: programs rarely retry them (Go's os.Rename does
-// not). GETs stay cancellable: a reader stuck on a slow GET can be woken,
-// and reads are safe to retry. A fatal signal still ends the caller at
-// once; the request then finishes here on its own.
+// uncancelled runs every request but Get and Peek on a context that
+// cannot be cancelled. The kernel interrupts a FUSE request when the
+// calling thread gets any signal with a handler (Go's runtime signals its
+// threads all the time), and go-fuse then cancels the request's context.
+// A lookup, rename, unlink or upload that fails with EINTR, possibly
+// half-way, is worse than one that completes: programs rarely retry them
+// (Go's os.Rename does not). GETs stay cancellable: a reader stuck on a
+// slow GET can be woken, and reads are safe to retry; a lookup whose GET
+// (Peek) is interrupted asks with a HEAD instead. A fatal signal still
+// ends the caller once the request is answered (the kernel waits for a
+// request it sent).
 type uncancelled struct{ Bucket }
 
 func (u uncancelled) Head(ctx context.Context, key string) (bucket.Object, error) {

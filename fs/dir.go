@@ -240,14 +240,16 @@ func (d *dir) probe(ctx context.Context, name string) (vfs.Entry, bool, error) {
 		}
 		return d.readLearned(ctx, name, vfs.Entry{Dir: true, Meta: !pr.Marker})
 	case pr.File != nil:
-		return d.readLearned(ctx, name, vfs.Entry{})
+		return d.readLearned(ctx, name, vfs.Entry{Size: pr.File.Size})
 	}
 	return vfs.Entry{}, false, nil
 }
 
 // readLearned completes what a page of keys showed of name (e) with its
 // metadata: a HEAD of the object, or of the directory's marker; a
-// directory without one (e.Meta) has the defaults.
+// directory without one (e.Meta) has the defaults. A small file is asked
+// with a GET instead, which answers as much and brings its bytes along
+// for the read that usually follows (FS.bodies).
 func (d *dir) readLearned(ctx context.Context, name string, e vfs.Entry) (vfs.Entry, bool, error) {
 	key := vfs.ChildKey(d.key(), name)
 	if e.Dir {
@@ -257,7 +259,22 @@ func (d *dir) readLearned(ctx context.Context, name string, e vfs.Entry) (vfs.En
 		marker, err := d.fs.markerEntry(ctx, key)
 		return marker, err == nil, err
 	}
-	o, err := d.fs.b.Head(ctx, key)
+	var o bucket.Object
+	var err error
+	peeked := false
+	if e.Size > 0 && e.Size <= peekMax && d.fs.opts.MetadataTTL > 0 {
+		var data []byte
+		o, data, err = d.fs.b.Peek(ctx, key, peekMax)
+		if peeked = err == nil || errors.Is(err, iofs.ErrNotExist); err == nil {
+			d.fs.bodies.Keep(key, o.ETag, data, int64(len(data)) == o.Size)
+		}
+	}
+	if !peeked {
+		// A GET that failed (other than for a missing object), or was
+		// interrupted (it is cancellable, see uncancelled), leaves the
+		// answer to a HEAD: stat need not fail for what only a read needs.
+		o, err = d.fs.b.Head(ctx, key)
+	}
 	if errors.Is(err, iofs.ErrNotExist) {
 		return vfs.Entry{}, false, nil // deleted since
 	}
@@ -266,6 +283,13 @@ func (d *dir) readLearned(ctx context.Context, name string, e vfs.Entry) (vfs.En
 	}
 	return vfs.EntryFromObject(o), true, nil
 }
+
+// peekMax is the largest file a lookup fetches whole (readLearned): a GET
+// of it costs what a HEAD does. bodiesLimit bounds what is kept of them.
+const (
+	peekMax     = 128 << 10
+	bodiesLimit = 64 * peekMax
+)
 
 // childInode returns the inode for a child, reusing the existing one (and
 // refreshing its attributes) when its kind has not changed.

@@ -45,6 +45,7 @@ type FS struct {
 	bgMu     sync.Mutex
 	bgClosed bool           // guarded by bgMu
 	dirs     *vfs.DirCaches // every directory's listing, by path
+	bodies   *vfs.Bodies    // small files' bytes fetched by their lookups
 	root     *dir
 }
 
@@ -59,6 +60,7 @@ func New(b Bucket, opts Options) *FS {
 		budget: vfs.NewBudget(opts.PrefetchMemory),
 		space:  vfs.NewSpace(opts.CacheLimit),
 		dirs:   vfs.NewDirCaches(vfs.MaxIdleCacheEntries, opts.Clock),
+		bodies: vfs.NewBodies(bodiesLimit, opts.MetadataTTL, opts.Clock),
 		start:  time.Now(),
 
 		walkSlots: make(chan struct{}, walkListings),

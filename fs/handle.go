@@ -49,6 +49,15 @@ func (h *handle) fetcher(etag string) vfs.FetchFunc {
 		if key == "" {
 			return 0, syscall.ESTALE // unlinked: its object is gone
 		}
+		if n, ok := h.n.fs.bodies.Read(key, etag, p, off); ok {
+			switch {
+			case n == len(p):
+				return n, nil
+			case n == 0:
+				return 0, io.EOF
+			}
+			return n, io.ErrUnexpectedEOF
+		}
 		n, err := vfs.GetFull(ctx, h.n.fs.b, key, p, off, etag)
 		if errors.Is(err, iofs.ErrNotExist) {
 			return n, syscall.ESTALE // deleted behind the mount

@@ -338,9 +338,11 @@ func TestOneFileCostsOneHead(t *testing.T) {
 
 // TestLookupCosts: what the first lookup of a name costs on a fresh mount:
 // one LIST of the keys that begin with its key, then a HEAD of what it
-// found. A directory's marker is read only when there is one (the LIST
-// shows it); a directory written by another tool has none. What the LIST
-// shows below a directory answers the next lookup of a path for free.
+// found, or for a small file a GET that brings its bytes for the read
+// that follows (cat costs no more than stat). A directory's marker is read
+// only when there is one (the LIST shows it); a directory written by
+// another tool has none. What the LIST shows below a directory answers
+// the next lookup of a path for free.
 func TestLookupCosts(t *testing.T) {
 	b, put := workspace(t)
 	put("plain/x", []byte("x\n"))
@@ -348,27 +350,32 @@ func TestLookupCosts(t *testing.T) {
 	put("marked/x", []byte("x\n"))
 	put("f", []byte("f\n"))
 	put("deep/a/b/x", []byte("x\n"))
+	put("big", make([]byte, 200<<10))
 	for _, tc := range []struct {
 		path      string
 		read      bool
 		heads     uint64
+		gets      uint64
 		total     uint64 // HEAD, LIST and GET
 		wantIsDir bool
 	}{
 		{path: "plain", heads: 0, total: 1, wantIsDir: true},
 		{path: "marked", heads: 1, total: 2, wantIsDir: true},
-		{path: "f", heads: 1, total: 2},
+		{path: "f", gets: 1, total: 2}, // LIST, GET of f
+		{path: "big", heads: 1, total: 2},
 		{path: "nothing", heads: 0, total: 1},
-		{path: "plain/x", read: true, heads: 1, total: 3}, // cat: LIST, HEAD of x, GET
-		{path: "deep/a/b/x", read: true, heads: 1, total: 3},
+		{path: "plain/x", read: true, gets: 1, total: 2}, // cat: LIST, GET of x at lookup, read from it
+		{path: "deep/a/b/x", read: true, gets: 1, total: 2},
+		{path: "big", read: true, heads: 1, gets: 1, total: 3},
 	} {
 		mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
 		stack.S3.ResetCounts()
 		p := filepath.Join(mnt, tc.path)
 		var err error
 		var isDir bool
+		var got []byte
 		if tc.read {
-			_, err = os.ReadFile(p)
+			got, err = os.ReadFile(p)
 		} else {
 			var fi os.FileInfo
 			fi, err = os.Lstat(p)
@@ -386,8 +393,13 @@ func TestLookupCosts(t *testing.T) {
 		for _, v := range c {
 			total += v
 		}
-		if c[wsstack.OpHead] != tc.heads || total != tc.total {
-			t.Errorf("first lookup of %s sent %v; want %d HEADs and %d requests", tc.path, c, tc.heads, tc.total)
+		if c[wsstack.OpHead] != tc.heads || c[wsstack.OpGet] != tc.gets || total != tc.total {
+			t.Errorf("first lookup of %s (read %v) sent %v; want %d HEADs, %d GETs and %d requests", tc.path, tc.read, c, tc.heads, tc.gets, tc.total)
+		}
+		if tc.read && err == nil {
+			if want := readObject(t, b, tc.path); !bytes.Equal(got, want) {
+				t.Errorf("cat %s: %d bytes, want the object's %d", tc.path, len(got), len(want))
+			}
 		}
 	}
 }
@@ -425,8 +437,8 @@ func TestLearnedEntriesStayTrue(t *testing.T) {
 	if err != nil || string(got) != "t/d/c" {
 		t.Fatalf("read t/d/c: %q, %v", got, err)
 	}
-	if c := stack.S3.Counts(); c[wsstack.OpList] != 0 || c[wsstack.OpHead] != 1 {
-		t.Errorf("reading a learned file sent %v; want one HEAD and no LIST", c)
+	if c := stack.S3.Counts(); c[wsstack.OpList] != 0 || c[wsstack.OpHead]+c[wsstack.OpGet] != 1 {
+		t.Errorf("reading a learned file sent %v; want one GET (its lookup's, which the read uses) and no LIST", c)
 	}
 	if got, err := os.ReadFile(filepath.Join(mnt, "t/d/new")); err != nil || string(got) != "new" {
 		t.Errorf("file created here: %q, %v", got, err)

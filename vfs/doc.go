@@ -38,6 +38,8 @@
 //     DirCaches.Learn keeps (at most 10,000 names a directory) to answer
 //     the next lookups of a path without a request; SeedsFrom, the same
 //     page as the start of those directories' listings.
+//   - Bodies: the bytes of small files that their lookups fetched with a
+//     GET in place of a HEAD, for the read that follows.
 //
 // # Lock order
 //
@@ -51,5 +53,5 @@
 //  3. DirCaches → DirCache; ReadAhead → Budget.
 //
 // Leaves: Staging.mu, Space, DirCache's lock, Budget, the WriteBack
-// queue's lock (never held across a save), Partial's.
+// queue's lock (never held across a save), Partial's, Bodies'.
 package vfs

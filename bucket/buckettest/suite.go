@@ -34,6 +34,7 @@ func Run(t *testing.T, newConfig func(t *testing.T) bucket.Config) {
 		fn   func(*testing.T)
 	}{
 		{"PutGetHead", s.putGetHead},
+		{"Peek", s.peek},
 		{"GetRanges", s.getRanges},
 		{"IfMatch", s.ifMatch},
 		{"Missing", s.missing},
@@ -250,6 +251,40 @@ func (s *suite) metadata(t *testing.T) {
 	put(t, b, "plain", []byte("x"), nil)
 	if head, err := b.Head(ctxFor(t), "plain"); err != nil || len(head.Metadata) != 0 {
 		t.Errorf("metadata of an object put without: %v, %v", head.Metadata, err)
+	}
+}
+
+// peek: one GET answers as a HEAD does, with the first bytes of the
+// object; all of a small one, the start of a larger one; an empty object
+// and a missing one answer as HEAD does.
+func (s *suite) peek(t *testing.T) {
+	b := s.bucket(t)
+	meta := map[string]string{"mode": "33188", "uid": "1000"}
+	for _, tc := range []struct {
+		name string
+		size int
+	}{{"small", 100}, {"exactly max", 1024}, {"larger", 5000}, {"empty", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := bytes.Repeat([]byte("0123456789"), 600)[:tc.size]
+			put(t, b, "peek/"+tc.name, data, meta)
+			head, err := b.Head(ctxFor(t), "peek/"+tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, got, err := b.Peek(ctxFor(t), "peek/"+tc.name, 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Key != head.Key || o.Size != head.Size || o.ETag != head.ETag || !o.LastModified.Equal(head.LastModified) || !maps.Equal(o.Metadata, head.Metadata) {
+				t.Errorf("peek %+v, head %+v", o, head)
+			}
+			if want := data[:min(tc.size, 1024)]; !bytes.Equal(got, want) {
+				t.Errorf("peek: %d bytes, want the first %d", len(got), len(want))
+			}
+		})
+	}
+	if _, _, err := b.Peek(ctxFor(t), "peek/nope", 1024); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("peek of a missing object: %v, want ErrNotExist", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package fs_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,9 +18,19 @@ import (
 // TestDataCache: with a data cache, what one mount read is read again by
 // the next (a remount, another process) without a GET, whole or in
 // part; an object replaced since is read anew, never from the old blocks.
+// A small object's blocks are files of their own, a large one's one file.
 func TestDataCache(t *testing.T) {
+	for _, size := range []int64{
+		3*datacache.BlockSize + 12345, // block files; the last block is short
+		datacache.WholeMin + 12345,    // one file
+	} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testDataCache(t, size) })
+	}
+}
+
+func testDataCache(t *testing.T, size int64) {
 	b, put := workspace(t)
-	const size = 3*datacache.BlockSize + 12345 // the last block is short
+	blocks := uint64((size + datacache.BlockSize - 1) / datacache.BlockSize)
 	v1, _ := io.ReadAll(detdata.New(41, size))
 	v2, _ := io.ReadAll(detdata.New(42, size))
 	put("data.bin", v1)
@@ -52,8 +63,8 @@ func TestDataCache(t *testing.T) {
 	if got := read(mnt, 0, size); !bytes.Equal(got, v1) {
 		t.Fatal("first read: wrong bytes")
 	}
-	if s := f.Stats(); gets() == 0 || s.DataCacheMisses != 4 || s.DataCacheBytes < size {
-		t.Fatalf("first read: %d GETs, %d blocks fetched, %d bytes kept; want GETs, 4 blocks and the file kept", gets(), s.DataCacheMisses, s.DataCacheBytes)
+	if s := f.Stats(); gets() == 0 || s.DataCacheMisses != blocks || s.DataCacheBytes < size {
+		t.Fatalf("first read: %d GETs, %d blocks fetched, %d bytes kept; want GETs, %d blocks and the file kept", gets(), s.DataCacheMisses, s.DataCacheBytes, blocks)
 	}
 
 	mnt, f = mount() // a remount, with the cache reopened
@@ -61,7 +72,7 @@ func TestDataCache(t *testing.T) {
 	for _, r := range []struct{ off, n int64 }{
 		{0, size},                               // whole
 		{datacache.BlockSize - 10, 20},          // across a block boundary
-		{3*datacache.BlockSize + 100, 500},      // in the short last block
+		{size - 500, 500},                       // in the short last block
 		{datacache.BlockSize + 4096, 128 << 10}, // a random read's block
 	} {
 		if got := read(mnt, r.off, r.n); !bytes.Equal(got, v1[r.off:r.off+r.n]) {

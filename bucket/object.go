@@ -165,19 +165,21 @@ func (b *Bucket) Peek(ctx context.Context, key string, max int64) (Object, []byt
 		return Object{}, nil, wrap("get", key, err)
 	}
 	defer out.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(out.Body, max))
-	if err != nil {
-		return Object{}, nil, wrap("get", key, err)
-	}
-	size := aws.ToInt64(out.ContentLength) // the whole object, when the range was ignored
+	size := int64(-1)
 	if cr := aws.ToString(out.ContentRange); cr != "" {
 		_, total, _ := strings.Cut(cr, "/") // "bytes 0-99/1234"
-		if size, err = strconv.ParseInt(total, 10, 64); err != nil {
-			return Object{}, nil, fmt.Errorf("get %s: a Content-Range without the size: %q", key, cr)
+		if n, err := strconv.ParseInt(total, 10, 64); err == nil {
+			size = n
 		}
+	} else if out.ContentLength != nil {
+		size = *out.ContentLength // the whole object: the range was ignored
 	}
-	if int64(len(data)) > size || (int64(len(data)) < min(size, max)) {
-		return Object{}, nil, fmt.Errorf("get %s: %d bytes of an object of %d: %w", key, len(data), size, io.ErrUnexpectedEOF)
+	if size < 0 {
+		return Object{}, nil, fmt.Errorf("get %s: an answer without the object's size (Content-Range %q)", key, aws.ToString(out.ContentRange))
+	}
+	data := make([]byte, min(size, max)) // exactly: callers keep it
+	if _, err := io.ReadFull(out.Body, data); err != nil {
+		return Object{}, nil, wrap("get", key, err)
 	}
 	return answered(key, size, out.ETag, out.LastModified, out.Metadata, out.ContentType), data, nil
 }

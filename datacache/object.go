@@ -161,6 +161,13 @@ func (v Version) Put(index int64, data []byte) error {
 	if !ok {
 		// Made before the file is written: an eviction meanwhile drops
 		// this entry, and the block is then not recorded in a new one.
+		// Its files are made now: the index's header before any Put
+		// appends to it, and Puts write only into files that exist, so
+		// that one racing an eviction leaves nothing behind.
+		if err := c.createObject(v.name, v.size); err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("data cache: %w", err)
+		}
 		n := (v.size + BlockSize - 1) / BlockSize
 		o := &object{size: v.size, crcs: make([]uint32, n), have: make([]bool, n), unchecked: make([]bool, n)}
 		el = c.lru.PushBack(&entry{name: v.name, touched: time.Now(), obj: o})
@@ -178,7 +185,9 @@ func (v Version) Put(index int64, data []byte) error {
 		return nil
 	}
 	crc := crc32.Checksum(data, castagnoli)
-	if err := c.writeBlock(v.name, v.size, index, data, crc); err != nil {
+	if err := c.writeBlock(v.name, index, data, crc); errors.Is(err, os.ErrNotExist) {
+		return nil // evicted meanwhile
+	} else if err != nil {
 		return fmt.Errorf("data cache: %w", err)
 	}
 	c.mu.Lock()
@@ -190,14 +199,25 @@ func (v Version) Put(index int64, data []byte) error {
 	o.count++
 	e.size += int64(len(data))
 	c.used += int64(len(data))
+	c.lru.MoveToBack(el) // being filled: the most recently used
 	c.evictLocked()
 	return nil
 }
 
+// createObject makes the files of the object name, of size bytes, empty:
+// its data, and its index with the header alone.
+func (c *Cache) createObject(name string, size int64) error {
+	if err := os.WriteFile(filepath.Join(c.dir, name), nil, 0o600); err != nil {
+		return err
+	}
+	h := binary.LittleEndian.AppendUint64(nil, indexMagic)
+	return os.WriteFile(filepath.Join(c.dir, indexName(name)), binary.LittleEndian.AppendUint64(h, uint64(size)), 0o600)
+}
+
 // writeBlock writes a block into the object's file and records it in its
-// index, the index made with its header first.
-func (c *Cache) writeBlock(name string, size, index int64, data []byte, crc uint32) error {
-	f, err := os.OpenFile(filepath.Join(c.dir, name), os.O_WRONLY|os.O_CREATE, 0o600)
+// index.
+func (c *Cache) writeBlock(name string, index int64, data []byte, crc uint32) error {
+	f, err := os.OpenFile(filepath.Join(c.dir, name), os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -208,18 +228,12 @@ func (c *Cache) writeBlock(name string, size, index int64, data []byte, crc uint
 	if err != nil {
 		return err
 	}
-	ix, err := os.OpenFile(filepath.Join(c.dir, indexName(name)), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	ix, err := os.OpenFile(filepath.Join(c.dir, indexName(name)), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
 	defer ix.Close()
-	var rec []byte
-	if fi, err := ix.Stat(); err == nil && fi.Size() == 0 {
-		rec = binary.LittleEndian.AppendUint64(rec, indexMagic)
-		rec = binary.LittleEndian.AppendUint64(rec, uint64(size))
-	}
-	rec = append(rec, record(uint32(index), uint32(len(data)), crc)...)
-	_, err = ix.Write(rec)
+	_, err = ix.Write(record(uint32(index), uint32(len(data)), crc))
 	return err
 }
 

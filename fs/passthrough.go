@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"syscall"
@@ -33,7 +32,8 @@ import (
 // are ordinary ones.
 type openModes struct {
 	passthrough int
-	etag        string // the version they read
+	etag        string   // the version they read
+	whole       *os.File // its copy, open until the last of them is released
 }
 
 // passthroughHandle is a handle whose reads the kernel serves from a whole
@@ -42,29 +42,14 @@ type openModes struct {
 // the first whenever their handle offers one.
 type passthroughHandle struct {
 	*handle
-	whole *os.File // nil when the copy went: the file go-fuse has is used
+	whole *os.File // openModes.whole
 }
 
-var (
-	_ fusefs.FilePassthroughFder = (*passthroughHandle)(nil)
-	_ fusefs.FileReleaser        = (*passthroughHandle)(nil)
-)
+var _ fusefs.FilePassthroughFder = (*passthroughHandle)(nil)
 
-// PassthroughFd implements fusefs.FilePassthroughFder.
-func (h *passthroughHandle) PassthroughFd() (int, bool) {
-	if h.whole == nil {
-		return -1, false
-	}
-	return int(h.whole.Fd()), true
-}
-
-// Release implements fusefs.FileReleaser.
-func (h *passthroughHandle) Release(ctx context.Context) syscall.Errno {
-	if h.whole != nil {
-		h.whole.Close() // the kernel holds its own reference while it reads
-	}
-	return h.handle.Release(ctx)
-}
+// PassthroughFd implements fusefs.FilePassthroughFder. go-fuse asks while
+// the open is answered, when the file is open.
+func (h *passthroughHandle) PassthroughFd() (int, bool) { return int(h.whole.Fd()), true }
 
 // passThrough returns the handle to give go-fuse for the new handle h of
 // the file, opened for reading on a read-only mount with nothing staged,
@@ -77,39 +62,45 @@ func (n *file) passThrough(h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.E
 	if n.fs.opts.DataCache == nil || e.ETag == "" || e.Size < datacache.WholeMin {
 		return h, 0
 	}
+	key := n.key()
 	n.mu.Lock()
 	m := n.modes
 	n.mu.Unlock()
 	var whole *os.File
-	if m == nil || m.etag == e.ETag {
-		whole = n.fs.wholeCopy(n.key(), e.ETag, e.Size)
+	if m == nil {
+		whole = n.fs.wholeCopy(key, e.ETag, e.Size) // reads the disk: not under the lock
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	m = n.modes
 	switch {
 	case m != nil && m.etag == e.ETag:
 	case m != nil:
-		if whole != nil {
-			whole.Close()
+		n.mu.Unlock()
+		if n.fs.errs.firstTime("passthrough version\x00" + key) {
+			n.fs.log.Warn("a file changed in the bucket while open for passthrough reading: it opens again once those readers close", slog.String("path", key))
 		}
-		if n.fs.errs.firstTime("passthrough version") {
-			n.fs.log.Warn("a file changed in the bucket while open for passthrough reading: it opens again once those readers close", slog.String("path", n.key()))
-		}
+		closeIfOpen(whole)
 		return nil, syscall.EBUSY
 	case whole != nil && n.handles == 1:
-		m = &openModes{etag: e.ETag}
-		n.modes = m
+		m = &openModes{etag: e.ETag, whole: whole}
+		n.modes, whole = m, nil
 	default:
-		if whole != nil {
-			whole.Close()
-		}
+		n.mu.Unlock()
+		closeIfOpen(whole)
 		return h, 0
 	}
 	m.passthrough++
 	h.passedThrough = true
+	n.mu.Unlock()
+	closeIfOpen(whole) // another open began passing it through meanwhile
 	n.fs.counts.passthroughOpens.Add(1)
-	return &passthroughHandle{handle: h, whole: whole}, 0
+	return &passthroughHandle{handle: h, whole: m.whole}, 0
+}
+
+func closeIfOpen(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
 }
 
 // closeModeLocked uncounts h at its release. n.mu must be held.
@@ -118,6 +109,7 @@ func (n *file) closeModeLocked(h *handle) {
 		return
 	}
 	if n.modes.passthrough--; n.modes.passthrough == 0 {
+		n.modes.whole.Close() // the kernel holds its own reference while it reads
 		n.modes = nil
 	}
 }

@@ -19,7 +19,8 @@
 // "ls -l" costs LIST requests only. Lookups in a directory not listed
 // recently ask S3 directly: one LIST of the keys that begin with the
 // name's key, then a HEAD of the file, or of the directory's marker if the
-// LIST shows one (see probe). What that LIST shows of the directories
+// LIST shows one (see probe); a file of up to 128 KiB gets a GET instead,
+// whose bytes serve the read that follows (vfs.Bodies). What that LIST shows of the directories
 // below is kept (vfs.DirCaches.Learn) and answers the next lookups of a
 // path, and starts those directories' listings (vfs.Seed). A name found
 // missing is remembered for Options.NegativeTTL. The
@@ -34,6 +35,10 @@
 // mount share one memory budget (Options.PrefetchMemory). Every GET carries
 // If-Match with the ETag seen at open, so a file replaced in the bucket while
 // open fails with ESTALE instead of returning a mix of two versions.
+//
+// With a data cache (Options.DataCache), what reads fetch is kept on local
+// disk; on a read-only mount, a file whose data the cache holds whole is
+// handed to the kernel to read directly (passthrough.go).
 //
 // # Writes
 //

@@ -402,6 +402,17 @@ func TestLookupCosts(t *testing.T) {
 			}
 		}
 	}
+	// readlink of a link no listing showed: its lookup's GET brought the
+	// target along.
+	putWithMetadata(t, "testlookupcosts")("ln", "f", map[string]string{"mode": "41471"}) // 0120777
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	stack.S3.ResetCounts()
+	if target, err := os.Readlink(filepath.Join(mnt, "ln")); err != nil || target != "f" {
+		t.Errorf("readlink ln: %q, %v; want f", target, err)
+	}
+	if c := stack.S3.Counts(); c[wsstack.OpGet] != 1 || c[wsstack.OpHead] != 0 || c[wsstack.OpList] != 1 {
+		t.Errorf("readlink of a link on a fresh mount sent %v; want one LIST and one GET", c)
+	}
 }
 
 // TestLearnedEntriesStayTrue: what a lookup's LIST showed of the

@@ -21,8 +21,9 @@ import (
 // A small object's blocks are files of their own, a large one's one file.
 func TestDataCache(t *testing.T) {
 	for _, size := range []int64{
-		3*datacache.BlockSize + 12345, // block files; the last block is short
-		datacache.WholeMin + 12345,    // one file
+		3*datacache.BlockSize + 12345,  // block files; the last block is short
+		datacache.WholeMin + 12345,     // one file
+		24*datacache.BlockSize + 12345, // read ahead in chunks of several blocks
 	} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) { testDataCache(t, size) })
 	}

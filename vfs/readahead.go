@@ -203,9 +203,9 @@ func (r *ReadAhead) scheduleLocked(from, to int64) {
 	}
 	window := min(maxWindow, max(minWindow, 2*(to-r.runStart)))
 	limit := min(r.size, to+window)
-	// Whole MiB: a data cache keeps 1 MiB blocks, and a chunk ending
-	// inside one would have it fetched again by the next.
-	chunkLen := min(maxChunk, max(minChunk, window/4)) &^ (minChunk - 1)
+	// Whole MiB, rounded up: a data cache keeps 1 MiB blocks, and a
+	// chunk ending inside one would have it fetched again by the next.
+	chunkLen := min(maxChunk, (max(minChunk, window/4)+minChunk-1)&^(minChunk-1))
 	for r.frontier < limit {
 		n := min(chunkLen, r.size-r.frontier)
 		if !r.budget.take(bufCharge(n), r.frontier < to) {

@@ -265,8 +265,12 @@ func (d *dir) readLearned(ctx context.Context, name string, e vfs.Entry) (vfs.En
 	if e.Size > 0 && e.Size <= peekMax && d.fs.opts.MetadataTTL > 0 {
 		var data []byte
 		o, data, err = d.fs.b.Peek(ctx, key, peekMax)
-		if peeked = err == nil || errors.Is(err, iofs.ErrNotExist); err == nil {
+		switch {
+		case err == nil:
 			d.fs.bodies.Keep(key, o.ETag, data, int64(len(data)) == o.Size)
+			peeked = true
+		case errors.Is(err, iofs.ErrNotExist):
+			peeked = true // deleted since the LIST
 		}
 	}
 	if !peeked {

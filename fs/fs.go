@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,7 +47,10 @@ type FS struct {
 	bgClosed bool           // guarded by bgMu
 	dirs     *vfs.DirCaches // every directory's listing, by path
 	bodies   *vfs.Bodies    // small files' bytes fetched by their lookups
-	root     *dir
+	// passthrough: the kernel of the mount reads files passed to it, and
+	// this process may register them (root); set by Mount.
+	passthrough atomic.Bool
+	root        *dir
 }
 
 // New returns a filesystem over b. Call Recover before mounting, and Close
@@ -198,6 +202,7 @@ func Mount(mountpoint string, f *FS, cfg MountConfig) (*fuse.Server, error) {
 	if err := server.WaitMount(); err != nil {
 		return nil, err
 	}
+	f.passthrough.Store(root && server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0)
 	if root {
 		// The kernel reads ahead only 128 KiB on a FUSE mount by default,
 		// so a sequential reader costs a request per 128 KiB; 1 MiB (the

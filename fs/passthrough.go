@@ -59,7 +59,10 @@ func (h *passthroughHandle) PassthroughFd() (int, bool) { return int(h.whole.Fd(
 // when they read another version (it changed since they opened): the
 // kernel would fail the open anyway, and says less.
 func (n *file) passThrough(h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.Errno) {
-	if n.fs.opts.DataCache == nil || e.ETag == "" || e.Size < datacache.WholeMin {
+	if !n.fs.passthrough.Load() || n.fs.opts.DataCache == nil || e.ETag == "" || e.Size < datacache.WholeMin {
+		// Where the kernel would not take the file, counting the open as
+		// passed through would only answer EBUSY for nothing, and check a
+		// copy found at mount time whole for nothing.
 		return h, 0
 	}
 	key := n.key()

@@ -49,8 +49,8 @@ type Stats struct {
 	DataCacheBytes, DataCacheLimit int64
 	DataCacheHits, DataCacheMisses uint64
 	// PassthroughOpens counts opens handed a whole copy in the data cache
-	// for the kernel to read directly (passthrough.go); the kernel reads
-	// them so only where it supports passthrough (Linux 6.9, root).
+	// for the kernel to read directly (passthrough.go): on read-only
+	// mounts, by root, on a kernel with passthrough (Linux 6.9).
 	PassthroughOpens uint64
 	// OpenHandles counts the file handles open now (the kernel releases
 	// a handle shortly after its last close).

@@ -194,7 +194,8 @@ func (d *dir) entriesChanged() {
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.attr.Mtime, d.attr.Ctime = now, now
+	d.attr.SetMtime(now)
+	d.attr.SetCtime(now)
 }
 
 // setEntry records a change made through this mount in the cached listing,

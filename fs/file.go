@@ -30,31 +30,65 @@ type file struct {
 	// the object into the staging file, and uploads.
 	io sync.Mutex
 
+	// Everything below is guarded by mu. A node stands for every name
+	// the kernel looked up (all of a directory's after `ls -l`), so its
+	// fields are packed (TestMemoryPerEntry).
 	mu        sync.Mutex
-	attr      vfs.Entry // size, times, ETag, metadata as last known; guarded by mu
-	checkedAt time.Time // when attr was last confirmed by S3; guarded by mu
+	attr      vfs.Entry    // size, times, ETag, metadata as last known
+	checkedAt time.Time    // when attr was last confirmed by S3
+	cacheETag string       // ETag of what the kernel's page cache holds
+	st        *vfs.Staging // local copy while open for writing or unsaved
+	trail     *saveTrail   // once a save was retried or failed; else nil
+	modes     *openModes   // handles passed through (passthrough.go)
+	handles   int32        // open handles
+	writing   int32        // handles open for writing and not closed yet
 	// timeGuessed: attr.modified is the time an upload was answered, which
 	// may be a second off the object's Last-Modified; the next stat asks
 	// S3 (once), so that the mtime shown never changes afterwards.
-	timeGuessed bool         // guarded by mu
-	cacheETag   string       // ETag of what the kernel's page cache holds; guarded by mu
-	st          *vfs.Staging // local copy while open for writing or unsaved; guarded by mu
-	metaDirty   bool         // attr's metadata not stored yet; guarded by mu
-	unsaved     bool         // created here and never uploaded; guarded by mu
-	deleted     bool         // unlinked: nothing is uploaded any more; guarded by mu
+	timeGuessed bool
+	metaDirty   bool // attr's metadata not stored yet
+	unsaved     bool // created here and never uploaded
+	deleted     bool // unlinked: nothing is uploaded any more
 	// replaced is set with deleted when the name holds another object
 	// now (a rename over it that failed after its copy): an open through
 	// the kernel's stale entry answers ESTALE, so that it looks the name
-	// up again, rather than ENOENT. Guarded by mu.
+	// up again, rather than ENOENT.
 	replaced bool
+}
+
+// saveTrail is what a file keeps once a save of it was put off or failed,
+// apart from the node, which few files need.
+type saveTrail struct {
 	// lastKey is the key the file last had in the tree: the kernel may
 	// forget a file whose upload is being retried, and go-fuse then drops
 	// it from the tree, but its data must still go under that key.
-	lastKey string     // guarded by mu
-	lastErr error      // why the last save failed; guarded by mu
-	handles int        // open handles; guarded by mu
-	writing int        // handles open for writing and not closed yet; guarded by mu
-	modes   *openModes // handles passed through (passthrough.go); guarded by mu
+	lastKey string
+	lastErr error // why the last save failed
+}
+
+// lastKeyLocked and lastErrLocked read the trail; n.mu must be held.
+func (n *file) lastKeyLocked() string {
+	if n.trail == nil {
+		return ""
+	}
+	return n.trail.lastKey
+}
+
+func (n *file) lastErrLocked() error {
+	if n.trail == nil {
+		return nil
+	}
+	return n.trail.lastErr
+}
+
+// setLastErrLocked records how a save went; n.mu must be held.
+func (n *file) setLastErrLocked(err error) {
+	if err != nil && n.trail == nil {
+		n.trail = &saveTrail{}
+	}
+	if n.trail != nil {
+		n.trail.lastErr = err
+	}
 }
 
 var (
@@ -307,15 +341,15 @@ func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if !e.IsSymlink() {
 		return nil, syscall.EINVAL
 	}
-	if e.LinkTarget != "" {
-		return []byte(e.LinkTarget), 0
+	if t := e.LinkTarget(); t != "" {
+		return []byte(t), 0
 	}
 	target, errno := n.fetchTarget(ctx, e)
 	if errno != 0 {
 		return nil, errno
 	}
 	n.mu.Lock()
-	n.attr.LinkTarget = string(target)
+	n.attr.SetLinkTarget(string(target))
 	n.mu.Unlock()
 	return target, 0
 }
@@ -570,10 +604,10 @@ func (f *FS) applyAttr(e *vfs.Entry, in *fuse.SetAttrIn) bool {
 		e.Meta = true
 	}
 	if mok {
-		e.Mtime = mtime
+		e.SetMtime(mtime)
 	}
 	if aok {
-		e.Atime = atime
+		e.SetAtime(atime)
 	}
 	return changed || mok || aok
 }

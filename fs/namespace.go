@@ -193,7 +193,8 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 	if err != nil {
 		return nil, d.fs.toErrno("symlink", key, err)
 	}
-	e.Size, e.ETag, e.LinkTarget = o.Size, o.ETag, target
+	e.Size, e.ETag = o.Size, o.ETag
+	e.SetLinkTarget(target)
 	d.setEntry(name, &e)
 	d.entriesChanged()
 	return d.childInode(ctx, name, e, out), 0
@@ -445,8 +446,9 @@ func (d *dir) knownAttr(ctx context.Context) (vfs.Entry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.attr.Meta {
-		if !d.attr.Ctime.IsZero() { // entriesChanged ran: its times are newer
-			m.Mtime, m.Ctime = d.attr.Mtime, d.attr.Ctime
+		if !d.attr.Ctime().IsZero() { // entriesChanged ran: its times are newer
+			m.SetMtime(d.attr.Mtime())
+			m.SetCtime(d.attr.Ctime())
 		}
 		d.attr = m
 	}
@@ -656,10 +658,10 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry
 		e = vfs.KeepLinkTarget(vfs.EntryFromObject(o), e)
 	}
 	e.Touch(false)
-	if e.ContentType == "" || e.ContentType == vfs.TypeByName(src) {
+	if ct := e.ContentType(); ct == "" || ct == vfs.TypeByName(src) {
 		// A type that came from the old name's extension follows the
 		// new name (as on s3fs); one another program chose stays.
-		e.ContentType = vfs.TypeByName(dst)
+		e.SetContentType(vfs.TypeByName(dst))
 	}
 	md := vfs.ObjectMeta(e, dst, false)
 	o, err := d.fs.b.Copy(ctx, src, dst, &md, "")
@@ -667,7 +669,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry
 		return e, false, err
 	}
 	moved := vfs.EntryFromObject(o) // the same bytes: the same link target
-	moved.LinkTarget = e.LinkTarget
+	moved.SetLinkTarget(e.LinkTarget())
 	if open {
 		n.mu.Lock()
 		n.metaDirty = false

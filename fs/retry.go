@@ -25,7 +25,7 @@ func (f *FS) retryLater(n *file, failed bool) {
 		// Known already, and said so.
 	case failed:
 		n.mu.Lock()
-		cause := n.lastErr
+		cause := n.lastErrLocked()
 		n.mu.Unlock()
 		f.log.Error("upload failed; keeping the data and retrying in the background",
 			slog.String("path", n.lastKeyNow()), slog.Any("err", cause))
@@ -83,7 +83,7 @@ func (f *FS) Close(ctx context.Context) int {
 	for _, n := range lost {
 		key, _ := n.saveKey()
 		n.mu.Lock()
-		cause := n.lastErr
+		cause := n.lastErrLocked()
 		n.mu.Unlock()
 		f.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", key), slog.Any("err", cause))
 	}
@@ -111,7 +111,7 @@ func (f *FS) orphans() map[string]*file {
 			continue
 		}
 		n.mu.Lock()
-		key, deleted := n.lastKey, n.deleted
+		key, deleted := n.lastKeyLocked(), n.deleted
 		n.mu.Unlock()
 		if key == "" || deleted {
 			continue
@@ -172,14 +172,14 @@ func (f *FS) adopt(key string, fresh *file) bool {
 	old.io.Lock() // waits for a save of the orphan under way
 	defer old.io.Unlock()
 	old.mu.Lock()
-	if old.deleted || old.lastKey != key {
+	if old.deleted || old.lastKeyLocked() != key {
 		old.mu.Unlock()
 		return false
 	}
 	fresh.attr, fresh.checkedAt, fresh.timeGuessed = old.attr, old.checkedAt, old.timeGuessed
 	fresh.cacheETag = old.cacheETag
 	fresh.st, fresh.metaDirty, fresh.unsaved = old.st, old.metaDirty, old.unsaved
-	fresh.lastKey, fresh.lastErr = key, old.lastErr
+	fresh.trail = &saveTrail{lastKey: key, lastErr: old.lastErrLocked()}
 	old.st, old.deleted = nil, true
 	old.mu.Unlock()
 	if st := fresh.st; st != nil && !st.Dirty() && !fresh.metaDirty && !st.Streaming() {

@@ -144,7 +144,7 @@ func (n *file) saveHeld(ctx context.Context) error {
 	}
 	err := n.saveLocked(ctx, st, e)
 	n.mu.Lock()
-	n.lastErr = err
+	n.setLastErrLocked(err)
 	n.mu.Unlock()
 	if errors.Is(err, vfs.ErrReplacedWhileOpen) || errors.Is(err, errMetaReplaced) {
 		// Retrying cannot help: the bytes this copy lacks are gone with
@@ -242,7 +242,7 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 		return err
 	}
 	saved := vfs.EntryFromObject(o)
-	saved.LinkTarget = e.LinkTarget
+	saved.SetLinkTarget(e.LinkTarget())
 	n.mu.Lock()
 	if st := n.st; st != nil {
 		// The copy onto itself made a new version of the same bytes.
@@ -318,7 +318,7 @@ func (n *file) release() {
 	st := n.st
 	last := n.handles == 0
 	keep := st != nil && (st.Dirty() || n.metaDirty) && !n.deleted
-	failed := n.lastErr != nil
+	failed := n.lastErrLocked() != nil
 	if last && st != nil && !keep {
 		n.st = nil
 	}
@@ -339,20 +339,24 @@ func (n *file) saveKey() (string, bool) {
 	if !n.orphaned() {
 		key := n.key()
 		n.mu.Lock()
-		n.lastKey = key
+		if n.trail == nil {
+			n.trail = &saveTrail{}
+		}
+		n.trail.lastKey = key
 		n.mu.Unlock()
 		return key, true
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.lastKey, n.lastKey != ""
+	key := n.lastKeyLocked()
+	return key, key != ""
 }
 
 // lastKeyNow is the key the file was last known under, for logs.
 func (n *file) lastKeyNow() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.lastKey
+	return n.lastKeyLocked()
 }
 
 // orphaned reports whether the file is no longer in the tree: unlinked,

@@ -108,7 +108,7 @@ func (f *FS) Stats() Stats {
 	for n, failed := range f.queued() {
 		key, _ := n.saveKey()
 		n.mu.Lock()
-		cause := n.lastErr
+		cause := n.lastErrLocked()
 		n.mu.Unlock()
 		s.Unsaved = append(s.Unsaved, UnsavedFile{Path: key, Failed: failed, Err: cause})
 	}

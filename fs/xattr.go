@@ -29,7 +29,7 @@ func (n *file) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	if errno := n.checkKind(ctx, true); errno != 0 {
 		return 0, errno
 	}
-	return vfs.GetXattr(n.attrNow().Xattrs, name, dest)
+	return vfs.GetXattr(n.attrNow().Xattrs(), name, dest)
 }
 
 // Listxattr implements fusefs.NodeListxattrer.
@@ -37,7 +37,7 @@ func (n *file) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	if errno := n.checkKind(ctx, true); errno != 0 {
 		return 0, errno
 	}
-	return vfs.ListXattrs(n.attrNow().Xattrs, dest)
+	return vfs.ListXattrs(n.attrNow().Xattrs(), dest)
 }
 
 // Setxattr implements fusefs.NodeSetxattrer; the change is saved like a
@@ -82,7 +82,7 @@ func (d *dir) Getxattr(ctx context.Context, name string, dest []byte) (uint32, s
 	if err != nil {
 		return 0, d.fs.toErrno("getxattr", d.key(), err)
 	}
-	return vfs.GetXattr(e.Xattrs, name, dest)
+	return vfs.GetXattr(e.Xattrs(), name, dest)
 }
 
 // Listxattr implements fusefs.NodeListxattrer.
@@ -91,7 +91,7 @@ func (d *dir) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno
 	if err != nil {
 		return 0, d.fs.toErrno("listxattr", d.key(), err)
 	}
-	return vfs.ListXattrs(e.Xattrs, dest)
+	return vfs.ListXattrs(e.Xattrs(), dest)
 }
 
 // Setxattr implements fusefs.NodeSetxattrer, on the directory's marker.

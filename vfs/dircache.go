@@ -86,8 +86,8 @@ func (c *DirCache) Generation() uint64 {
 // DirCaches holds every directory's cache by path. A cache that no node
 // holds any more (the kernel forgot the directory) is kept too, least
 // recently released dropped first once they hold more than maxIdle
-// entries in all: that bounds the memory they take (an entry is about 300
-// bytes with its name and ETag, so 1 << 17 entries are about 40 MiB),
+// entries in all: that bounds the memory they take (an entry is about 230
+// bytes with its name and ETag, so 1 << 17 entries are about 30 MiB),
 // beside the listings of the directories the kernel knows.
 type DirCaches struct {
 	now         Clock

@@ -225,8 +225,8 @@ func TestListingMemoryPerEntry(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
 	t.Logf("%d bytes per listed entry", per)
-	if per > 400 {
-		t.Errorf("a listed entry costs %d bytes, want at most 400 (README: about 300)", per)
+	if per > 260 {
+		t.Errorf("a listed entry costs %d bytes, want at most 260 (README: about 230)", per)
 	}
 	runtime.KeepAlive(c)
 }

@@ -47,19 +47,96 @@ const MetaSave = "mount-ws-save"
 type Stored struct {
 	Mode     uint32 // full st_mode; 0 for "the default"
 	UID, GID uint32
-	Owner    bool   // uid and gid are stored
 	Rdev     uint32 // device number of a device node
+	Owner    bool   // uid and gid are stored
+	// more holds what most objects lack, apart, so that the entry of a
+	// plain object stays small (88 bytes; a listing may hold millions).
+	// Copies of an entry share it: it is never changed in place (edit).
+	more *extras
+}
+
+// extras are the parts of an entry that most objects lack.
+type extras struct {
 	// Times stored or set through this mount; zero when neither, and
 	// then the object's own time stands in (see Entry.Times). A change of
 	// the content clears mtime and ctime: the new object's time is both.
 	// A change of metadata only is a copy, which gives the object a new
 	// time: mtime is pinned to the old one, and ctime set.
-	Mtime, Atime, Ctime time.Time
-	Xattrs              map[string][]byte // user.* extended attributes (xattr.go)
+	mtime, atime, ctime time.Time
+	xattrs              map[string][]byte // user.* extended attributes (xattr.go)
 	// foreign is the user metadata of other programs, kept on every
 	// change; contentType the object's Content-Type, likewise kept.
-	Foreign     map[string]string
-	ContentType string
+	foreign     map[string]string
+	contentType string
+	linkTarget  string // a symlink's target, once read (it is the body, not metadata)
+}
+
+func (s Stored) extras() extras {
+	if s.more == nil {
+		return extras{}
+	}
+	return *s.more
+}
+
+// edit is a copy of the extras for a change, installed in s: copies of the
+// entry made before keep what they had.
+func (s *Stored) edit() *extras {
+	x := s.extras()
+	s.more = &x
+	return s.more
+}
+
+// Mtime, Atime and Ctime are the times stored or set through this mount,
+// zero when neither (see extras).
+func (s Stored) Mtime() time.Time { return s.extras().mtime }
+func (s Stored) Atime() time.Time { return s.extras().atime }
+func (s Stored) Ctime() time.Time { return s.extras().ctime }
+
+// Xattrs are the user.* extended attributes; the map is shared and must
+// not be changed (SetXattr makes a new one).
+func (s Stored) Xattrs() map[string][]byte { return s.extras().xattrs }
+
+// ContentType is the object's Content-Type as stored or kept.
+func (s Stored) ContentType() string { return s.extras().contentType }
+
+// LinkTarget is a symlink's target once read, else "".
+func (s Stored) LinkTarget() string { return s.extras().linkTarget }
+
+// The setters leave an entry without extras alone when given a zero value.
+func (s *Stored) SetMtime(t time.Time) {
+	if s.more != nil || !t.IsZero() {
+		s.edit().mtime = t
+	}
+}
+
+func (s *Stored) SetAtime(t time.Time) {
+	if s.more != nil || !t.IsZero() {
+		s.edit().atime = t
+	}
+}
+
+func (s *Stored) SetCtime(t time.Time) {
+	if s.more != nil || !t.IsZero() {
+		s.edit().ctime = t
+	}
+}
+
+func (s *Stored) SetContentType(t string) {
+	if s.more != nil || t != "" {
+		s.edit().contentType = t
+	}
+}
+
+func (s *Stored) SetLinkTarget(target string) {
+	if s.more != nil || target != "" {
+		s.edit().linkTarget = target
+	}
+}
+
+func (s *Stored) setXattrs(xattrs map[string][]byte) {
+	if s.more != nil || xattrs != nil {
+		s.edit().xattrs = xattrs
+	}
 }
 
 // EntryFromObject turns a HEAD answer into an entry, honouring metadata.
@@ -69,9 +146,10 @@ func EntryFromObject(o bucket.Object) Entry {
 	if v, err := strconv.ParseUint(md[MetaMode], 10, 32); err == nil {
 		e.Mode = uint32(v)
 	}
-	e.Mtime, _ = parseTime(md[MetaMtime])
-	e.Atime, _ = parseTime(md[metaAtime])
-	e.Ctime, _ = parseTime(md[metaCtime])
+	var x extras
+	x.mtime, _ = parseTime(md[MetaMtime])
+	x.atime, _ = parseTime(md[metaAtime])
+	x.ctime, _ = parseTime(md[metaCtime])
 	uid, uerr := strconv.ParseUint(md[metaUID], 10, 32)
 	gid, gerr := strconv.ParseUint(md[metaGID], 10, 32)
 	if uerr == nil && gerr == nil {
@@ -80,17 +158,21 @@ func EntryFromObject(o bucket.Object) Entry {
 	if v, err := strconv.ParseUint(md[metaRdev], 10, 32); err == nil {
 		e.Rdev = uint32(v)
 	}
-	e.Xattrs = ParseXattrs(md[MetaXattr])
+	x.xattrs = ParseXattrs(md[MetaXattr])
 	for k, v := range md {
 		// An "xattr" value this codec cannot read is kept as it is.
-		if !isOwned(k) || (k == MetaXattr && e.Xattrs == nil) {
-			if e.Foreign == nil {
-				e.Foreign = make(map[string]string)
+		if !isOwned(k) || (k == MetaXattr && x.xattrs == nil) {
+			if x.foreign == nil {
+				x.foreign = make(map[string]string)
 			}
-			e.Foreign[k] = v
+			x.foreign[k] = v
 		}
 	}
-	e.ContentType = o.ContentType
+	x.contentType = o.ContentType
+	if x.mtime != (time.Time{}) || x.atime != (time.Time{}) || x.ctime != (time.Time{}) ||
+		x.xattrs != nil || x.foreign != nil || x.contentType != "" {
+		e.more = &x
+	}
 	return e
 }
 
@@ -103,8 +185,8 @@ func SavedEntry(o bucket.Object, meta bucket.Meta) Entry {
 // KeepLinkTarget is e with the link target known from old, when both are
 // the same object version.
 func KeepLinkTarget(e, old Entry) Entry {
-	if e.ETag == old.ETag {
-		e.LinkTarget = old.LinkTarget
+	if t := old.LinkTarget(); e.ETag == old.ETag && t != e.LinkTarget() {
+		e.SetLinkTarget(t)
 	}
 	return e
 }
@@ -159,7 +241,8 @@ func formatTime(t time.Time) string {
 // when content is rewritten), then mount-ws's own keys, and the object's
 // Content-Type, else one from the name's extension.
 func ObjectMeta(e Entry, key string, content bool) bucket.Meta {
-	md := maps.Clone(e.Foreign)
+	x := e.extras()
+	md := maps.Clone(x.foreign)
 	if md == nil {
 		md = make(map[string]string)
 	}
@@ -168,7 +251,7 @@ func ObjectMeta(e Entry, key string, content bool) bucket.Meta {
 			delete(md, k)
 		}
 	}
-	for k, t := range map[string]time.Time{MetaMtime: e.Mtime, metaAtime: e.Atime, metaCtime: e.Ctime} {
+	for k, t := range map[string]time.Time{MetaMtime: x.mtime, metaAtime: x.atime, metaCtime: x.ctime} {
 		if !t.IsZero() {
 			md[k] = formatTime(t)
 		}
@@ -183,10 +266,10 @@ func ObjectMeta(e Entry, key string, content bool) bucket.Meta {
 	if e.Rdev != 0 {
 		md[metaRdev] = strconv.FormatUint(uint64(e.Rdev), 10)
 	}
-	if x := FormatXattrs(e.Xattrs); x != "" {
-		md[MetaXattr] = x
+	if xs := FormatXattrs(x.xattrs); xs != "" {
+		md[MetaXattr] = xs
 	}
-	ct := e.ContentType
+	ct := x.contentType
 	if ct == "" && !e.Dir {
 		ct = TypeByName(key)
 	}
@@ -205,7 +288,8 @@ func TypeByName(key string) string {
 // Times returns the entry's mtime, atime and ctime: those stored or set,
 // else the object's own time (else zero, for the caller to fill).
 func (e Entry) Times() (mtime, atime, ctime time.Time) {
-	mtime, atime, ctime = e.Mtime, e.Atime, e.Ctime
+	x := e.extras()
+	mtime, atime, ctime = x.mtime, x.atime, x.ctime
 	if mtime.IsZero() {
 		mtime = e.Modified
 	}
@@ -219,27 +303,28 @@ func (e Entry) Times() (mtime, atime, ctime time.Time) {
 }
 
 // Touch records a change made now: of the content, or of the metadata
-// only (see Stored).
+// only (see extras).
 func (e *Entry) Touch(content bool) {
 	now := time.Now()
+	x := e.edit()
 	if content {
 		// Writes leave atime alone (the mount is noatime).
-		if e.Atime.IsZero() && !e.Modified.IsZero() {
-			e.Atime = e.Modified
+		if x.atime.IsZero() && !e.Modified.IsZero() {
+			x.atime = e.Modified
 		}
 		// What the object's time will be once saved, or a second less: to
 		// the second, so that mtime never steps back at the upload.
-		e.Modified, e.Mtime, e.Ctime = now.Truncate(time.Second), time.Time{}, time.Time{}
+		e.Modified, x.mtime, x.ctime = now.Truncate(time.Second), time.Time{}, time.Time{}
 		return
 	}
 	// A copy gives the object a new time: keep mtime and atime.
-	if e.Mtime.IsZero() {
-		e.Mtime = e.Modified
+	if x.mtime.IsZero() {
+		x.mtime = e.Modified
 	}
-	if e.Atime.IsZero() {
-		e.Atime = e.Modified
+	if x.atime.IsZero() {
+		x.atime = e.Modified
 	}
-	e.Ctime = now
+	x.ctime = now
 }
 
 // KeepKnownMeta carries the metadata of old over to fresh when fresh comes
@@ -248,7 +333,7 @@ func KeepKnownMeta(old, fresh Entry) Entry {
 	if fresh.Meta || !old.Meta || old.Dir != fresh.Dir || old.ETag != fresh.ETag {
 		return fresh
 	}
-	fresh.Stored, fresh.Meta, fresh.LinkTarget = old.Stored, true, old.LinkTarget
+	fresh.Stored, fresh.Meta = old.Stored, true
 	return fresh
 }
 

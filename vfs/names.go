@@ -12,16 +12,15 @@ const MaxNameLen = 255
 
 // Entry is what a directory knows of one child.
 type Entry struct {
-	Dir  bool
 	Size int64
 	ETag string // "" for a file not uploaded yet
-	// modified is the object's own time (Last-Modified), to the second.
+	// Modified is the object's own time (Last-Modified), to the second.
 	Modified time.Time
-	// meta is false when only a listing was seen, which carries no
-	// metadata: stored then holds nothing read from S3.
-	Meta bool
 	Stored
-	LinkTarget string // for symlinks, once read
+	Dir bool
+	// Meta is false when only a listing was seen, which carries no
+	// metadata: Stored then holds nothing read from S3.
+	Meta bool
 }
 
 // NameProblem says why name cannot be a file name, or "" if it can.

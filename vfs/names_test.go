@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"mount-ws/bucket"
 )
@@ -111,8 +112,42 @@ func FuzzMetadataCodec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, mtime, xattr, mode string) {
 		e := EntryFromObject(bucket.Object{Metadata: map[string]string{MetaMtime: mtime, MetaXattr: xattr, MetaMode: mode}})
 		back := EntryFromObject(bucket.Object{Metadata: ObjectMeta(e, "k", false).User})
-		if !back.Mtime.Equal(e.Mtime) || back.Mode != e.Mode || !reflect.DeepEqual(back.Xattrs, e.Xattrs) {
-			t.Errorf("round trip: mtime %v → %v, mode %o → %o, xattrs %q → %q", e.Mtime, back.Mtime, e.Mode, back.Mode, e.Xattrs, back.Xattrs)
+		if !back.Mtime().Equal(e.Mtime()) || back.Mode != e.Mode || !reflect.DeepEqual(back.Xattrs(), e.Xattrs()) {
+			t.Errorf("round trip: mtime %v → %v, mode %o → %o, xattrs %q → %q", e.Mtime(), back.Mtime(), e.Mode, back.Mode, e.Xattrs(), back.Xattrs())
 		}
 	})
+}
+
+// TestEntryExtrasCopied: copies of an entry share its extras (times, link
+// target, xattrs, content type) until one of them changes: a change to a
+// node's copy must never show through the listing's, nor the reverse. An
+// entry given only zero values keeps none (a listing may hold millions).
+func TestEntryExtrasCopied(t *testing.T) {
+	var plain Entry
+	plain.SetMtime(time.Time{})
+	plain.SetLinkTarget("")
+	plain.SetContentType("")
+	if plain.more != nil {
+		t.Errorf("zero values gave an entry extras: %+v", *plain.more)
+	}
+
+	t1, t2 := time.Unix(1700000000, 5), time.Unix(1800000000, 0)
+	a := Entry{Size: 3}
+	a.SetMtime(t1)
+	a.SetLinkTarget("target-a")
+	b := a
+	b.SetMtime(t2)
+	b.SetLinkTarget("target-b")
+	b.SetContentType("text/csv")
+	if errno := SetXattr(&b, "user.k", []byte("v"), 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	b.Touch(true)
+	if !a.Mtime().Equal(t1) || a.LinkTarget() != "target-a" || a.ContentType() != "" || a.Xattrs() != nil || !a.Ctime().IsZero() {
+		t.Errorf("changes to a copy showed in the original: mtime %v, target %q, type %q, xattrs %v, ctime %v",
+			a.Mtime(), a.LinkTarget(), a.ContentType(), a.Xattrs(), a.Ctime())
+	}
+	if b.LinkTarget() != "target-b" || b.ContentType() != "text/csv" || string(b.Xattrs()["user.k"]) != "v" {
+		t.Errorf("the copy lost its changes: target %q, type %q, xattrs %v", b.LinkTarget(), b.ContentType(), b.Xattrs())
+	}
 }

@@ -104,7 +104,7 @@ func SetXattr(e *Entry, name string, value []byte, flags uint32) syscall.Errno {
 	if !StoredXattr(name) {
 		return syscall.EOPNOTSUPP
 	}
-	_, exists := e.Xattrs[name]
+	_, exists := e.Xattrs()[name]
 	switch {
 	case value == nil && !exists:
 		return unix.ENODATA
@@ -113,7 +113,7 @@ func SetXattr(e *Entry, name string, value []byte, flags uint32) syscall.Errno {
 	case value != nil && flags&unix.XATTR_REPLACE != 0 && !exists:
 		return unix.ENODATA
 	}
-	xs := maps.Clone(e.Xattrs)
+	xs := maps.Clone(e.Xattrs())
 	if value == nil {
 		delete(xs, name)
 	} else {
@@ -123,13 +123,13 @@ func SetXattr(e *Entry, name string, value []byte, flags uint32) syscall.Errno {
 		xs[name] = append([]byte{}, value...)
 	}
 	size := 0
-	for k, v := range ObjectMeta(Entry{Stored: Stored{Foreign: e.Foreign, Xattrs: xs}}, "", false).User {
+	for k, v := range ObjectMeta(Entry{Stored: Stored{more: &extras{foreign: e.extras().foreign, xattrs: xs}}}, "", false).User {
 		size += len(k) + len(v)
 	}
 	if size > maxUserMeta-200 { // room for mode, owner and times
 		return syscall.E2BIG
 	}
-	e.Xattrs = xs
+	e.setXattrs(xs)
 	e.Touch(false)
 	e.Meta = true
 	return 0

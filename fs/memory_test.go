@@ -1,0 +1,55 @@
+package fs_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"mount-ws/bucket/buckettest"
+	"mount-ws/fs"
+	"mount-ws/internal/fusetest"
+)
+
+// TestMemoryPerEntry: what a name costs the mount once `ls -l` has seen it
+// (the listing's entry, the node the lookup made, go-fuse's inode), as
+// README states it. The heap is measured after a small directory was
+// listed the same way, so that what any mount holds is not counted.
+func TestMemoryPerEntry(t *testing.T) {
+	const n = 50_000
+	b, put := buckettest.NewFake(t)
+	for i := range n {
+		put(fmt.Sprintf("data/part-%07d.parquet", i), nil)
+	}
+	for i := range 100 {
+		put(fmt.Sprintf("warm/part-%07d.parquet", i), nil)
+	}
+	mnt := fusetest.Mount(t, fs.New(b, fs.Options{}))
+	lsl := func(dir string) int {
+		ents, err := os.ReadDir(filepath.Join(mnt, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if _, err := os.Lstat(filepath.Join(mnt, dir, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return len(ents)
+	}
+	var before, after runtime.MemStats
+	lsl("warm")
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if got := lsl("data"); got != n {
+		t.Fatalf("ls -l listed %d entries, want %d", got, n)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	t.Logf("%d bytes per entry after ls -l", per)
+	if per > 950 {
+		t.Errorf("an entry costs %d bytes after ls -l, want at most 950 (README: about 870)", per)
+	}
+}

@@ -71,7 +71,7 @@ func AddListing(entries map[string]Entry, prefix string, page bucket.Page, skip 
 		if old, ok := entries[name]; ok && !old.Dir {
 			skip(prefix+name, "a directory of the same name hides this file")
 		}
-		entries[name] = Entry{Dir: true}
+		entries[strings.Clone(name)] = Entry{Dir: true}
 	}
 	for _, o := range page.Objects {
 		name := strings.TrimPrefix(o.Key, prefix)
@@ -86,6 +86,8 @@ func AddListing(entries map[string]Entry, prefix string, page bucket.Page, skip 
 			skip(o.Key, "a directory of the same name hides this file")
 			continue
 		}
-		entries[name] = Entry{Size: o.Size, Modified: objectTime(o.LastModified), ETag: o.ETag}
+		// A copy of the name, not a slice of the key: the key's prefix
+		// (the workspace's, the directory's) would stay in memory with it.
+		entries[strings.Clone(name)] = Entry{Size: o.Size, Modified: objectTime(o.LastModified), ETag: o.ETag}
 	}
 }

@@ -252,9 +252,12 @@ func TestSmallFileOnePut(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(mnt, fmt.Sprintf("f%d", c.size)), make([]byte, c.size), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		n := stack.S3.Counts()
-		if n[wsstack.OpPut] != c.put || n[wsstack.OpUploadPart] != c.parts {
-			t.Errorf("writing %d bytes sent %d PUTs and %d parts, want %d and %d", c.size, n[wsstack.OpPut], n[wsstack.OpUploadPart], c.put, c.parts)
+		// What the mount chose to send: an attempt the SDK repeated (a
+		// busy machine) is not another upload.
+		n, r := stack.S3.Counts(), stack.S3.Retries()
+		puts, parts := n[wsstack.OpPut]-r[wsstack.OpPut], n[wsstack.OpUploadPart]-r[wsstack.OpUploadPart]
+		if puts != c.put || parts != c.parts {
+			t.Errorf("writing %d bytes sent %d PUTs and %d parts, want %d and %d (all requests %v, of them retried %v)", c.size, puts, parts, c.put, c.parts, n, r)
 		}
 	}
 }

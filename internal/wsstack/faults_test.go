@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -190,6 +192,35 @@ func TestS3FaultsAndCounts(t *testing.T) {
 		if got[op] != n {
 			t.Errorf("count %s = %d, want %d (all: %v)", op, got[op], n, got)
 		}
+	}
+	if r := testStack.S3.Retries(); len(r) != 0 {
+		t.Errorf("requests of a client without retries counted as retries: %v", r)
+	}
+}
+
+// TestRetriesCounted: a request the SDK sends again counts as a request
+// and as a retry, so a test can tell what the mount chose to send from
+// what a fault or a busy machine made the SDK repeat.
+func TestRetriesCounted(t *testing.T) {
+	ctx := context.Background()
+	t.Cleanup(testStack.S3.ClearFaults)
+	c := mint(t, "acme", "beta", tokenB)
+	cl := s3.New(s3.Options{
+		BaseEndpoint: aws.String(c.Endpoint), Region: c.Region, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, c.SessionToken),
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 3
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		}),
+	})
+	key := c.Prefix + "retries/obj.txt"
+	testStack.S3.ResetCounts()
+	testStack.S3.Inject(S3Fault{Ops: []Op{OpPut}, Status: 503, Times: 1})
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: &c.Bucket, Key: &key, Body: strings.NewReader("data")}); err != nil {
+		t.Fatalf("put with one injected 503 and retries: %v", err)
+	}
+	if n, r := testStack.S3.Counts()[OpPut], testStack.S3.Retries()[OpPut]; n != 2 || r != 1 {
+		t.Errorf("a PUT retried once: counted %d, retries %d; want 2 and 1", n, r)
 	}
 }
 

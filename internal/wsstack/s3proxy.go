@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -156,6 +158,11 @@ type S3Proxy struct {
 	mu     sync.Mutex
 	faults []*S3Fault    // first match wins
 	counts map[Op]uint64 // requests seen, by operation
+	// retries counts the requests among counts that a client sent again
+	// (the SDK's amz-sdk-request header says attempt > 1): a test of what
+	// the mount decides to send can leave out what a busy machine made
+	// the SDK repeat.
+	retries map[Op]uint64
 }
 
 var _ http.Handler = (*S3Proxy)(nil)
@@ -165,7 +172,7 @@ func newS3Proxy(target *url.URL) *S3Proxy {
 	transport.MaxIdleConns = 512
 	transport.MaxIdleConnsPerHost = 512
 	transport.DisableCompression = true
-	p := &S3Proxy{counts: make(map[Op]uint64), transport: transport}
+	p := &S3Proxy{counts: make(map[Op]uint64), retries: make(map[Op]uint64), transport: transport}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
@@ -211,11 +218,32 @@ func (p *S3Proxy) Counts() map[Op]uint64 {
 	return c
 }
 
+// Retries returns how many of the requests Counts has seen were a
+// client's second or later attempt at the same request.
+func (p *S3Proxy) Retries() map[Op]uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.retries)
+}
+
 // ResetCounts zeroes the counters (between benchmark workloads).
 func (p *S3Proxy) ResetCounts() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.counts = make(map[Op]uint64)
+	p.retries = make(map[Op]uint64)
+}
+
+// isRetry reports whether r is a repeated attempt, as the SDK marks it
+// ("amz-sdk-request: attempt=2; max=5").
+func isRetry(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("amz-sdk-request"), ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "attempt="); ok {
+			n, err := strconv.Atoi(v)
+			return err == nil && n > 1
+		}
+	}
+	return false
 }
 
 // ServeHTTP implements http.Handler.
@@ -225,7 +253,7 @@ func (p *S3Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if op == OpList {
 		key = r.URL.Query().Get("prefix") // what a listing is of
 	}
-	f := p.record(op, key)
+	f := p.record(op, key, isRetry(r))
 	if f != nil && f.Matched != nil {
 		f.Matched(op, key)
 	}
@@ -284,10 +312,13 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 func (c *cutWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // record counts the request and returns the fault that applies to it, if any.
-func (p *S3Proxy) record(op Op, key string) *S3Fault {
+func (p *S3Proxy) record(op Op, key string, retry bool) *S3Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.counts[op]++
+	if retry {
+		p.retries[op]++
+	}
 	for i, f := range p.faults {
 		if !f.matches(op, key) {
 			continue

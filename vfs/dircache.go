@@ -23,7 +23,7 @@ type DirCache struct {
 	now Clock
 
 	mu       sync.Mutex
-	listing  map[string]Entry     // last full listing; guarded by mu
+	listing  *listing             // last full listing; guarded by mu
 	listedAt time.Time            // when listing was fetched; guarded by mu
 	took     time.Duration        // how long that took; guarded by mu
 	gen      uint64               // counts forgets; guarded by mu
@@ -86,8 +86,8 @@ func (c *DirCache) Generation() uint64 {
 // DirCaches holds every directory's cache by path. A cache that no node
 // holds any more (the kernel forgot the directory) is kept too, least
 // recently released dropped first once they hold more than maxIdle
-// entries in all: that bounds the memory they take (an entry is about 230
-// bytes with its name and ETag, so 1 << 17 entries are about 30 MiB),
+// entries in all: that bounds the memory they take (an entry is about 180
+// bytes with its name and ETag, so 1 << 17 entries are about 23 MiB),
 // beside the listings of the directories the kernel knows.
 type DirCaches struct {
 	now         Clock
@@ -145,7 +145,7 @@ func (cs *DirCaches) Release(c *DirCache) {
 func (c *DirCache) entries() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := len(c.listing) + len(c.missing) + len(c.learned) + 1
+	n := c.listing.len() + len(c.missing) + len(c.learned) + 1
 	if c.seed != nil {
 		n += len(c.seed.Page.Objects) + len(c.seed.Page.Prefixes)
 	}
@@ -332,7 +332,7 @@ func (c *DirCache) Lookup(name string, ttl, negTTL time.Duration) (e Entry, know
 	defer c.mu.Unlock()
 	now := c.now()
 	if c.freshLocked(ttl) {
-		e, found = c.listing[name]
+		e, found = c.listing.get(name)
 		return e, true, found
 	}
 	if at, ok := c.missing[name]; ok {
@@ -362,9 +362,10 @@ func (c *DirCache) Remember(name string, e Entry, found bool) {
 	}
 	if found {
 		delete(c.missing, name)
-		if c.listing != nil {
-			c.listing[name] = KeepKnownMeta(c.listing[name], e)
+		if old, ok := c.listing.get(name); ok {
+			e = KeepKnownMeta(old, e)
 		}
+		c.listing.set(name, e)
 		return
 	}
 	c.changes.Add(1)
@@ -384,14 +385,12 @@ func (c *DirCache) Set(name string, e *Entry) {
 	delete(c.learned, name)
 	c.seed = nil
 	if e == nil {
-		delete(c.listing, name)
+		c.listing.remove(name)
 		c.missingLocked(name)
 		return
 	}
 	delete(c.missing, name)
-	if c.listing != nil {
-		c.listing[name] = *e
-	}
+	c.listing.set(name, *e)
 }
 
 func (c *DirCache) missingLocked(name string) {
@@ -435,22 +434,20 @@ func (c *DirCache) freshLocked(ttl time.Duration) bool {
 func (c *DirCache) Listed(name string) (e Entry, found, listed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, found = c.listing[name]
+	e, found = c.listing.get(name)
 	return e, found, c.listing != nil
 }
 
 // EachName calls fn with the name and the file type bits of st_mode of
 // every entry of the last listing, however old, in no order: what readdir
 // needs, without copying the entries (a directory of a million objects
-// holds some 300 MB of them). fn runs under the cache's lock, so it must
+// holds some 180 MB of them). fn runs under the cache's lock, so it must
 // only collect. listed is false when there is no listing (a rename
 // dropped it meanwhile).
 func (c *DirCache) EachName(fn func(name string, kind uint32)) (listed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name, e := range c.listing {
-		fn(name, e.Kind())
-	}
+	c.listing.each(func(name string, e Entry) { fn(name, e.Kind()) })
 	return c.listing != nil
 }
 
@@ -459,7 +456,7 @@ func (c *DirCache) EachName(fn func(name string, kind uint32)) (listed bool) {
 func (c *DirCache) Len(ttl time.Duration) (n int, fresh bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.listing), c.freshLocked(ttl)
+	return c.listing.len(), c.freshLocked(ttl)
 }
 
 // TooBig reports whether the directory was found too big to list for
@@ -505,11 +502,11 @@ func (c *DirCache) install(entries map[string]Entry, took time.Duration, gen uin
 	}
 	c.took = took
 	for name, e := range entries {
-		if old, ok := c.listing[name]; ok {
+		if old, ok := c.listing.get(name); ok {
 			entries[name] = KeepKnownMeta(old, e)
 		}
 	}
-	c.listing, c.listedAt, c.missing, c.probes = entries, last, nil, 0
+	c.listing, c.listedAt, c.missing, c.probes = newListing(entries), last, nil, 0
 	c.metaAsked, c.learned, c.seed = [2]bool{}, nil, nil
 	return true
 }
@@ -520,7 +517,7 @@ func (c *DirCache) install(entries map[string]Entry, took time.Duration, gen uin
 func (c *DirCache) InstallEmpty() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.listing, c.listedAt, c.took, c.missing, c.probes = map[string]Entry{}, c.now(), 0, nil, 0
+	c.listing, c.listedAt, c.took, c.missing, c.probes = newListing(nil), c.now(), 0, nil, 0
 	c.tooBig, c.metaAsked, c.learned, c.seed = false, [2]bool{}, nil, nil
 }
 
@@ -534,16 +531,16 @@ func (c *DirCache) Subdirs(after string, n int) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	names := make([]string, 0, n)
-	for name, e := range c.listing {
+	c.listing.each(func(name string, e Entry) {
 		if !e.Dir || name <= after || len(names) == n && name >= names[n-1] {
-			continue
+			return
 		}
 		i, _ := slices.BinarySearch(names, name)
 		if len(names) == n {
 			names = names[:n-1]
 		}
 		names = slices.Insert(names, i, name)
-	}
+	})
 	return names
 }
 
@@ -552,7 +549,7 @@ func (c *DirCache) Subdirs(after string, n int) []string {
 func (c *DirCache) WantsMeta(limit int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return limit >= 0 && c.listing != nil && len(c.listing) <= limit
+	return limit >= 0 && c.listing != nil && c.listing.len() <= limit
 }
 
 // LockFilling serialises the reading of metadata for the listing, so that
@@ -579,16 +576,16 @@ func (c *DirCache) MetaWanted(dirs bool, name string) map[string]Entry {
 	todo := make(map[string]Entry)
 	if !c.metaAsked[kind] {
 		c.metaAsked[kind] = true
-		if e, ok := c.listing[name]; ok && e.Dir == dirs && !e.Meta {
+		if e, ok := c.listing.get(name); ok && e.Dir == dirs && !e.Meta {
 			todo[name] = e
 		}
 		return todo
 	}
-	for name, e := range c.listing {
+	c.listing.each(func(name string, e Entry) {
 		if e.Dir == dirs && !e.Meta {
 			todo[name] = e
 		}
-	}
+	})
 	return todo
 }
 
@@ -605,13 +602,13 @@ func (c *DirCache) MetaRead(found map[string]MetaResult) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, r := range found {
-		cur, ok := c.listing[name]
+		cur, ok := c.listing.get(name)
 		switch {
 		case !ok || cur.Dir != r.Entry.Dir || cur.Meta:
 		case r.Gone:
-			delete(c.listing, name)
+			c.listing.remove(name)
 		default:
-			c.listing[name] = r.Entry
+			c.listing.set(name, r.Entry)
 		}
 	}
 }

@@ -29,8 +29,8 @@ func TestDirCaches(t *testing.T) {
 		c := cs.Hold("a")
 		c.Install(listed("x", "y"), 0, c.Generation())
 		cs.Release(c)
-		if again := cs.Hold("a"); again != c || len(again.listing) != 2 {
-			t.Errorf("a node made again for a/ got %p with %d entries, want the first node's cache %p", again, len(again.listing), c)
+		if again := cs.Hold("a"); again != c || again.listing.len() != 2 {
+			t.Errorf("a node made again for a/ got %p with %d entries, want the first node's cache %p", again, again.listing.len(), c)
 		}
 		if cs.idleEntries != 0 || cs.idle.Len() != 0 {
 			t.Errorf("a held cache is still counted idle: %d entries, %d caches", cs.idleEntries, cs.idle.Len())
@@ -79,7 +79,7 @@ func TestDirCaches(t *testing.T) {
 		cs := NewDirCaches(100, time.Now)
 		for _, k := range []string{"a", "a/b", "ab"} {
 			c := cs.Hold(k)
-			c.listing, c.missing = listed("x"), map[string]time.Time{"y": time.Now()}
+			c.listing, c.missing = newListing(listed("x")), map[string]time.Time{"y": time.Now()}
 		}
 		cs.Forget("a")
 		for k, c := range cs.byKey {
@@ -225,8 +225,8 @@ func TestListingMemoryPerEntry(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
 	t.Logf("%d bytes per listed entry", per)
-	if per > 260 {
-		t.Errorf("a listed entry costs %d bytes, want at most 260 (README: about 230)", per)
+	if per > 210 {
+		t.Errorf("a listed entry costs %d bytes, want at most 210 (README: about 180)", per)
 	}
 	runtime.KeepAlive(c)
 }

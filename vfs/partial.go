@@ -183,7 +183,7 @@ func (c *DirCache) stillStands(p *Partial, name string, e Entry) (Entry, bool) {
 	if at, ok := c.missing[name]; ok && !at.Before(p.started) {
 		return Entry{}, false
 	}
-	if old, ok := c.listing[name]; ok {
+	if old, ok := c.listing.get(name); ok {
 		e = KeepKnownMeta(old, e)
 	}
 	return e, true

@@ -169,7 +169,7 @@ func EntryFromObject(o bucket.Object) Entry {
 		}
 	}
 	x.contentType = o.ContentType
-	if x.mtime != (time.Time{}) || x.atime != (time.Time{}) || x.ctime != (time.Time{}) ||
+	if !x.mtime.IsZero() || !x.atime.IsZero() || !x.ctime.IsZero() ||
 		x.xattrs != nil || x.foreign != nil || x.contentType != "" {
 		e.more = &x
 	}

@@ -479,8 +479,8 @@ func (c *DirCache) MarkTooBig() {
 // answer the lookups that follow it, ls -l, not leave each to a request
 // of its own; see freshLocked).
 // Entries keep the metadata the last listing knew of the same object
-// versions: it is read once per version. The cache owns entries from now
-// on.
+// versions: it is read once per version. The cache keeps them in an
+// array of its own (listing), not the map.
 //
 // gen is the Generation taken before the listing was read. If the cache
 // was forgotten since (a rename of the directory, whose copies the
@@ -492,6 +492,7 @@ func (c *DirCache) Install(entries map[string]Entry, took time.Duration, gen uin
 // install is Install of a listing whose last page was read at last (zero:
 // now).
 func (c *DirCache) install(entries map[string]Entry, took time.Duration, gen uint64, last time.Time) bool {
+	l := newListing(entries) // sorted before the lock: a million names take a while
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
@@ -501,12 +502,12 @@ func (c *DirCache) install(entries map[string]Entry, took time.Duration, gen uin
 		last = c.now()
 	}
 	c.took = took
-	for name, e := range entries {
-		if old, ok := c.listing.get(name); ok {
-			entries[name] = KeepKnownMeta(old, e)
+	for i, x := range l.sorted {
+		if old, ok := c.listing.get(x.name); ok {
+			l.sorted[i].e = KeepKnownMeta(old, x.e)
 		}
 	}
-	c.listing, c.listedAt, c.missing, c.probes = newListing(entries), last, nil, 0
+	c.listing, c.listedAt, c.missing, c.probes = l, last, nil, 0
 	c.metaAsked, c.learned, c.seed = [2]bool{}, nil, nil
 	return true
 }

@@ -38,7 +38,7 @@ type file struct {
 	checkedAt time.Time    // when attr was last confirmed by S3
 	cacheETag string       // ETag of what the kernel's page cache holds
 	st        *vfs.Staging // local copy while open for writing or unsaved
-	trail     *saveTrail   // once a save was retried or failed; else nil
+	trail     *saveTrail   // nil until the file is first saved
 	modes     *openModes   // handles passed through (passthrough.go)
 	handles   int32        // open handles
 	writing   int32        // handles open for writing and not closed yet
@@ -56,8 +56,8 @@ type file struct {
 	replaced bool
 }
 
-// saveTrail is what a file keeps once a save of it was put off or failed,
-// apart from the node, which few files need.
+// saveTrail is what a file keeps of its saves, apart from the node: most
+// nodes (names listed, files only read) are never saved.
 type saveTrail struct {
 	// lastKey is the key the file last had in the tree: the kernel may
 	// forget a file whose upload is being retried, and go-fuse then drops
@@ -81,13 +81,18 @@ func (n *file) lastErrLocked() error {
 	return n.trail.lastErr
 }
 
-// setLastErrLocked records how a save went; n.mu must be held.
-func (n *file) setLastErrLocked(err error) {
-	if err != nil && n.trail == nil {
+// trailLocked is the file's trail, made if it has none; n.mu must be held.
+func (n *file) trailLocked() *saveTrail {
+	if n.trail == nil {
 		n.trail = &saveTrail{}
 	}
-	if n.trail != nil {
-		n.trail.lastErr = err
+	return n.trail
+}
+
+// setLastErrLocked records how a save went; n.mu must be held.
+func (n *file) setLastErrLocked(err error) {
+	if err != nil || n.trail != nil {
+		n.trailLocked().lastErr = err
 	}
 }
 

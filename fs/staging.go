@@ -339,10 +339,7 @@ func (n *file) saveKey() (string, bool) {
 	if !n.orphaned() {
 		key := n.key()
 		n.mu.Lock()
-		if n.trail == nil {
-			n.trail = &saveTrail{}
-		}
-		n.trail.lastKey = key
+		n.trailLocked().lastKey = key
 		n.mu.Unlock()
 		return key, true
 	}

@@ -102,7 +102,8 @@ func (s Stored) ContentType() string { return s.extras().contentType }
 // LinkTarget is a symlink's target once read, else "".
 func (s Stored) LinkTarget() string { return s.extras().linkTarget }
 
-// The setters leave an entry without extras alone when given a zero value.
+// SetMtime, SetAtime, SetCtime, SetContentType and SetLinkTarget change
+// one of the extras; given a zero value, an entry without extras stays so.
 func (s *Stored) SetMtime(t time.Time) {
 	if s.more != nil || !t.IsZero() {
 		s.edit().mtime = t

@@ -45,8 +45,12 @@ const (
 // A request signed with credentials that were already replaced is sent
 // again whatever the rejection.
 //
-// Each request is retried at most once by this middleware, inside each
-// attempt of the SDK's own retry loop; a request whose body cannot be
+// A retry rejected in turn under other credentials is sent again too, up
+// to maxReactiveRetries times: after a revocation, the credentials that
+// replaced the rejected ones may have been issued just before it, and be
+// revoked as well. A retry signed with the very key just rejected is not
+// sent again. All this happens inside each attempt of the SDK's own retry
+// loop; a request whose body cannot be
 // rewound is not retried (the credentials are still invalidated, so the
 // next request succeeds). The signing access key is read from the signed
 // request itself, so the middleware works whatever wraps the Provider.
@@ -106,7 +110,11 @@ func signingKeyID(r *http.Request) string {
 	return id
 }
 
-// reactiveRefresh retries an attempt once after a credential rejection.
+// maxReactiveRetries bounds the retries of one attempt after credential
+// rejections (see AddReactiveRefresh).
+const maxReactiveRetries = 3
+
+// reactiveRefresh retries an attempt after a credential rejection.
 type reactiveRefresh struct{ p *Provider }
 
 func (*reactiveRefresh) ID() string { return reactiveRefreshID }
@@ -118,21 +126,24 @@ func (r *reactiveRefresh) HandleFinalize(ctx context.Context, in middleware.Fina
 	if !ok {
 		return next.HandleFinalize(ctx, in)
 	}
-	// Keep req pristine: each send gets its own clone, as in the SDK's retry loop.
-	sk := &signedKey{}
-	first := in
-	first.Request = req.Clone()
-	out, md, err := next.HandleFinalize(context.WithValue(ctx, signedKeyCtx{}, sk), first)
-	if err == nil || sk.id == "" || ctx.Err() != nil || !r.p.rejected(err, sk.id) {
-		return out, md, err
+	rejectedKey := ""
+	for retries := 0; ; retries++ {
+		// Keep req pristine: each send gets its own clone, as in the
+		// SDK's retry loop.
+		sk := &signedKey{}
+		send := in
+		send.Request = req.Clone()
+		out, md, err := next.HandleFinalize(context.WithValue(ctx, signedKeyCtx{}, sk), send)
+		if err == nil || sk.id == "" || sk.id == rejectedKey || retries == maxReactiveRetries ||
+			ctx.Err() != nil || !r.p.rejected(err, sk.id) {
+			return out, md, err
+		}
+		if rerr := req.RewindStream(); rerr != nil {
+			return out, md, err
+		}
+		r.p.reactiveRetries.Add(1)
+		rejectedKey = sk.id
 	}
-	if rerr := req.RewindStream(); rerr != nil {
-		return out, md, err
-	}
-	r.p.reactiveRetries.Add(1)
-	second := in
-	second.Request = req.Clone()
-	return next.HandleFinalize(ctx, second)
 }
 
 // rejected reports whether err means the storage rejected the credentials

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,6 +181,49 @@ func TestReactiveRefresh(t *testing.T) {
 			}
 			if st := p.Stats(); st.ReactiveRetries != tt.wantRetry {
 				t.Errorf("ReactiveRetries = %d, want %d", st.ReactiveRetries, tt.wantRetry)
+			}
+		})
+	}
+}
+
+// TestReactiveRefreshReplacementRejected: after a revocation, the
+// credentials fetched in place of the rejected ones may be revoked too
+// (issued just before it): the request is sent again until a key is
+// accepted, a bounded number of times. Seen in CI as a read failing with
+// InvalidAccessKeyId right after a workspace's keys were revoked.
+func TestReactiveRefreshReplacementRejected(t *testing.T) {
+	for _, tt := range []struct {
+		rejected int // keys, from the first, that S3 rejects
+		wantOK   bool
+		wantS3   int
+	}{
+		{rejected: 2, wantOK: true, wantS3: 3},
+		{rejected: 3, wantOK: true, wantS3: 4},
+		{rejected: 10, wantOK: false, wantS3: 1 + maxReactiveRetries},
+	} {
+		t.Run(fmt.Sprintf("%d keys rejected", tt.rejected), func(t *testing.T) {
+			fs3 := newFakeS3(t, func(key string) string {
+				var n int
+				if _, err := fmt.Sscanf(key, "AKIATEST%08d", &n); err == nil && n <= tt.rejected {
+					return "InvalidAccessKeyId"
+				}
+				return ""
+			})
+			api := newFakeAPI(t)
+			sc := api.scope
+			sc.Endpoint = fs3.srv.URL
+			api.setScope(sc)
+			p := startProvider(t, testConfig(api, nil))
+			client := newS3Client(p, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
+			out, err := client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(sc.Bucket), Key: aws.String(sc.Prefix + "f")})
+			if err == nil {
+				out.Body.Close()
+			}
+			if (err == nil) != tt.wantOK {
+				t.Fatalf("err = %v, want ok=%v", err, tt.wantOK)
+			}
+			if keys, _ := fs3.seen(); len(keys) != tt.wantS3 || len(slices.Compact(slices.Clone(keys))) != len(keys) {
+				t.Errorf("S3 saw keys %v, want %d requests, each signed with another key", keys, tt.wantS3)
 			}
 		})
 	}

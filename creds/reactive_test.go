@@ -48,6 +48,16 @@ type fakeS3 struct {
 	reject func(key string) string
 }
 
+// apiPointingAt is a fake workspace API whose credentials name fs3 as the
+// storage endpoint, and the scope it hands out.
+func apiPointingAt(t *testing.T, fs3 *fakeS3) (*fakeAPI, Scope) {
+	api := newFakeAPI(t)
+	sc := api.scope
+	sc.Endpoint = fs3.srv.URL
+	api.setScope(sc)
+	return api, sc
+}
+
 func newFakeS3(t *testing.T, reject func(key string) string) *fakeS3 {
 	f := &fakeS3{reject: reject}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -209,10 +219,7 @@ func TestReactiveRefreshReplacementRejected(t *testing.T) {
 				}
 				return ""
 			})
-			api := newFakeAPI(t)
-			sc := api.scope
-			sc.Endpoint = fs3.srv.URL
-			api.setScope(sc)
+			api, sc := apiPointingAt(t, fs3)
 			p := startProvider(t, testConfig(api, nil))
 			client := newS3Client(p, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
 			out, err := client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(sc.Bucket), Key: aws.String(sc.Prefix + "f")})
@@ -233,10 +240,7 @@ func TestReactiveRefreshReplacementRejected(t *testing.T) {
 // interval, however many requests are denied.
 func TestReactiveRefreshDeniedAlways(t *testing.T) {
 	fs3 := newFakeS3(t, func(string) string { return "AccessDenied" })
-	api := newFakeAPI(t)
-	sc := api.scope
-	sc.Endpoint = fs3.srv.URL
-	api.setScope(sc)
+	api, sc := apiPointingAt(t, fs3)
 	p := startProvider(t, testConfig(api, nil))
 	client := newS3Client(p, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
 	for range 10 {
@@ -263,10 +267,7 @@ func TestReactiveRefreshSingleFlight(t *testing.T) {
 		}
 		return ""
 	})
-	api := newFakeAPI(t)
-	sc := api.scope
-	sc.Endpoint = fs3.srv.URL
-	api.setScope(sc)
+	api, sc := apiPointingAt(t, fs3)
 	p := startProvider(t, testConfig(api, nil))
 	client := newS3Client(p)
 	var wg sync.WaitGroup

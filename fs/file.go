@@ -354,7 +354,9 @@ func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 		return nil, errno
 	}
 	n.mu.Lock()
-	n.attr.SetLinkTarget(string(target))
+	if n.attr.ETag == e.ETag { // not replaced by another link meanwhile
+		n.attr.SetLinkTarget(string(target))
+	}
 	n.mu.Unlock()
 	return target, 0
 }

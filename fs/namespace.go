@@ -36,7 +36,8 @@ var (
 // the directory's group, and a new directory there is set-group-ID too (as
 // Linux does).
 func (d *dir) newEntry(ctx context.Context, mode uint32) vfs.Entry {
-	e := vfs.Entry{Meta: true, Modified: time.Now().Truncate(time.Second), Stored: vfs.Stored{Mode: mode, UID: d.fs.opts.UID, GID: d.fs.opts.GID, Owner: true}}
+	e := vfs.Entry{Meta: true, Stored: vfs.Stored{Mode: mode, UID: d.fs.opts.UID, GID: d.fs.opts.GID, Owner: true}}
+	e.SetModified(time.Now())
 	if c, ok := ctx.(*fuse.Context); ok {
 		e.UID, e.GID = c.Caller.Uid, c.Caller.Gid
 	}

@@ -225,8 +225,8 @@ func TestListingMemoryPerEntry(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
 	t.Logf("%d bytes per listed entry", per)
-	if per > 210 {
-		t.Errorf("a listed entry costs %d bytes, want at most 210 (README: about 180)", per)
+	if per > 185 {
+		t.Errorf("a listed entry costs %d bytes, want at most 185 (README: about 160)", per)
 	}
 	runtime.KeepAlive(c)
 }

@@ -142,7 +142,8 @@ func (s *Stored) setXattrs(xattrs map[string][]byte) {
 
 // EntryFromObject turns a HEAD answer into an entry, honouring metadata.
 func EntryFromObject(o bucket.Object) Entry {
-	e := Entry{Size: o.Size, Modified: objectTime(o.LastModified), ETag: o.ETag, Meta: true}
+	e := listedEntry(o)
+	e.Meta = true
 	md := o.Metadata
 	if v, err := strconv.ParseUint(md[MetaMode], 10, 32); err == nil {
 		e.Mode = uint32(v)
@@ -192,10 +193,14 @@ func KeepLinkTarget(e, old Entry) Entry {
 	return e
 }
 
-// objectTime is an object's Last-Modified to the second: HEAD gives whole
-// seconds and a listing milliseconds, and the same object must not show
-// two times.
-func objectTime(t time.Time) time.Time { return t.Truncate(time.Second) }
+// listedEntry is what a listing says of an object: its size, ETag and
+// time (to the second: HEAD gives whole seconds and a listing
+// milliseconds, and the same object must not show two times).
+func listedEntry(o bucket.Object) Entry {
+	e := Entry{Size: o.Size, ETag: o.ETag}
+	e.SetModified(o.LastModified)
+	return e
+}
 
 func isOwned(key string) bool {
 	for _, k := range ownedKeys {
@@ -291,14 +296,15 @@ func TypeByName(key string) string {
 func (e Entry) Times() (mtime, atime, ctime time.Time) {
 	x := e.extras()
 	mtime, atime, ctime = x.mtime, x.atime, x.ctime
+	own := e.Modified()
 	if mtime.IsZero() {
-		mtime = e.Modified
+		mtime = own
 	}
 	if atime.IsZero() {
-		atime = e.Modified
+		atime = own
 	}
 	if ctime.IsZero() {
-		ctime = e.Modified
+		ctime = own
 	}
 	return mtime, atime, ctime
 }
@@ -310,20 +316,21 @@ func (e *Entry) Touch(content bool) {
 	x := e.edit()
 	if content {
 		// Writes leave atime alone (the mount is noatime).
-		if x.atime.IsZero() && !e.Modified.IsZero() {
-			x.atime = e.Modified
+		if x.atime.IsZero() {
+			x.atime = e.Modified()
 		}
 		// What the object's time will be once saved, or a second less: to
 		// the second, so that mtime never steps back at the upload.
-		e.Modified, x.mtime, x.ctime = now.Truncate(time.Second), time.Time{}, time.Time{}
+		e.SetModified(now)
+		x.mtime, x.ctime = time.Time{}, time.Time{}
 		return
 	}
 	// A copy gives the object a new time: keep mtime and atime.
 	if x.mtime.IsZero() {
-		x.mtime = e.Modified
+		x.mtime = e.Modified()
 	}
 	if x.atime.IsZero() {
-		x.atime = e.Modified
+		x.atime = e.Modified()
 	}
 	x.ctime = now
 }

@@ -99,7 +99,7 @@ func LearnFrom(dirKey string, page bucket.KeysFrom, skip SkipFunc) map[string]ma
 			}
 			// A file, unless keys under name/ lie past the page.
 			if !page.Truncated || page.Last >= o.Key+"0" {
-				add(dir, name, Entry{Size: o.Size, Modified: objectTime(o.LastModified), ETag: o.ETag})
+				add(dir, name, listedEntry(o))
 			}
 			break
 		}

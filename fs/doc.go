@@ -66,15 +66,17 @@
 //     held across its metadata HEADs. (Its listing is not a lock: the one
 //     lister of a directory, vfs.DirCache.StartListing, holds no lock
 //     across its LISTs; other callers wait for its pages or its end.)
-//  2. file.io: held across the file's S3 requests and upload waits. One at
-//     a time, except in rename (the target's, then the source's: the
-//     kernel's directory locks keep renames from crossing) and lockAll
-//     (TryLock only, never waiting while holding one).
+//  2. A file's io lock (activity.io, taken with lockIO): held across the
+//     file's S3 requests and upload waits. One at a time, except in
+//     rename (the target's, then the source's: the kernel's directory
+//     locks keep renames from crossing) and lockAll (TryLock only, never
+//     waiting while holding one).
 //  3. file.mu or dir.mu, never one under the other, nor two at once, nor
 //     across a request or a wait for another goroutine.
 //  4. In vfs: DirCaches → DirCache; ReadAhead → Budget; a Staging's ops,
-//     held across its fetches and uploads (taken under file.io, or alone
-//     by a read that fetches), then file.mu, which only its Namer takes.
+//     held across its fetches and uploads (taken under a file's io lock,
+//     or alone by a read that fetches), then file.mu, which only its
+//     Namer takes.
 //
 // Leaves, under anything: DirCache's own lock, Budget, the write-back
 // queue's lock (vfs.WriteBack: never held across a save), a Staging's mu
@@ -82,7 +84,7 @@
 // errLog, FS.bgMu, and go-fuse's Inode locks (Path, Parent, GetChild).
 //
 // Kernel notifications: NotifyContent(-1, 0) only drops cached attributes
-// and may be sent under file.io. NotifyEntry needs the lock of the parent
+// and may be sent under a file's io lock. NotifyEntry needs the lock of the parent
 // directory in the kernel, which a request waiting for one of ours may
 // hold (an rmdir or rename racing an unlink): it is sent from
 // FS.background, with no lock held, and waited for only briefly.

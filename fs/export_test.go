@@ -36,3 +36,22 @@ func (f *FS) Known(path string) bool {
 	}
 	return true
 }
+
+// Active reports whether go-fuse's tree holds a file node for path
+// (known), and whether that node has an activity (see file.act), which
+// only opens, changes and removals make.
+func (f *FS) Active(path string) (active, known bool) {
+	n := &f.root.Inode
+	for _, name := range strings.Split(path, "/") {
+		if n = n.GetChild(name); n == nil {
+			return false, false
+		}
+	}
+	fl, ok := n.Operations().(*file)
+	if !ok {
+		return false, false
+	}
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.act != nil, true
+}

@@ -21,34 +21,49 @@ import (
 // file is a regular file or a symbolic link. Its key is its path in the
 // tree, so a rename moves it without bookkeeping here.
 //
-// Lock order: io before mu.
+// A node stands for every name the kernel looked up (all of a
+// directory's after `ls -l`), and most are never opened: what only an
+// open, a change or a save needs lives apart, in activity, made at the
+// first of those (TestMemoryPerEntry).
+//
+// Lock order: activity.io before mu.
 type file struct {
 	fusefs.Inode
 	fs *FS
 
+	// Everything below is guarded by mu.
+	mu        sync.Mutex
+	attr      vfs.Entry // size, times, ETag, metadata as last known
+	checkedAt int64     // when attr was last confirmed by S3 (FS.stamp)
+	// timeGuessed: attr's time is the time an upload was answered, which
+	// may be a second off the object's Last-Modified; the next stat asks
+	// S3 (once), so that the mtime shown never changes afterwards.
+	timeGuessed bool
+	act         *activity // nil until the file is first opened, changed or removed
+}
+
+// activity is what a file keeps once it is opened, changed or removed.
+// Made once (file.active), it stays with the node.
+type activity struct {
 	// io serialises changes to the content: writes, truncation, loading
 	// the object into the staging file, and uploads.
 	io sync.Mutex
 
-	// Everything below is guarded by mu. A node stands for every name
-	// the kernel looked up (all of a directory's after `ls -l`), so its
-	// fields are packed (TestMemoryPerEntry).
-	mu        sync.Mutex
-	attr      vfs.Entry    // size, times, ETag, metadata as last known
-	checkedAt time.Time    // when attr was last confirmed by S3
+	// Everything below is guarded by the file's mu.
 	cacheETag string       // ETag of what the kernel's page cache holds
 	st        *vfs.Staging // local copy while open for writing or unsaved
-	trail     *saveTrail   // nil until the file is first saved
 	modes     *openModes   // handles passed through (passthrough.go)
-	handles   int32        // open handles
-	writing   int32        // handles open for writing and not closed yet
-	// timeGuessed: attr.modified is the time an upload was answered, which
-	// may be a second off the object's Last-Modified; the next stat asks
-	// S3 (once), so that the mtime shown never changes afterwards.
-	timeGuessed bool
-	metaDirty   bool // attr's metadata not stored yet
-	unsaved     bool // created here and never uploaded
-	deleted     bool // unlinked: nothing is uploaded any more
+	// lastKey is the key the file last had in the tree when it was
+	// saved: the kernel may forget a file whose upload is being retried,
+	// and go-fuse then drops it from the tree, but its data must still
+	// go under that key.
+	lastKey   string
+	lastErr   error // why the last save failed
+	handles   int32 // open handles
+	writing   int32 // handles open for writing and not closed yet
+	metaDirty bool  // attr's metadata not stored yet
+	unsaved   bool  // created here and never uploaded
+	deleted   bool  // unlinked: nothing is uploaded any more
 	// replaced is set with deleted when the name holds another object
 	// now (a rename over it that failed after its copy): an open through
 	// the kernel's stale entry answers ESTALE, so that it looks the name
@@ -56,43 +71,60 @@ type file struct {
 	replaced bool
 }
 
-// saveTrail is what a file keeps of its saves, apart from the node: most
-// nodes (names listed, files only read) are never saved.
-type saveTrail struct {
-	// lastKey is the key the file last had in the tree: the kernel may
-	// forget a file whose upload is being retried, and go-fuse then drops
-	// it from the tree, but its data must still go under that key.
-	lastKey string
-	lastErr error // why the last save failed
+// active returns the file's activity, made if it has none. Callers must
+// not hold n.mu.
+func (n *file) active() *activity {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.activeLocked()
 }
 
-// lastKeyLocked and lastErrLocked read the trail; n.mu must be held.
+// activeLocked is active with n.mu held.
+func (n *file) activeLocked() *activity {
+	if n.act == nil {
+		n.act = &activity{}
+	}
+	return n.act
+}
+
+// lockIO takes the file's io lock (see activity.io).
+func (n *file) lockIO() { n.active().io.Lock() }
+
+// unlockIO releases it.
+func (n *file) unlockIO() { n.act.io.Unlock() }
+
+// The getters below read the activity of a file that may have none,
+// without making one: a stat or a listing must not. n.mu must be held.
+
+func (n *file) stLocked() *vfs.Staging {
+	if n.act == nil {
+		return nil
+	}
+	return n.act.st
+}
+
 func (n *file) lastKeyLocked() string {
-	if n.trail == nil {
+	if n.act == nil {
 		return ""
 	}
-	return n.trail.lastKey
+	return n.act.lastKey
 }
 
 func (n *file) lastErrLocked() error {
-	if n.trail == nil {
+	if n.act == nil {
 		return nil
 	}
-	return n.trail.lastErr
+	return n.act.lastErr
 }
 
-// trailLocked is the file's trail, made if it has none; n.mu must be held.
-func (n *file) trailLocked() *saveTrail {
-	if n.trail == nil {
-		n.trail = &saveTrail{}
-	}
-	return n.trail
-}
+func (n *file) deletedLocked() bool { return n.act != nil && n.act.deleted }
+
+func (n *file) unsavedLocked() bool { return n.act != nil && n.act.unsaved }
 
 // setLastErrLocked records how a save went; n.mu must be held.
 func (n *file) setLastErrLocked(err error) {
-	if err != nil || n.trail != nil {
-		n.trailLocked().lastErr = err
+	if err != nil || n.act != nil {
+		n.activeLocked().lastErr = err
 	}
 }
 
@@ -107,7 +139,7 @@ var (
 )
 
 func (f *FS) newFile(e vfs.Entry) *file {
-	return &file{fs: f, attr: e, checkedAt: time.Now()}
+	return &file{fs: f, attr: e, checkedAt: f.stamp()}
 }
 
 func (n *file) key() string { return n.Path(nil) }
@@ -123,7 +155,7 @@ func (n *file) OnForget() {
 func (n *file) staged() *vfs.Staging {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.st
+	return n.stLocked()
 }
 
 func (n *file) attrNow() vfs.Entry {
@@ -140,14 +172,15 @@ func (n *file) update(e vfs.Entry) vfs.Entry {
 	if n.localChangesLocked() {
 		return n.attr
 	}
-	n.attr, n.checkedAt, n.timeGuessed = vfs.KeepKnownMeta(n.attr, e), time.Now(), false
+	n.attr, n.checkedAt, n.timeGuessed = vfs.KeepKnownMeta(n.attr, e), n.fs.stamp(), false
 	return n.attr
 }
 
 // localChangesLocked reports whether the node holds changes S3 has not
 // seen; its attributes then win over any listing. n.mu must be held.
 func (n *file) localChangesLocked() bool {
-	return (n.st != nil && n.st.Dirty()) || n.unsaved || n.metaDirty
+	a := n.act
+	return a != nil && ((a.st != nil && a.st.Dirty()) || a.unsaved || a.metaDirty)
 }
 
 // savedSince returns the file's attributes if this mount confirmed or
@@ -155,7 +188,7 @@ func (n *file) localChangesLocked() bool {
 func (n *file) savedSince(t time.Time) (vfs.Entry, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.deleted || !n.checkedAt.After(t) {
+	if n.deletedLocked() || n.checkedAt <= n.fs.stampOf(t) {
 		return vfs.Entry{}, false
 	}
 	return n.attr, true
@@ -165,7 +198,7 @@ func (n *file) savedSince(t time.Time) (vfs.Entry, bool) {
 func (n *file) localEntry() (vfs.Entry, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.deleted || !n.unsaved {
+	if n.deletedLocked() || !n.unsavedLocked() {
 		return vfs.Entry{}, false
 	}
 	return n.attr, true
@@ -176,8 +209,8 @@ func (n *file) localEntry() (vfs.Entry, bool) {
 func (n *file) current(ctx context.Context) (vfs.Entry, error) {
 	n.mu.Lock()
 	e := n.attr
-	recent := time.Since(n.checkedAt) < n.fs.opts.MetadataTTL
-	fresh := n.localChangesLocked() || (!n.timeGuessed && (n.st != nil || recent))
+	recent := n.fs.sinceStamp(n.checkedAt) < n.fs.opts.MetadataTTL
+	fresh := n.localChangesLocked() || (!n.timeGuessed && (n.stLocked() != nil || recent))
 	n.mu.Unlock()
 	if fresh {
 		return e, nil
@@ -200,7 +233,7 @@ func (n *file) current(ctx context.Context) (vfs.Entry, error) {
 // metadata.
 func (n *file) openVersion(ctx context.Context, write bool) (e vfs.Entry, unchecked bool, err error) {
 	n.mu.Lock()
-	unchecked = !write && n.cacheETag == "" && n.st == nil && !n.localChangesLocked() && n.attr.ETag != ""
+	unchecked = !write && (n.act == nil || n.act.cacheETag == "" && n.act.st == nil) && !n.localChangesLocked() && n.attr.ETag != ""
 	n.mu.Unlock()
 	if !unchecked {
 		e, err = n.revalidate(ctx)
@@ -222,7 +255,7 @@ func (n *file) openVersion(ctx context.Context, write bool) (e vfs.Entry, unchec
 func (n *file) revalidate(ctx context.Context) (vfs.Entry, error) {
 	n.mu.Lock()
 	e := n.attr
-	local := n.st != nil || n.localChangesLocked()
+	local := n.stLocked() != nil || n.localChangesLocked()
 	n.mu.Unlock()
 	if local {
 		return e, nil
@@ -289,7 +322,7 @@ func (n *file) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.Attr
 func (n *file) unlinked() (vfs.Entry, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.attr, n.deleted
+	return n.attr, n.deletedLocked()
 }
 
 // wrongKind reports whether e is of another file type than the kernel's
@@ -311,7 +344,7 @@ func (n *file) checkKind(ctx context.Context, must bool) syscall.Errno {
 	}
 	n.mu.Lock()
 	e := n.attr
-	local := n.st != nil || n.localChangesLocked()
+	local := n.stLocked() != nil || n.localChangesLocked()
 	n.mu.Unlock()
 	if must && !e.Meta && !local {
 		o, err := n.fs.b.Head(ctx, n.key())
@@ -330,7 +363,7 @@ func (n *file) checkKind(ctx context.Context, must bool) syscall.Errno {
 // listing described it so far (see dir.wantsMeta).
 func (n *file) fillMeta(ctx context.Context) error {
 	n.mu.Lock()
-	need := !n.attr.Meta && n.st == nil && !n.localChangesLocked()
+	need := !n.attr.Meta && n.stLocked() == nil && !n.localChangesLocked()
 	n.mu.Unlock()
 	if p := n.parentDir(); need && p != nil && p.wantsMeta() {
 		return p.fillMeta(ctx, false, baseName(n.key()))
@@ -403,7 +436,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	old, gone := n.unlinked()
 	if gone {
 		n.mu.Lock()
-		replaced := n.replaced
+		replaced := n.act != nil && n.act.replaced
 		n.mu.Unlock()
 		if replaced {
 			return nil, 0, syscall.ESTALE // the kernel looks the name up again
@@ -431,7 +464,7 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 	// Counted before staging, so that the release of another handle
 	// meanwhile does not drop the staging copy this one is about to use.
 	n.mu.Lock()
-	n.handles++
+	n.activeLocked().handles++
 	n.fs.counts.handles.Add(1)
 	n.mu.Unlock()
 	if write {
@@ -444,9 +477,10 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		}
 	}
 	n.mu.Lock()
-	staged := n.st != nil
-	keep := !write && !staged && e.ETag != "" && e.ETag == n.cacheETag
-	n.cacheETag = e.ETag
+	a := n.act // made above: counted in handles
+	staged := a.st != nil
+	keep := !write && !staged && e.ETag != "" && e.ETag == a.cacheETag
+	a.cacheETag = e.ETag
 	n.mu.Unlock()
 	var fuseFlags uint32
 	if keep {
@@ -487,8 +521,8 @@ func (n *file) Allocate(ctx context.Context, fh fusefs.FileHandle, off, size uin
 	default:
 		return syscall.EOPNOTSUPP
 	}
-	n.io.Lock()
-	defer n.io.Unlock()
+	n.lockIO()
+	defer n.unlockIO()
 	st := n.staged()
 	if st == nil {
 		return syscall.EBADF // the kernel only sends it for a file open for writing
@@ -550,7 +584,7 @@ func (n *file) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAt
 func (n *file) writerOpen() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.writing > 0 && n.st != nil
+	return n.act != nil && n.act.writing > 0 && n.act.st != nil
 }
 
 // setWriting marks h as a handle whose close will save the file, or no
@@ -561,9 +595,9 @@ func (n *file) setWriting(h *handle, on bool) {
 	if h.open != on {
 		h.open = on
 		if on {
-			n.writing++
+			n.activeLocked().writing++
 		} else {
-			n.writing--
+			n.activeLocked().writing--
 		}
 	}
 }
@@ -575,7 +609,7 @@ func (n *file) setMeta(in *fuse.SetAttrIn) bool {
 	defer n.mu.Unlock()
 	changed := n.fs.applyAttr(&n.attr, in)
 	if changed {
-		n.metaDirty = true
+		n.activeLocked().metaDirty = true
 	}
 	return changed
 }

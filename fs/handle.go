@@ -122,7 +122,7 @@ func (h *handle) moveToCurrent(ctx context.Context, failed *vfs.ReadAhead, err e
 	swapped := h.ra == failed
 	if swapped {
 		h.attr, h.ra, h.unchecked = e, nil, false
-		h.n.cacheETag = e.ETag
+		h.n.act.cacheETag = e.ETag // an open handle made it
 	}
 	h.n.mu.Unlock()
 	if swapped {

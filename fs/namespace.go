@@ -94,7 +94,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	}
 	e := d.newEntry(ctx, syscall.S_IFREG|mode&0o7777)
 	n := d.fs.newFile(e)
-	n.st, n.unsaved, n.handles = st, true, 1
+	n.act = &activity{st: st, unsaved: true, handles: 1} // not shared yet
 	d.fs.counts.handles.Add(1)
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
@@ -242,9 +242,9 @@ func (d *dir) holdFile(name string) heldFile {
 	if !ok {
 		return heldFile{}
 	}
-	n.io.Lock()
+	n.lockIO()
 	n.mu.Lock()
-	st, open := n.st, n.handles > 0
+	st, open := n.act.st, n.act.handles > 0
 	n.mu.Unlock()
 	if st != nil && open {
 		if err := st.Detach(context.Background()); err != nil {
@@ -264,11 +264,12 @@ func (h heldFile) gone() {
 		return
 	}
 	n.mu.Lock()
-	n.deleted = true
-	st := n.st
-	idle := st != nil && n.handles == 0
+	a := n.activeLocked()
+	a.deleted = true
+	st := a.st
+	idle := st != nil && a.handles == 0
 	if idle {
-		n.st = nil
+		a.st = nil
 	}
 	n.mu.Unlock()
 	switch {
@@ -287,13 +288,13 @@ func (h heldFile) replaced() {
 	}
 	h.gone()
 	h.n.mu.Lock()
-	h.n.replaced = true
+	h.n.act.replaced = true // made by gone
 	h.n.mu.Unlock()
 }
 
 func (h heldFile) release() {
 	if h.n != nil {
-		h.n.io.Unlock()
+		h.n.unlockIO()
 	}
 }
 
@@ -351,7 +352,7 @@ func lockAll(files []*file) []heldFile {
 	for {
 		held := make([]heldFile, 0, len(files))
 		for _, n := range files {
-			if !n.io.TryLock() {
+			if !n.active().io.TryLock() {
 				break
 			}
 			held = append(held, heldFile{n})
@@ -620,10 +621,10 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry) (_ vfs.Entry, copied bool, _ error) {
 	n, open := d.childFile(name)
 	if open {
-		n.io.Lock()
-		defer n.io.Unlock()
+		n.lockIO()
+		defer n.unlockIO()
 		n.mu.Lock()
-		st := n.st
+		st := n.act.st
 		e = n.attr
 		n.mu.Unlock()
 		if st != nil {
@@ -643,8 +644,8 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry
 			}
 			saved := vfs.SavedEntry(o, md)
 			n.mu.Lock()
-			n.metaDirty, n.unsaved = false, false
-			n.attr, n.checkedAt, n.timeGuessed = saved, time.Now(), true
+			n.act.metaDirty, n.act.unsaved = false, false
+			n.attr, n.checkedAt, n.timeGuessed = saved, n.fs.stamp(), true
 			n.mu.Unlock()
 			return saved, true, d.fs.b.Delete(ctx, src)
 		}
@@ -673,7 +674,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry
 	moved.SetLinkTarget(e.LinkTarget())
 	if open {
 		n.mu.Lock()
-		n.metaDirty = false
+		n.act.metaDirty = false
 		n.mu.Unlock()
 		moved = n.update(moved)
 	}

@@ -66,15 +66,16 @@ func (n *file) passThrough(h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.E
 		return h, 0
 	}
 	key := n.key()
+	a := n.active() // counted in handles: made already
 	n.mu.Lock()
-	m := n.modes
+	m := a.modes
 	n.mu.Unlock()
 	var whole *os.File
 	if m == nil {
 		whole = n.fs.wholeCopy(key, e.ETag, e.Size) // reads the disk: not under the lock
 	}
 	n.mu.Lock()
-	m = n.modes
+	m = a.modes
 	switch {
 	case m != nil && m.etag == e.ETag:
 	case m != nil:
@@ -84,9 +85,9 @@ func (n *file) passThrough(h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.E
 		}
 		closeIfOpen(whole)
 		return nil, syscall.EBUSY
-	case whole != nil && n.handles == 1:
+	case whole != nil && a.handles == 1:
 		m = &openModes{etag: e.ETag, whole: whole}
-		n.modes, whole = m, nil
+		a.modes, whole = m, nil
 	default:
 		n.mu.Unlock()
 		closeIfOpen(whole)
@@ -111,9 +112,10 @@ func (n *file) closeModeLocked(h *handle) {
 	if !h.passedThrough {
 		return
 	}
-	if n.modes.passthrough--; n.modes.passthrough == 0 {
-		n.modes.whole.Close() // the kernel holds its own reference while it reads
-		n.modes = nil
+	a := n.act // made when h was counted
+	if a.modes.passthrough--; a.modes.passthrough == 0 {
+		a.modes.whole.Close() // the kernel holds its own reference while it reads
+		a.modes = nil
 	}
 }
 

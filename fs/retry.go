@@ -60,13 +60,14 @@ func (f *FS) retrySave(ctx context.Context, n *file, failed bool) error {
 // it holds nothing unsaved: kept, it would answer for the file (and be
 // the base of its next change) after another program replaced the object.
 func (n *file) dropIdleStaging() {
-	n.io.Lock()
-	defer n.io.Unlock()
+	n.lockIO()
+	defer n.unlockIO()
 	n.mu.Lock()
-	st := n.st
-	idle := n.handles == 0 && st != nil && !st.Dirty() && !n.metaDirty
+	a := n.act
+	st := a.st
+	idle := a.handles == 0 && st != nil && !st.Dirty() && !a.metaDirty
 	if idle {
-		n.st = nil
+		a.st = nil
 	}
 	n.mu.Unlock()
 	if idle {
@@ -111,7 +112,7 @@ func (f *FS) orphans() map[string]*file {
 			continue
 		}
 		n.mu.Lock()
-		key, deleted := n.lastKeyLocked(), n.deleted
+		key, deleted := n.lastKeyLocked(), n.deletedLocked()
 		n.mu.Unlock()
 		if key == "" || deleted {
 			continue
@@ -169,25 +170,28 @@ func (f *FS) adopt(key string, fresh *file) bool {
 	if !ok {
 		return false
 	}
-	old.io.Lock() // waits for a save of the orphan under way
-	defer old.io.Unlock()
+	old.lockIO() // waits for a save of the orphan under way
+	defer old.unlockIO()
 	old.mu.Lock()
-	if old.deleted || old.lastKeyLocked() != key {
+	oa := old.act
+	if oa.deleted || oa.lastKey != key {
 		old.mu.Unlock()
 		return false
 	}
 	fresh.attr, fresh.checkedAt, fresh.timeGuessed = old.attr, old.checkedAt, old.timeGuessed
-	fresh.cacheETag = old.cacheETag
-	fresh.st, fresh.metaDirty, fresh.unsaved = old.st, old.metaDirty, old.unsaved
-	fresh.trail = &saveTrail{lastKey: key, lastErr: old.lastErrLocked()}
-	old.st, old.deleted = nil, true
+	fa := &activity{ // fresh is not shared yet
+		cacheETag: oa.cacheETag, st: oa.st, metaDirty: oa.metaDirty, unsaved: oa.unsaved,
+		lastKey: key, lastErr: oa.lastErr,
+	}
+	fresh.act = fa
+	oa.st, oa.deleted = nil, true
 	old.mu.Unlock()
-	if st := fresh.st; st != nil && !st.Dirty() && !fresh.metaDirty && !st.Streaming() {
-		fresh.st = nil // saved meanwhile: nothing left to hand over
+	if st := fa.st; st != nil && !st.Dirty() && !fa.metaDirty && !st.Streaming() {
+		fa.st = nil // saved meanwhile: nothing left to hand over
 		st.Close()
 	}
 
-	f.writeBack.Replace(old, fresh, fresh.st != nil || fresh.metaDirty)
+	f.writeBack.Replace(old, fresh, fa.st != nil || fa.metaDirty)
 	return true
 }
 
@@ -198,11 +202,11 @@ func (f *FS) dropOrphan(key string) {
 	if !ok {
 		return
 	}
-	old.io.Lock()
-	defer old.io.Unlock()
+	old.lockIO()
+	defer old.unlockIO()
 	old.mu.Lock()
-	st := old.st
-	old.st, old.deleted = nil, true
+	st := old.act.st
+	old.act.st, old.act.deleted = nil, true
 	old.mu.Unlock()
 	if st != nil {
 		st.Close()

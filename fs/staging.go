@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"syscall"
-	"time"
 
 	"mount-ws/bucket"
 	"mount-ws/vfs"
@@ -22,10 +21,10 @@ import (
 // stage makes sure the file has a staging copy: empty when trunc, else the
 // object's current content. Callers must not hold n.mu.
 func (n *file) stage(ctx context.Context, trunc bool) error {
-	n.io.Lock()
-	defer n.io.Unlock()
+	n.lockIO()
+	defer n.unlockIO()
 	n.mu.Lock()
-	st, unsaved, known, size, etag := n.st, n.unsaved, n.attr.Meta, n.attr.Size, n.attr.ETag
+	st, unsaved, known, size, etag := n.act.st, n.act.unsaved, n.attr.Meta, n.attr.Size, n.attr.ETag
 	n.mu.Unlock()
 	if st != nil {
 		if trunc {
@@ -60,12 +59,13 @@ func (n *file) stage(ctx context.Context, trunc bool) error {
 		return err
 	}
 	n.mu.Lock()
-	n.st = st
+	n.act.st = st
 	n.mu.Unlock()
 	return nil
 }
 
-// resizeLocked truncates or extends the staging copy. n.io must be held.
+// resizeLocked truncates or extends the staging copy. n's io lock must be
+// held.
 func (n *file) resizeLocked(st *vfs.Staging, size int64) error {
 	if err := st.Resize(size); err != nil {
 		return err
@@ -82,15 +82,15 @@ func (n *file) truncate(ctx context.Context, size int64) error {
 	if err := n.stage(ctx, size == 0); err != nil {
 		return err
 	}
-	n.io.Lock()
-	defer n.io.Unlock()
+	n.lockIO()
+	defer n.unlockIO()
 	return n.resizeLocked(n.staged(), size)
 }
 
 // write stores p at off (at the end when appending) in the staging copy.
 func (n *file) write(ctx context.Context, p []byte, off int64, appendOnly bool) (int, error) {
-	n.io.Lock()
-	defer n.io.Unlock()
+	n.lockIO()
+	defer n.unlockIO()
 	st := n.staged()
 	if st == nil {
 		return 0, errors.New("write to a file not open for writing")
@@ -128,15 +128,16 @@ func (n *file) save(ctx context.Context) error {
 	// (see uncancelled): close is not retried by programs, and the
 	// stream's completion goes to S3 directly, not through n.fs.b.
 	ctx = context.WithoutCancel(ctx)
-	n.io.Lock()
-	defer n.io.Unlock()
+	n.lockIO()
+	defer n.unlockIO()
 	return n.saveHeld(ctx)
 }
 
-// saveHeld is save with n.io held.
+// saveHeld is save with n's io lock held.
 func (n *file) saveHeld(ctx context.Context) error {
 	n.mu.Lock()
-	st, deleted, metaDirty := n.st, n.deleted, n.metaDirty
+	a := n.act // made by the io lock
+	st, deleted, metaDirty := a.st, a.deleted, a.metaDirty
 	e := n.attr
 	n.mu.Unlock()
 	if deleted || st == nil || (!st.Dirty() && !metaDirty) {
@@ -153,12 +154,12 @@ func (n *file) saveHeld(ctx context.Context) error {
 		n.fs.log.Error("the file was replaced by another program while open for writing here; this mount's changes to it could not be saved and were dropped", slog.String("path", n.lastKeyNow()), slog.Any("err", err))
 		st.Discard()
 		n.mu.Lock()
-		n.metaDirty = false
-		idle := n.handles == 0
+		a.metaDirty = false
+		idle := a.handles == 0
 		if idle {
 			// Nothing holds the copy: drop it, so that the next open
 			// reads the other program's version.
-			n.st, n.checkedAt = nil, time.Time{}
+			a.st, n.checkedAt = nil, neverChecked
 		}
 		n.mu.Unlock()
 		if idle {
@@ -178,7 +179,7 @@ func (n *file) saveHeld(ctx context.Context) error {
 	return err
 }
 
-// saveLocked is save with n.io held and something to save.
+// saveLocked is save with n's io lock held and something to save.
 func (n *file) saveLocked(ctx context.Context, st *vfs.Staging, e vfs.Entry) error {
 	key, ok := n.saveKey()
 	if !ok {
@@ -200,8 +201,9 @@ func (n *file) saveLocked(ctx context.Context, st *vfs.Staging, e vfs.Entry) err
 // key, now described by e.
 func (n *file) saved(key string, e vfs.Entry) {
 	n.mu.Lock()
-	n.metaDirty, n.unsaved = false, false
-	n.attr, n.checkedAt, n.timeGuessed = e, time.Now(), true
+	a := n.activeLocked()
+	a.metaDirty, a.unsaved = false, false
+	n.attr, n.checkedAt, n.timeGuessed = e, n.fs.stamp(), true
 	n.mu.Unlock()
 	n.dropKernelAttrs() // the object's time is the file's mtime now
 	if p := n.parentDir(); p != nil {
@@ -212,10 +214,10 @@ func (n *file) saved(key string, e vfs.Entry) {
 // saveMeta stores changed metadata now, unless unsaved content will carry
 // it soon anyway.
 func (n *file) saveMeta(ctx context.Context) error {
-	n.io.Lock()
-	defer n.io.Unlock()
+	n.lockIO()
+	defer n.unlockIO()
 	n.mu.Lock()
-	pending := n.unsaved || (n.st != nil && n.st.Dirty())
+	pending := n.act.unsaved || (n.act.st != nil && n.act.st.Dirty())
 	n.mu.Unlock()
 	if pending {
 		return nil
@@ -228,7 +230,7 @@ func (n *file) saveMeta(ctx context.Context) error {
 }
 
 // saveMetaLocked replaces the object's metadata with a copy onto itself.
-// n.io must be held.
+// n's io lock must be held.
 func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	n.mu.Lock()
 	e := n.attr
@@ -244,12 +246,12 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	saved := vfs.EntryFromObject(o)
 	saved.SetLinkTarget(e.LinkTarget())
 	n.mu.Lock()
-	if st := n.st; st != nil {
+	if st := n.act.st; st != nil {
 		// The copy onto itself made a new version of the same bytes.
 		st.MetaCopied(key, o.ETag)
 	}
-	n.metaDirty = false
-	n.attr, n.checkedAt = saved, time.Now()
+	n.act.metaDirty = false
+	n.attr, n.checkedAt = saved, n.fs.stamp()
 	n.mu.Unlock()
 	n.dropKernelAttrs()
 	if p := n.parentDir(); p != nil {
@@ -279,7 +281,7 @@ func (n *file) metaConflict(ctx context.Context, key string, md bucket.Meta) (bu
 	}
 	fresh := vfs.EntryFromObject(o)
 	n.mu.Lock()
-	n.attr, n.checkedAt, n.metaDirty = fresh, time.Now(), false
+	n.attr, n.checkedAt, n.act.metaDirty = fresh, n.fs.stamp(), false
 	n.mu.Unlock()
 	n.dropKernelAttrs()
 	if p := n.parentDir(); p != nil {
@@ -310,17 +312,18 @@ func sameMetadata(sent, got map[string]string) bool {
 // so what that save stores is not taken for unsaved data. A change made
 // but not yet being saved is queued like a failed one, without the error.
 func (n *file) release() {
-	n.io.Lock()
-	defer n.io.Unlock()
+	n.lockIO()
+	defer n.unlockIO()
 	n.mu.Lock()
-	n.handles--
+	a := n.act
+	a.handles--
 	n.fs.counts.handles.Add(-1)
-	st := n.st
-	last := n.handles == 0
-	keep := st != nil && (st.Dirty() || n.metaDirty) && !n.deleted
-	failed := n.lastErrLocked() != nil
+	st := a.st
+	last := a.handles == 0
+	keep := st != nil && (st.Dirty() || a.metaDirty) && !a.deleted
+	failed := a.lastErr != nil
 	if last && st != nil && !keep {
-		n.st = nil
+		a.st = nil
 	}
 	n.mu.Unlock()
 	switch {
@@ -339,7 +342,7 @@ func (n *file) saveKey() (string, bool) {
 	if !n.orphaned() {
 		key := n.key()
 		n.mu.Lock()
-		n.trailLocked().lastKey = key
+		n.activeLocked().lastKey = key
 		n.mu.Unlock()
 		return key, true
 	}

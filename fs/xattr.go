@@ -64,7 +64,7 @@ func (n *file) changeXattr(ctx context.Context, name string, value []byte, flags
 	n.mu.Lock()
 	errno := vfs.SetXattr(&n.attr, name, value, flags)
 	if errno == 0 {
-		n.metaDirty = true
+		n.activeLocked().metaDirty = true
 	}
 	n.mu.Unlock()
 	if errno != 0 || n.writerOpen() {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"mount-ws/bucket"
 	"mount-ws/spans"
 )
@@ -144,15 +146,43 @@ type objectVersion struct {
 }
 
 func (a *StagingArea) newStaging() (*Staging, error) {
-	if err := os.MkdirAll(a.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("staging dir: %w", err)
+	f, err := openUnnamed(a.Dir)
+	if errors.Is(err, iofs.ErrNotExist) {
+		if err := os.MkdirAll(a.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("staging dir: %w", err)
+		}
+		f, err = openUnnamed(a.Dir)
 	}
-	tmp, err := os.CreateTemp(a.Dir, "stage-*")
+	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EISDIR) {
+		f, err = openNamed(a.Dir) // no O_TMPFILE on that filesystem
+	}
 	if err != nil {
 		return nil, fmt.Errorf("staging file: %w", err)
 	}
-	os.Remove(tmp.Name())
-	return &Staging{area: a, f: tmp}, nil
+	return &Staging{area: a, f: f}, nil
+}
+
+// openUnnamed makes a file in dir that has no name (O_TMPFILE): it goes
+// when closed, and with the process if it crashes. One system call, where
+// a named file takes three (make, open, remove): a program creating files
+// in one directory pays for each in turn, since the kernel holds that
+// directory's lock across every CREATE it sends the mount.
+func openUnnamed(dir string) (*os.File, error) {
+	fd, err := syscall.Open(dir, unix.O_TMPFILE|syscall.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, &iofs.PathError{Op: "open unnamed file in", Path: dir, Err: err}
+	}
+	return os.NewFile(uintptr(fd), dir+"/(staging copy)"), nil
+}
+
+// openNamed makes a file in dir and removes its name at once.
+func openNamed(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, "stage-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
 }
 
 // Empty makes an empty copy, dirty when the empty file is a change to

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -363,4 +365,49 @@ func TestStagingDetachStandsAlone(t *testing.T) {
 	if st.Dirty() {
 		t.Error("copy dirty after SaveWhole")
 	}
+}
+
+// Staging copies are files without a name (or, where the filesystem
+// cannot make those, with one removed at once): nothing shows in the
+// cache directory while they are in use, or after a crash. A cache
+// directory that does not exist yet is made.
+func TestStagingFilesHaveNoNames(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		open func(dir string) (*os.File, error)
+	}{
+		{"unnamed", openUnnamed},
+		{"named, then removed", openNamed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f, err := tt.open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("data"), 1<<20); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 4)
+			if _, err := f.ReadAt(got, 1<<20); err != nil || string(got) != "data" {
+				t.Fatalf("read back %q, %v", got, err)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("the cache directory shows %d entries while a copy is open, want none", len(left))
+			}
+		})
+	}
+	t.Run("missing directory", func(t *testing.T) {
+		env := newStagingEnv(t, 1<<30)
+		env.area.Dir = filepath.Join(env.area.Dir, "not", "yet")
+		st, err := env.area.Empty(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if left, err := os.ReadDir(env.area.Dir); err != nil || len(left) != 0 {
+			t.Errorf("cache directory: %d entries, %v; want it made, and empty", len(left), err)
+		}
+	})
 }

@@ -24,7 +24,7 @@ import (
 // A node stands for every name the kernel looked up (all of a
 // directory's after `ls -l`), and most are never opened: what only an
 // open, a change or a save needs lives apart, in activity, made at the
-// first of those (TestMemoryPerEntry).
+// first of those (TestMemoryPerEntry, TestListedNamesStayIdle).
 //
 // Lock order: activity.io before mu.
 type file struct {
@@ -53,10 +53,10 @@ type activity struct {
 	cacheETag string       // ETag of what the kernel's page cache holds
 	st        *vfs.Staging // local copy while open for writing or unsaved
 	modes     *openModes   // handles passed through (passthrough.go)
-	// lastKey is the key the file last had in the tree when it was
-	// saved: the kernel may forget a file whose upload is being retried,
-	// and go-fuse then drops it from the tree, but its data must still
-	// go under that key.
+	// lastKey is the key the file had in the tree when it was last saved
+	// or queued for a save: the kernel may forget a file whose upload is
+	// being retried, and go-fuse then drops it from the tree, but its
+	// data must still go under that key.
 	lastKey   string
 	lastErr   error // why the last save failed
 	handles   int32 // open handles

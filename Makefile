@@ -16,7 +16,8 @@ install: build
 
 ## build: compile every command into bin/, stamped with the commit
 ## (mount-ws --version), also where the toolchain records none (-buildvcs=false).
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+## In an export (git archive), .commit holds the commit instead.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || grep -x '[0-9a-f]\{7,\}' .commit 2>/dev/null || echo unknown)
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 

@@ -128,7 +128,9 @@ wait_mount() {
 # ---- build, local workspace ------------------------------------------------
 log "building mount-ws and ws-dev"
 (cd "$repo" && go build -o "$work/bin/" ./cmd/mount-ws ./cmd/ws-dev)
-git -C "$repo" log -1 --format='mount-ws commit %h %s' >"$RES/versions.txt" 2>/dev/null || true
+git -C "$repo" log -1 --format='mount-ws commit %h %s' >"$RES/versions.txt" 2>/dev/null ||
+  # An export (git archive) has no history, but its .commit names it.
+  sed -n 's/^\([0-9a-f]\{7,\}\)$/mount-ws commit \1 (export)/p' "$repo/.commit" >"$RES/versions.txt" 2>/dev/null || true
 
 log "starting ws-dev"
 "$work/bin/ws-dev" -data "$work/wsdev" -ttl 12h -seed=false >"$work/ws-dev.log" 2>&1 &

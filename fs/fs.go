@@ -31,7 +31,7 @@ type FS struct {
 	journal *vfs.Journal
 	errs    errLog
 	counts  counters
-	start   time.Time // mount time: the times of directories without a marker
+	start   time.Time // mount time: the times of directories without a marker, and the epoch of stamps
 
 	writeBack *vfs.WriteBack[*file] // files with unsaved data
 	inos      inoTable              // inode numbers derived from keys

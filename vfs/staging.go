@@ -168,11 +168,9 @@ func (a *StagingArea) newStaging() (*Staging, error) {
 // in one directory pays for each in turn, since the kernel holds that
 // directory's lock across every CREATE it sends the mount.
 func openUnnamed(dir string) (*os.File, error) {
-	fd, err := syscall.Open(dir, unix.O_TMPFILE|syscall.O_RDWR|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, &iofs.PathError{Op: "open unnamed file in", Path: dir, Err: err}
-	}
-	return os.NewFile(uintptr(fd), dir+"/(staging copy)"), nil
+	// os.OpenFile, not a bare open(2): it retries on EINTR, which the Go
+	// runtime's preemption signals cause on slow filesystems.
+	return os.OpenFile(dir, unix.O_TMPFILE|os.O_RDWR, 0o600)
 }
 
 // openNamed makes a file in dir and removes its name at once.

@@ -23,7 +23,7 @@ func (f *FS) ForgetEntry(path string) syscall.Errno {
 
 // Orphans counts the files whose upload is queued and whose node the
 // kernel forgot.
-func (f *FS) Orphans() int { return len(f.orphans()) }
+func (f *FS) Orphans() int { return len(f.orphansUnder("")) }
 
 // Known reports whether go-fuse's tree holds a node for path, that is,
 // whether the kernel still knows it.

@@ -53,17 +53,12 @@ type activity struct {
 	cacheETag string       // ETag of what the kernel's page cache holds
 	st        *vfs.Staging // local copy while open for writing or unsaved
 	modes     *openModes   // handles passed through (passthrough.go)
-	// lastKey is the key the file had in the tree when it was last saved
-	// or queued for a save: the kernel may forget a file whose upload is
-	// being retried, and go-fuse then drops it from the tree, but its
-	// data must still go under that key.
-	lastKey   string
-	lastErr   error // why the last save failed
-	handles   int32 // open handles
-	writing   int32 // handles open for writing and not closed yet
-	metaDirty bool  // attr's metadata not stored yet
-	unsaved   bool  // created here and never uploaded
-	deleted   bool  // unlinked: nothing is uploaded any more
+	lastErr   error        // why the last save failed
+	handles   int32        // open handles
+	writing   int32        // handles open for writing and not closed yet
+	metaDirty bool         // attr's metadata not stored yet
+	unsaved   bool         // created here and never uploaded
+	deleted   bool         // unlinked: nothing is uploaded any more
 	// replaced is set with deleted when the name holds another object
 	// now (a rename over it that failed after its copy): an open through
 	// the kernel's stale entry answers ESTALE, so that it looks the name
@@ -101,13 +96,6 @@ func (n *file) stLocked() *vfs.Staging {
 		return nil
 	}
 	return n.act.st
-}
-
-func (n *file) lastKeyLocked() string {
-	if n.act == nil {
-		return ""
-	}
-	return n.act.lastKey
 }
 
 func (n *file) lastErrLocked() error {

@@ -599,6 +599,9 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		return d.fs.toErrno("rename", src, err)
 	}
 	target.gone() // replaced: its own unsaved data is moot
+	// Still under the moved files' io locks (a directory's), so that no
+	// retry of them saves under the old name.
+	d.fs.writeBack.Move(src, dst)
 	if se.Dir {
 		d.fs.dirs.Move(src, dst)
 	}

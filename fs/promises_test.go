@@ -717,6 +717,60 @@ func TestDirectoryRenameCarriesForgottenQueuedFile(t *testing.T) {
 	}
 }
 
+// TestDirectoryRenameMovesQueuedKey: a file whose upload failed at one
+// handle's close is queued under its key; another handle still writes it,
+// so renaming its directory cannot save it first. The queue must move the
+// key with the rename (vfs.WriteBack.Move): the last close saves under the
+// new name, and nothing lands under the old one.
+func TestDirectoryRenameMovesQueuedKey(t *testing.T) {
+	b, _ := workspace(t)
+	f := fs.New(b, fs.Options{RetryInterval: time.Hour})
+	mnt := fusetest.Mount(t, f)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36) // the workspace outlives a run (-count)
+	src, dst := "dir-"+run, "moved-"+run
+	if err := os.Mkdir(filepath.Join(mnt, src), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(mnt, src, "f.txt")
+	first, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: "testdirectoryrenamemovesqueuedkey/" + src + "/f.txt", Status: 500})
+	t.Cleanup(stack.S3.ClearFaults)
+	if _, err := first.Write([]byte("first\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("close with every PUT failing: %v, want EIO", err)
+	}
+	stack.S3.ClearFaults()
+	if err := os.Rename(filepath.Join(mnt, src), filepath.Join(mnt, dst)); err != nil {
+		t.Fatalf("rename of the directory: %v", err)
+	}
+	if _, err := second.WriteAt([]byte("second\n"), 6); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Close(); err != nil {
+		t.Fatalf("last close after the rename: %v", err)
+	}
+	if left := f.Close(context.Background()); left != 0 {
+		t.Errorf("%d files unsaved at Close, want none", left)
+	}
+	want := "first\nsecond\n"
+	if got := string(readObject(t, b, dst+"/f.txt")); got != want {
+		t.Errorf("%s/f.txt in the bucket: %q, want %q", dst, got, want)
+	}
+	if _, err := b.Head(context.Background(), src+"/f.txt"); err == nil {
+		t.Errorf("%s/f.txt is in the bucket: a save landed under the old name", src)
+	}
+}
+
 // TestUnlinkRacingRmdirDoesNotHang: unlinking the last file of an implicit
 // directory while another process removes that directory. The kernel
 // holds d's lock for the unlink and p's for the rmdir, which waits for d;

@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"mount-ws/vfs"
 )
@@ -19,18 +18,22 @@ import (
 // handle: the kernel may never send that release if the filesystem is
 // unmounted right after the failed close.
 func (f *FS) retryLater(n *file, failed bool) {
-	queued, was := f.writeBack.Add(n, failed)
+	key, ok := n.saveKey()
+	if !ok {
+		// Not reachable as things are: a file leaves the tree with its
+		// data queued, or deleted, and then has nothing to save.
+		f.log.Error("unsaved data of a file with no name left cannot be kept", slog.Any("err", n.lastErrNow()))
+		return
+	}
+	queued, was := f.writeBack.Add(key, n, failed)
 	switch {
 	case queued && (was || !failed):
 		// Known already, and said so.
 	case failed:
-		n.mu.Lock()
-		cause := n.lastErrLocked()
-		n.mu.Unlock()
 		f.log.Error("upload failed; keeping the data and retrying in the background",
-			slog.String("path", n.lastKeyNow()), slog.Any("err", cause))
+			slog.String("path", key), slog.Any("err", n.lastErrNow()))
 	default:
-		f.log.Debug("a change is still being saved; checking again later", slog.String("path", n.lastKeyNow()))
+		f.log.Debug("a change is still being saved; checking again later", slog.String("path", key))
 	}
 }
 
@@ -83,90 +86,77 @@ func (f *FS) Close(ctx context.Context) int {
 	lost := f.writeBack.Close(ctx)
 	for _, n := range lost {
 		key, _ := n.saveKey()
-		n.mu.Lock()
-		cause := n.lastErrLocked()
-		n.mu.Unlock()
-		f.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", key), slog.Any("err", cause))
+		f.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", key), slog.Any("err", n.lastErrNow()))
 	}
 	return len(lost)
 }
 
 // Orphans. The kernel may forget a file whose upload is queued (nothing
 // holds it open); go-fuse then drops its node from the tree, but the data
-// still belongs to the node's last key. Until a new node stands for that
-// name, lookups and listings answer from the orphan; the new node then
-// adopts its unsaved data. Without that, a new node would read and write
-// the object's old version, and the orphan's retry would later land over
+// still belongs to the key it is queued under (vfs.WriteBack keeps it,
+// and moves it with a rename). Until a new node stands for that name,
+// lookups and listings answer from the orphan; the new node then adopts
+// its unsaved data. Without that, a new node would read and write the
+// object's old version, and the orphan's retry would later land over
 // whatever the new node saved.
 
-// orphans returns the queued orphans by their last key.
-func (f *FS) orphans() map[string]*file {
-	// On every lookup of a name without a node, and every listing: with
-	// nothing queued (nearly always) it costs no copy of the queue.
-	if f.writeBack.Len() == 0 {
-		return nil
+// orphan returns the queued file without a node that key stands for.
+func (f *FS) orphan(key string) (*file, bool) {
+	n, ok := f.writeBack.At(key)
+	if !ok || !n.isOrphan() {
+		return nil, false
 	}
-	var out map[string]*file
-	for n := range f.queued() {
-		if !n.orphaned() {
-			continue
-		}
-		n.mu.Lock()
-		key, deleted := n.lastKeyLocked(), n.deletedLocked()
-		n.mu.Unlock()
-		if key == "" || deleted {
-			continue
-		}
-		if out == nil {
-			out = make(map[string]*file)
-		}
-		out[key] = n
-	}
-	return out
+	return n, true
 }
 
-// orphanEntry describes the orphan last saved under key, if there is one.
+// isOrphan reports whether n is out of the tree but not deleted.
+func (n *file) isOrphan() bool {
+	if !n.outOfTree() {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.deletedLocked()
+}
+
+// orphanEntry describes the orphan queued under key, if there is one.
 func (f *FS) orphanEntry(key string) (vfs.Entry, bool) {
-	if n, ok := f.orphans()[key]; ok {
+	if n, ok := f.orphan(key); ok {
 		return n.attrNow(), true
 	}
 	return vfs.Entry{}, false
 }
 
-// orphansIn returns the entries of the orphans whose key is a child of
-// the directory dirKey, by name.
+// orphansIn returns the entries of the orphans queued in the directory
+// dirKey, by name.
 func (f *FS) orphansIn(dirKey string) map[string]vfs.Entry {
 	out := make(map[string]vfs.Entry)
-	for key, n := range f.orphans() {
-		parent, name := "", key
-		if i := strings.LastIndexByte(key, '/'); i >= 0 {
-			parent, name = key[:i], key[i+1:]
-		}
-		if parent == dirKey {
+	for name, n := range f.writeBack.In(dirKey) {
+		if n.isOrphan() {
 			out[name] = n.attrNow()
 		}
 	}
 	return out
 }
 
-// orphansUnder returns the orphans whose last key is under the directory
-// dirKey, at any depth.
+// orphansUnder returns the orphans queued under the directory dirKey, at
+// any depth.
 func (f *FS) orphansUnder(dirKey string) []*file {
 	var out []*file
-	for key, n := range f.orphans() {
-		if strings.HasPrefix(key, dirKey+"/") {
+	for _, n := range f.writeBack.Under(dirKey) {
+		if n.isOrphan() {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-// adopt moves the unsaved data of the orphan last saved under key, if
-// any, to fresh, a node about to stand for that name, and puts fresh in
-// its place on the retry queue. The orphan is marked deleted, so a retry
-// of it already under way saves nothing more.
+// adopt moves the unsaved data of the orphan queued under key, if any, to
+// fresh, a node about to stand for that name, and puts fresh in its place
+// on the retry queue. The orphan is marked deleted, so a retry of it
+// already under way saves nothing more.
 func (f *FS) adopt(key string, fresh *file) bool {
-	old, ok := f.orphans()[key]
+	old, ok := f.orphan(key)
 	if !ok {
 		return false
 	}
@@ -174,14 +164,14 @@ func (f *FS) adopt(key string, fresh *file) bool {
 	defer old.unlockIO()
 	old.mu.Lock()
 	oa := old.act
-	if oa.deleted || oa.lastKey != key {
+	if k, queued := f.writeBack.Key(old); oa.deleted || !queued || k != key {
 		old.mu.Unlock()
 		return false
 	}
 	fresh.attr, fresh.checkedAt, fresh.timeGuessed = old.attr, old.checkedAt, old.timeGuessed
 	fa := &activity{ // fresh is not shared yet
 		cacheETag: oa.cacheETag, st: oa.st, metaDirty: oa.metaDirty, unsaved: oa.unsaved,
-		lastKey: key, lastErr: oa.lastErr,
+		lastErr: oa.lastErr,
 	}
 	fresh.act = fa
 	oa.st, oa.deleted = nil, true
@@ -195,10 +185,10 @@ func (f *FS) adopt(key string, fresh *file) bool {
 	return true
 }
 
-// dropOrphan discards the orphan last saved under key, if any: a file
-// created under its name replaces it.
+// dropOrphan discards the orphan queued under key, if any: a file created
+// under its name replaces it.
 func (f *FS) dropOrphan(key string) {
-	old, ok := f.orphans()[key]
+	old, ok := f.orphan(key)
 	if !ok {
 		return
 	}

@@ -151,7 +151,7 @@ func (n *file) saveHeld(ctx context.Context) error {
 		// Retrying cannot help: the bytes this copy lacks are gone with
 		// the version it was based on. Say so once, loudly, and keep
 		// the other program's version.
-		n.fs.log.Error("the file was replaced by another program while open for writing here; this mount's changes to it could not be saved and were dropped", slog.String("path", n.lastKeyNow()), slog.Any("err", err))
+		n.fs.log.Error("the file was replaced by another program while open for writing here; this mount's changes to it could not be saved and were dropped", slog.String("path", n.keyNow()), slog.Any("err", err))
 		st.Discard()
 		n.mu.Lock()
 		a.metaDirty = false
@@ -330,38 +330,40 @@ func (n *file) release() {
 	case last && st != nil && !keep:
 		st.Close()
 	case last && keep:
-		n.saveKey() // remember the name, should the kernel forget the file
 		n.fs.retryLater(n, failed)
 	}
 }
 
-// saveKey returns the key to save the file under: its place in the tree,
-// or, once go-fuse dropped it from the tree without it being deleted, the
-// last key it had there.
+// saveKey returns the key to save the file under: the one its data is
+// queued under (vfs.WriteBack moves it with a rename, and keeps it when
+// the kernel forgets the file), else its place in the tree. A file out
+// of the tree and not queued (deleted, replaced) has none.
 func (n *file) saveKey() (string, bool) {
-	if !n.orphaned() {
-		key := n.key()
-		n.mu.Lock()
-		n.activeLocked().lastKey = key
-		n.mu.Unlock()
+	if key, ok := n.fs.writeBack.Key(n); ok {
 		return key, true
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	key := n.lastKeyLocked()
-	return key, key != ""
+	if n.outOfTree() {
+		return "", false
+	}
+	return n.key(), true
 }
 
-// lastKeyNow is the key the file was last known under, for logs.
-func (n *file) lastKeyNow() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.lastKeyLocked()
+// keyNow is the key the file is known under, for logs.
+func (n *file) keyNow() string {
+	key, _ := n.saveKey()
+	return key
 }
 
-// orphaned reports whether the file is no longer in the tree: unlinked,
-// replaced by a rename, or forgotten by the kernel.
-func (n *file) orphaned() bool {
+// lastErrNow is why the file's last save failed.
+func (n *file) lastErrNow() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lastErrLocked()
+}
+
+// outOfTree reports whether the file is no longer in go-fuse's tree:
+// unlinked, replaced by a rename, or forgotten by the kernel.
+func (n *file) outOfTree() bool {
 	_, p := n.Parent()
 	return p == nil
 }

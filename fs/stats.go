@@ -107,10 +107,7 @@ func (f *FS) Stats() Stats {
 
 	for n, failed := range f.queued() {
 		key, _ := n.saveKey()
-		n.mu.Lock()
-		cause := n.lastErrLocked()
-		n.mu.Unlock()
-		s.Unsaved = append(s.Unsaved, UnsavedFile{Path: key, Failed: failed, Err: cause})
+		s.Unsaved = append(s.Unsaved, UnsavedFile{Path: key, Failed: failed, Err: n.lastErrNow()})
 	}
 	sort.Slice(s.Unsaved, func(i, j int) bool { return s.Unsaved[i].Path < s.Unsaved[j].Path })
 	return s

@@ -24,7 +24,9 @@
 //   - Partial: a directory's one listing under way (DirCache.StartListing),
 //     whose pages answer lookups before the last one arrives.
 //   - WriteBack: the files whose data is not in the bucket yet, saved again
-//     in the background with a doubling delay, and once more at Close.
+//     in the background with a doubling delay, and once more at Close;
+//     kept by the path each is saved under, which a rename moves, so that
+//     a file the kernel forgot is still found by its name.
 //   - Span and the read buffers' pool: a read hands the kernel the fetched
 //     buffers themselves, which are recycled once it is done with them.
 //   - Staging: the local copy of a file open for writing, which fetches

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -19,6 +20,12 @@ var ErrNotNow = errors.New("not now")
 // as a multiple of the WriteBack's interval.
 const MaxBackoff = 8
 
+// Orphans and renames are why the queue is keyed by path: the kernel may
+// forget a file whose data is queued (nothing holds it open), and its node
+// goes with it, but the data still belongs to its name. The queue keeps
+// that name (Key), moves it with a rename (Move), and answers for it until
+// a new node stands for the name (At, In, Under).
+
 // WriteBack holds the items whose data is not in the bucket yet (an
 // upload failed, or was still running when the last handle went) and
 // saves them again in the background: the first time one interval after
@@ -27,7 +34,9 @@ const MaxBackoff = 8
 // bucket busy. Nothing is ever dropped here: an item leaves the queue
 // when it is saved (its save returns nil) or when its owner removes it.
 //
-// Items are compared with ==; T is a pointer to the owner's file type.
+// Each item is queued under one key, the path it is to be saved under,
+// and each key holds one item. Items are compared with ==; T is a pointer
+// to the owner's file type.
 type WriteBack[T comparable] struct {
 	save     SaveFunc[T]
 	interval time.Duration
@@ -35,6 +44,7 @@ type WriteBack[T comparable] struct {
 
 	mu      sync.Mutex
 	items   map[T]*retry // guarded by mu
+	byKey   map[string]T // the same items by key; guarded by mu
 	stop    chan struct{}
 	stopped chan struct{}
 	closed  bool // guarded by mu
@@ -43,6 +53,7 @@ type WriteBack[T comparable] struct {
 
 // retry is the state of one queued item.
 type retry struct {
+	key    string        // where the item is to be saved
 	adds   int           // times queued: a save that began before the last Add does not take the item off
 	failed bool          // an upload of it failed (close or fsync said EIO)
 	delay  time.Duration // before the next attempt after this one fails
@@ -60,23 +71,31 @@ func NewWriteBack[T comparable](save SaveFunc[T], interval time.Duration, now Cl
 	if now == nil {
 		now = time.Now
 	}
-	return &WriteBack[T]{save: save, interval: interval, now: now, items: make(map[T]*retry)}
+	return &WriteBack[T]{save: save, interval: interval, now: now, items: make(map[T]*retry), byKey: make(map[string]T)}
 }
 
-// Add queues item; failed says an upload of it failed. It reports whether
-// the item was queued already, and whether it was known to have failed.
-// Queueing again keeps the item's backoff. The first Add starts the
-// background loop (unless the queue is closed).
-func (w *WriteBack[T]) Add(item T, failed bool) (queued, wasFailed bool) {
+// Add queues item, to be saved under key; failed says an upload of it
+// failed. It reports whether the item was queued already, and whether it
+// was known to have failed. Queueing again keeps the item's backoff (and
+// takes the key given). Another item queued under key leaves the queue:
+// the name stands for item now (the owner hands the other's data over
+// first, with Replace, or drops it). The first Add starts the background
+// loop (unless the queue is closed).
+func (w *WriteBack[T]) Add(key string, item T, failed bool) (queued, wasFailed bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if other, ok := w.byKey[key]; ok && other != item {
+		delete(w.items, other)
+	}
 	if r, ok := w.items[item]; ok {
 		wasFailed = r.failed
 		r.failed = r.failed || failed
 		r.adds++
+		w.rekeyLocked(r, item, key)
 		return true, wasFailed
 	}
-	w.items[item] = &retry{adds: 1, failed: failed, delay: 2 * w.interval, due: w.now().Add(w.interval)}
+	w.items[item] = &retry{key: key, adds: 1, failed: failed, delay: 2 * w.interval, due: w.now().Add(w.interval)}
+	w.byKey[key] = item
 	if w.stop == nil && !w.closed && !w.manual {
 		w.stop, w.stopped = make(chan struct{}), make(chan struct{})
 		go w.loop(w.stop, w.stopped)
@@ -84,25 +103,135 @@ func (w *WriteBack[T]) Add(item T, failed bool) (queued, wasFailed bool) {
 	return false, false
 }
 
+// rekeyLocked files the queued item, whose state is r, under key.
+func (w *WriteBack[T]) rekeyLocked(r *retry, item T, key string) {
+	if r.key == key {
+		return
+	}
+	if w.byKey[r.key] == item {
+		delete(w.byKey, r.key)
+	}
+	r.key = key
+	w.byKey[key] = item
+}
+
 // Remove takes item off the queue: it was saved, or deleted.
 func (w *WriteBack[T]) Remove(item T) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.items, item)
+	w.removeLocked(item)
 }
 
-// Replace puts fresh in old's place, with old's state, if old is queued
-// and keep is true; old leaves the queue either way. It reports whether
-// old was queued.
+func (w *WriteBack[T]) removeLocked(item T) {
+	r, ok := w.items[item]
+	if !ok {
+		return
+	}
+	delete(w.items, item)
+	if w.byKey[r.key] == item {
+		delete(w.byKey, r.key)
+	}
+}
+
+// Replace puts fresh in old's place, under its key and with its state,
+// if old is queued and keep is true; old leaves the queue either way. It
+// reports whether old was queued.
 func (w *WriteBack[T]) Replace(old, fresh T, keep bool) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	r, ok := w.items[old]
-	delete(w.items, old)
-	if ok && keep {
-		w.items[fresh] = r
+	if !ok {
+		return false
 	}
-	return ok
+	w.removeLocked(old)
+	if keep {
+		w.removeLocked(fresh)
+		w.items[fresh] = r
+		w.byKey[r.key] = fresh
+	}
+	return true
+}
+
+// Key returns the key item is queued under.
+func (w *WriteBack[T]) Key(item T) (string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r, ok := w.items[item]
+	if !ok {
+		return "", false
+	}
+	return r.key, true
+}
+
+// At returns the item queued under key.
+func (w *WriteBack[T]) At(key string) (T, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	item, ok := w.byKey[key]
+	return item, ok
+}
+
+// In returns the items queued directly in the directory dir ("" for the
+// root), by name.
+func (w *WriteBack[T]) In(dir string) map[string]T {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prefix := ListingPrefix(dir)
+	var out map[string]T
+	for key, item := range w.byKey {
+		name, ok := strings.CutPrefix(key, prefix)
+		if !ok || name == "" || strings.Contains(name, "/") {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]T)
+		}
+		out[name] = item
+	}
+	return out
+}
+
+// Under returns the items queued under the directory dir, at any depth.
+func (w *WriteBack[T]) Under(dir string) []T {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	prefix := ListingPrefix(dir)
+	var out []T
+	for key, item := range w.byKey {
+		if strings.HasPrefix(key, prefix) {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// Move files what is queued under from, the key itself and any below it
+// as a directory, under to instead: a rename. What was queued under the
+// new keys leaves the queue (the rename replaced it).
+func (w *WriteBack[T]) Move(from, to string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	type move struct {
+		item T
+		r    *retry
+		key  string
+	}
+	var moves []move
+	for key, item := range w.byKey {
+		if rest, ok := strings.CutPrefix(key, from); ok && (rest == "" || rest[0] == '/') {
+			moves = append(moves, move{item, w.items[item], to + rest})
+		}
+	}
+	for _, m := range moves {
+		delete(w.byKey, m.r.key)
+	}
+	for _, m := range moves {
+		if other, ok := w.byKey[m.key]; ok && other != m.item {
+			w.removeLocked(other)
+		}
+		m.r.key = m.key
+		w.byKey[m.key] = m.item
+	}
 }
 
 // Len returns the number of queued items.
@@ -177,7 +306,7 @@ func (w *WriteBack[T]) run(ctx context.Context, all bool) {
 			r.due = w.now().Add(r.delay)
 			r.delay = min(2*r.delay, MaxBackoff*w.interval)
 		case r.adds == was.adds:
-			delete(w.items, item)
+			w.removeLocked(item)
 			// Else queued again while being saved: that data may not be
 			// in what was saved.
 		}

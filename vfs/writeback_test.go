@@ -69,7 +69,7 @@ func TestWriteBackBacksOff(t *testing.T) {
 	w.manual = true // no loop: the test runs the passes
 	defer w.Close(context.Background())
 	ctx := context.Background()
-	if queued, _ := w.Add("a", true); queued {
+	if queued, _ := w.Add("a", "a", true); queued {
 		t.Fatal("a new item reported as queued already")
 	}
 	// Attempts while the storage is down: at 1, 3, 7, 15, then every 8
@@ -87,7 +87,7 @@ func TestWriteBackBacksOff(t *testing.T) {
 		t.Errorf("attempts at intervals %v, want %v", at, want)
 	}
 	// Queued again by a failed close: the backoff is kept.
-	if queued, failed := w.Add("a", true); !queued || !failed {
+	if queued, failed := w.Add("a", "a", true); !queued || !failed {
 		t.Errorf("Add of a queued failed item = %v, %v; want true, true", queued, failed)
 	}
 	st.mu.Lock()
@@ -108,10 +108,10 @@ func TestWriteBackItems(t *testing.T) {
 	w := NewWriteBack(st.save, time.Second, clock.now)
 	w.manual = true // no loop: the test runs the passes
 	ctx := context.Background()
-	w.Add("failed", true)
-	w.Add("open", false)
-	w.Add("removed", true)
-	w.Add("old", true)
+	w.Add("failed", "failed", true)
+	w.Add("open", "open", false)
+	w.Add("removed", "removed", true)
+	w.Add("old", "old", true)
 	w.Remove("removed")
 	if !w.Replace("old", "fresh", true) || w.Replace("gone", "other", true) {
 		t.Error("Replace reported the wrong items as queued")
@@ -130,13 +130,13 @@ func TestWriteBackItems(t *testing.T) {
 	}
 	// Close makes a last pass whatever the delays, and returns what is
 	// left; no loop starts after it.
-	w.Add("late", false)
+	w.Add("late", "late", false)
 	left := w.Close(ctx)
 	if !slices.Equal(left, []string{"open"}) || !st.saved["late"] {
 		t.Errorf("Close left %v (want [open]); saved %v", left, st.saved)
 	}
 	w.manual = false
-	w.Add("after-close", false)
+	w.Add("after-close", "after-close", false)
 	w.mu.Lock()
 	started := w.stop != nil
 	w.mu.Unlock()
@@ -150,7 +150,7 @@ func TestWriteBackLoop(t *testing.T) {
 	// is saved within a few intervals, and Close waits for the loop.
 	st := &store{}
 	w := NewWriteBack(st.save, 20*time.Millisecond, nil)
-	w.Add("x", true)
+	w.Add("x", "x", true)
 	deadline := time.Now().Add(10 * time.Second)
 	for w.Len() > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -167,19 +167,88 @@ func TestWriteBackKeepsWhatIsQueuedDuringASave(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1e9, 0)}
 	var w *WriteBack[string]
 	requeue := map[string]func(){
-		"removed-then-added": func() { w.Remove("f"); w.Add("f", true) },
-		"added-again":        func() { w.Add("f", true) },
+		"removed-then-added": func() { w.Remove("f"); w.Add("f", "f", true) },
+		"added-again":        func() { w.Add("f", "f", true) },
 	}
 	for name, during := range requeue {
 		t.Run(name, func(t *testing.T) {
 			w = NewWriteBack(func(context.Context, string, bool) error { during(); return nil }, time.Second, clock.now)
 			w.manual = true
-			w.Add("f", true)
+			w.Add("f", "f", true)
 			clock.advance(time.Second)
 			w.RunDue(context.Background())
 			if w.Len() != 1 {
 				t.Errorf("a file queued again while its save ran was dropped from the queue")
 			}
 		})
+	}
+}
+
+func TestWriteBackKeys(t *testing.T) {
+	// Items are queued by the path they are saved under: a rename moves
+	// the path of a file, or of everything under a directory, and what
+	// the new path held leaves the queue; a lookup of a name finds what
+	// is queued under it, a listing what is queued in its directory.
+	w := NewWriteBack(func(context.Context, string, bool) error { return nil }, time.Second, nil)
+	w.manual = true
+	for key, item := range map[string]string{
+		"top": "T", "d/a": "A", "d/e/b": "B", "d2/c": "C", "dx": "X", "new/a": "N",
+	} {
+		w.Add(key, item, false)
+	}
+	w.Move("d", "new")
+	w.Move("top", "d2/top")
+	want := map[string]string{
+		"d2/top": "T", "new/a": "A", "new/e/b": "B", "d2/c": "C", "dx": "X",
+	}
+	for key, item := range want {
+		if got, ok := w.At(key); !ok || got != item {
+			t.Errorf("At(%q) = %q, %v; want %q", key, got, ok, item)
+		}
+		if got, ok := w.Key(item); !ok || got != key {
+			t.Errorf("Key(%q) = %q, %v; want %q", item, got, ok, key)
+		}
+	}
+	for _, gone := range []string{"top", "d/a", "d/e/b"} {
+		if item, ok := w.At(gone); ok {
+			t.Errorf("At(%q) = %q after the rename; want nothing", gone, item)
+		}
+	}
+	if _, ok := w.Key("N"); ok || w.Len() != len(want) {
+		t.Errorf("the item the rename replaced is still queued (%d queued)", w.Len())
+	}
+	if got, want := w.In("d2"), map[string]string{"top": "T", "c": "C"}; !maps.Equal(got, want) {
+		t.Errorf(`In("d2") = %v, want %v`, got, want)
+	}
+	if got, want := w.In(""), map[string]string{"dx": "X"}; !maps.Equal(got, want) {
+		t.Errorf(`In("") = %v, want %v`, got, want)
+	}
+	under := w.Under("new")
+	slices.Sort(under)
+	if want := []string{"A", "B"}; !slices.Equal(under, want) {
+		t.Errorf(`Under("new") = %v, want %v`, under, want)
+	}
+
+	// A new item under a queued key displaces the old one; Replace hands
+	// an item's key and state to another; queueing again may move it.
+	w.Add("dx", "Y", true)
+	if _, ok := w.Key("X"); ok {
+		t.Error("an item displaced from its key is still queued")
+	}
+	if !w.Replace("Y", "Z", true) {
+		t.Fatal("Replace did not find a queued item")
+	}
+	if got, _ := w.At("dx"); got != "Z" {
+		t.Errorf(`after Replace, At("dx") = %q, want Z`, got)
+	}
+	if queued, failed := w.Add("moved", "Z", false); !queued || !failed {
+		t.Errorf("Add of a queued item = %v, %v; want true, true (its state kept)", queued, failed)
+	}
+	if _, ok := w.At("dx"); ok {
+		t.Error("an item queued again under a new key is still under its old one")
+	}
+	w.Remove("Z")
+	if _, ok := w.At("moved"); ok {
+		t.Error("a removed item is still found by its key")
 	}
 }

@@ -3,10 +3,8 @@ package fs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"syscall"
 
 	"mount-ws/bucket"
@@ -147,7 +145,7 @@ func (n *file) saveHeld(ctx context.Context) error {
 	n.mu.Lock()
 	n.setLastErrLocked(err)
 	n.mu.Unlock()
-	if errors.Is(err, vfs.ErrReplacedWhileOpen) || errors.Is(err, errMetaReplaced) {
+	if errors.Is(err, vfs.ErrReplacedWhileOpen) || errors.Is(err, vfs.ErrMetaReplaced) {
 		// Retrying cannot help: the bytes this copy lacks are gone with
 		// the version it was based on. Say so once, loudly, and keep
 		// the other program's version.
@@ -229,26 +227,23 @@ func (n *file) saveMeta(ctx context.Context) error {
 	return n.saveMetaLocked(ctx, key)
 }
 
-// saveMetaLocked replaces the object's metadata with a copy onto itself.
-// n's io lock must be held.
+// saveMetaLocked replaces the object's metadata with a copy onto itself
+// (vfs.SaveMeta). When another program replaced the object meanwhile, the
+// node takes its version and the change is dropped (the operation answers
+// ESTALE). n's io lock must be held.
 func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	n.mu.Lock()
 	e := n.attr
 	n.mu.Unlock()
-	md := vfs.ObjectMeta(e, key, false)
-	o, err := n.fs.b.Copy(ctx, key, key, &md, e.ETag)
-	if errors.Is(err, bucket.ErrPrecondition) {
-		o, err = n.metaConflict(ctx, key, md)
-	}
-	if err != nil {
+	saved, err := vfs.SaveMeta(ctx, n.fs.b, key, e)
+	replaced := errors.Is(err, vfs.ErrMetaReplaced)
+	if err != nil && !replaced {
 		return err
 	}
-	saved := vfs.EntryFromObject(o)
-	saved.SetLinkTarget(e.LinkTarget())
 	n.mu.Lock()
-	if st := n.act.st; st != nil {
+	if st := n.act.st; st != nil && !replaced {
 		// The copy onto itself made a new version of the same bytes.
-		st.MetaCopied(key, o.ETag)
+		st.MetaCopied(key, saved.ETag)
 	}
 	n.act.metaDirty = false
 	n.attr, n.checkedAt = saved, n.fs.stamp()
@@ -257,50 +252,7 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	if p := n.parentDir(); p != nil {
 		p.setEntry(baseName(key), &saved)
 	}
-	return nil
-}
-
-// errMetaReplaced: a change of metadata (chmod, touch, setfattr) was
-// meant for a version of the object that another program replaced.
-var errMetaReplaced = fmt.Errorf("the object was replaced by another program; the change of its mode, owner, times or attributes was meant for the version it replaced: %w", syscall.ESTALE)
-
-// metaConflict handles a change of metadata whose copy found another
-// version of the object than the node knew. If it carries the metadata
-// meant, it is this mount's own copy whose answer was lost. Otherwise
-// another program replaced the object: its version and metadata stay, the
-// node takes them and the change is dropped, and the operation answers
-// ESTALE, after which the kernel looks the name up and retries it once,
-// on that version.
-func (n *file) metaConflict(ctx context.Context, key string, md bucket.Meta) (bucket.Object, error) {
-	o, err := n.fs.b.Head(ctx, key)
-	if err != nil {
-		return bucket.Object{}, fmt.Errorf("save metadata of %s after a conflict: %w", key, err)
-	}
-	if sameMetadata(md.User, o.Metadata) {
-		return o, nil
-	}
-	fresh := vfs.EntryFromObject(o)
-	n.mu.Lock()
-	n.attr, n.checkedAt, n.act.metaDirty = fresh, n.fs.stamp(), false
-	n.mu.Unlock()
-	n.dropKernelAttrs()
-	if p := n.parentDir(); p != nil {
-		p.setEntry(baseName(key), &fresh)
-	}
-	return bucket.Object{}, fmt.Errorf("save metadata of %s: %w", key, errMetaReplaced)
-}
-
-// sameMetadata compares user metadata as S3 returns it: keys in lower case.
-func sameMetadata(sent, got map[string]string) bool {
-	if len(sent) != len(got) {
-		return false
-	}
-	for k, v := range sent {
-		if w, ok := got[strings.ToLower(k)]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	return err
 }
 
 // release closes a handle: the last one drops a staging copy that holds

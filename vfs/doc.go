@@ -40,6 +40,9 @@
 //     DirCaches.Learn keeps (at most 10,000 names a directory) to answer
 //     the next lookups of a path without a request; SeedsFrom, the same
 //     page as the start of those directories' listings.
+//   - SaveMeta: a change of a file's metadata stored with a copy onto
+//     itself, on the version it was meant for, telling this mount's own
+//     lost answer from another program's replacement (ErrMetaReplaced).
 //   - Bodies: the bytes of small files that their lookups fetched with a
 //     GET in place of a HEAD, for the read that follows.
 //

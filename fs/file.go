@@ -18,8 +18,21 @@ import (
 	"mount-ws/vfs"
 )
 
-// file is a regular file or a symbolic link. Its key is its path in the
-// tree, so a rename moves it without bookkeeping here.
+// file is a regular file or a symbolic link: a node of go-fuse's tree.
+// Its key is its path in the tree, so a rename moves it without
+// bookkeeping here.
+//
+// What the mount knows of the file is in fileState, which outlives the
+// node when the kernel forgets it with data still to save: the next node
+// made for the name takes the same state (FS.adopt).
+type file struct {
+	fusefs.Inode
+	fs *FS
+	*fileState
+}
+
+// fileState is a file's attributes and, once it is opened or changed,
+// its activity.
 //
 // A node stands for every name the kernel looked up (all of a
 // directory's after `ls -l`), and most are never opened: what only an
@@ -27,12 +40,10 @@ import (
 // first of those (TestMemoryPerEntry, TestListedNamesStayIdle).
 //
 // Lock order: activity.io before mu.
-type file struct {
-	fusefs.Inode
-	fs *FS
-
+type fileState struct {
 	// Everything below is guarded by mu.
 	mu        sync.Mutex
+	node      *file     // the node standing for the file now
 	attr      vfs.Entry // size, times, ETag, metadata as last known
 	checkedAt int64     // when attr was last confirmed by S3 (FS.stamp)
 	// timeGuessed: attr's time is the time an upload was answered, which
@@ -42,8 +53,15 @@ type file struct {
 	act         *activity // nil until the file is first opened, changed or removed
 }
 
+// nodeNow returns the node standing for the file now.
+func (s *fileState) nodeNow() *file {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.node
+}
+
 // activity is what a file keeps once it is opened, changed or removed.
-// Made once (file.active), it stays with the node.
+// Made once (file.active), it stays with the file's state.
 type activity struct {
 	// io serialises changes to the content: writes, truncation, loading
 	// the object into the staging file, and uploads.
@@ -67,52 +85,52 @@ type activity struct {
 }
 
 // active returns the file's activity, made if it has none. Callers must
-// not hold n.mu.
-func (n *file) active() *activity {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.activeLocked()
+// not hold s.mu.
+func (s *fileState) active() *activity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.activeLocked()
 }
 
-// activeLocked is active with n.mu held.
-func (n *file) activeLocked() *activity {
-	if n.act == nil {
-		n.act = &activity{}
+// activeLocked is active with s.mu held.
+func (s *fileState) activeLocked() *activity {
+	if s.act == nil {
+		s.act = &activity{}
 	}
-	return n.act
+	return s.act
 }
 
 // lockIO takes the file's io lock (see activity.io).
-func (n *file) lockIO() { n.active().io.Lock() }
+func (s *fileState) lockIO() { s.active().io.Lock() }
 
 // unlockIO releases it.
-func (n *file) unlockIO() { n.act.io.Unlock() }
+func (s *fileState) unlockIO() { s.act.io.Unlock() }
 
 // The getters below read the activity of a file that may have none,
-// without making one: a stat or a listing must not. n.mu must be held.
+// without making one: a stat or a listing must not. s.mu must be held.
 
-func (n *file) stLocked() *vfs.Staging {
-	if n.act == nil {
+func (s *fileState) stLocked() *vfs.Staging {
+	if s.act == nil {
 		return nil
 	}
-	return n.act.st
+	return s.act.st
 }
 
-func (n *file) lastErrLocked() error {
-	if n.act == nil {
+func (s *fileState) lastErrLocked() error {
+	if s.act == nil {
 		return nil
 	}
-	return n.act.lastErr
+	return s.act.lastErr
 }
 
-func (n *file) deletedLocked() bool { return n.act != nil && n.act.deleted }
+func (s *fileState) deletedLocked() bool { return s.act != nil && s.act.deleted }
 
-func (n *file) unsavedLocked() bool { return n.act != nil && n.act.unsaved }
+func (s *fileState) unsavedLocked() bool { return s.act != nil && s.act.unsaved }
 
-// setLastErrLocked records how a save went; n.mu must be held.
-func (n *file) setLastErrLocked(err error) {
-	if err != nil || n.act != nil {
-		n.activeLocked().lastErr = err
+// setLastErrLocked records how a save went; s.mu must be held.
+func (s *fileState) setLastErrLocked(err error) {
+	if err != nil || s.act != nil {
+		s.activeLocked().lastErr = err
 	}
 }
 
@@ -127,7 +145,9 @@ var (
 )
 
 func (f *FS) newFile(e vfs.Entry) *file {
-	return &file{fs: f, attr: e, checkedAt: f.stamp()}
+	n := &file{fs: f, fileState: &fileState{attr: e, checkedAt: f.stamp()}}
+	n.node = n // not shared yet
+	return n
 }
 
 func (n *file) key() string { return n.Path(nil) }
@@ -164,10 +184,10 @@ func (n *file) update(e vfs.Entry) vfs.Entry {
 	return n.attr
 }
 
-// localChangesLocked reports whether the node holds changes S3 has not
-// seen; its attributes then win over any listing. n.mu must be held.
-func (n *file) localChangesLocked() bool {
-	a := n.act
+// localChangesLocked reports whether the file holds changes S3 has not
+// seen; its attributes then win over any listing. s.mu must be held.
+func (s *fileState) localChangesLocked() bool {
+	a := s.act
 	return a != nil && ((a.st != nil && a.st.Dirty()) || a.unsaved || a.metaDirty)
 }
 

@@ -33,8 +33,8 @@ type FS struct {
 	counts  counters
 	start   time.Time // mount time: the times of directories without a marker, and the epoch of stamps
 
-	writeBack *vfs.WriteBack[*file] // files with unsaved data
-	inos      inoTable              // inode numbers derived from keys
+	writeBack *vfs.WriteBack[*fileState] // files with unsaved data
+	inos      inoTable                   // inode numbers derived from keys
 
 	walkSlots chan struct{} // listings ahead running now (see walk.go)
 

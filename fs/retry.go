@@ -25,7 +25,7 @@ func (f *FS) retryLater(n *file, failed bool) {
 		f.log.Error("unsaved data of a file with no name left cannot be kept", slog.Any("err", n.lastErrNow()))
 		return
 	}
-	queued, was := f.writeBack.Add(key, n, failed)
+	queued, was := f.writeBack.Add(key, n.fileState, failed)
 	switch {
 	case queued && (was || !failed):
 		// Known already, and said so.
@@ -38,13 +38,15 @@ func (f *FS) retryLater(n *file, failed bool) {
 }
 
 // unqueue takes a file that was just saved off the retry queue.
-func (f *FS) unqueue(n *file) { f.writeBack.Remove(n) }
+func (f *FS) unqueue(n *file) { f.writeBack.Remove(n.fileState) }
 
 // queued returns a copy of the retry queue (true: the upload failed).
-func (f *FS) queued() map[*file]bool { return f.writeBack.Items() }
+func (f *FS) queued() map[*fileState]bool { return f.writeBack.Items() }
 
-// retrySave is the write-back queue's save of one file.
-func (f *FS) retrySave(ctx context.Context, n *file, failed bool) error {
+// retrySave is the write-back queue's save of one file, through the node
+// standing for it now.
+func (f *FS) retrySave(ctx context.Context, s *fileState, failed bool) error {
+	n := s.nodeNow()
 	if n.writerOpen() {
 		return vfs.ErrNotNow // still being written: its close saves it
 	}
@@ -84,7 +86,8 @@ func (n *file) dropIdleStaging() {
 func (f *FS) Close(ctx context.Context) int {
 	f.stopBackground()
 	lost := f.writeBack.Close(ctx)
-	for _, n := range lost {
+	for _, s := range lost {
+		n := s.nodeNow()
 		key, _ := n.saveKey()
 		f.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", key), slog.Any("err", n.lastErrNow()))
 	}
@@ -95,15 +98,20 @@ func (f *FS) Close(ctx context.Context) int {
 // holds it open); go-fuse then drops its node from the tree, but the data
 // still belongs to the key it is queued under (vfs.WriteBack keeps it,
 // and moves it with a rename). Until a new node stands for that name,
-// lookups and listings answer from the orphan; the new node then adopts
-// its unsaved data. Without that, a new node would read and write the
-// object's old version, and the orphan's retry would later land over
-// whatever the new node saved.
+// lookups and listings answer from the orphan; the new node then takes
+// its state, unsaved data and place in the queue included. Without that,
+// a new node would read and write the object's old version, and the
+// orphan's retry would later land over whatever the new node saved.
 
-// orphan returns the queued file without a node that key stands for.
+// orphan returns the node, out of the tree, of the queued file that key
+// stands for.
 func (f *FS) orphan(key string) (*file, bool) {
-	n, ok := f.writeBack.At(key)
-	if !ok || !n.isOrphan() {
+	s, ok := f.writeBack.At(key)
+	if !ok {
+		return nil, false
+	}
+	n := s.nodeNow()
+	if !n.isOrphan() {
 		return nil, false
 	}
 	return n, true
@@ -131,8 +139,8 @@ func (f *FS) orphanEntry(key string) (vfs.Entry, bool) {
 // dirKey, by name.
 func (f *FS) orphansIn(dirKey string) map[string]vfs.Entry {
 	out := make(map[string]vfs.Entry)
-	for name, n := range f.writeBack.In(dirKey) {
-		if n.isOrphan() {
+	for name, s := range f.writeBack.In(dirKey) {
+		if n := s.nodeNow(); n.isOrphan() {
 			out[name] = n.attrNow()
 		}
 	}
@@ -143,45 +151,34 @@ func (f *FS) orphansIn(dirKey string) map[string]vfs.Entry {
 // any depth.
 func (f *FS) orphansUnder(dirKey string) []*file {
 	var out []*file
-	for _, n := range f.writeBack.Under(dirKey) {
-		if n.isOrphan() {
+	for _, s := range f.writeBack.Under(dirKey) {
+		if n := s.nodeNow(); n.isOrphan() {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-// adopt moves the unsaved data of the orphan queued under key, if any, to
-// fresh, a node about to stand for that name, and puts fresh in its place
-// on the retry queue. The orphan is marked deleted, so a retry of it
-// already under way saves nothing more.
+// adopt gives fresh, a node about to stand for key and not shared yet,
+// the state of the orphan queued under key, if there is one: its
+// attributes, unsaved data and place in the retry queue.
 func (f *FS) adopt(key string, fresh *file) bool {
 	old, ok := f.orphan(key)
 	if !ok {
 		return false
 	}
+	s := old.fileState
 	old.lockIO() // waits for a save of the orphan under way
 	defer old.unlockIO()
-	old.mu.Lock()
-	oa := old.act
-	if k, queued := f.writeBack.Key(old); oa.deleted || !queued || k != key {
-		old.mu.Unlock()
-		return false
+	if k, queued := f.writeBack.Key(s); !queued || k != key {
+		return false // saved meanwhile, or renamed
 	}
-	fresh.attr, fresh.checkedAt, fresh.timeGuessed = old.attr, old.checkedAt, old.timeGuessed
-	fa := &activity{ // fresh is not shared yet
-		cacheETag: oa.cacheETag, st: oa.st, metaDirty: oa.metaDirty, unsaved: oa.unsaved,
-		lastErr: oa.lastErr,
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.node != old || s.deletedLocked() {
+		return false // adopted or dropped meanwhile
 	}
-	fresh.act = fa
-	oa.st, oa.deleted = nil, true
-	old.mu.Unlock()
-	if st := fa.st; st != nil && !st.Dirty() && !fa.metaDirty && !st.Streaming() {
-		fa.st = nil // saved meanwhile: nothing left to hand over
-		st.Close()
-	}
-
-	f.writeBack.Replace(old, fresh, fa.st != nil || fa.metaDirty)
+	fresh.fileState, s.node = s, fresh
 	return true
 }
 

@@ -203,8 +203,16 @@ func (n *file) saved(key string, e vfs.Entry) {
 	a.metaDirty, a.unsaved = false, false
 	n.attr, n.checkedAt, n.timeGuessed = e, n.fs.stamp(), true
 	n.mu.Unlock()
-	n.dropKernelAttrs() // the object's time is the file's mtime now
-	if p := n.parentDir(); p != nil {
+	n.stored(key, e) // the object's time is the file's mtime now
+}
+
+// stored tells the kernel and the file's directory what the file is now
+// that a save stored it as key: through the node standing for it now,
+// which is not n if n was forgotten while the save ran (FS.adopt).
+func (n *file) stored(key string, e vfs.Entry) {
+	cur := n.nodeNow()
+	cur.dropKernelAttrs()
+	if p := cur.parentDir(); p != nil {
 		p.setEntry(baseName(key), &e)
 	}
 }
@@ -248,10 +256,7 @@ func (n *file) saveMetaLocked(ctx context.Context, key string) error {
 	n.act.metaDirty = false
 	n.attr, n.checkedAt = saved, n.fs.stamp()
 	n.mu.Unlock()
-	n.dropKernelAttrs()
-	if p := n.parentDir(); p != nil {
-		p.setEntry(baseName(key), &saved)
-	}
+	n.stored(key, saved)
 	return err
 }
 
@@ -291,7 +296,7 @@ func (n *file) release() {
 // the kernel forgets the file), else its place in the tree. A file out
 // of the tree and not queued (deleted, replaced) has none.
 func (n *file) saveKey() (string, bool) {
-	if key, ok := n.fs.writeBack.Key(n); ok {
+	if key, ok := n.fs.writeBack.Key(n.fileState); ok {
 		return key, true
 	}
 	if n.outOfTree() {

@@ -105,7 +105,8 @@ func (f *FS) Stats() Stats {
 	s.RecentErrors = f.errs.latest()
 	s.StagedBytes, s.StageLimit = f.space.Usage()
 
-	for n, failed := range f.queued() {
+	for st, failed := range f.queued() {
+		n := st.nodeNow()
 		key, _ := n.saveKey()
 		s.Unsaved = append(s.Unsaved, UnsavedFile{Path: key, Failed: failed, Err: n.lastErrNow()})
 	}

@@ -78,8 +78,7 @@ func NewWriteBack[T comparable](save SaveFunc[T], interval time.Duration, now Cl
 // failed. It reports whether the item was queued already, and whether it
 // was known to have failed. Queueing again keeps the item's backoff (and
 // takes the key given). Another item queued under key leaves the queue:
-// the name stands for item now (the owner hands the other's data over
-// first, with Replace, or drops it). The first Add starts the background
+// the name stands for item now (its owner drops the other first). The first Add starts the background
 // loop (unless the queue is closed).
 func (w *WriteBack[T]) Add(key string, item T, failed bool) (queued, wasFailed bool) {
 	w.mu.Lock()
@@ -131,25 +130,6 @@ func (w *WriteBack[T]) removeLocked(item T) {
 	if w.byKey[r.key] == item {
 		delete(w.byKey, r.key)
 	}
-}
-
-// Replace puts fresh in old's place, under its key and with its state,
-// if old is queued and keep is true; old leaves the queue either way. It
-// reports whether old was queued.
-func (w *WriteBack[T]) Replace(old, fresh T, keep bool) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	r, ok := w.items[old]
-	if !ok {
-		return false
-	}
-	w.removeLocked(old)
-	if keep {
-		w.removeLocked(fresh)
-		w.items[fresh] = r
-		w.byKey[r.key] = fresh
-	}
-	return true
 }
 
 // Key returns the key item is queued under.

@@ -111,12 +111,8 @@ func TestWriteBackItems(t *testing.T) {
 	w.Add("failed", "failed", true)
 	w.Add("open", "open", false)
 	w.Add("removed", "removed", true)
-	w.Add("old", "old", true)
 	w.Remove("removed")
-	if !w.Replace("old", "fresh", true) || w.Replace("gone", "other", true) {
-		t.Error("Replace reported the wrong items as queued")
-	}
-	if got, want := w.Items(), map[string]bool{"failed": true, "open": false, "fresh": true}; !maps.Equal(got, want) {
+	if got, want := w.Items(), map[string]bool{"failed": true, "open": false}; !maps.Equal(got, want) {
 		t.Errorf("Items() = %v, want %v", got, want)
 	}
 	w.RunDue(ctx) // nothing due before one interval
@@ -229,17 +225,14 @@ func TestWriteBackKeys(t *testing.T) {
 		t.Errorf(`Under("new") = %v, want %v`, under, want)
 	}
 
-	// A new item under a queued key displaces the old one; Replace hands
-	// an item's key and state to another; queueing again may move it.
-	w.Add("dx", "Y", true)
+	// A new item under a queued key displaces the old one; queueing an
+	// item again under another key moves it there.
+	w.Add("dx", "Z", true)
 	if _, ok := w.Key("X"); ok {
 		t.Error("an item displaced from its key is still queued")
 	}
-	if !w.Replace("Y", "Z", true) {
-		t.Fatal("Replace did not find a queued item")
-	}
 	if got, _ := w.At("dx"); got != "Z" {
-		t.Errorf(`after Replace, At("dx") = %q, want Z`, got)
+		t.Errorf(`At("dx") = %q, want Z`, got)
 	}
 	if queued, failed := w.Add("moved", "Z", false); !queued || !failed {
 		t.Errorf("Add of a queued item = %v, %v; want true, true (its state kept)", queued, failed)

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sync/errgroup"
 
 	"mount-ws/bucket"
 	"mount-ws/vfs"
@@ -684,86 +681,20 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry
 	return moved, true, d.fs.b.Delete(ctx, src)
 }
 
-// renameTree copies every object under the prefix src to dst, then deletes
-// the originals.
+// renameTree moves every object under the prefix src to dst
+// (vfs.RenameTree), and says in the log how far a failed one got.
 func (f *FS) renameTree(ctx context.Context, src, dst string) error {
-	var keys []string
-	err := f.b.ListRecursive(ctx, src, func(o bucket.Object) error {
-		keys = append(keys, o.Key)
-		return nil
-	})
-	if err != nil {
-		return err
+	err := vfs.RenameTree(ctx, f.b, src, dst)
+	if re := (*vfs.RenameError)(nil); errors.As(err, &re) {
+		f.log.Error("directory rename failed", slog.String("from", re.From), slog.String("to", re.To),
+			slog.Int("copied", re.Copied), slog.Int("objects", re.Objects), slog.Any("err", err))
 	}
-	// Every new key must fit before anything is copied.
-	for _, k := range keys {
-		if err := f.b.CheckKey(dst + strings.TrimPrefix(k, src)); err != nil {
-			return err
-		}
-	}
-	var (
-		mu     sync.Mutex
-		copied int
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for _, k := range keys {
-		g.Go(func() error {
-			if err := f.copyKey(gctx, k, dst+strings.TrimPrefix(k, src), k == src); err != nil {
-				return err
-			}
-			mu.Lock()
-			copied++
-			mu.Unlock()
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		f.log.Error("directory rename failed part-way; every object is still under the old name",
-			slog.String("from", src), slog.String("to", dst),
-			slog.Int("copied", copied), slog.Int("objects", len(keys)), slog.Any("err", err))
-		return err
-	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for _, k := range keys {
-		g.Go(func() error { return f.b.Delete(gctx, k) })
-	}
-	if err := g.Wait(); err != nil {
-		f.log.Error("directory renamed, but some objects are still also under the old name",
-			slog.String("from", src), slog.String("to", dst), slog.Any("err", err))
-		return fmt.Errorf("delete originals after copying %d objects: %w", len(keys), err)
-	}
-	return nil
+	return err
 }
 
 // renameNoReplace is RENAME_NOREPLACE of renameat2(2), which go-fuse does
 // not name.
 const renameNoReplace = 0x1
-
-// copyKey copies one object on the server. Directory markers are written
-// anew instead (with the same metadata): S3 servers refuse to copy onto a
-// key ending in "/". The marker of the renamed directory itself (top)
-// gets a new ctime, as a rename gives it; what it holds keeps theirs.
-func (f *FS) copyKey(ctx context.Context, src, dst string, top bool) error {
-	if !strings.HasSuffix(src, "/") {
-		_, err := f.b.Copy(ctx, src, dst, nil, "")
-		return err
-	}
-	o, err := f.b.Head(ctx, src)
-	if err != nil {
-		return err
-	}
-	meta := bucket.Meta{User: o.Metadata, ContentType: o.ContentType}
-	if top {
-		e := vfs.EntryFromObject(o)
-		e.Dir = true
-		e.Touch(false)
-		meta = vfs.ObjectMeta(e, dst, false)
-	}
-	_, err = f.b.Put(ctx, dst, bytes.NewReader(nil), 0, meta)
-	return err
-}
 
 // notifyWait bounds how long a removal waits for the kernel to take the
 // news that a directory vanished with it (see vanishIfEmpty).

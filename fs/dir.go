@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +13,6 @@ import (
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sync/errgroup"
 
 	"mount-ws/bucket"
 	"mount-ws/vfs"
@@ -257,7 +257,7 @@ func (d *dir) readLearned(ctx context.Context, name string, e vfs.Entry) (vfs.En
 		if e.Meta {
 			return vfs.Entry{Dir: true, Meta: true}, true, nil
 		}
-		marker, err := d.fs.markerEntry(ctx, key)
+		marker, err := vfs.MarkerEntry(ctx, d.fs.b, key)
 		return marker, err == nil, err
 	}
 	var o bucket.Object
@@ -596,76 +596,18 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 	return nil
 }
 
-// markerEntry describes the directory key from its marker object, which
-// carries its stored mode and times, or with the defaults when it has
-// none (an implicit directory).
-func (f *FS) markerEntry(ctx context.Context, key string) (vfs.Entry, error) {
-	o, err := f.b.Head(ctx, key+"/")
-	switch {
-	case errors.Is(err, iofs.ErrNotExist):
-		return vfs.Entry{Dir: true, Meta: true}, nil
-	case err != nil:
-		return vfs.Entry{}, err
-	}
-	e := vfs.EntryFromObject(o)
-	e.Dir, e.Size, e.ETag = true, 0, ""
-	return e, nil
-}
-
-// headAll reads the metadata of entries with a HEAD of each object or
-// directory marker, 32 at once. A directory without a marker has no
-// metadata: its entry comes back marked as read, with the defaults. An
-// entry whose HEAD fails is left out (it stays unread, and is asked again
-// later); only when every HEAD fails is that an error.
+// headAll reads the metadata of entries (vfs.HeadAll). An entry whose
+// HEAD fails is left out (it stays unread, and is asked again later), and
+// logged; only when every HEAD fails is that an error.
 func (f *FS) headAll(ctx context.Context, prefix string, entries map[string]vfs.Entry) (map[string]vfs.MetaResult, error) {
-	names := make([]string, 0, len(entries))
-	for name := range entries {
-		names = append(names, name)
-	}
-	results := make([]*vfs.MetaResult, len(names)) // each goroutine writes its own slot
-	errs := make([]error, len(names))
-	var g errgroup.Group
-	g.SetLimit(32)
-	for i, name := range names {
-		e := entries[name]
-		key := prefix + name
-		if e.Dir {
-			key += "/"
-		}
-		g.Go(func() error {
-			o, err := f.b.Head(ctx, key)
-			switch {
-			case errors.Is(err, iofs.ErrNotExist) && e.Dir:
-				e.Meta = true // an implicit directory
-				results[i] = &vfs.MetaResult{Entry: e}
-			case errors.Is(err, iofs.ErrNotExist):
-				results[i] = &vfs.MetaResult{Entry: e, Gone: true}
-			case err != nil:
-				errs[i] = err
-			default:
-				h := vfs.EntryFromObject(o)
-				h.Dir = e.Dir
-				if h.Dir {
-					h.Size, h.ETag = 0, ""
-				}
-				results[i] = &vfs.MetaResult{Entry: h}
-			}
-			return nil
-		})
-	}
-	g.Wait()
-	found := make(map[string]vfs.MetaResult, len(results))
+	found, failed := vfs.HeadAll(ctx, f.b, prefix, entries)
 	var firstErr error
-	for i, r := range results {
-		switch {
-		case r != nil:
-			found[names[i]] = *r
-		case firstErr == nil:
-			firstErr = errs[i]
-			fallthrough
-		default:
-			f.toErrno("stat", prefix+names[i], errs[i]) // logged once per cause
+	for _, name := range slices.Sorted(maps.Keys(failed)) {
+		err := failed[name]
+		if firstErr == nil {
+			firstErr = err
 		}
+		f.toErrno("stat", prefix+name, err) // logged once per cause
 	}
 	if len(found) == 0 && firstErr != nil {
 		return nil, firstErr

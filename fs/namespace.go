@@ -438,7 +438,7 @@ func (d *dir) knownAttr(ctx context.Context) (vfs.Entry, error) {
 	if e.Meta || key == "" {
 		return e, nil
 	}
-	m, err := d.fs.markerEntry(ctx, key)
+	m, err := vfs.MarkerEntry(ctx, d.fs.b, key)
 	if err != nil {
 		return vfs.Entry{}, err
 	}

@@ -59,7 +59,7 @@ func (f *FS) newDir(key string, e vfs.Entry) *dir {
 // directory. Its cache stays, for the next node made for its path.
 func (d *dir) OnForget() {
 	d.release.Do(func() { d.fs.dirs.Release(d.c) })
-	d.fs.inos.release(&d.Inode)
+	d.fs.releaseIno(&d.Inode)
 	d.fs.counts.forgotten.Add(1)
 }
 
@@ -358,8 +358,8 @@ func (d *dir) childInode(ctx context.Context, name string, e vfs.Entry, out *fus
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
 	out.SetAttrTimeout(attrTTL(e))
 	// The same number as the last node of this name, unless that one is
-	// still in use (see inoTable).
-	ino := d.fs.inos.take(vfs.ChildKey(d.key(), name), node.EmbeddedInode())
+	// still in use (see vfs.Inos).
+	ino := d.fs.inos.Take(vfs.ChildKey(d.key(), name), node.EmbeddedInode())
 	return d.NewInode(ctx, node, fusefs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT, Ino: ino})
 }
 

@@ -155,7 +155,7 @@ func (n *file) key() string { return n.Path(nil) }
 // OnForget implements fusefs.NodeOnForgetter: the kernel forgot the file,
 // and its inode number may go to the next node made for its name.
 func (n *file) OnForget() {
-	n.fs.inos.release(&n.Inode)
+	n.fs.releaseIno(&n.Inode)
 	n.fs.counts.forgotten.Add(1)
 }
 

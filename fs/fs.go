@@ -34,7 +34,7 @@ type FS struct {
 	start   time.Time // mount time: the times of directories without a marker, and the epoch of stamps
 
 	writeBack *vfs.WriteBack[*fileState] // files with unsaved data
-	inos      inoTable                   // inode numbers derived from keys
+	inos      vfs.Inos[*fusefs.Inode]    // inode numbers derived from keys
 
 	walkSlots chan struct{} // listings ahead running now (see walk.go)
 
@@ -282,4 +282,13 @@ func (f *FS) refuseWrite() syscall.Errno {
 		return syscall.EROFS
 	}
 	return 0
+}
+
+// releaseIno frees the inode number of in, a node the kernel forgot
+// (see vfs.Inos).
+func (f *FS) releaseIno(in *fusefs.Inode) {
+	// go-fuse may call OnForget of a directory that a lookup has just
+	// revived, so the node is asked too.
+	//lint:ignore SA1019 OnForget alone cannot tell a revived directory
+	f.inos.Release(in.StableAttr().Ino, in, in.Forgotten)
 }

@@ -96,7 +96,7 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
 	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
-	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fs.inos.take(vfs.ChildKey(d.key(), name), &n.Inode)})
+	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fs.inos.Take(vfs.ChildKey(d.key(), name), &n.Inode)})
 	d.setEntry(name, &e)
 	d.entriesChanged()
 	h := &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}
@@ -603,7 +603,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		d.fs.dirs.Move(src, dst)
 	}
 	if ch := d.GetChild(name); ch != nil {
-		d.fs.inos.moved(dst, ch.StableAttr().Ino) // go-fuse moves the node next
+		d.fs.inos.Moved(dst, ch.StableAttr().Ino) // go-fuse moves the node next
 	}
 	d.setEntry(name, nil)
 	d.entriesChanged()

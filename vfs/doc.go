@@ -43,6 +43,8 @@
 //   - SaveMeta: a change of a file's metadata stored with a copy onto
 //     itself, on the version it was meant for, telling this mount's own
 //     lost answer from another program's replacement (ErrMetaReplaced).
+//   - Inos: inode numbers derived from paths, kept by a node the kernel
+//     forgot and looks up again, and by a renamed one.
 //   - HeadAll and MarkerEntry: the metadata of a directory's entries read
 //     with a HEAD each, many at once (a directory's from its marker).
 //   - RenameTree: a directory renamed object by object on the server,

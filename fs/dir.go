@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	iofs "io/fs"
 	"maps"
 	"slices"
 	"strings"
@@ -202,99 +201,16 @@ func (d *dir) entriesChanged() {
 // so it shows at once. A nil e removes the name.
 func (d *dir) setEntry(name string, e *vfs.Entry) { d.c.Set(name, e) }
 
-// probeKeys is the size of a lookup's page of keys. Larger pages answer
-// more of a path's next lookups, but every key listed costs the server
-// time: 1,000 made `cat a/b/file` 3 requests instead of 4 here, and the
-// first lookup of every directory 0.1 s slower on the local gateway
-// (S3's full pages are slow too); 100 costs what a HEAD does.
-const probeKeys = 100
-
-// probe asks S3 whether name is a file, a directory or nothing: one page
-// of the keys that begin with its key (vfs.ReadProbe), then a HEAD of
-// what it found, for its metadata: of the object, or of the directory's
-// marker if the page shows one. A directory wins. What the page shows of
-// the directories below is learned, for the lookups that follow.
+// probe asks S3 what name is (vfs.Finder.Probe).
 func (d *dir) probe(ctx context.Context, name string) (vfs.Entry, bool, error) {
-	if why := vfs.NameProblem(name); why != "" {
-		return vfs.Entry{}, false, nil
-	}
-	key := vfs.ChildKey(d.key(), name)
-	since := d.fs.dirs.Changes()
-	page, err := d.fs.b.ListFrom(ctx, key, probeKeys)
-	if err != nil {
-		return vfs.Entry{}, false, err
-	}
-	pr := vfs.ReadProbe(d.key(), name, page, d.fs.logSkipOnce)
-	d.fs.dirs.Learn(pr.Learned, vfs.SeedsFrom(key, page), since)
-	if !pr.Sure {
-		// Keys like name.txt filled the page before name/ was reached.
-		under, err := d.fs.b.ProbeDir(ctx, key+"/")
-		if err != nil {
-			return vfs.Entry{}, false, err
-		}
-		pr.Dir, pr.Marker = under.Exists, under.Marker
-	}
-	switch {
-	case pr.Dir:
-		if pr.File != nil {
-			d.fs.logSkipOnce(key, "a directory of the same name hides this file")
-		}
-		return d.readLearned(ctx, name, vfs.Entry{Dir: true, Meta: !pr.Marker})
-	case pr.File != nil:
-		return d.readLearned(ctx, name, vfs.Entry{Size: pr.File.Size})
-	}
-	return vfs.Entry{}, false, nil
+	return d.fs.finder.Probe(ctx, d.key(), name)
 }
 
-// readLearned completes what a page of keys showed of name (e) with its
-// metadata: a HEAD of the object, or of the directory's marker; a
-// directory without one (e.Meta) has the defaults. A small file is asked
-// with a GET instead, which answers as much and brings its bytes along
-// for the read that usually follows (FS.bodies).
+// readLearned completes what a page of keys showed of name with its
+// metadata (vfs.Finder.ReadLearned).
 func (d *dir) readLearned(ctx context.Context, name string, e vfs.Entry) (vfs.Entry, bool, error) {
-	key := vfs.ChildKey(d.key(), name)
-	if e.Dir {
-		if e.Meta {
-			return vfs.Entry{Dir: true, Meta: true}, true, nil
-		}
-		marker, err := vfs.MarkerEntry(ctx, d.fs.b, key)
-		return marker, err == nil, err
-	}
-	var o bucket.Object
-	var err error
-	peeked := false
-	if e.Size > 0 && e.Size <= peekMax && d.fs.opts.MetadataTTL > 0 {
-		var data []byte
-		o, data, err = d.fs.b.Peek(ctx, key, peekMax)
-		switch {
-		case err == nil:
-			d.fs.bodies.Keep(key, o.ETag, data, int64(len(data)) == o.Size)
-			peeked = true
-		case errors.Is(err, iofs.ErrNotExist):
-			peeked = true // deleted since the LIST
-		}
-	}
-	if !peeked {
-		// A GET that failed (other than for a missing object), or was
-		// interrupted (it is cancellable, see uncancelled), leaves the
-		// answer to a HEAD: stat need not fail for what only a read needs.
-		o, err = d.fs.b.Head(ctx, key)
-	}
-	if errors.Is(err, iofs.ErrNotExist) {
-		return vfs.Entry{}, false, nil // deleted since
-	}
-	if err != nil {
-		return vfs.Entry{}, false, err
-	}
-	return vfs.EntryFromObject(o), true, nil
+	return d.fs.finder.ReadLearned(ctx, vfs.ChildKey(d.key(), name), e)
 }
-
-// peekMax is the largest file a lookup fetches whole (readLearned): a GET
-// of it costs what a HEAD does. bodiesLimit bounds what is kept of them.
-const (
-	peekMax     = 128 << 10
-	bodiesLimit = 64 * peekMax
-)
 
 // childInode returns the inode for a child, reusing the existing one (and
 // refreshing its attributes) when its kind has not changed.

@@ -19,7 +19,7 @@
 // "ls -l" costs LIST requests only. Lookups in a directory not listed
 // recently ask S3 directly: one LIST of the keys that begin with the
 // name's key, then a HEAD of the file, or of the directory's marker if the
-// LIST shows one (see probe); a file of up to 128 KiB gets a GET instead,
+// LIST shows one (vfs.Finder); a file of up to 128 KiB gets a GET instead,
 // whose bytes serve the read that follows (vfs.Bodies). What that LIST shows of the directories
 // below is kept (vfs.DirCaches.Learn) and answers the next lookups of a
 // path, and starts those directories' listings (vfs.Seed). A name found

@@ -47,6 +47,7 @@ type FS struct {
 	bgClosed bool           // guarded by bgMu
 	dirs     *vfs.DirCaches // every directory's listing, by path
 	bodies   *vfs.Bodies    // small files' bytes fetched by their lookups
+	finder   *vfs.Finder    // what a name is, when no listing knows
 	// passthrough: the kernel of the mount reads files passed to it, and
 	// this process may register them (root); set by Mount.
 	passthrough atomic.Bool
@@ -64,7 +65,7 @@ func New(b Bucket, opts Options) *FS {
 		budget: vfs.NewBudget(opts.PrefetchMemory),
 		space:  vfs.NewSpace(opts.CacheLimit),
 		dirs:   vfs.NewDirCaches(vfs.MaxIdleCacheEntries, opts.Clock),
-		bodies: vfs.NewBodies(bodiesLimit, opts.MetadataTTL, opts.Clock),
+		bodies: vfs.NewBodies(vfs.BodiesLimit, opts.MetadataTTL, opts.Clock),
 		start:  time.Now(),
 
 		walkSlots: make(chan struct{}, walkListings),
@@ -79,6 +80,10 @@ func New(b Bucket, opts Options) *FS {
 		PartSize: opts.PartSize, Concurrency: opts.UploadConcurrency, Log: opts.Logger,
 	}
 	f.writeBack = vfs.NewWriteBack(f.retrySave, opts.RetryInterval, opts.Clock)
+	f.finder = &vfs.Finder{Store: f.b, Dirs: f.dirs, Skip: f.logSkipOnce}
+	if opts.MetadataTTL > 0 { // else nothing a lookup fetched would be kept
+		f.finder.Bodies = f.bodies
+	}
 	f.root = f.newDir("", vfs.Entry{})
 	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())
 	return f

@@ -103,8 +103,12 @@ type DirCaches struct {
 const MaxIdleCacheEntries = 1 << 17
 
 // NewDirCaches returns the caches of a mount, which keeps at most maxIdle
-// entries in the caches no node holds, and tells the time with now.
+// entries in the caches no node holds, and tells the time with now (nil:
+// time.Now).
 func NewDirCaches(maxIdle int, now Clock) *DirCaches {
+	if now == nil {
+		now = time.Now
+	}
 	return &DirCaches{byKey: make(map[string]*DirCache), maxIdle: maxIdle, now: now}
 }
 

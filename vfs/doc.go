@@ -49,6 +49,9 @@
 //     with a HEAD each, many at once (a directory's from its marker).
 //   - RenameTree: a directory renamed object by object on the server,
 //     the originals deleted only once every copy is made.
+//   - Finder: what a name no listing knows is, from one page of the keys
+//     that begin with it and a HEAD (or, for a small file, a GET whose
+//     bytes Bodies keeps).
 //   - Bodies: the bytes of small files that their lookups fetched with a
 //     GET in place of a HEAD, for the read that follows.
 //

@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"errors"
-	"io"
 	iofs "io/fs"
 	"log/slog"
 	"sync"
@@ -402,28 +401,13 @@ func (n *file) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return target, 0
 }
 
-// fetchTarget reads the target of the link e: what its lookup fetched
-// (vfs.Bodies), else the object.
+// fetchTarget reads the target of the link e (vfs.LinkTarget). A link's
+// target is metadata, not file data: not interruptible (see uncancelled).
 func (n *file) fetchTarget(ctx context.Context, e vfs.Entry) ([]byte, syscall.Errno) {
-	if e.Size > 0 && e.Size <= 4096 {
-		target := make([]byte, e.Size)
-		if got, ok := n.fs.bodies.Read(n.key(), e.ETag, target, 0); ok && got == len(target) {
-			return target, 0
-		}
-	}
-	// A link's target is metadata, not file data: not interruptible
-	// (see uncancelled). Only the version this node stands for will do:
-	// the name may hold another object by now (a rename race), and its
-	// bytes are no target of this link.
-	body, err := n.fs.b.Get(context.WithoutCancel(ctx), n.key(), 0, -1, e.ETag)
+	target, err := vfs.LinkTarget(context.WithoutCancel(ctx), n.fs.b, n.fs.bodies, n.key(), e)
 	if errors.Is(err, bucket.ErrPrecondition) || errors.Is(err, iofs.ErrNotExist) {
 		return nil, syscall.ESTALE // the kernel looks the name up again
 	}
-	if err != nil {
-		return nil, n.fs.toErrno("readlink", n.key(), err)
-	}
-	defer body.Close()
-	target, err := io.ReadAll(io.LimitReader(body, 4096))
 	if err != nil {
 		return nil, n.fs.toErrno("readlink", n.key(), err)
 	}

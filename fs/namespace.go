@@ -659,12 +659,7 @@ func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry
 		}
 		e = vfs.KeepLinkTarget(vfs.EntryFromObject(o), e)
 	}
-	e.Touch(false)
-	if ct := e.ContentType(); ct == "" || ct == vfs.TypeByName(src) {
-		// A type that came from the old name's extension follows the
-		// new name (as on s3fs); one another program chose stays.
-		e.SetContentType(vfs.TypeByName(dst))
-	}
+	e = vfs.RenamedEntry(e, src, dst)
 	md := vfs.ObjectMeta(e, dst, false)
 	o, err := d.fs.b.Copy(ctx, src, dst, &md, "")
 	if err != nil {

@@ -52,6 +52,8 @@
 //   - Finder: what a name no listing knows is, from one page of the keys
 //     that begin with it and a HEAD (or, for a small file, a GET whose
 //     bytes Bodies keeps).
+//   - LinkTarget and RenamedEntry: a link's target, read from the version
+//     its node stands for; what a file's entry says once renamed.
 //   - Bodies: the bytes of small files that their lookups fetched with a
 //     GET in place of a HEAD, for the read that follows.
 //

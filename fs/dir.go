@@ -404,38 +404,9 @@ func waitEnded(ctx context.Context, p *vfs.Partial) error {
 func (d *dir) list(ctx context.Context, p *vfs.Partial, maxPages int) (complete bool, err error) {
 	defer p.End()
 	started := time.Now()
-	prefix := vfs.ListingPrefix(d.key())
-	token, after, pages := "", "", 0
-	// A lookup's page may have read the start of the directory, or all
-	// of it (vfs.Seed); a change here since would have dropped it.
-	if seed, at, ok := d.c.TakeSeed(d.fs.opts.MetadataTTL); ok {
-		pages++
-		if !p.Seed(seed, at, d.fs.logSkipOnce) {
-			after = seed.After // else it was the whole directory
-		}
-	}
-	for pages == 0 || after != "" || token != "" {
-		pages++
-		var page bucket.Page
-		var err error
-		if after != "" {
-			page, err = d.fs.b.ListAfter(ctx, prefix, after)
-			after = ""
-		} else {
-			page, err = d.fs.b.List(ctx, prefix, token)
-		}
-		if err != nil {
-			return false, err
-		}
-		p.Page(page, d.fs.logSkipOnce)
-		if page.Next == "" {
-			break
-		}
-		if maxPages > 0 && pages >= maxPages {
-			d.c.MarkTooBig()
-			return false, nil
-		}
-		token = page.Next
+	complete, err = p.Read(ctx, d.fs.b, maxPages, d.fs.opts.MetadataTTL, d.fs.logSkipOnce)
+	if !complete || err != nil {
+		return false, err
 	}
 	entries := p.Entries()
 	for name, ch := range d.Children() {

@@ -22,7 +22,9 @@
 //     a rename and dropped by a removal; time comes from a Clock, so tests
 //     move it on instead of sleeping past a TTL.
 //   - Partial: a directory's one listing under way (DirCache.StartListing),
-//     whose pages answer lookups before the last one arrives.
+//     read from the storage page by page (Read, from a lookup's page when
+//     it showed the directory), whose pages answer lookups before the
+//     last one arrives.
 //   - WriteBack: the files whose data is not in the bucket yet, saved again
 //     in the background with a doubling delay, and once more at Close;
 //     kept by the path each is saved under, which a rename moves, so that

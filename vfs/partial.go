@@ -188,3 +188,53 @@ func (c *DirCache) stillStands(p *Partial, name string, e Entry) (Entry, bool) {
 	}
 	return e, true
 }
+
+// ListStore is what reading a directory's listing needs of the storage.
+type ListStore interface {
+	// List returns one page of the objects and sub-prefixes directly in
+	// dir.
+	List(ctx context.Context, dir, continuation string) (bucket.Page, error)
+	// ListAfter is List's first page from the first key after after.
+	ListAfter(ctx context.Context, dir, after string) (bucket.Page, error)
+}
+
+// Read reads the listing's pages from s, at most maxPages (0: all),
+// starting from what a lookup's page showed of the directory if it is
+// younger than ttl (a Seed; a change here since would have dropped it).
+// complete is false when maxPages was not enough: the directory is then
+// marked too big to list for lookups (MarkTooBig). Lookups waiting on the
+// listing are answered page by page meanwhile. The caller still installs
+// the entries, or ends the listing.
+func (p *Partial) Read(ctx context.Context, s ListStore, maxPages int, ttl time.Duration, skip SkipFunc) (complete bool, err error) {
+	token, after, pages := "", "", 0
+	if seed, at, ok := p.c.TakeSeed(ttl); ok {
+		pages++
+		if !p.Seed(seed, at, skip) {
+			after = seed.After // else it was the whole directory
+		}
+	}
+	for pages == 0 || after != "" || token != "" {
+		pages++
+		var page bucket.Page
+		var err error
+		if after != "" {
+			page, err = s.ListAfter(ctx, p.prefix, after)
+			after = ""
+		} else {
+			page, err = s.List(ctx, p.prefix, token)
+		}
+		if err != nil {
+			return false, err
+		}
+		p.Page(page, skip)
+		if page.Next == "" {
+			break
+		}
+		if maxPages > 0 && pages >= maxPages {
+			p.c.MarkTooBig()
+			return false, nil
+		}
+		token = page.Next
+	}
+	return true, nil
+}

@@ -771,6 +771,46 @@ func TestDirectoryRenameMovesQueuedKey(t *testing.T) {
 	}
 }
 
+// TestRetriedSaveReachesForgottenDirectory: a file whose upload failed is
+// saved by the background retry after the kernel forgot it and its
+// directory. The directory's listing, which the mount keeps by path, must
+// take what the save stored: without that, `ls -l` would show the size
+// the file had when it was created (0) until the listing expires.
+func TestRetriedSaveReachesForgottenDirectory(t *testing.T) {
+	b, _ := workspace(t)
+	f := fs.New(b, fs.Options{RetryInterval: 50 * time.Millisecond, MetadataTTL: time.Hour})
+	mnt := fusetest.Mount(t, f)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36) // the workspace outlives a run (-count)
+	dir := "dir-" + run
+	if err := os.Mkdir(filepath.Join(mnt, dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadDir(filepath.Join(mnt, dir)); err != nil { // a listing, kept for the hour
+		t.Fatal(err)
+	}
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: "testretriedsavereachesforgottendirectory/" + dir + "/f.txt", Status: 500})
+	t.Cleanup(stack.S3.ClearFaults)
+	data := []byte("saved by the retry, after the kernel forgot the directory\n")
+	if err := os.WriteFile(filepath.Join(mnt, dir, "f.txt"), data, 0o644); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("write with every PUT failing: %v, want EIO at close", err)
+	}
+	waitHandles(t, f, 0)
+	forgetDentries(t, f, dir, func() bool { return !f.Known(dir) })
+	stack.S3.ClearFaults()
+	for deadline := time.Now().Add(time.Minute); len(f.Stats().Unsaved) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still unsaved a minute after the storage came back: %v", f.Stats().Unsaved)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(mnt, dir, "f.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != int64(len(data)) {
+		t.Errorf("size after the retried save: %d, want %d", fi.Size(), len(data))
+	}
+}
+
 // TestUnlinkRacingRmdirDoesNotHang: unlinking the last file of an implicit
 // directory while another process removes that directory. The kernel
 // holds d's lock for the unlink and p's for the rmdir, which waits for d;

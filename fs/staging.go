@@ -207,14 +207,12 @@ func (n *file) saved(key string, e vfs.Entry) {
 }
 
 // stored tells the kernel and the file's directory what the file is now
-// that a save stored it as key: through the node standing for it now,
-// which is not n if n was forgotten while the save ran (FS.adopt).
+// that a save stored it as key: the kernel through the node standing for
+// it now, which is not n if n was forgotten while the save ran
+// (FS.adopt), the directory's cache by path.
 func (n *file) stored(key string, e vfs.Entry) {
-	cur := n.nodeNow()
-	cur.dropKernelAttrs()
-	if p := cur.parentDir(); p != nil {
-		p.setEntry(baseName(key), &e)
-	}
+	n.nodeNow().dropKernelAttrs()
+	n.fs.dirs.Set(key, &e) // by path: the directory's node may be gone
 }
 
 // saveMeta stores changed metadata now, unless unsaved content will carry

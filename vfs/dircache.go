@@ -171,6 +171,20 @@ func (cs *DirCaches) idleLocked(c *DirCache, size int) {
 	}
 }
 
+// Set records a change of the entry at key made through this mount (nil:
+// removed) in the cache of its directory, held or idle, if there is one:
+// a save's new size and ETag reach the listing also when the kernel has
+// forgotten the directory's node, or the file's.
+func (cs *DirCaches) Set(key string, e *Entry) {
+	dirKey, name := SplitKey(key)
+	cs.mu.Lock()
+	c := cs.byKey[dirKey]
+	cs.mu.Unlock()
+	if c != nil {
+		c.Set(name, e)
+	}
+}
+
 // Changes counts the changes to directories made through the mount:
 // creations, removals, renames, names found missing. Take it before a
 // request whose answer is to be learned (Learn).

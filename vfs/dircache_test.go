@@ -253,3 +253,28 @@ func TestSubdirsFirstN(t *testing.T) {
 		}
 	}
 }
+
+// TestDirCachesSet: a change recorded by path reaches the directory's
+// cache whether a node holds it or it is idle, and makes none where the
+// mount keeps none.
+func TestDirCachesSet(t *testing.T) {
+	cs := NewDirCaches(MaxIdleCacheEntries, nil)
+	c := cs.Hold("d")
+	c.InstallEmpty()
+	cs.Set("d/held", &Entry{Size: 3})
+	cs.Release(c) // the kernel forgot the directory
+	cs.Set("d/idle", &Entry{Size: 4})
+	cs.Set("other/x", &Entry{Size: 5})
+	c = cs.Hold("d")
+	for name, size := range map[string]int64{"held": 3, "idle": 4} {
+		if e, found, listed := c.Listed(name); !listed || !found || e.Size != size {
+			t.Errorf("%s after Set: listed %v, found %v, size %d; want size %d", name, listed, found, e.Size, size)
+		}
+	}
+	cs.mu.Lock()
+	_, made := cs.byKey["other"]
+	cs.mu.Unlock()
+	if made {
+		t.Error("Set made a cache for a directory the mount kept none of")
+	}
+}

@@ -66,6 +66,15 @@ func ChildKey(dirKey, name string) string {
 	return dirKey + "/" + name
 }
 
+// SplitKey is ChildKey's inverse: the directory key and the name of key.
+func SplitKey(key string) (dirKey, name string) {
+	i := strings.LastIndexByte(key, '/')
+	if i < 0 {
+		return "", key
+	}
+	return key[:i], key[i+1:]
+}
+
 // ListingPrefix is the S3 prefix listing the children of dirKey.
 func ListingPrefix(dirKey string) string {
 	if dirKey == "" {

@@ -151,3 +151,19 @@ func TestEntryExtrasCopied(t *testing.T) {
 		t.Errorf("the copy lost its changes: target %q, type %q, xattrs %v", b.LinkTarget(), b.ContentType(), b.Xattrs())
 	}
 }
+
+// FuzzSplitKey: SplitKey undoes ChildKey for every name a directory can
+// hold, in the root and below.
+func FuzzSplitKey(f *testing.F) {
+	f.Add("", "a")
+	f.Add("a/b", "c.txt")
+	f.Add("x", "..x")
+	f.Fuzz(func(t *testing.T, dirKey, name string) {
+		if NameProblem(name) != "" || (dirKey != "" && (strings.HasPrefix(dirKey, "/") || strings.HasSuffix(dirKey, "/"))) {
+			return
+		}
+		if d, n := SplitKey(ChildKey(dirKey, name)); d != dirKey || n != name {
+			t.Errorf("SplitKey(ChildKey(%q, %q)) = %q, %q", dirKey, name, d, n)
+		}
+	})
+}

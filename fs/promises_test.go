@@ -599,12 +599,8 @@ func TestUnlinkedQueuedFileFreesItsStaging(t *testing.T) {
 	b, _ := workspace(t)
 	f := fs.New(b, fs.Options{})
 	mnt := fusetest.Mount(t, f)
-	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: "testunlinkedqueuedfilefreesitsstaging/queued.txt", Status: 500})
-	t.Cleanup(stack.S3.ClearFaults)
+	writeFailing(t, mnt, "queued.txt", []byte("never saved\n"))
 	path := filepath.Join(mnt, "queued.txt")
-	if err := os.WriteFile(path, []byte("never saved\n"), 0o644); !errors.Is(err, syscall.EIO) {
-		t.Fatalf("write with every PUT failing: %v, want EIO at close", err)
-	}
 	if s := f.Stats(); s.StagedBytes == 0 || len(s.Unsaved) != 1 {
 		t.Fatalf("after the failed close: %d bytes staged, unsaved %v; want the file's bytes, and it queued", s.StagedBytes, s.Unsaved)
 	}
@@ -614,6 +610,23 @@ func TestUnlinkedQueuedFileFreesItsStaging(t *testing.T) {
 	}
 	if s := f.Stats(); s.StagedBytes != 0 || len(s.Unsaved) != 0 {
 		t.Errorf("after the unlink: %d bytes staged, unsaved %v; want none", s.StagedBytes, s.Unsaved)
+	}
+}
+
+// failPuts makes every PUT of rel, in the workspace of t (named after
+// it), fail with a 500 until the test ends or the faults are cleared.
+func failPuts(t *testing.T, rel string) {
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: strings.ToLower(t.Name()) + "/" + rel, Status: 500})
+	t.Cleanup(stack.S3.ClearFaults)
+}
+
+// writeFailing writes data to rel on the mount with every PUT of it
+// failing, and expects close to say EIO.
+func writeFailing(t *testing.T, mnt, rel string, data []byte) {
+	t.Helper()
+	failPuts(t, rel)
+	if err := os.WriteFile(filepath.Join(mnt, rel), data, 0o644); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("write of %s with every PUT failing: %v, want EIO at close", rel, err)
 	}
 }
 
@@ -683,12 +696,8 @@ func TestDirectoryRenameCarriesForgottenQueuedFile(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(mnt, src), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: "testdirectoryrenamecarriesforgottenqueuedfile/" + src + "/queued.txt", Status: 500})
-	t.Cleanup(stack.S3.ClearFaults)
 	data := []byte("queued, and forgotten by the kernel\n")
-	if err := os.WriteFile(filepath.Join(mnt, src, "queued.txt"), data, 0o644); !errors.Is(err, syscall.EIO) {
-		t.Fatalf("write with every PUT failing: %v, want EIO at close", err)
-	}
+	writeFailing(t, mnt, src+"/queued.txt", data)
 	waitHandles(t, f, 0)
 	for i := 0; f.Orphans() == 0; i++ {
 		if i == 100 {
@@ -741,8 +750,7 @@ func TestDirectoryRenameMovesQueuedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Close()
-	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: "testdirectoryrenamemovesqueuedkey/" + src + "/f.txt", Status: 500})
-	t.Cleanup(stack.S3.ClearFaults)
+	failPuts(t, src+"/f.txt")
 	if _, err := first.Write([]byte("first\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -788,12 +796,8 @@ func TestRetriedSaveReachesForgottenDirectory(t *testing.T) {
 	if _, err := os.ReadDir(filepath.Join(mnt, dir)); err != nil { // a listing, kept for the hour
 		t.Fatal(err)
 	}
-	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: "testretriedsavereachesforgottendirectory/" + dir + "/f.txt", Status: 500})
-	t.Cleanup(stack.S3.ClearFaults)
 	data := []byte("saved by the retry, after the kernel forgot the directory\n")
-	if err := os.WriteFile(filepath.Join(mnt, dir, "f.txt"), data, 0o644); !errors.Is(err, syscall.EIO) {
-		t.Fatalf("write with every PUT failing: %v, want EIO at close", err)
-	}
+	writeFailing(t, mnt, dir+"/f.txt", data)
 	waitHandles(t, f, 0)
 	forgetDentries(t, f, dir, func() bool { return !f.Known(dir) })
 	stack.S3.ClearFaults()

@@ -815,6 +815,47 @@ func TestRetriedSaveReachesForgottenDirectory(t *testing.T) {
 	}
 }
 
+// TestLookupDuringRetryOfForgottenFile: the kernel forgot a file whose
+// upload failed, and looks its name up again while the background retry
+// of it is still sending it (FS.adopt meets a save in flight). The lookup
+// shows the file's size, the file then reads whole, and nothing is left
+// unsaved.
+func TestLookupDuringRetryOfForgottenFile(t *testing.T) {
+	b, _ := workspace(t)
+	f := fs.New(b, fs.Options{RetryInterval: 50 * time.Millisecond, MetadataTTL: time.Hour})
+	mnt := fusetest.Mount(t, f)
+	name := "f-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ".txt" // the workspace outlives a run (-count)
+	data := []byte("sent by the retry while the name is looked up again\n")
+	writeFailing(t, mnt, name, data)
+	waitHandles(t, f, 0)
+	forgetDentries(t, f, name, func() bool { return f.Orphans() > 0 })
+	// The next PUT of it (the retry's) stalls for a second, then succeeds.
+	puts := stack.S3.Counts()[wsstack.OpPut]
+	stack.S3.ClearFaults()
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: strings.ToLower(t.Name()) + "/" + name, Stall: time.Second, Times: 1})
+	for deadline := time.Now().Add(time.Minute); stack.S3.Counts()[wsstack.OpPut] == puts; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no retry of the upload within a minute")
+		}
+	}
+	fi, err := os.Stat(filepath.Join(mnt, name)) // while the retry's PUT stalls
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != int64(len(data)) {
+		t.Errorf("size looked up during the retry: %d, want %d", fi.Size(), len(data))
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, name)); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("read after the retry: %v, %q; want %q", err, got, data)
+	}
+	if u := f.Stats().Unsaved; len(u) != 0 {
+		t.Errorf("still unsaved after the retry: %v", u)
+	}
+	if got := readObject(t, b, name); !bytes.Equal(got, data) {
+		t.Errorf("in the bucket: %q, want %q", got, data)
+	}
+}
+
 // TestUnlinkRacingRmdirDoesNotHang: unlinking the last file of an implicit
 // directory while another process removes that directory. The kernel
 // holds d's lock for the unlink and p's for the rmdir, which waits for d;

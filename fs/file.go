@@ -285,8 +285,8 @@ func (n *file) revalidate(ctx context.Context) (vfs.Entry, error) {
 // retry).
 func (n *file) learnt(o bucket.Object) vfs.Entry {
 	e := n.update(vfs.EntryFromObject(o))
-	if p := n.parentDir(); p != nil {
-		p.remember(baseName(n.key()), vfs.EntryFromObject(o), true)
+	if !n.outOfTree() {
+		n.fs.dirs.Remember(n.key(), vfs.EntryFromObject(o), true)
 	}
 	return e
 }

@@ -254,9 +254,9 @@ func TestSubdirsFirstN(t *testing.T) {
 	}
 }
 
-// TestDirCachesSet: a change recorded by path reaches the directory's
-// cache whether a node holds it or it is idle, and makes none where the
-// mount keeps none.
+// TestDirCachesSet: a change, or what the storage said, recorded by path
+// reaches the directory's cache whether a node holds it or it is idle,
+// and makes none where the mount keeps none.
 func TestDirCachesSet(t *testing.T) {
 	cs := NewDirCaches(MaxIdleCacheEntries, nil)
 	c := cs.Hold("d")
@@ -264,9 +264,10 @@ func TestDirCachesSet(t *testing.T) {
 	cs.Set("d/held", &Entry{Size: 3})
 	cs.Release(c) // the kernel forgot the directory
 	cs.Set("d/idle", &Entry{Size: 4})
+	cs.Remember("d/found", Entry{Size: 6}, true)
 	cs.Set("other/x", &Entry{Size: 5})
 	c = cs.Hold("d")
-	for name, size := range map[string]int64{"held": 3, "idle": 4} {
+	for name, size := range map[string]int64{"held": 3, "idle": 4, "found": 6} {
 		if e, found, listed := c.Listed(name); !listed || !found || e.Size != size {
 			t.Errorf("%s after Set: listed %v, found %v, size %d; want size %d", name, listed, found, e.Size, size)
 		}

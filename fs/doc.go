@@ -81,7 +81,8 @@
 // Leaves, under anything: DirCache's own lock, Budget, the write-back
 // queue's lock (vfs.WriteBack: never held across a save), a Staging's mu
 // (its getters), vfs.Space,
-// errLog, FS.bgMu, and go-fuse's Inode locks (Path, Parent, GetChild).
+// errLog, FS.bgMu, FS.passed's lock (the files passed through), and
+// go-fuse's Inode locks (Path, Parent, GetChild).
 //
 // Kernel notifications: NotifyContent(-1, 0) only drops cached attributes
 // and may be sent under a file's io lock. NotifyEntry needs the lock of the parent

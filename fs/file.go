@@ -69,7 +69,6 @@ type activity struct {
 	// Everything below is guarded by the file's mu.
 	cacheETag string       // ETag of what the kernel's page cache holds
 	st        *vfs.Staging // local copy while open for writing or unsaved
-	modes     *openModes   // handles passed through (passthrough.go)
 	lastErr   error        // why the last save failed
 	handles   int32        // open handles
 	writing   int32        // handles open for writing and not closed yet

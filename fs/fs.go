@@ -51,6 +51,7 @@ type FS struct {
 	// passthrough: the kernel of the mount reads files passed to it, and
 	// this process may register them (root); set by Mount.
 	passthrough atomic.Bool
+	passed      passedThrough // files with handles passed through
 	root        *dir
 }
 

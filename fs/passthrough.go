@@ -3,6 +3,7 @@ package fs
 import (
 	"log/slog"
 	"os"
+	"sync"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -34,6 +35,35 @@ type openModes struct {
 	passthrough int
 	etag        string   // the version they read
 	whole       *os.File // its copy, open until the last of them is released
+}
+
+// passedThrough holds the openModes of the files with handles passed
+// through, few and only on read-only mounts with a data cache: kept here,
+// not in every file's activity. Its lock is a leaf, taken under a file's
+// mu.
+type passedThrough struct {
+	mu     sync.Mutex
+	byFile map[*fileState]*openModes // guarded by mu
+}
+
+func (p *passedThrough) get(s *fileState) *openModes {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byFile[s]
+}
+
+// set records m for s; nil forgets s.
+func (p *passedThrough) set(s *fileState, m *openModes) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m == nil {
+		delete(p.byFile, s)
+		return
+	}
+	if p.byFile == nil {
+		p.byFile = make(map[*fileState]*openModes)
+	}
+	p.byFile[s] = m
 }
 
 // passthroughHandle is a handle whose reads the kernel serves from a whole
@@ -68,14 +98,14 @@ func (n *file) passThrough(h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.E
 	key := n.key()
 	a := n.active() // counted in handles: made already
 	n.mu.Lock()
-	m := a.modes
+	m := n.fs.passed.get(n.fileState)
 	n.mu.Unlock()
 	var whole *os.File
 	if m == nil {
 		whole = n.fs.wholeCopy(key, e.ETag, e.Size) // reads the disk: not under the lock
 	}
 	n.mu.Lock()
-	m = a.modes
+	m = n.fs.passed.get(n.fileState)
 	switch {
 	case m != nil && m.etag == e.ETag:
 	case m != nil:
@@ -87,7 +117,8 @@ func (n *file) passThrough(h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.E
 		return nil, syscall.EBUSY
 	case whole != nil && a.handles == 1:
 		m = &openModes{etag: e.ETag, whole: whole}
-		a.modes, whole = m, nil
+		n.fs.passed.set(n.fileState, m)
+		whole = nil
 	default:
 		n.mu.Unlock()
 		closeIfOpen(whole)
@@ -112,10 +143,10 @@ func (n *file) closeModeLocked(h *handle) {
 	if !h.passedThrough {
 		return
 	}
-	a := n.act // made when h was counted
-	if a.modes.passthrough--; a.modes.passthrough == 0 {
-		a.modes.whole.Close() // the kernel holds its own reference while it reads
-		a.modes = nil
+	m := n.fs.passed.get(n.fileState)
+	if m.passthrough--; m.passthrough == 0 {
+		m.whole.Close() // the kernel holds its own reference while it reads
+		n.fs.passed.set(n.fileState, nil)
 	}
 }
 

@@ -59,6 +59,13 @@
 //   - Bodies: the bytes of small files that their lookups fetched with a
 //     GET in place of a HEAD, for the read that follows.
 //
+// Still in fs: a file's state and what changes it (its attributes, open
+// counts, staging copy and saves; fs/file.go, staging.go, retry.go), which
+// a File type here is to take over, reaching the kernel's node through a
+// small interface; and the go-fuse tree walks of a directory rename
+// (holdTree) and of an implicit directory's vanishing. Whatever is keyed
+// by path (listings, the retry queue, inode numbers) already lives here.
+//
 // # Lock order
 //
 // A lock may be held while taking one listed after it, never the reverse;

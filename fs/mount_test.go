@@ -59,12 +59,17 @@ func workspace(t *testing.T) (*bucket.Bucket, func(key string, data []byte)) {
 	return workspaceWith(t, bucket.Config{})
 }
 
+// wsName is the name of t's workspace, made from the test's name.
+func wsName(t *testing.T) string {
+	ws := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	return strings.Trim(ws[:min(len(ws), 60)], "-")
+}
+
 // workspaceWith is workspace with a bucket client configured as cfg
 // (location and credentials are filled in).
 func workspaceWith(t *testing.T, cfg bucket.Config) (*bucket.Bucket, func(key string, data []byte)) {
 	t.Helper()
-	ws := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	ws = strings.Trim(ws[:min(len(ws), 60)], "-")
+	ws := wsName(t)
 	if err := stack.AddWorkspace(context.Background(), wsstack.Workspace{Org: "fs", WS: ws, Tokens: []string{token}}); err != nil {
 		t.Fatal(err)
 	}

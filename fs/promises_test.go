@@ -613,10 +613,10 @@ func TestUnlinkedQueuedFileFreesItsStaging(t *testing.T) {
 	}
 }
 
-// failPuts makes every PUT of rel, in the workspace of t (named after
-// it), fail with a 500 until the test ends or the faults are cleared.
+// failPuts makes every PUT of rel, in the workspace of t, fail with a
+// 500 until the test ends or the faults are cleared.
 func failPuts(t *testing.T, rel string) {
-	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: strings.ToLower(t.Name()) + "/" + rel, Status: 500})
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: wsName(t) + "/" + rel, Status: 500})
 	t.Cleanup(stack.S3.ClearFaults)
 }
 
@@ -726,56 +726,69 @@ func TestDirectoryRenameCarriesForgottenQueuedFile(t *testing.T) {
 	}
 }
 
-// TestDirectoryRenameMovesQueuedKey: a file whose upload failed at one
-// handle's close is queued under its key; another handle still writes it,
-// so renaming its directory cannot save it first. The queue must move the
-// key with the rename (vfs.WriteBack.Move): the last close saves under the
-// new name, and nothing lands under the old one.
-func TestDirectoryRenameMovesQueuedKey(t *testing.T) {
-	b, _ := workspace(t)
-	f := fs.New(b, fs.Options{RetryInterval: time.Hour})
-	mnt := fusetest.Mount(t, f)
-	run := strconv.FormatInt(time.Now().UnixNano(), 36) // the workspace outlives a run (-count)
-	src, dst := "dir-"+run, "moved-"+run
-	if err := os.Mkdir(filepath.Join(mnt, src), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(mnt, src, "f.txt")
-	first, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
-	failPuts(t, src+"/f.txt")
-	if _, err := first.Write([]byte("first\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Close(); !errors.Is(err, syscall.EIO) {
-		t.Fatalf("close with every PUT failing: %v, want EIO", err)
-	}
-	stack.S3.ClearFaults()
-	if err := os.Rename(filepath.Join(mnt, src), filepath.Join(mnt, dst)); err != nil {
-		t.Fatalf("rename of the directory: %v", err)
-	}
-	if _, err := second.WriteAt([]byte("second\n"), 6); err != nil {
-		t.Fatal(err)
-	}
-	if err := second.Close(); err != nil {
-		t.Fatalf("last close after the rename: %v", err)
-	}
-	if left := f.Close(context.Background()); left != 0 {
-		t.Errorf("%d files unsaved at Close, want none", left)
-	}
-	want := "first\nsecond\n"
-	if got := string(readObject(t, b, dst+"/f.txt")); got != want {
-		t.Errorf("%s/f.txt in the bucket: %q, want %q", dst, got, want)
-	}
-	if _, err := b.Head(context.Background(), src+"/f.txt"); err == nil {
-		t.Errorf("%s/f.txt is in the bucket: a save landed under the old name", src)
+// TestRenameMovesQueuedKey: a file whose upload failed at one handle's
+// close is queued under its key; another handle still writes it, so a
+// rename of it or of its directory cannot save it first (a file's rename
+// sends what it has under the new name, and the writer goes on). The
+// queue must move the key with the rename (vfs.WriteBack.Move): the last
+// close saves under the new name, and nothing lands under the old one.
+func TestRenameMovesQueuedKey(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// from and to are renamed; old and new are the file's keys
+		// before and after, within the run's directory d.
+		from, to, old, new string
+	}{
+		{"directory", "d", "moved", "d/f.txt", "moved/f.txt"},
+		{"file", "d/f.txt", "d/g.txt", "d/f.txt", "d/g.txt"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, _ := workspace(t)
+			f := fs.New(b, fs.Options{RetryInterval: time.Hour})
+			mnt := fusetest.Mount(t, f)
+			run := strconv.FormatInt(time.Now().UnixNano(), 36) // the workspace outlives a run (-count)
+			key := func(rel string) string { return run + "-" + rel }
+			if err := os.Mkdir(filepath.Join(mnt, key("d")), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(mnt, key(tt.old))
+			first, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer second.Close()
+			failPuts(t, key(tt.old))
+			if _, err := first.Write([]byte("first\n")); err != nil {
+				t.Fatal(err)
+			}
+			if err := first.Close(); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("close with every PUT failing: %v, want EIO", err)
+			}
+			stack.S3.ClearFaults()
+			if err := os.Rename(filepath.Join(mnt, key(tt.from)), filepath.Join(mnt, key(tt.to))); err != nil {
+				t.Fatalf("rename: %v", err)
+			}
+			if _, err := second.WriteAt([]byte("second\n"), 6); err != nil {
+				t.Fatal(err)
+			}
+			if err := second.Close(); err != nil {
+				t.Fatalf("last close after the rename: %v", err)
+			}
+			if left := f.Close(context.Background()); left != 0 {
+				t.Errorf("%d files unsaved at Close, want none", left)
+			}
+			want := "first\nsecond\n"
+			if got := string(readObject(t, b, key(tt.new))); got != want {
+				t.Errorf("%s in the bucket: %q, want %q", key(tt.new), got, want)
+			}
+			if _, err := b.Head(context.Background(), key(tt.old)); err == nil {
+				t.Errorf("%s is in the bucket: a save landed under the old name", key(tt.old))
+			}
+		})
 	}
 }
 
@@ -832,7 +845,7 @@ func TestLookupDuringRetryOfForgottenFile(t *testing.T) {
 	// The next PUT of it (the retry's) stalls for a second, then succeeds.
 	puts := stack.S3.Counts()[wsstack.OpPut]
 	stack.S3.ClearFaults()
-	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: strings.ToLower(t.Name()) + "/" + name, Stall: time.Second, Times: 1})
+	stack.S3.Inject(wsstack.S3Fault{Ops: []wsstack.Op{wsstack.OpPut}, KeyContains: wsName(t) + "/" + name, Stall: time.Second, Times: 1})
 	for deadline := time.Now().Add(time.Minute); stack.S3.Counts()[wsstack.OpPut] == puts; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no retry of the upload within a minute")

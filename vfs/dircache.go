@@ -176,26 +176,30 @@ func (cs *DirCaches) idleLocked(c *DirCache, size int) {
 // a save's new size and ETag reach the listing also when the kernel has
 // forgotten the directory's node, or the file's.
 func (cs *DirCaches) Set(key string, e *Entry) {
-	if c, name := cs.dirOf(key); c != nil {
-		c.Set(name, e)
-	}
-}
-
-// dirOf returns the cache of the directory of key, if the mount keeps
-// one, and key's name in it.
-func (cs *DirCaches) dirOf(key string) (*DirCache, string) {
-	dirKey, name := SplitKey(key)
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return cs.byKey[dirKey], name
+	cs.onDir(key, func(c *DirCache, name string) { c.Set(name, e) })
 }
 
 // Remember records what the storage said of the entry at key (see
 // DirCache.Remember) in the cache of its directory, held or idle, if
 // there is one.
 func (cs *DirCaches) Remember(key string, e Entry, found bool) {
-	if c, name := cs.dirOf(key); c != nil {
-		c.Remember(name, e, found)
+	cs.onDir(key, func(c *DirCache, name string) { c.Remember(name, e, found) })
+}
+
+// onDir calls fn with the cache of the directory of key, if the mount
+// keeps one, and key's name in it. An idle cache is counted again against
+// the idle bound afterwards, as Learn does: it may have grown.
+func (cs *DirCaches) onDir(key string, fn func(c *DirCache, name string)) {
+	dirKey, name := SplitKey(key)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	c := cs.byKey[dirKey]
+	if c == nil {
+		return
+	}
+	fn(c, name)
+	if c.holders == 0 {
+		cs.idleLocked(c, c.entries())
 	}
 }
 

@@ -279,3 +279,23 @@ func TestDirCachesSet(t *testing.T) {
 		t.Error("Set made a cache for a directory the mount kept none of")
 	}
 }
+
+// TestDirCachesSetKeepsTheIdleBound: entries recorded by path in an idle
+// directory cache count against the idle bound, which drops the cache
+// once they pass it.
+func TestDirCachesSetKeepsTheIdleBound(t *testing.T) {
+	cs := NewDirCaches(4, nil)
+	c := cs.Hold("d")
+	c.InstallEmpty()
+	cs.Release(c)
+	for _, name := range []string{"a", "b", "c", "e"} {
+		cs.Set("d/"+name, &Entry{Size: 1})
+	}
+	cs.mu.Lock()
+	_, kept := cs.byKey["d"]
+	idle := cs.idleEntries
+	cs.mu.Unlock()
+	if kept || idle > 4 {
+		t.Errorf("an idle cache grown past the bound of 4 entries: kept %v, %d entries counted idle", kept, idle)
+	}
+}

@@ -25,6 +25,12 @@ func (f *FS) retryLater(n *file, failed bool) {
 		f.log.Error("unsaved data of a file with no name left cannot be kept", slog.Any("err", n.lastErrNow()))
 		return
 	}
+	if other, ok := f.writeBack.At(key); ok && other != n.fileState {
+		// The queue keeps one file a name: the newer stands for it. Only
+		// a race of two nodes made for one name gets here (adopt hands
+		// the older's data to the newer, Create drops it), so say so.
+		f.log.Error("unsaved data queued under this name by an earlier node of it is dropped for the newer one's", slog.String("path", key))
+	}
 	queued, was := f.writeBack.Add(key, n.fileState, failed)
 	switch {
 	case queued && (was || !failed):

@@ -326,11 +326,8 @@ func (n *file) outOfTree() bool {
 // parentDir is the directory the file is in, if it is still in the tree.
 func (n *file) parentDir() *dir { return dirOf(&n.Inode) }
 
+// baseName is the name of key in its directory.
 func baseName(key string) string {
-	for i := len(key) - 1; i >= 0; i-- {
-		if key[i] == '/' {
-			return key[i+1:]
-		}
-	}
-	return key
+	_, name := vfs.SplitKey(key)
+	return name
 }

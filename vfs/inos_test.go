@@ -40,5 +40,8 @@ func TestInos(t *testing.T) {
 	if got := inos.Take("a", &node{"a, new"}); got != 0 {
 		t.Errorf("a new file under the old name got %#x, the renamed file's number", got)
 	}
-	inos.Release(0x5, b, gone) // not a derived number: ignored
+	inos.Release(0x5, b, gone) // not a derived number: b's stays taken
+	if got := inos.Take("a", &node{"a, newer"}); got != 0 {
+		t.Errorf("a release of a number not the table's freed b's (%#x): a got %#x", ino, got)
+	}
 }

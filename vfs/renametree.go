@@ -19,8 +19,7 @@ type TreeStore interface {
 	CheckKey(key string) error
 	// ListRecursive calls fn for every object under dir, at any depth.
 	ListRecursive(ctx context.Context, dir string, fn func(bucket.Object) error) error
-	// Head returns the object at key.
-	Head(ctx context.Context, key string) (bucket.Object, error)
+	Header
 	// Copy copies src to dst on the server; meta nil keeps the metadata.
 	Copy(ctx context.Context, src, dst string, meta *bucket.Meta, srcETag string) (bucket.Object, error)
 	// Put writes an object in one request.
@@ -38,12 +37,12 @@ const renameParallel = 16
 type RenameError struct {
 	From, To        string
 	Copied, Objects int  // objects copied, of those under From
-	Copies          bool // every copy was made; deleting an original failed
+	AllCopied       bool // every copy was made; deleting an original failed
 	Err             error
 }
 
 func (e *RenameError) Error() string {
-	if e.Copies {
+	if e.AllCopied {
 		return fmt.Sprintf("rename %s to %s: all %d objects copied, but some are still also under the old name: %v", e.From, e.To, e.Objects, e.Err)
 	}
 	return fmt.Sprintf("rename %s to %s failed after copying %d of %d objects; every object is still under the old name: %v", e.From, e.To, e.Copied, e.Objects, e.Err)
@@ -93,7 +92,7 @@ func RenameTree(ctx context.Context, s TreeStore, src, dst string) error {
 		del.Go(func() error { return s.Delete(ctx, k) })
 	}
 	if err := del.Wait(); err != nil {
-		return &RenameError{From: src, To: dst, Copied: len(keys), Objects: len(keys), Copies: true, Err: err}
+		return &RenameError{From: src, To: dst, Copied: len(keys), Objects: len(keys), AllCopied: true, Err: err}
 	}
 	return nil
 }

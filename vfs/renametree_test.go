@@ -45,11 +45,11 @@ func TestRenameTree(t *testing.T) {
 		name                   string
 		copyFails, deleteFails string
 		want                   []string // keys afterwards
-		wantCopies             bool     // the RenameError says every copy was made
+		wantAllCopied          bool     // the RenameError says every copy was made
 	}{
 		{name: "all copied", want: moved},
 		{name: "a copy fails", copyFails: "b.txt"}, // checked apart: see below
-		{name: "a delete fails", deleteFails: "c.txt", want: append(slices.Clone(moved), "src/implicit/c.txt"), wantCopies: true},
+		{name: "a delete fails", deleteFails: "c.txt", want: append(slices.Clone(moved), "src/implicit/c.txt"), wantAllCopied: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b, _ := buckettest.NewFake(t)
@@ -72,8 +72,8 @@ func TestRenameTree(t *testing.T) {
 				}
 			case !errors.As(err, &re) || !errors.Is(err, errInjected):
 				t.Fatalf("RenameTree: %v, want a RenameError wrapping the injected failure", err)
-			case re.Copies != tt.wantCopies || re.Objects != len(tree):
-				t.Errorf("RenameError says copies made %v of %d objects, want %v of %d", re.Copies, re.Objects, tt.wantCopies, len(tree))
+			case re.AllCopied != tt.wantAllCopied || re.Objects != len(tree):
+				t.Errorf("RenameError says copies made %v of %d objects, want %v of %d", re.AllCopied, re.Objects, tt.wantAllCopied, len(tree))
 			}
 			var got []string
 			if err := b.ListRecursive(ctx, "", func(o bucket.Object) error { got = append(got, o.Key); return nil }); err != nil {

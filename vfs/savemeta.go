@@ -12,8 +12,7 @@ import (
 
 // MetaStore is what storing a file's metadata needs of the storage.
 type MetaStore interface {
-	// Head returns the object at key.
-	Head(ctx context.Context, key string) (bucket.Object, error)
+	Header
 	// Copy copies src to dst on the server, with meta (nil: the same),
 	// failing with bucket.ErrPrecondition if src's ETag is no longer
 	// srcETag (unless that is empty).

@@ -23,9 +23,7 @@ import (
 // implements it; see there for the contracts.
 type Store interface {
 	Getter
-	// Head returns the object at key; errors.Is(err, io/fs.ErrNotExist)
-	// when there is none.
-	Head(ctx context.Context, key string) (bucket.Object, error)
+	Header
 	// Upload writes an object: with one PUT up to the part size, else a
 	// multipart upload.
 	Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta bucket.Meta, opts bucket.UploadOptions) (bucket.Object, error)

@@ -160,10 +160,10 @@ func (d *dir) find(ctx context.Context, name string) (vfs.Entry, bool, syscall.E
 // file being written that was never uploaded).
 func (d *dir) localChild(name string) (vfs.Entry, bool) {
 	if f, ok := d.childFile(name); ok {
-		return f.localEntry()
+		return f.state.LocalEntry()
 	}
 	if d.GetChild(name) == nil {
-		return d.fs.orphanEntry(vfs.ChildKey(d.key(), name))
+		return d.fs.files.OrphanEntry(vfs.ChildKey(d.key(), name))
 	}
 	return vfs.Entry{}, false
 }
@@ -228,7 +228,7 @@ func (d *dir) childInode(ctx context.Context, name string, e vfs.Entry, out *fus
 	if ch := d.GetChild(name); ch != nil {
 		switch n := ch.Operations().(type) {
 		case *file:
-			if _, gone := n.unlinked(); e.Dir || gone {
+			if _, gone := n.state.Unlinked(); e.Dir || gone {
 				// A node marked deleted (replaced by a failed rename's
 				// copy) never stands for the name again.
 				break
@@ -237,9 +237,9 @@ func (d *dir) childInode(ctx context.Context, name string, e vfs.Entry, out *fus
 			// version is a symlink, or its mode. The kernel cannot
 			// change an inode's type, so a file that turned out to be
 			// a link (or no longer is) gets a new inode.
-			merged := vfs.KeepKnownMeta(n.attrNow(), e)
+			merged := vfs.KeepKnownMeta(n.state.Attr(), e)
 			if merged.Kind() == ch.StableAttr().Mode {
-				e = n.update(merged)
+				e = d.fs.files.Update(n.state, merged)
 				d.fs.fillAttr(&out.Attr, e)
 				out.Attr.Ino = ch.StableAttr().Ino
 				out.SetEntryTimeout(d.fs.opts.MetadataTTL)
@@ -267,8 +267,11 @@ func (d *dir) childInode(ctx context.Context, name string, e vfs.Entry, out *fus
 		}
 	}
 	node := d.fs.newNode(vfs.ChildKey(d.key(), name), e)
-	if n, ok := node.(*file); ok && d.fs.adopt(vfs.ChildKey(d.key(), name), n) {
-		e = n.attrNow() // what this mount says the file is, unsaved data included
+	if n, ok := node.(*file); ok {
+		if s, ok := d.fs.files.Adopt(vfs.ChildKey(d.key(), name), n); ok {
+			n.state = s
+			e = s.Attr() // what this mount says the file is, unsaved data included
+		}
 	}
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
@@ -414,17 +417,17 @@ func (d *dir) list(ctx context.Context, p *vfs.Partial, maxPages int) (complete 
 		if !ok {
 			continue
 		}
-		if e, ok := f.localEntry(); ok {
+		if e, ok := f.state.LocalEntry(); ok {
 			entries[name] = e
 		} else if e, ok := entries[name]; ok {
-			entries[name] = vfs.KeepKnownMeta(f.attrNow(), e)
-		} else if e, ok := f.savedSince(started); ok {
+			entries[name] = vfs.KeepKnownMeta(f.state.Attr(), e)
+		} else if e, ok := d.fs.files.SavedSince(f.state, started); ok {
 			// Saved while this listing was being read: S3 may not
 			// have shown it yet.
 			entries[name] = e
 		}
 	}
-	for name, e := range d.fs.orphansIn(d.key()) {
+	for name, e := range d.fs.files.OrphansIn(d.key()) {
 		if d.GetChild(name) == nil {
 			entries[name] = e
 		}
@@ -470,7 +473,7 @@ func (d *dir) fillMeta(ctx context.Context, dirs bool, name string) error {
 		switch n := ch.Operations().(type) {
 		case *file:
 			if !h.Dir {
-				n.update(h)
+				d.fs.files.Update(n.state, h)
 			}
 		case *dir:
 			n.mu.Lock()

@@ -43,10 +43,12 @@
 // # Writes
 //
 // A file open for writing has a staging copy in Options.CacheDir
-// (vfs.Staging), shared by all its handles; close and fsync upload it (see
-// save in staging.go) and fail with EIO if that fails, keeping the data
-// for a retry. A file written
-// front to back from empty is uploaded part by part while it is written.
+// (vfs.Staging), shared by all its handles; close and fsync upload it
+// (vfs.Files.Save) and fail with EIO if that fails, keeping the data for
+// a retry. A file written front to back from empty is uploaded part by
+// part while it is written. What a file holds and how it is saved is
+// vfs.File's and vfs.Files'; a file node here stands for a vfs.File,
+// which outlives the node when the kernel forgets it with data unsaved.
 // Multipart uploads in progress are recorded (vfs.Journal) so that Recover
 // aborts those a crash left behind. Mode, owner and mtime live in object
 // metadata under s3fs's keys (vfs/meta.go); renames copy, then delete
@@ -66,23 +68,25 @@
 //     held across its metadata HEADs. (Its listing is not a lock: the one
 //     lister of a directory, vfs.DirCache.StartListing, holds no lock
 //     across its LISTs; other callers wait for its pages or its end.)
-//  2. A file's io lock (activity.io, taken with lockIO): held across the
-//     file's S3 requests and upload waits. One at a time, except in
-//     rename (the target's, then the source's: the kernel's directory
-//     locks keep renames from crossing) and lockAll (TryLock only, never
+//  2. A file's io lock (vfs.File's activity.io): held across the file's
+//     S3 requests and upload waits. One at a time, except in rename (the
+//     target's, then the source's: the kernel's directory locks keep
+//     renames from crossing) and vfs.Files.HoldTree (TryLock only, never
 //     waiting while holding one).
-//  3. file.mu or dir.mu, never one under the other, nor two at once, nor
-//     across a request or a wait for another goroutine.
-//  4. In vfs: DirCaches → DirCache; ReadAhead → Budget; a Staging's ops,
+//  3. FS.passed's lock (the files passed through), across one open's
+//     decision; a vfs.File's lock under it.
+//  4. A vfs.File's lock, dir.mu or a handle's mu, never one under
+//     another, nor two at once, nor across a request or a wait for
+//     another goroutine.
+//  5. In vfs: DirCaches → DirCache; ReadAhead → Budget; a Staging's ops,
 //     held across its fetches and uploads (taken under a file's io lock,
-//     or alone by a read that fetches), then file.mu, which only its
-//     Namer takes.
+//     or alone by a read that fetches), then the vfs.File's lock, which
+//     only its Namer takes.
 //
 // Leaves, under anything: DirCache's own lock, Budget, the write-back
 // queue's lock (vfs.WriteBack: never held across a save), a Staging's mu
-// (its getters), vfs.Space,
-// errLog, FS.bgMu, FS.passed's lock (the files passed through), and
-// go-fuse's Inode locks (Path, Parent, GetChild).
+// (its getters), vfs.Space, errLog, FS.bgMu, and go-fuse's Inode locks
+// (Path, Parent, GetChild).
 //
 // Kernel notifications: NotifyContent(-1, 0) only drops cached attributes
 // and may be sent under a file's io lock. NotifyEntry needs the lock of the parent

@@ -23,7 +23,7 @@ func (f *FS) ForgetEntry(path string) syscall.Errno {
 
 // Orphans counts the files whose upload is queued and whose node the
 // kernel forgot.
-func (f *FS) Orphans() int { return len(f.orphansUnder("")) }
+func (f *FS) Orphans() int { return len(f.files.OrphansUnder("")) }
 
 // Known reports whether go-fuse's tree holds a node for path, that is,
 // whether the kernel still knows it.
@@ -38,7 +38,7 @@ func (f *FS) Known(path string) bool {
 }
 
 // Active reports whether go-fuse's tree holds a file node for path
-// (known), and whether that node has an activity (see file.act), which
+// (known), and whether that node has an activity (see vfs.File), which
 // only opens, changes and removals make.
 func (f *FS) Active(path string) (active, known bool) {
 	n := &f.root.Inode
@@ -51,7 +51,5 @@ func (f *FS) Active(path string) (active, known bool) {
 	if !ok {
 		return false, false
 	}
-	fl.mu.Lock()
-	defer fl.mu.Unlock()
-	return fl.act != nil, true
+	return !fl.state.Idle(), true
 }

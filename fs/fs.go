@@ -31,10 +31,10 @@ type FS struct {
 	journal *vfs.Journal
 	errs    errLog
 	counts  counters
-	start   time.Time // mount time: the times of directories without a marker, and the epoch of stamps
+	start   time.Time // mount time: the times of directories without a marker
 
-	writeBack *vfs.WriteBack[*fileState] // files with unsaved data
-	inos      vfs.Inos[*fusefs.Inode]    // inode numbers derived from keys
+	files *vfs.Files              // what the files hold and save
+	inos  vfs.Inos[*fusefs.Inode] // inode numbers derived from keys
 
 	walkSlots chan struct{} // listings ahead running now (see walk.go)
 
@@ -80,7 +80,10 @@ func New(b Bucket, opts Options) *FS {
 		Store: f.b, Dir: opts.CacheDir, Space: f.space, Budget: f.budget, Journal: f.journal,
 		PartSize: opts.PartSize, Concurrency: opts.UploadConcurrency, Log: opts.Logger,
 	}
-	f.writeBack = vfs.NewWriteBack(f.retrySave, opts.RetryInterval, opts.Clock)
+	f.files = vfs.NewFiles(vfs.FilesConfig{
+		Store: f.b, Stage: f.stage, Dirs: f.dirs, MetadataTTL: opts.MetadataTTL,
+		RetryInterval: opts.RetryInterval, Clock: opts.Clock, Log: opts.Logger,
+	})
 	f.finder = &vfs.Finder{Store: f.b, Dirs: f.dirs, Skip: f.logSkipOnce}
 	if opts.MetadataTTL > 0 { // else nothing a lookup fetched would be kept
 		f.finder.Bodies = f.bodies
@@ -89,19 +92,6 @@ func New(b Bucket, opts Options) *FS {
 	f.bgCtx, f.bgCancel = context.WithCancel(context.Background())
 	return f
 }
-
-// stamp is now on the mount's monotonic clock, in nanoseconds since it
-// started: 8 bytes where a time.Time takes 24, in every file node.
-func (f *FS) stamp() int64 { return f.stampOf(time.Now()) }
-
-// stampOf is t on the same clock.
-func (f *FS) stampOf(t time.Time) int64 { return int64(t.Sub(f.start)) }
-
-// sinceStamp is how long ago stamp s was.
-func (f *FS) sinceStamp(s int64) time.Duration { return time.Duration(f.stamp() - s) }
-
-// neverChecked is a stamp older than any TTL: what was never confirmed.
-const neverChecked = -1 << 62
 
 // background runs fn in a goroutine that Close waits for, with a context
 // that Close cancels and that keeps LISTs cancellable (see uncancelled):
@@ -129,6 +119,14 @@ func (f *FS) stopBackground() {
 	f.bgMu.Unlock()
 	f.bgCancel()
 	f.bg.Wait()
+}
+
+// Close stops the background retries after one last attempt, and reports
+// how many files still hold unsaved data. It returns once every goroutine
+// the filesystem started has ended.
+func (f *FS) Close(ctx context.Context) int {
+	f.stopBackground()
+	return f.files.Close(ctx)
 }
 
 // Recover aborts the multipart uploads that an earlier mount-ws with the

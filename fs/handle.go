@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	iofs "io/fs"
+	"sync"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -20,18 +21,19 @@ import (
 type handle struct {
 	n          *file
 	appendOnly bool // O_APPEND: every write goes to the end
-	// open: opened for writing, or written to, and not closed since;
-	// guarded by n.mu. Setattr waits for the close of such a handle.
-	open bool
+	// writer: opened for writing, or written to, and not closed since.
+	// Setattr waits for the close of such a handle.
+	writer        vfs.Writer
+	passedThrough bool // the kernel reads it from the data cache (passthrough.go); set at open
 
-	attr vfs.Entry      // the version read; guarded by n.mu
-	ra   *vfs.ReadAhead // created on the first read from S3; guarded by n.mu
+	mu   sync.Mutex
+	attr vfs.Entry      // the version read; guarded by mu
+	ra   *vfs.ReadAhead // created on the first read from S3; guarded by mu
 	// unchecked: attr comes from a listing or lookup, not from S3 at open
 	// (see file.Open); served: data was returned. An unchecked handle that
 	// served nothing yet moves to the object's new version when its first
-	// GET finds the ETag changed. Both guarded by n.mu.
+	// GET finds the ETag changed. Both guarded by mu.
 	unchecked, served bool
-	passedThrough     bool // the kernel reads it from the data cache (passthrough.go); set at open
 }
 
 var (
@@ -68,8 +70,8 @@ func (h *handle) fetcher(etag string) vfs.FetchFunc {
 
 // reader is the handle's read-ahead, made on first use.
 func (h *handle) reader() *vfs.ReadAhead {
-	h.n.mu.Lock()
-	defer h.n.mu.Unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.ra == nil {
 		fetch := h.fetcher(h.attr.ETag)
 		if h.n.fs.opts.DataCache != nil && h.attr.ETag != "" {
@@ -92,9 +94,9 @@ func (h *handle) readS3(ctx context.Context, off int64, n int) (*vfs.Span, error
 		s, err = h.reader().Read(ctx, off, n)
 	}
 	if s.Len() > 0 {
-		h.n.mu.Lock()
+		h.mu.Lock()
 		h.served = true
-		h.n.mu.Unlock()
+		h.mu.Unlock()
 	}
 	return s, err
 }
@@ -104,39 +106,39 @@ func (h *handle) readS3(ctx context.Context, off int64, n int) (*vfs.Span, error
 // whether the read should be tried again (also when another read of the
 // handle did it meanwhile, closing the reader this one used).
 func (h *handle) moveToCurrent(ctx context.Context, failed *vfs.ReadAhead, err error) bool {
-	h.n.mu.Lock()
+	h.mu.Lock()
 	if h.ra != failed {
-		h.n.mu.Unlock()
+		h.mu.Unlock()
 		return true
 	}
 	ok := h.unchecked && !h.served && errors.Is(err, bucket.ErrPrecondition)
-	h.n.mu.Unlock()
+	h.mu.Unlock()
 	if !ok {
 		return false
 	}
-	e, herr := h.n.revalidate(ctx)
+	e, herr := h.n.fs.files.Revalidate(ctx, h.n.state)
 	if herr != nil || h.n.wrongKind(e) {
 		return false
 	}
-	h.n.mu.Lock()
+	h.mu.Lock()
 	swapped := h.ra == failed
 	if swapped {
 		h.attr, h.ra, h.unchecked = e, nil, false
-		h.n.act.cacheETag = e.ETag // an open handle made it
 	}
-	h.n.mu.Unlock()
+	h.mu.Unlock()
 	if swapped {
-		failed.Close() // waits for its fetches: not under the file's lock
+		h.n.state.SetCacheETag(e.ETag)
+		failed.Close() // waits for its fetches: not under the handle's lock
 	}
 	return true
 }
 
 // Read implements fusefs.FileReader.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	h.n.mu.Lock()
+	h.mu.Lock()
 	etag := h.attr.ETag
-	h.n.mu.Unlock()
-	n, staged, err := h.n.readStaged(ctx, dest, off, etag)
+	h.mu.Unlock()
+	n, staged, err := h.n.fs.files.ReadStaged(ctx, h.n.state, dest, off, etag)
 	if staged {
 		if readFailed(err, n) {
 			return nil, h.n.fs.toErrno("read", h.n.key(), err)
@@ -192,8 +194,8 @@ func (r spanResult) Done() { r.s.Release() }
 
 // Write implements fusefs.FileWriter.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	h.n.setWriting(h, true)
-	w, err := h.n.write(ctx, data, off, h.appendOnly)
+	h.n.state.SetWriting(&h.writer, true)
+	w, err := h.n.fs.files.Write(ctx, h.n.state, data, off, h.appendOnly)
 	if err != nil {
 		return uint32(w), h.n.fs.toErrno("write", h.n.key(), err)
 	}
@@ -207,26 +209,26 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 // programs do not retry close(2), so an interrupted close would look like
 // lost data (Go's runtime alone signals its threads constantly).
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
-	h.n.setWriting(h, false)
-	return h.n.fs.toErrno("close", h.n.key(), h.n.save(ctx))
+	h.n.state.SetWriting(&h.writer, false)
+	return h.n.fs.toErrno("close", h.n.key(), h.n.fs.files.Save(ctx, h.n.state))
 }
 
 // Fsync implements fusefs.FileFsyncer: the current content is uploaded.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return h.n.fs.toErrno("fsync", h.n.key(), h.n.save(ctx))
+	return h.n.fs.toErrno("fsync", h.n.key(), h.n.fs.files.Save(ctx, h.n.state))
 }
 
 // Release implements fusefs.FileReleaser. The kernel ignores its result,
 // so it only cleans up.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
-	h.n.mu.Lock()
+	h.mu.Lock()
 	ra := h.ra
-	h.n.closeModeLocked(h)
-	h.n.mu.Unlock()
+	h.mu.Unlock()
 	if ra != nil {
 		ra.Close()
 	}
-	h.n.setWriting(h, false)
-	h.n.release()
+	h.n.closeMode(h)
+	h.n.state.SetWriting(&h.writer, false)
+	h.n.fs.files.Release(h.n.state)
 	return 0
 }

@@ -84,23 +84,22 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	if errno := d.checkName(name, false); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	d.fs.dropOrphan(vfs.ChildKey(d.key(), name))
-	st, err := d.fs.stage.Empty(true)
-	if err != nil {
-		return nil, nil, 0, d.fs.toErrno("create", vfs.ChildKey(d.key(), name), err)
-	}
+	key := vfs.ChildKey(d.key(), name)
 	e := d.newEntry(ctx, syscall.S_IFREG|mode&0o7777)
-	n := d.fs.newFile(e)
-	n.act = &activity{st: st, unsaved: true, handles: 1} // not shared yet
-	d.fs.counts.handles.Add(1)
+	n := &file{fs: d.fs}
+	s, err := d.fs.files.Created(key, n, e)
+	if err != nil {
+		return nil, nil, 0, d.fs.toErrno("create", key, err)
+	}
+	n.state = s
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
 	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
-	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fs.inos.Take(vfs.ChildKey(d.key(), name), &n.Inode)})
+	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fs.inos.Take(key, &n.Inode)})
 	d.setEntry(name, &e)
 	d.entriesChanged()
 	h := &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}
-	n.setWriting(h, true)
+	n.state.SetWriting(&h.writer, true)
 	return ch, h, 0, 0
 }
 
@@ -208,160 +207,41 @@ func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 	key := vfs.ChildKey(d.key(), name)
 	held := d.holdFile(name)
 	if err := d.fs.b.Delete(ctx, key); err != nil {
-		held.release()
+		held.Release()
 		return d.fs.toErrno("unlink", key, err)
 	}
-	held.gone()
+	held.Gone()
 	// Marked deleted, no save of the file can land now; and its lock must
 	// not be held while the kernel is told of a vanished directory below
 	// (a rename of that directory would wait for it, holding the lock the
 	// notification needs).
-	held.release()
+	held.Release()
 	d.setEntry(name, nil)
 	d.entriesChanged()
 	d.vanishIfEmpty(ctx, true)
 	return 0
 }
 
-// heldFile is a file node whose io lock is held while its object is
-// deleted or replaced, so that no save of the node (a background retry
-// above all) can land after the change and undo it. n is nil when the
-// name has no file node in memory.
-type heldFile struct {
-	n *file
-}
-
-// holdFile takes the io lock of name's file node, if there is one, and
-// fetches what its open handles have not fetched yet while the object
-// is still there.
-func (d *dir) holdFile(name string) heldFile {
+// holdFile holds name's file, if it has a node (vfs.Files.Hold).
+func (d *dir) holdFile(name string) vfs.Held {
 	n, ok := d.childFile(name)
 	if !ok {
-		return heldFile{}
+		return vfs.Held{}
 	}
-	n.lockIO()
-	n.mu.Lock()
-	st, open := n.act.st, n.act.handles > 0
-	n.mu.Unlock()
-	if st != nil && open {
-		if err := st.Detach(context.Background()); err != nil {
-			d.fs.log.Warn("could not fetch an open file before its object changes; its handles will fail", slog.String("path", n.key()), slog.Any("err", err))
-		}
-	}
-	return heldFile{n}
+	return d.fs.files.Hold(n.state)
 }
 
-// gone marks the node deleted once its object is: its unsaved data is
-// never uploaded any more, and a stream it started is aborted. A staging
-// copy no handle reads any more is dropped with its share of
-// --cache-size-mib (a handle still open drops it at its release).
-func (h heldFile) gone() {
-	n := h.n
-	if n == nil {
-		return
-	}
-	n.mu.Lock()
-	a := n.activeLocked()
-	a.deleted = true
-	st := a.st
-	idle := st != nil && a.handles == 0
-	if idle {
-		a.st = nil
-	}
-	n.mu.Unlock()
-	switch {
-	case idle:
-		st.Close()
-	case st != nil:
-		st.StopStream()
-	}
-	n.fs.unqueue(n)
-}
-
-// replaced is gone for a node whose name now holds another object.
-func (h heldFile) replaced() {
-	if h.n == nil {
-		return
-	}
-	h.gone()
-	h.n.mu.Lock()
-	h.n.act.replaced = true // made by gone
-	h.n.mu.Unlock()
-}
-
-func (h heldFile) release() {
-	if h.n != nil {
-		h.n.unlockIO()
-	}
-}
-
-// holdTree holds every file under the directory key for its rename: the
-// nodes under moved (nil when the kernel forgot the directory) and the
-// queued files whose nodes the kernel forgot (orphans). It saves the
-// unsaved data of those no handle is writing, so that the copies carry it
-// and no retry lands under the old name afterwards. The caller releases
-// what it returns, also on error.
-func (f *FS) holdTree(ctx context.Context, key string, moved *dir) ([]heldFile, error) {
-	files := f.orphansUnder(key)
-	if moved != nil {
-		files = moved.treeFiles(files)
-	}
-	held := lockAll(files)
-	for _, h := range held {
-		n := h.n
-		if !n.writerOpen() {
-			if err := n.saveHeld(context.WithoutCancel(ctx)); err != nil {
-				return held, err
-			}
-		}
-		// The object moves: a staging copy can no longer fetch from it
-		// or copy parts of it, and an upload under way would complete
-		// under the old name; the file goes up whole at its close.
-		if st := n.staged(); st != nil {
-			if err := st.Detach(ctx); err != nil {
-				return held, err
-			}
-			st.StopStream()
-		}
-	}
-	return held, nil
-}
-
-// treeFiles appends the file nodes under d, at any depth, to files.
-func (d *dir) treeFiles(files []*file) []*file {
+// treeFiles appends the files under d, at any depth, to files.
+func (d *dir) treeFiles(files []*vfs.File) []*vfs.File {
 	for _, ch := range d.Children() {
 		switch n := ch.Operations().(type) {
 		case *dir:
 			files = n.treeFiles(files)
 		case *file:
-			files = append(files, n)
+			files = append(files, n.state)
 		}
 	}
 	return files
-}
-
-// lockAll takes the io locks of files, all or none at a time: a rename
-// inside the directory being renamed may hold two of them, taken in
-// another order, and waiting for one while holding others could
-// deadlock with it. So a lock that is taken already releases the others,
-// and the attempt starts again once the holder had time to finish.
-func lockAll(files []*file) []heldFile {
-	for {
-		held := make([]heldFile, 0, len(files))
-		for _, n := range files {
-			if !n.active().io.TryLock() {
-				break
-			}
-			held = append(held, heldFile{n})
-		}
-		if len(held) == len(files) {
-			return held
-		}
-		for _, h := range held {
-			h.release()
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // Rmdir implements fusefs.NodeRmdirer: only an empty directory goes, by
@@ -394,7 +274,7 @@ func (d *dir) isEmptyDir(ctx context.Context, name string) (bool, error) {
 	if ch := d.GetChild(name); ch != nil {
 		for _, c := range ch.Children() {
 			if f, ok := c.Operations().(*file); ok {
-				if _, local := f.localEntry(); local {
+				if _, local := f.state.LocalEntry(); local {
 					return false, nil
 				}
 			}
@@ -539,7 +419,7 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	var (
 		err    error
 		copied bool     // a file's copy is under dst, whatever err says
-		target heldFile // the file replaced, held from before the copy
+		target vfs.Held // the file replaced, held from before the copy
 	)
 	if se.Dir {
 		if exists {
@@ -555,12 +435,12 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		if ch := d.GetChild(name); ch != nil {
 			moved, _ = ch.Operations().(*dir)
 		}
-		held, herr := d.fs.holdTree(ctx, src, moved)
-		defer func() {
-			for _, h := range held {
-				h.release()
-			}
-		}()
+		var inTree []*vfs.File
+		if moved != nil {
+			inTree = moved.treeFiles(nil)
+		}
+		held, herr := d.fs.files.HoldTree(ctx, src, inTree)
+		defer vfs.ReleaseAll(held)
 		if herr != nil {
 			return d.fs.toErrno("rename", src, herr)
 		}
@@ -577,14 +457,18 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	} else {
 		if exists {
 			target = np.holdFile(newName)
-			defer target.release()
+			defer target.Release()
 		}
-		se, copied, err = d.renameFile(ctx, name, src, dst, se)
+		var moving *vfs.File
+		if n, ok := d.childFile(name); ok {
+			moving = n.state
+		}
+		se, copied, err = d.fs.files.RenameFile(ctx, moving, src, dst, se)
 	}
 	if err != nil && copied {
 		// The original could not be deleted after the copy: the source
 		// stays, and the target holds the copy now, not what it held.
-		target.replaced()
+		target.Replaced()
 		np.setEntry(newName, &se)
 		np.entriesChanged()
 		// The kernel keeps the target's old inode for the name, with
@@ -595,10 +479,10 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if err != nil {
 		return d.fs.toErrno("rename", src, err)
 	}
-	target.gone() // replaced: its own unsaved data is moot
+	target.Gone() // replaced: its own unsaved data is moot
 	// Still under the moved files' io locks (a directory's), so that no
 	// retry of them saves under the old name.
-	d.fs.writeBack.Move(src, dst)
+	d.fs.files.Moved(src, dst)
 	if se.Dir {
 		d.fs.dirs.Move(src, dst)
 	}
@@ -613,67 +497,6 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 		d.vanishIfEmpty(ctx, false)
 	}
 	return 0
-}
-
-// renameFile moves one file and returns its entry under the new name.
-// copied reports that the object is under dst, also when deleting the
-// original then failed.
-func (d *dir) renameFile(ctx context.Context, name, src, dst string, e vfs.Entry) (_ vfs.Entry, copied bool, _ error) {
-	n, open := d.childFile(name)
-	if open {
-		n.lockIO()
-		defer n.unlockIO()
-		n.mu.Lock()
-		st := n.act.st
-		e = n.attr
-		n.mu.Unlock()
-		if st != nil {
-			// Fetch what an open handle has not fetched yet while the
-			// object is still under its old key.
-			if err := st.Detach(ctx); err != nil {
-				return e, false, err
-			}
-		}
-		if st != nil && st.Dirty() {
-			// Unsaved content goes straight to the new name; the old
-			// object, if any, is deleted below.
-			md := vfs.ObjectMeta(e, dst, true)
-			o, err := st.SaveWhole(ctx, dst, md)
-			if err != nil {
-				return e, false, err
-			}
-			saved := vfs.SavedEntry(o, md)
-			n.mu.Lock()
-			n.act.metaDirty, n.act.unsaved = false, false
-			n.attr, n.checkedAt, n.timeGuessed = saved, n.fs.stamp(), true
-			n.mu.Unlock()
-			return saved, true, d.fs.b.Delete(ctx, src)
-		}
-	}
-	if !e.Meta {
-		// The metadata is rewritten below (a rename changes ctime), so
-		// it must be known first.
-		o, err := d.fs.b.Head(ctx, src)
-		if err != nil {
-			return e, false, err
-		}
-		e = vfs.KeepLinkTarget(vfs.EntryFromObject(o), e)
-	}
-	e = vfs.RenamedEntry(e, src, dst)
-	md := vfs.ObjectMeta(e, dst, false)
-	o, err := d.fs.b.Copy(ctx, src, dst, &md, "")
-	if err != nil {
-		return e, false, err
-	}
-	moved := vfs.EntryFromObject(o) // the same bytes: the same link target
-	moved.SetLinkTarget(e.LinkTarget())
-	if open {
-		n.mu.Lock()
-		n.act.metaDirty = false
-		n.mu.Unlock()
-		moved = n.update(moved)
-	}
-	return moved, true, d.fs.b.Delete(ctx, src)
 }
 
 // renameTree moves every object under the prefix src to dst

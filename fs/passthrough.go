@@ -39,29 +39,21 @@ type openModes struct {
 
 // passedThrough holds the openModes of the files with handles passed
 // through, few and only on read-only mounts with a data cache: kept here,
-// not in every file's activity. Its lock is a leaf, taken under a file's
-// mu.
+// not in every file's activity. Its lock is taken for a whole decision to
+// pass an open through (or not), and a file's own lock under it.
 type passedThrough struct {
 	mu     sync.Mutex
-	byFile map[*fileState]*openModes // guarded by mu
+	byFile map[*vfs.File]*openModes // guarded by mu
 }
 
-func (p *passedThrough) get(s *fileState) *openModes {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.byFile[s]
-}
-
-// set records m for s; nil forgets s.
-func (p *passedThrough) set(s *fileState, m *openModes) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// setLocked records m for s; nil forgets s. p.mu must be held.
+func (p *passedThrough) setLocked(s *vfs.File, m *openModes) {
 	if m == nil {
 		delete(p.byFile, s)
 		return
 	}
 	if p.byFile == nil {
-		p.byFile = make(map[*fileState]*openModes)
+		p.byFile = make(map[*vfs.File]*openModes)
 	}
 	p.byFile[s] = m
 }
@@ -96,37 +88,37 @@ func (n *file) passThrough(h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.E
 		return h, 0
 	}
 	key := n.key()
-	a := n.active() // counted in handles: made already
-	n.mu.Lock()
-	m := n.fs.passed.get(n.fileState)
-	n.mu.Unlock()
+	p := &n.fs.passed
+	p.mu.Lock()
+	m := p.byFile[n.state]
+	p.mu.Unlock()
 	var whole *os.File
 	if m == nil {
 		whole = n.fs.wholeCopy(key, e.ETag, e.Size) // reads the disk: not under the lock
 	}
-	n.mu.Lock()
-	m = n.fs.passed.get(n.fileState)
+	p.mu.Lock()
+	m = p.byFile[n.state]
 	switch {
 	case m != nil && m.etag == e.ETag:
 	case m != nil:
-		n.mu.Unlock()
+		p.mu.Unlock()
 		if n.fs.errs.firstTime("passthrough version\x00" + key) {
 			n.fs.log.Warn("a file changed in the bucket while open for passthrough reading: it opens again once those readers close", slog.String("path", key))
 		}
 		closeIfOpen(whole)
 		return nil, syscall.EBUSY
-	case whole != nil && a.handles == 1:
+	case whole != nil && n.state.Handles() == 1:
 		m = &openModes{etag: e.ETag, whole: whole}
-		n.fs.passed.set(n.fileState, m)
+		p.setLocked(n.state, m)
 		whole = nil
 	default:
-		n.mu.Unlock()
+		p.mu.Unlock()
 		closeIfOpen(whole)
 		return h, 0
 	}
 	m.passthrough++
 	h.passedThrough = true
-	n.mu.Unlock()
+	p.mu.Unlock()
 	closeIfOpen(whole) // another open began passing it through meanwhile
 	n.fs.counts.passthroughOpens.Add(1)
 	return &passthroughHandle{handle: h, whole: m.whole}, 0
@@ -138,15 +130,18 @@ func closeIfOpen(f *os.File) {
 	}
 }
 
-// closeModeLocked uncounts h at its release. n.mu must be held.
-func (n *file) closeModeLocked(h *handle) {
+// closeMode uncounts h at its release.
+func (n *file) closeMode(h *handle) {
 	if !h.passedThrough {
 		return
 	}
-	m := n.fs.passed.get(n.fileState)
+	p := &n.fs.passed
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.byFile[n.state]
 	if m.passthrough--; m.passthrough == 0 {
 		m.whole.Close() // the kernel holds its own reference while it reads
-		n.fs.passed.set(n.fileState, nil)
+		p.setLocked(n.state, nil)
 	}
 }
 

@@ -830,7 +830,7 @@ func TestRetriedSaveReachesForgottenDirectory(t *testing.T) {
 
 // TestLookupDuringRetryOfForgottenFile: the kernel forgot a file whose
 // upload failed, and looks its name up again while the background retry
-// of it is still sending it (FS.adopt meets a save in flight). The lookup
+// of it is still sending it (vfs.Files.Adopt meets a save in flight). The lookup
 // shows the file's size, the file then reads whole, and nothing is left
 // unsaved.
 func TestLookupDuringRetryOfForgottenFile(t *testing.T) {

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"sort"
 	"sync/atomic"
 
 	"mount-ws/vfs"
@@ -10,13 +9,11 @@ import (
 // counters count the mount's events for Stats. They are atomics: they sit
 // on the request path, where a lock would serialise unrelated requests.
 type counters struct {
-	saves, saveFailures  atomic.Uint64
 	metaHits, metaMisses atomic.Uint64
 	readAhead            vfs.HitCounts
 	// Blocks read from the data cache, and fetched from S3 into it.
 	cacheHits, cacheMisses atomic.Uint64
 	passthroughOpens       atomic.Uint64 // handles given a whole copy to read
-	handles                atomic.Int64  // open file handles
 	forgotten              atomic.Uint64 // nodes the kernel forgot
 }
 
@@ -85,15 +82,16 @@ func (s Stats) FailedUploads() int {
 
 // Stats returns a snapshot of the filesystem's state and counters.
 func (f *FS) Stats() Stats {
+	files := f.files.Counts()
 	s := Stats{
 		PrefetchLimit:   f.budget.Limit(),
-		Saves:           f.counts.saves.Load(),
-		SaveFailures:    f.counts.saveFailures.Load(),
+		Saves:           files.Saves,
+		SaveFailures:    files.SaveFailures,
 		MetadataHits:    f.counts.metaHits.Load(),
 		MetadataMisses:  f.counts.metaMisses.Load(),
 		ReadAheadHits:   f.counts.readAhead.Hits.Load(),
 		ReadAheadMisses: f.counts.readAhead.Misses.Load(),
-		OpenHandles:     f.counts.handles.Load(),
+		OpenHandles:     files.OpenHandles,
 		Forgotten:       f.counts.forgotten.Load(),
 	}
 	s.PrefetchBytes, _ = f.budget.InUse()
@@ -105,11 +103,8 @@ func (f *FS) Stats() Stats {
 	s.RecentErrors = f.errs.latest()
 	s.StagedBytes, s.StageLimit = f.space.Usage()
 
-	for st, failed := range f.queued() {
-		n := st.nodeNow()
-		key, _ := n.saveKey()
-		s.Unsaved = append(s.Unsaved, UnsavedFile{Path: key, Failed: failed, Err: n.lastErrNow()})
+	for _, u := range f.files.Unsaved() {
+		s.Unsaved = append(s.Unsaved, UnsavedFile{Path: u.Key, Failed: u.Failed, Err: u.Err})
 	}
-	sort.Slice(s.Unsaved, func(i, j int) bool { return s.Unsaved[i].Path < s.Unsaved[j].Path })
 	return s
 }

@@ -29,7 +29,7 @@ func (n *file) Getxattr(ctx context.Context, name string, dest []byte) (uint32, 
 	if errno := n.checkKind(ctx, true); errno != 0 {
 		return 0, errno
 	}
-	return vfs.GetXattr(n.attrNow().Xattrs(), name, dest)
+	return vfs.GetXattr(n.state.Attr().Xattrs(), name, dest)
 }
 
 // Listxattr implements fusefs.NodeListxattrer.
@@ -37,7 +37,7 @@ func (n *file) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	if errno := n.checkKind(ctx, true); errno != 0 {
 		return 0, errno
 	}
-	return vfs.ListXattrs(n.attrNow().Xattrs(), dest)
+	return vfs.ListXattrs(n.state.Attr().Xattrs(), dest)
 }
 
 // Setxattr implements fusefs.NodeSetxattrer; the change is saved like a
@@ -61,16 +61,15 @@ func (n *file) changeXattr(ctx context.Context, name string, value []byte, flags
 	if errno := n.checkKind(ctx, true); errno != 0 {
 		return errno
 	}
-	n.mu.Lock()
-	errno := vfs.SetXattr(&n.attr, name, value, flags)
-	if errno == 0 {
-		n.activeLocked().metaDirty = true
-	}
-	n.mu.Unlock()
-	if errno != 0 || n.writerOpen() {
+	var errno syscall.Errno
+	n.state.ChangeMeta(func(e *vfs.Entry) bool {
+		errno = vfs.SetXattr(e, name, value, flags)
+		return errno == 0
+	})
+	if errno != 0 || n.state.WriterOpen() {
 		return errno // an open writer saves it at close
 	}
-	return n.fs.toErrno("setxattr", n.key(), n.saveMeta(ctx))
+	return n.fs.toErrno("setxattr", n.key(), n.fs.files.SaveMeta(ctx, n.state))
 }
 
 // Getxattr implements fusefs.NodeGetxattrer.

@@ -58,25 +58,36 @@
 //     its node stands for; what a file's entry says once renamed.
 //   - Bodies: the bytes of small files that their lookups fetched with a
 //     GET in place of a HEAD, for the read that follows.
+//   - File and Files: what the mount knows of a file (attributes, open
+//     handles, staging copy, unsaved changes) and what is done with it:
+//     staged, written, saved at close (Save) or in the background after a
+//     failure (WriteBack), revalidated at open, held while its object is
+//     deleted or moved (Hold, HoldTree, RenameFile), and taken over by the
+//     next node of its name when the kernel forgot it with data unsaved
+//     (Adopt). A File reaches the adapter's node through Node: its key
+//     while in the tree, its kind, and the kernel's cached attributes.
 //
-// Still in fs: a file's state and what changes it (its attributes, open
-// counts, staging copy and saves; fs/file.go, staging.go, retry.go), which
-// a File type here is to take over, reaching the kernel's node through a
-// small interface; and the go-fuse tree walks of a directory rename
-// (holdTree) and of an implicit directory's vanishing. Whatever is keyed
-// by path (listings, the retry queue, inode numbers) already lives here.
+// Still in fs: a handle's reads (the read-ahead and data cache wiring,
+// passthrough), the go-fuse tree walks of a directory (lookups,
+// listings, an implicit directory's vanishing) and the errno mapping.
+// Whatever is keyed by path (listings, the retry queue, inode numbers)
+// and whatever a file holds lives here.
 //
 // # Lock order
 //
 // A lock may be held while taking one listed after it, never the reverse;
-// none but the first two is held across a request to the storage.
+// none but the first three is held across a request to the storage.
 //
 //  1. DirCache.LockFilling, by its caller across a batch of metadata
 //     HEADs of one directory.
-//  2. Staging.ops, across a copy's fetches and uploads; the caller's own
-//     locks may be taken under it only by its Namer.
-//  3. DirCaches → DirCache; ReadAhead → Budget.
+//  2. A File's io lock (activity.io), across its saves and fetches; one
+//     at a time, except in a rename (the target's, then the source's)
+//     and HoldTree (TryLock only).
+//  3. Staging.ops, across a copy's fetches and uploads; the File's lock
+//     may be taken under it only by the Namer.
+//  4. DirCaches → DirCache; ReadAhead → Budget.
 //
-// Leaves: Staging.mu, Space, DirCache's lock, Budget, the WriteBack
-// queue's lock (never held across a save), Partial's, Bodies'.
+// Leaves: a File's lock (never across a request), Staging.mu, Space,
+// DirCache's lock, Budget, the WriteBack queue's lock (never held across
+// a save), Partial's, Bodies'.
 package vfs

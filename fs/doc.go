@@ -29,12 +29,13 @@
 //
 // # Reads
 //
-// Each open file has a reader that detects sequential access and prefetches
-// with parallel ranged GETs in a window that doubles up to a cap; random
-// reads fetch only the aligned block they need. All prefetch buffers of the
-// mount share one memory budget (Options.PrefetchMemory). Every GET carries
-// If-Match with the ETag seen at open, so a file replaced in the bucket while
-// open fails with ESTALE instead of returning a mix of two versions.
+// Each open file (vfs.Handle) has a reader that detects sequential access
+// and prefetches with parallel ranged GETs in a window that doubles up to
+// a cap; random reads fetch only the aligned block they need. All
+// prefetch buffers of the mount share one memory budget
+// (Options.PrefetchMemory). Every GET carries If-Match with the ETag seen
+// at open, so a file replaced in the bucket while open fails with ESTALE
+// instead of returning a mix of two versions.
 //
 // With a data cache (Options.DataCache), what reads fetch is kept on local
 // disk; on a read-only mount, a file whose data the cache holds whole is

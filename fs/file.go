@@ -224,17 +224,15 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		// Typed from a listing, which cannot tell: look it up again.
 		return nil, 0, syscall.ESTALE
 	}
-	n.fs.files.AddHandle(n.state)
-	if write {
-		if err := n.fs.files.Stage(ctx, n.state, flags&syscall.O_TRUNC != 0); err != nil {
-			n.fs.files.Release(n.state)
-			if errors.Is(err, vfs.ErrWrongKind) {
-				return nil, 0, syscall.ESTALE // a link taken for a file: look it up again
-			}
-			return nil, 0, n.fs.toErrno("open", n.key(), err)
-		}
+	vh, keep, staged, err := n.fs.files.Open(ctx, n.state, e, vfs.OpenMode{
+		Write: write, Trunc: flags&syscall.O_TRUNC != 0, Append: flags&syscall.O_APPEND != 0, Unchecked: unchecked,
+	})
+	if errors.Is(err, vfs.ErrWrongKind) {
+		return nil, 0, syscall.ESTALE // a link taken for a file: look it up again
 	}
-	keep, staged := n.state.Opened(e.ETag, write)
+	if err != nil {
+		return nil, 0, n.fs.toErrno("open", n.key(), err)
+	}
 	var fuseFlags uint32
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
@@ -244,16 +242,13 @@ func (n *file) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint3
 		// round trip (a writer opened later saves at its own close).
 		fuseFlags |= fuse.FOPEN_NOFLUSH
 	}
-	h := &handle{n: n, attr: e, unchecked: unchecked, appendOnly: flags&syscall.O_APPEND != 0}
-	if write {
-		n.state.SetWriting(&h.writer, true)
-	}
+	h := &handle{n: n, h: vh}
 	if !n.fs.opts.ReadOnly {
 		return h, fuseFlags, 0
 	}
 	fh, errno := n.passThrough(h, e)
 	if errno != 0 {
-		n.fs.files.Release(n.state)
+		n.fs.files.CloseHandle(vh)
 	}
 	return fh, fuseFlags, errno
 }

@@ -81,7 +81,8 @@ func New(b Bucket, opts Options) *FS {
 		PartSize: opts.PartSize, Concurrency: opts.UploadConcurrency, Log: opts.Logger,
 	}
 	f.files = vfs.NewFiles(vfs.FilesConfig{
-		Store: f.b, Stage: f.stage, Dirs: f.dirs, MetadataTTL: opts.MetadataTTL,
+		Store: f.b, Stage: f.stage, Dirs: f.dirs, Bodies: f.bodies, Budget: f.budget, DataCache: opts.DataCache,
+		MetadataTTL:   opts.MetadataTTL,
 		RetryInterval: opts.RetryInterval, Clock: opts.Clock, Log: opts.Logger,
 	})
 	f.finder = &vfs.Finder{Store: f.b, Dirs: f.dirs, Skip: f.logSkipOnce}

@@ -87,20 +87,18 @@ func (d *dir) Create(ctx context.Context, name string, flags uint32, mode uint32
 	key := vfs.ChildKey(d.key(), name)
 	e := d.newEntry(ctx, syscall.S_IFREG|mode&0o7777)
 	n := &file{fs: d.fs}
-	s, err := d.fs.files.Created(key, n, e)
+	vh, err := d.fs.files.Created(key, n, e, flags&syscall.O_APPEND != 0)
 	if err != nil {
 		return nil, nil, 0, d.fs.toErrno("create", key, err)
 	}
-	n.state = s
+	n.state = vh.File()
 	d.fs.fillAttr(&out.Attr, e)
 	out.SetEntryTimeout(d.fs.opts.MetadataTTL)
 	out.SetAttrTimeout(d.fs.opts.MetadataTTL)
 	ch := d.NewInode(ctx, n, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fs.inos.Take(key, &n.Inode)})
 	d.setEntry(name, &e)
 	d.entriesChanged()
-	h := &handle{n: n, attr: e, appendOnly: flags&syscall.O_APPEND != 0}
-	n.state.SetWriting(&h.writer, true)
-	return ch, h, 0, 0
+	return ch, &handle{n: n, h: vh}, 0, 0
 }
 
 // Mkdir implements fusefs.NodeMkdirer: a "name/" marker object, with the

@@ -75,11 +75,11 @@ func (h *passthroughHandle) PassthroughFd() (int, bool) { return int(h.whole.Fd(
 
 // passThrough returns the handle to give go-fuse for the new handle h of
 // the file, opened for reading on a read-only mount with nothing staged,
-// which reads version e and is counted in n.handles: a passthroughHandle
-// when the data cache has a whole copy of e and no ordinary open stands
-// in the way, or when the file's passthrough opens read e already. EBUSY
-// when they read another version (it changed since they opened): the
-// kernel would fail the open anyway, and says less.
+// which reads version e and is counted in its file's handles: a
+// passthroughHandle when the data cache has a whole copy of e and no
+// ordinary open stands in the way, or when the file's passthrough opens
+// read e already. EBUSY when they read another version (it changed since
+// they opened): the kernel would fail the open anyway, and says less.
 func (n *file) passThrough(h *handle, e vfs.Entry) (fusefs.FileHandle, syscall.Errno) {
 	if !n.fs.passthrough.Load() || n.fs.opts.DataCache == nil || e.ETag == "" || e.Size < datacache.WholeMin {
 		// Where the kernel would not take the file, counting the open as

@@ -2,19 +2,14 @@ package fs
 
 import (
 	"sync/atomic"
-
-	"mount-ws/vfs"
 )
 
 // counters count the mount's events for Stats. They are atomics: they sit
 // on the request path, where a lock would serialise unrelated requests.
 type counters struct {
 	metaHits, metaMisses atomic.Uint64
-	readAhead            vfs.HitCounts
-	// Blocks read from the data cache, and fetched from S3 into it.
-	cacheHits, cacheMisses atomic.Uint64
-	passthroughOpens       atomic.Uint64 // handles given a whole copy to read
-	forgotten              atomic.Uint64 // nodes the kernel forgot
+	passthroughOpens     atomic.Uint64 // handles given a whole copy to read
+	forgotten            atomic.Uint64 // nodes the kernel forgot
 }
 
 // Stats is a snapshot of what the filesystem holds and has done, for
@@ -89,15 +84,15 @@ func (f *FS) Stats() Stats {
 		SaveFailures:    files.SaveFailures,
 		MetadataHits:    f.counts.metaHits.Load(),
 		MetadataMisses:  f.counts.metaMisses.Load(),
-		ReadAheadHits:   f.counts.readAhead.Hits.Load(),
-		ReadAheadMisses: f.counts.readAhead.Misses.Load(),
+		ReadAheadHits:   files.ReadAheadHits,
+		ReadAheadMisses: files.ReadAheadMisses,
 		OpenHandles:     files.OpenHandles,
 		Forgotten:       f.counts.forgotten.Load(),
 	}
 	s.PrefetchBytes, _ = f.budget.InUse()
 	if c := f.opts.DataCache; c != nil {
 		s.DataCacheBytes, s.DataCacheLimit = c.Used()
-		s.DataCacheHits, s.DataCacheMisses = f.counts.cacheHits.Load(), f.counts.cacheMisses.Load()
+		s.DataCacheHits, s.DataCacheMisses = files.DataCacheHits, files.DataCacheMisses
 		s.PassthroughOpens = f.counts.passthroughOpens.Load()
 	}
 	s.RecentErrors = f.errs.latest()

@@ -66,10 +66,14 @@
 //     next node of its name when the kernel forgot it with data unsaved
 //     (Adopt). A File reaches the adapter's node through Node: its key
 //     while in the tree, its kind, and the kernel's cached attributes.
+//   - Handle: an open file; its reads come from the staging copy, or from
+//     the version it opened through a read-ahead and the data cache
+//     (datacache), moving to a replaced object's new version only while
+//     it has served nothing.
 //
-// Still in fs: a handle's reads (the read-ahead and data cache wiring,
-// passthrough), the go-fuse tree walks of a directory (lookups,
-// listings, an implicit directory's vanishing) and the errno mapping.
+// Still in fs: passthrough (handing the kernel a data cache's whole
+// copy), the go-fuse tree walks of a directory (lookups, listings, an
+// implicit directory's vanishing) and the errno mapping.
 // Whatever is keyed by path (listings, the retry queue, inode numbers)
 // and whatever a file holds lives here.
 //

@@ -3,14 +3,18 @@ package vfs
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"mount-ws/datacache"
 )
 
 // FileStore is what the files of a mount need of the storage besides
 // their staging copies (StagingArea.Store).
 type FileStore interface {
 	MetaStore
+	Getter
 	// Delete removes the object at key.
 	Delete(ctx context.Context, key string) error
 }
@@ -20,6 +24,13 @@ type FilesConfig struct {
 	Store FileStore
 	Stage *StagingArea // where files open for writing are copied
 	Dirs  *DirCaches   // every directory's listing: a save shows there at once
+	// Bodies holds small files' bytes that their lookups fetched, for the
+	// first read.
+	Bodies *Bodies
+	Budget *Budget // the read-ahead memory of all handles
+	// DataCache, when set, keeps the blocks that reads fetch on local
+	// disk, for the next read of the same version.
+	DataCache *datacache.Cache
 	// MetadataTTL is how long attributes S3 confirmed stand without
 	// asking again.
 	MetadataTTL time.Duration
@@ -37,32 +48,47 @@ type Files struct {
 	store     FileStore
 	stage     *StagingArea
 	dirs      *DirCaches
+	bodies    *Bodies
+	budget    *Budget
+	cache     *datacache.Cache
+	cacheWarn sync.Once // a block that could not be kept is said once
 	ttl       time.Duration
 	log       *slog.Logger
 	start     time.Time // the epoch of stamps
 	writeBack *WriteBack[*File]
 
-	saves, saveFailures atomic.Uint64
-	handles             atomic.Int64
+	saves, saveFailures    atomic.Uint64
+	handles                atomic.Int64
+	readAhead              HitCounts
+	cacheHits, cacheMisses atomic.Uint64 // blocks read from the data cache, and fetched into it
 }
 
 // NewFiles returns the files of a mount. Close stops their background
 // retries.
 func NewFiles(c FilesConfig) *Files {
-	fs := &Files{store: c.Store, stage: c.Stage, dirs: c.Dirs, ttl: c.MetadataTTL, log: c.Log, start: time.Now()}
+	fs := &Files{
+		store: c.Store, stage: c.Stage, dirs: c.Dirs, bodies: c.Bodies, budget: c.Budget, cache: c.DataCache,
+		ttl: c.MetadataTTL, log: c.Log, start: time.Now(),
+	}
 	fs.writeBack = NewWriteBack(fs.retrySave, c.RetryInterval, c.Clock)
 	return fs
 }
 
 // FileCounts are what a mount's files did, for metrics.
 type FileCounts struct {
-	Saves, SaveFailures uint64
-	OpenHandles         int64
+	Saves, SaveFailures            uint64
+	OpenHandles                    int64
+	ReadAheadHits, ReadAheadMisses uint64 // reads served from the read-ahead, and not
+	DataCacheHits, DataCacheMisses uint64 // blocks read from the data cache, and fetched into it
 }
 
 // Counts returns the counters.
 func (fs *Files) Counts() FileCounts {
-	return FileCounts{Saves: fs.saves.Load(), SaveFailures: fs.saveFailures.Load(), OpenHandles: fs.handles.Load()}
+	return FileCounts{
+		Saves: fs.saves.Load(), SaveFailures: fs.saveFailures.Load(), OpenHandles: fs.handles.Load(),
+		ReadAheadHits: fs.readAhead.Hits.Load(), ReadAheadMisses: fs.readAhead.Misses.Load(),
+		DataCacheHits: fs.cacheHits.Load(), DataCacheMisses: fs.cacheMisses.Load(),
+	}
 }
 
 // stamp is now on the mount's monotonic clock, in nanoseconds since it
@@ -84,10 +110,10 @@ func (fs *Files) NewFile(node Node, e Entry) *File {
 	return &File{node: node, attr: e, checkedAt: fs.stamp()}
 }
 
-// Created returns the File of a file created here as key, described by e,
-// open with one handle and staged empty. A file queued under the name
+// Created returns the one open handle of a file created here as key,
+// described by e, staged empty and to be saved at the handle's close. A file queued under the name
 // whose node the kernel forgot is dropped: the new file replaces it.
-func (fs *Files) Created(key string, node Node, e Entry) (*File, error) {
+func (fs *Files) Created(key string, node Node, e Entry, appendOnly bool) (*Handle, error) {
 	fs.dropOrphan(key)
 	st, err := fs.stage.Empty(true)
 	if err != nil {
@@ -96,7 +122,9 @@ func (fs *Files) Created(key string, node Node, e Entry) (*File, error) {
 	f := fs.NewFile(node, e)
 	f.act = &activity{st: st, unsaved: true, handles: 1} // not shared yet
 	fs.handles.Add(1)
-	return f, nil
+	h := &Handle{f: f, attr: e, appendOnly: appendOnly}
+	f.SetWriting(&h.writer, true)
+	return h, nil
 }
 
 // AddHandle counts a new open handle of f. It is counted before the file

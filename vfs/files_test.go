@@ -3,8 +3,10 @@ package vfs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 
 	"mount-ws/bucket"
 	"mount-ws/bucket/buckettest"
+	"mount-ws/datacache"
 )
 
 // The files' behaviour without a mount: what the adapter's operations
@@ -79,9 +82,10 @@ func (s *flakyStore) StartStream(ctx context.Context, key string, meta bucket.Me
 }
 
 type filesEnv struct {
-	files *Files
-	store *flakyStore
-	clock *fakeClock
+	files   *Files
+	store   *flakyStore
+	clock   *fakeClock
+	handles map[*File]*Handle // the handle each created file was opened with
 }
 
 func newFilesEnv(t *testing.T) *filesEnv {
@@ -96,11 +100,12 @@ func newFilesEnv(t *testing.T) *filesEnv {
 	}
 	files := NewFiles(FilesConfig{
 		Store: store, Stage: area, Dirs: NewDirCaches(MaxIdleCacheEntries, clock.now),
+		Bodies: NewBodies(BodiesLimit, time.Minute, clock.now), Budget: area.Budget,
 		MetadataTTL: time.Minute, RetryInterval: time.Second, Clock: clock.now, Log: log,
 	})
 	files.writeBack.manual = true // the test runs the retries (runRetries)
 	t.Cleanup(func() { files.Close(context.Background()) })
-	return &filesEnv{files: files, store: store, clock: clock}
+	return &filesEnv{files: files, store: store, clock: clock, handles: make(map[*File]*Handle)}
 }
 
 // create creates key as a program would, with one handle open for
@@ -108,15 +113,24 @@ func newFilesEnv(t *testing.T) *filesEnv {
 func (e *filesEnv) create(t *testing.T, key string, data string) (*File, *testNode) {
 	t.Helper()
 	node := &testNode{key: key, inTree: true}
-	f, err := e.files.Created(key, node, Entry{Meta: true})
+	h, err := e.files.Created(key, node, Entry{Meta: true}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.files.Write(t.Context(), f, []byte(data), 0, false); err != nil {
+	if _, err := e.files.WriteAt(t.Context(), h, []byte(data), 0); err != nil {
 		t.Fatal(err)
 	}
-	return f, node
+	e.handles[h.File()] = h
+	return h.File(), node
 }
+
+// close is close(2) of f's handle: it saves f.
+func (e *filesEnv) close(t *testing.T, f *File) error {
+	return e.files.Flush(t.Context(), e.handles[f])
+}
+
+// release is the kernel's release of f's handle, after its close.
+func (e *filesEnv) release(f *File) { e.files.CloseHandle(e.handles[f]) }
 
 // body is what the bucket holds at key, "" with ok false if nothing.
 func (e *filesEnv) body(t *testing.T, key string) (string, bool) {
@@ -139,10 +153,10 @@ func (e *filesEnv) failClose(t *testing.T, f *File) {
 	t.Helper()
 	e.store.failing.Store(true)
 	defer e.store.failing.Store(false)
-	if err := e.files.Save(t.Context(), f); err == nil {
+	if err := e.close(t, f); err == nil {
 		t.Fatal("the save succeeded with uploads failing")
 	}
-	e.files.Release(f)
+	e.release(f)
 }
 
 // runRetries lets the retry interval pass, and runs what is due.
@@ -171,7 +185,7 @@ func TestFilesSaveAtClose(t *testing.T) {
 	if got, ok := f.LocalEntry(); !ok || got.Size != 5 {
 		t.Fatalf("local entry before the save: %+v %v, want size 5", got, ok)
 	}
-	if err := e.files.Save(t.Context(), f); err != nil {
+	if err := e.close(t, f); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := e.body(t, "d/a.txt"); got != "hello" {
@@ -183,7 +197,7 @@ func TestFilesSaveAtClose(t *testing.T) {
 	if _, ok := f.LocalEntry(); ok {
 		t.Error("a saved file still says S3 may not know it")
 	}
-	e.files.Release(f)
+	e.release(f)
 	if f.Staged() != nil {
 		t.Error("the last release kept a staging copy with nothing unsaved")
 	}
@@ -198,10 +212,10 @@ func TestFilesFailedSaveIsRetried(t *testing.T) {
 	e := newFilesEnv(t)
 	f, _ := e.create(t, "a.txt", "kept")
 	e.store.failing.Store(true)
-	if err := e.files.Save(t.Context(), f); err == nil {
+	if err := e.close(t, f); err == nil {
 		t.Fatal("the save succeeded with uploads failing")
 	}
-	e.files.Release(f)
+	e.release(f)
 	if got := unsavedKeys(e.files); len(got) != 1 || got[0] != "a.txt" {
 		t.Fatalf("unsaved %v, want [a.txt]", got)
 	}
@@ -264,7 +278,7 @@ func TestFilesCreateDropsOrphan(t *testing.T) {
 	e.failClose(t, f)
 	node.leave()
 	g, _ := e.create(t, "a.txt", "new")
-	if err := e.files.Save(t.Context(), g); err != nil {
+	if err := e.close(t, g); err != nil {
 		t.Fatal(err)
 	}
 	e.runRetries(t)
@@ -278,14 +292,14 @@ func TestFilesGoneNotSaved(t *testing.T) {
 	e := newFilesEnv(t)
 	f, _ := e.create(t, "a.txt", "doomed")
 	e.store.failing.Store(true)
-	_ = e.files.Save(t.Context(), f)
+	_ = e.close(t, f)
 	held := e.files.Hold(f)
 	held.Gone()
 	held.Release()
 	if got := unsavedKeys(e.files); len(got) != 0 {
 		t.Fatalf("unsaved %v once deleted, want none", got)
 	}
-	e.files.Release(f)
+	e.release(f)
 	e.store.failing.Store(false)
 	e.runRetries(t)
 	if _, ok := e.body(t, "a.txt"); ok {
@@ -338,8 +352,6 @@ func TestFilesRename(t *testing.T) {
 	t.Run("queued and still written, directory renamed", func(t *testing.T) {
 		e := newFilesEnv(t)
 		f, _ := e.create(t, "d/a.txt", "written")
-		var w Writer
-		f.SetWriting(&w, true)
 		e.store.failing.Store(true)
 		_ = e.files.Save(t.Context(), f) // an fsync that failed
 		e.store.failing.Store(false)
@@ -352,8 +364,7 @@ func TestFilesRename(t *testing.T) {
 		// its close, under the new name.
 		e.files.Moved("d", "e")
 		ReleaseAll(held)
-		f.SetWriting(&w, false)
-		if err := e.files.Save(t.Context(), f); err != nil {
+		if err := e.close(t, f); err != nil {
 			t.Fatal(err)
 		}
 		if body, _ := e.body(t, "e/a.txt"); body != "written" {
@@ -389,5 +400,113 @@ func TestFilesRevalidate(t *testing.T) {
 	}
 	if node.changes() != 1 {
 		t.Errorf("kernel told %d times, want 1", node.changes())
+	}
+}
+
+// read reads all of h's file from off through Files.Read, as the kernel
+// would, 1 MiB at a time.
+func (e *filesEnv) read(t *testing.T, h *Handle) (string, error) {
+	t.Helper()
+	var out []byte
+	p := make([]byte, 1<<20)
+	for off := int64(0); ; {
+		n, s, err := e.files.Read(t.Context(), h, p, off)
+		if s != nil {
+			n = s.CopyTo(p)
+			s.Release()
+		}
+		out = append(out, p[:n]...)
+		off += int64(n)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || err == nil && n == 0 {
+			return string(out), nil
+		}
+		if err != nil {
+			return string(out), err
+		}
+	}
+}
+
+// TestFilesRead: a handle reads the version it opened. An unchecked one
+// (opened on a listing's word) that finds the object replaced before it
+// served anything reads the new version; once it served data, a
+// replacement is an error, not a mix of two versions.
+func TestFilesRead(t *testing.T) {
+	e := newFilesEnv(t)
+	ctx := t.Context()
+	put := func(body string) Entry {
+		t.Helper()
+		o, err := e.store.Put(ctx, "a.txt", bytes.NewReader([]byte(body)), int64(len(body)), bucket.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return EntryFromObject(o)
+	}
+	open := func(f *File, seen Entry) *Handle {
+		t.Helper()
+		h, _, staged, err := e.files.Open(ctx, f, seen, OpenMode{Unchecked: true})
+		if err != nil || staged {
+			t.Fatalf("open: staged %v, %v", staged, err)
+		}
+		t.Cleanup(func() { e.files.CloseHandle(h) })
+		return h
+	}
+	old := put("old version")
+	f := e.files.NewFile(&testNode{key: "a.txt", inTree: true}, old)
+	put("the new version")
+	if got, err := e.read(t, open(f, old)); err != nil || got != "the new version" {
+		t.Fatalf("unchecked handle, replaced before its first read: %q, %v; want the new version", got, err)
+	}
+
+	// Large enough that the first read's fetch does not hold it all.
+	cur := put(strings.Repeat("served ", 2<<20))
+	h := open(f, cur)
+	p := make([]byte, 3)
+	if _, s, err := e.files.Read(ctx, h, p, 0); err != nil || s.Len() != 3 {
+		t.Fatalf("first read: %v", err)
+	} else {
+		s.Release()
+	}
+	put("replaced after serving")
+	if got, err := e.read(t, h); !errors.Is(err, bucket.ErrPrecondition) {
+		t.Fatalf("read after the object was replaced under a handle that served data: %d bytes, %v; want ErrPrecondition", len(got), err)
+	}
+}
+
+// TestFilesDataCache: with a data cache, a second handle reads the same
+// version from local disk, without fetching; a new version is fetched.
+func TestFilesDataCache(t *testing.T) {
+	e := newFilesEnv(t)
+	c, err := datacache.Open(t.TempDir(), "vfs/test", 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.files.cache = c
+	ctx := t.Context()
+	body := bytes.Repeat([]byte("0123456789abcdef"), 3*datacache.BlockSize/16+100)
+	o, err := e.store.Put(ctx, "big.bin", bytes.NewReader(body), int64(len(body)), bucket.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := e.files.NewFile(&testNode{key: "big.bin", inTree: true}, EntryFromObject(o))
+	readOnce := func() {
+		t.Helper()
+		h, _, _, err := e.files.Open(ctx, f, EntryFromObject(o), OpenMode{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.files.CloseHandle(h)
+		if got, err := e.read(t, h); err != nil || got != string(body) {
+			t.Fatalf("read %d bytes, %v; want the object's %d", len(got), err, len(body))
+		}
+	}
+	readOnce()
+	first := e.files.Counts()
+	if first.DataCacheMisses != 4 || first.DataCacheHits != 0 {
+		t.Fatalf("first read: %d blocks fetched, %d from the cache; want 4 and 0", first.DataCacheMisses, first.DataCacheHits)
+	}
+	readOnce()
+	second := e.files.Counts()
+	if second.DataCacheMisses != first.DataCacheMisses || second.DataCacheHits == 0 {
+		t.Fatalf("second read: %d more blocks fetched, %d from the cache; want none and some", second.DataCacheMisses-first.DataCacheMisses, second.DataCacheHits)
 	}
 }

@@ -1,4 +1,4 @@
-package fs
+package vfs
 
 import (
 	"context"
@@ -6,15 +6,14 @@ import (
 	"log/slog"
 
 	"mount-ws/datacache"
-	"mount-ws/vfs"
 )
 
 // cachedFetch serves reads of one version of an object through the data
-// cache (Options.DataCache), whole blocks at a time: blocks it has are
+// cache (FilesConfig.DataCache), whole blocks at a time: blocks it has are
 // read from local disk; runs of blocks it lacks are fetched from S3 with
 // fetch, one GET a run, and kept.
-func (f *FS) cachedFetch(key func() string, etag string, size int64, fetch vfs.FetchFunc) vfs.FetchFunc {
-	c := f.opts.DataCache
+func (fs *Files) cachedFetch(key func() string, etag string, size int64, fetch FetchFunc) FetchFunc {
+	c := fs.cache
 	const bs = datacache.BlockSize
 	return func(ctx context.Context, p []byte, off int64) (int, error) {
 		end := min(off+int64(len(p)), size)
@@ -39,7 +38,7 @@ func (f *FS) cachedFetch(key func() string, etag string, size int64, fetch vfs.F
 					buf = make([]byte, blen)
 				}
 				if got, ok := v.Get(b, buf[:blen]); ok && int64(got) == blen {
-					f.counts.cacheHits.Add(1)
+					fs.cacheHits.Add(1)
 					if !inside {
 						copyBlock(p, off, buf[:blen], start)
 					}
@@ -67,13 +66,15 @@ func (f *FS) cachedFetch(key func() string, etag string, size int64, fetch vfs.F
 				}
 				return n, err
 			}
-			f.counts.cacheMisses.Add(uint64(run - b))
+			fs.cacheMisses.Add(uint64(run - b))
 			for i := b; i < run; i++ {
 				lo := (i - b) * bs
 				blk := data[lo:min(lo+bs, int64(len(data)))]
-				if err := v.Put(i, blk); err != nil && f.errs.firstTime("datacache") {
+				if err := v.Put(i, blk); err != nil {
 					// Logged once: a full or read-only disk would flood the log.
-					f.log.Warn("could not keep a block in the data cache; reads go to S3", slog.Any("err", err))
+					fs.cacheWarn.Do(func() {
+						fs.log.Warn("could not keep a block in the data cache; reads go to S3", slog.Any("err", err))
+					})
 				}
 			}
 			if !inside {

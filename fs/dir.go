@@ -169,12 +169,17 @@ func (d *dir) localChild(name string) (vfs.Entry, bool) {
 }
 
 func (d *dir) childFile(name string) (*file, bool) {
-	ch := d.GetChild(name)
-	if ch == nil {
-		return nil, false
-	}
-	f, ok := ch.Operations().(*file)
+	f, ok := d.childNode(name).(*file)
 	return f, ok
+}
+
+// childNode is the node of name in go-fuse's tree (a *file or *dir), nil
+// if the kernel holds none.
+func (d *dir) childNode(name string) fusefs.InodeEmbedder {
+	if ch := d.GetChild(name); ch != nil {
+		return ch.Operations()
+	}
+	return nil
 }
 
 // cached answers a lookup from the last listing or the negative cache.

@@ -53,7 +53,7 @@
 // Multipart uploads in progress are recorded (vfs.Journal) so that Recover
 // aborts those a crash left behind. Mode, owner and mtime live in object
 // metadata under s3fs's keys (vfs/meta.go); renames copy, then delete
-// (namespace.go).
+// (vfs.Namespace).
 //
 // # Errors
 //

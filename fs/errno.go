@@ -11,17 +11,21 @@ import (
 	"time"
 
 	"mount-ws/bucket"
+	"mount-ws/vfs"
 )
 
 // toErrno is the one place where errors become errno values. Expected
-// outcomes (not found) are not logged; anything else is logged once per
-// operation, path and errno, so a failing mount does not flood its log.
+// outcomes (not found, and what rename and rmdir refuse) are not logged;
+// anything else is logged once per operation, path and errno, so a
+// failing mount does not flood its log.
 func (f *FS) toErrno(op, path string, err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
 	errno := classify(err)
-	if errno != syscall.ENOENT {
+	switch errno {
+	case syscall.ENOENT, syscall.EEXIST, syscall.ENOTDIR, syscall.EISDIR, syscall.ENOTEMPTY:
+	default:
 		f.logOnce(op, path, errno, err)
 	}
 	return errno
@@ -54,6 +58,14 @@ func classify(err error) syscall.Errno {
 		return syscall.ESTALE
 	case errors.Is(err, bucket.ErrKeyTooLong):
 		return syscall.ENAMETOOLONG
+	case errors.Is(err, vfs.ErrExists):
+		return syscall.EEXIST
+	case errors.Is(err, vfs.ErrNotDir):
+		return syscall.ENOTDIR
+	case errors.Is(err, vfs.ErrIsDir):
+		return syscall.EISDIR
+	case errors.Is(err, vfs.ErrNotEmpty):
+		return syscall.ENOTEMPTY
 	}
 	return syscall.EIO
 }

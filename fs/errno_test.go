@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"mount-ws/bucket"
+	"mount-ws/vfs"
 )
 
 // TestClassify is the errno each kind of failure reaches the application
@@ -26,6 +27,10 @@ func TestClassify(t *testing.T) {
 		{"access denied by S3", fmt.Errorf("get a: %w", iofs.ErrPermission), syscall.EACCES},
 		{"object changed under a read", fmt.Errorf("get a: %w", bucket.ErrPrecondition), syscall.ESTALE},
 		{"key too long", fmt.Errorf("put a: %w", bucket.ErrKeyTooLong), syscall.ENAMETOOLONG},
+		{"rename over an existing name, RENAME_NOREPLACE", vfs.ErrExists, syscall.EEXIST},
+		{"rename of a directory over a file", vfs.ErrNotDir, syscall.ENOTDIR},
+		{"rename of a file over a directory", vfs.ErrIsDir, syscall.EISDIR},
+		{"rmdir of a directory holding something", fmt.Errorf("rmdir a: %w", vfs.ErrNotEmpty), syscall.ENOTEMPTY},
 		{"staging cache full", fmt.Errorf("staging cache full: %w", syscall.ENOSPC), syscall.ENOSPC},
 		{"file too big", syscall.EFBIG, syscall.EFBIG},
 		{"signal during a read", fmt.Errorf("get a: %w", context.Canceled), syscall.EINTR},

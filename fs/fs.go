@@ -34,6 +34,7 @@ type FS struct {
 	start   time.Time // mount time: the times of directories without a marker
 
 	files *vfs.Files              // what the files hold and save
+	names *vfs.Namespace          // names made and removed
 	inos  vfs.Inos[*fusefs.Inode] // inode numbers derived from keys
 
 	walkSlots chan struct{} // listings ahead running now (see walk.go)
@@ -85,6 +86,7 @@ func New(b Bucket, opts Options) *FS {
 		MetadataTTL:   opts.MetadataTTL,
 		RetryInterval: opts.RetryInterval, Clock: opts.Clock, Log: opts.Logger,
 	})
+	f.names = vfs.NewNamespace(f.b, f.dirs, f.files, opts.MetadataTTL)
 	f.finder = &vfs.Finder{Store: f.b, Dirs: f.dirs, Skip: f.logSkipOnce}
 	if opts.MetadataTTL > 0 { // else nothing a lookup fetched would be kept
 		f.finder.Bodies = f.bodies

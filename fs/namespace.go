@@ -1,11 +1,8 @@
 package fs
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
-	"strings"
 	"syscall"
 	"time"
 
@@ -111,12 +108,10 @@ func (d *dir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.Ent
 		return nil, errno
 	}
 	key := vfs.ChildKey(d.key(), name)
-	e := d.newEntry(ctx, syscall.S_IFDIR|mode&0o7777)
-	e.Dir = true
-	if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, vfs.ObjectMeta(e, key+"/", false)); err != nil {
+	e, err := d.fs.names.MakeDir(ctx, key, d.newEntry(ctx, syscall.S_IFDIR|mode&0o7777))
+	if err != nil {
 		return nil, d.fs.toErrno("mkdir", key, err)
 	}
-	d.setEntry(name, &e)
 	d.entriesChanged()
 	ch := d.childInode(ctx, name, e, out)
 	if nd, ok := ch.Operations().(*dir); ok {
@@ -153,12 +148,10 @@ func (d *dir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, o
 	if k := mode & syscall.S_IFMT; k == syscall.S_IFCHR || k == syscall.S_IFBLK {
 		e.Rdev = dev
 	}
-	o, err := d.fs.b.Put(ctx, key, bytes.NewReader(nil), 0, vfs.ObjectMeta(e, key, true))
+	e, err := d.fs.names.MakeNode(ctx, key, e)
 	if err != nil {
 		return nil, d.fs.toErrno("mknod", key, err)
 	}
-	e.ETag = o.ETag
-	d.setEntry(name, &e)
 	d.entriesChanged()
 	return d.childInode(ctx, name, e, out), 0
 }
@@ -183,14 +176,10 @@ func (d *dir) Symlink(ctx context.Context, target, name string, out *fuse.EntryO
 		return nil, errno
 	}
 	key := vfs.ChildKey(d.key(), name)
-	e := d.newEntry(ctx, syscall.S_IFLNK|0o777)
-	o, err := d.fs.b.Put(ctx, key, strings.NewReader(target), int64(len(target)), vfs.ObjectMeta(e, key, true))
+	e, err := d.fs.names.MakeLink(ctx, key, target, d.newEntry(ctx, syscall.S_IFLNK|0o777))
 	if err != nil {
 		return nil, d.fs.toErrno("symlink", key, err)
 	}
-	e.Size, e.ETag = o.Size, o.ETag
-	e.SetLinkTarget(target)
-	d.setEntry(name, &e)
 	d.entriesChanged()
 	return d.childInode(ctx, name, e, out), 0
 }
@@ -203,30 +192,19 @@ func (d *dir) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	key := vfs.ChildKey(d.key(), name)
-	held := d.holdFile(name)
-	if err := d.fs.b.Delete(ctx, key); err != nil {
-		held.Release()
+	var f *vfs.File
+	if n, ok := d.childFile(name); ok {
+		f = n.state
+	}
+	// Remove releases the file's lock before the kernel is told of a
+	// vanished directory below (a rename of that directory would wait
+	// for it, holding the lock the notification needs).
+	if err := d.fs.names.Remove(ctx, key, f); err != nil {
 		return d.fs.toErrno("unlink", key, err)
 	}
-	held.Gone()
-	// Marked deleted, no save of the file can land now; and its lock must
-	// not be held while the kernel is told of a vanished directory below
-	// (a rename of that directory would wait for it, holding the lock the
-	// notification needs).
-	held.Release()
-	d.setEntry(name, nil)
 	d.entriesChanged()
 	d.vanishIfEmpty(ctx, true)
 	return 0
-}
-
-// holdFile holds name's file, if it has a node (vfs.Files.Hold).
-func (d *dir) holdFile(name string) vfs.Held {
-	n, ok := d.childFile(name)
-	if !ok {
-		return vfs.Held{}
-	}
-	return d.fs.files.Hold(n.state)
 }
 
 // treeFiles appends the files under d, at any depth, to files.
@@ -249,46 +227,28 @@ func (d *dir) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	key := vfs.ChildKey(d.key(), name)
-	empty, err := d.isEmptyDir(ctx, name)
-	if err != nil {
+	if err := d.fs.names.RemoveDir(ctx, key, d.localFiles(name)); err != nil {
 		return d.fs.toErrno("rmdir", key, err)
 	}
-	if !empty {
-		return syscall.ENOTEMPTY
-	}
-	if err := d.fs.b.Delete(ctx, key+"/"); err != nil {
-		return d.fs.toErrno("rmdir", key, err)
-	}
-	d.fs.dirs.Drop(key)
-	d.setEntry(name, nil)
 	d.entriesChanged()
 	d.vanishIfEmpty(ctx, true)
 	return 0
 }
 
-// isEmptyDir reports whether the directory name holds nothing but its
-// marker, in S3 and among files being written here.
-func (d *dir) isEmptyDir(ctx context.Context, name string) (bool, error) {
-	if ch := d.GetChild(name); ch != nil {
-		for _, c := range ch.Children() {
-			if f, ok := c.Operations().(*file); ok {
-				if _, local := f.state.LocalEntry(); local {
-					return false, nil
-				}
-			}
+// localFiles returns the files in memory of the directory name, whose
+// content S3 may not have yet.
+func (d *dir) localFiles(name string) []*vfs.File {
+	ch := d.GetChild(name)
+	if ch == nil {
+		return nil
+	}
+	var files []*vfs.File
+	for _, c := range ch.Children() {
+		if f, ok := c.Operations().(*file); ok {
+			files = append(files, f.state)
 		}
 	}
-	key := vfs.ChildKey(d.key(), name) + "/"
-	page, err := d.fs.b.List(ctx, key, "")
-	if err != nil {
-		return false, err
-	}
-	for _, o := range page.Objects {
-		if o.Key != key {
-			return false, nil
-		}
-	}
-	return len(page.Prefixes) == 0, nil
+	return files
 }
 
 // Setattr implements fusefs.NodeSetattrer for directories: mode, owner and
@@ -316,7 +276,7 @@ func (d *dir) knownAttr(ctx context.Context) (vfs.Entry, error) {
 	if e.Meta || key == "" {
 		return e, nil
 	}
-	m, err := vfs.MarkerEntry(ctx, d.fs.b, key)
+	m, err := d.fs.names.DirMeta(ctx, key)
 	if err != nil {
 		return vfs.Entry{}, err
 	}
@@ -350,22 +310,17 @@ func (d *dir) changeMeta(ctx context.Context, op string, change func(*vfs.Entry)
 	if errno := change(&e); errno != 0 {
 		return errno
 	}
-	e.Meta, e.Dir = true, true
 	// The node shows the change only once it is stored: a chmod that
-	// failed must not look as if it had worked.
-	if key != "" {
-		if _, err := d.fs.b.Put(ctx, key+"/", bytes.NewReader(nil), 0, vfs.ObjectMeta(e, key+"/", false)); err != nil {
-			return d.fs.toErrno(op, key, err)
-		}
+	// failed must not look as if it had worked. The parent's listing
+	// shows it too: the kernel may forget this node, and the next one is
+	// made from the listing, which must not show the old mode.
+	e, err := d.fs.names.SaveDirMeta(ctx, key, e)
+	if err != nil {
+		return d.fs.toErrno(op, key, err)
 	}
 	d.mu.Lock()
 	d.attr = e
 	d.mu.Unlock()
-	// The kernel may forget this node; the next one is made from the
-	// parent's listing, which must not show the old mode.
-	if p := dirOf(&d.Inode); p != nil {
-		p.setEntry(baseName(key), &e)
-	}
 	return 0
 }
 
@@ -405,107 +360,47 @@ func (d *dir) Rename(ctx context.Context, name string, newParent fusefs.InodeEmb
 	if errno != 0 {
 		return errno
 	}
-	if exists && flags&renameNoReplace != 0 {
-		return syscall.EEXIST
+	r := vfs.Renaming{From: src, To: dst, Source: se, NoReplace: flags&renameNoReplace != 0}
+	if exists {
+		r.Target = &de
+		r.TargetTree = np.localFiles(newName)
+		if n, ok := np.childFile(newName); ok {
+			r.TargetFile = n.state
+		}
 	}
-	if se.Dir && exists && !de.Dir {
-		return syscall.ENOTDIR
+	var movedDir *dir
+	switch n := d.childNode(name).(type) {
+	case *file:
+		r.SourceFile = n.state
+	case *dir:
+		movedDir, r.SourceTree = n, n.treeFiles(nil)
 	}
-	if !se.Dir && exists && de.Dir {
-		return syscall.EISDIR
+	_, replaced, err := d.fs.names.Rename(ctx, r)
+	if movedDir != nil && err == nil {
+		movedDir.mu.Lock()
+		movedDir.attr.Touch(false) // a rename changes ctime
+		movedDir.mu.Unlock()
 	}
-	var (
-		err    error
-		copied bool     // a file's copy is under dst, whatever err says
-		target vfs.Held // the file replaced, held from before the copy
-	)
-	if se.Dir {
-		if exists {
-			empty, err := np.isEmptyDir(ctx, newName)
-			if err != nil {
-				return d.fs.toErrno("rename", dst, err)
-			}
-			if !empty {
-				return syscall.ENOTEMPTY
-			}
-		}
-		var moved *dir
-		if ch := d.GetChild(name); ch != nil {
-			moved, _ = ch.Operations().(*dir)
-		}
-		var inTree []*vfs.File
-		if moved != nil {
-			inTree = moved.treeFiles(nil)
-		}
-		held, herr := d.fs.files.HoldTree(ctx, src, inTree)
-		defer vfs.ReleaseAll(held)
-		if herr != nil {
-			return d.fs.toErrno("rename", src, herr)
-		}
-		err = d.fs.renameTree(ctx, src+"/", dst+"/")
-		// The copies are of what S3 holds, which may be more than the
-		// cached listings showed; a failed copy left part of it.
-		d.fs.dirs.Forget(src)
-		d.fs.dirs.Forget(dst)
-		if moved != nil {
-			moved.mu.Lock()
-			moved.attr.Touch(false) // a rename changes ctime
-			moved.mu.Unlock()
-		}
-	} else {
-		if exists {
-			target = np.holdFile(newName)
-			defer target.Release()
-		}
-		var moving *vfs.File
-		if n, ok := d.childFile(name); ok {
-			moving = n.state
-		}
-		se, copied, err = d.fs.files.RenameFile(ctx, moving, src, dst, se)
-	}
-	if err != nil && copied {
-		// The original could not be deleted after the copy: the source
-		// stays, and the target holds the copy now, not what it held.
-		target.Replaced()
-		np.setEntry(newName, &se)
+	if replaced {
+		// The target holds the copy now, the source stays: the kernel
+		// keeps the target's old inode for the name, with its size,
+		// until told (after this rename returns and unlocks the
+		// directory).
 		np.entriesChanged()
-		// The kernel keeps the target's old inode for the name, with
-		// its size, until told (after this rename returns and unlocks
-		// the directory).
 		d.fs.background(func(context.Context) { np.NotifyEntry(newName) })
 	}
 	if err != nil {
 		return d.fs.toErrno("rename", src, err)
 	}
-	target.Gone() // replaced: its own unsaved data is moot
-	// Still under the moved files' io locks (a directory's), so that no
-	// retry of them saves under the old name.
-	d.fs.files.Moved(src, dst)
-	if se.Dir {
-		d.fs.dirs.Move(src, dst)
-	}
 	if ch := d.GetChild(name); ch != nil {
 		d.fs.inos.Moved(dst, ch.StableAttr().Ino) // go-fuse moves the node next
 	}
-	d.setEntry(name, nil)
 	d.entriesChanged()
-	np.setEntry(newName, &se)
 	np.entriesChanged()
 	if np != d {
 		d.vanishIfEmpty(ctx, false)
 	}
 	return 0
-}
-
-// renameTree moves every object under the prefix src to dst
-// (vfs.RenameTree), and says in the log how far a failed one got.
-func (f *FS) renameTree(ctx context.Context, src, dst string) error {
-	err := vfs.RenameTree(ctx, f.b, src, dst)
-	if re := (*vfs.RenameError)(nil); errors.As(err, &re) {
-		f.log.Error("directory rename failed", slog.String("from", re.From), slog.String("to", re.To),
-			slog.Int("copied", re.Copied), slog.Int("objects", re.Objects), slog.Any("err", err))
-	}
-	return err
 }
 
 // renameNoReplace is RENAME_NOREPLACE of renameat2(2), which go-fuse does
@@ -537,15 +432,9 @@ func (d *dir) vanishIfEmpty(ctx context.Context, wait bool) {
 		if !ok {
 			return
 		}
-		left, known := d.c.Len(d.fs.opts.MetadataTTL)
-		if known && left > 0 {
+		if !d.fs.names.Vanished(ctx, d.key(), d.c) {
 			return
 		}
-		if left, err := d.fs.b.ProbeDir(ctx, d.key()+"/"); err != nil || left.Exists {
-			return // a marker or other children keep it
-		}
-		parent.setEntry(name, nil)
-		d.fs.dirs.Drop(d.key()) // gone: a directory made there later starts afresh
 		// Tell the kernel the name is gone, so that the next lookup
 		// comes here.
 		told := make(chan struct{})

@@ -70,10 +70,15 @@
 //     the version it opened through a read-ahead and the data cache
 //     (datacache), moving to a replaced object's new version only while
 //     it has served nothing.
+//   - Namespace: names made and removed (mkdir, mknod, symlink, unlink,
+//     rmdir, a directory's metadata on its marker, an implicit directory
+//     vanishing with its last child) and renames, each shown in the
+//     directories' listings at once.
 //
 // Still in fs: passthrough (handing the kernel a data cache's whole
-// copy), the go-fuse tree walks of a directory (lookups, listings, an
-// implicit directory's vanishing) and the errno mapping.
+// copy), the walks of go-fuse's tree (a lookup's and a listing's use of
+// the nodes the kernel holds, the parents an implicit directory's
+// vanishing climbs) and the errno mapping.
 // Whatever is keyed by path (listings, the retry queue, inode numbers)
 // and whatever a file holds lives here.
 //

@@ -61,10 +61,19 @@ func (n *testNode) changes() int {
 	return n.changed
 }
 
-// flakyStore is a bucket whose uploads fail while failing is set.
+// flakyStore is a bucket whose uploads fail while failing is set, and
+// whose deletes of the key in noDelete fail.
 type flakyStore struct {
 	*bucket.Bucket
-	failing atomic.Bool
+	failing  atomic.Bool
+	noDelete string
+}
+
+func (s *flakyStore) Delete(ctx context.Context, key string) error {
+	if key == s.noDelete {
+		return errInjected
+	}
+	return s.Bucket.Delete(ctx, key)
 }
 
 func (s *flakyStore) Upload(ctx context.Context, key string, src io.ReaderAt, size int64, meta bucket.Meta, opts bucket.UploadOptions) (bucket.Object, error) {

@@ -159,6 +159,13 @@ func (f *File) localChangesLocked() bool {
 	return a != nil && ((a.st != nil && a.st.Dirty()) || a.unsaved || a.metaDirty)
 }
 
+// changed reports whether the file holds changes S3 has not seen.
+func (f *File) changed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.localChangesLocked()
+}
+
 // Attr returns the file's attributes as last known.
 func (f *File) Attr() Entry {
 	f.mu.Lock()

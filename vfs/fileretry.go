@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"strings"
 )
 
 // retryLater queues a file with unsaved data: its upload failed (failed;
@@ -65,6 +66,24 @@ func (fs *Files) retrySave(ctx context.Context, f *File, failed bool) error {
 // the moved files' io locks (HoldTree), so that no retry saves under the
 // old name meanwhile.
 func (fs *Files) Moved(from, to string) { fs.writeBack.Move(from, to) }
+
+// follow queues the files of held still open for writing with changes
+// not saved, which a rename of the directory from to to moves, under
+// their new keys: the adapter moves their nodes only after the rename
+// returns, and a close meanwhile must save under the new name, not the
+// tree's old one (the queue's key wins, see saveKey). The close then
+// takes them off the queue.
+func (fs *Files) follow(held []Held, from, to string) {
+	for _, h := range held {
+		f := h.f
+		if _, queued := fs.writeBack.Key(f); queued || !f.WriterOpen() || !f.changed() {
+			continue
+		}
+		if key, in := f.treeKey(); in && strings.HasPrefix(key, from+"/") {
+			fs.writeBack.Add(to+strings.TrimPrefix(key, from), f, false)
+		}
+	}
+}
 
 // UnsavedFile is a file whose data is not in the bucket yet.
 type UnsavedFile struct {

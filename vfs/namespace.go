@@ -249,6 +249,7 @@ func (ns *Namespace) Rename(ctx context.Context, r Renaming) (moved Entry, repla
 		// Still under the moved files' io locks, so that no retry of
 		// them saves under the old name.
 		ns.files.Moved(r.From, r.To)
+		ns.files.follow(held, r.From, r.To)
 		ns.dirs.Move(r.From, r.To)
 	} else {
 		target := ns.files.Hold(r.TargetFile) // from before the copy

@@ -184,3 +184,32 @@ func TestNamespaceRename(t *testing.T) {
 		}
 	})
 }
+
+// TestNamespaceRenameDirWithWriter: a file still open for writing in a
+// renamed directory, closed before the adapter moved its node, is saved
+// under the new name, not the old one (which would bring it back).
+func TestNamespaceRenameDirWithWriter(t *testing.T) {
+	e, ns, _ := newNamespace(t, "")
+	ctx := t.Context()
+	if _, err := ns.MakeDir(ctx, "d", Entry{Meta: true, Stored: Stored{Mode: syscall.S_IFDIR | 0o755}}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := e.create(t, "d/a.txt", "written") // its node stays at d/a.txt
+	r := Renaming{From: "d", To: "e", Source: Entry{Dir: true}, SourceTree: []*File{f}}
+	if _, _, err := ns.Rename(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.close(t, f); err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := e.body(t, "e/a.txt"); body != "written" {
+		t.Fatalf("e/a.txt holds %q, want written", body)
+	}
+	if _, ok := e.body(t, "d/a.txt"); ok {
+		t.Fatal("the close saved under the old name")
+	}
+	e.release(f)
+	if got := unsavedKeys(e.files); len(got) != 0 {
+		t.Fatalf("unsaved %v after the close, want none", got)
+	}
+}

@@ -72,7 +72,7 @@
 //  2. A file's io lock (vfs.File's activity.io): held across the file's
 //     S3 requests and upload waits. One at a time, except in rename (the
 //     target's, then the source's: the kernel's directory locks keep
-//     renames from crossing) and vfs.Files.HoldTree (TryLock only, never
+//     renames from crossing) and vfs.Files.HoldTree (never
 //     waiting while holding one).
 //  3. FS.passed's lock (the files passed through), across one open's
 //     decision; a vfs.File's lock under it.

@@ -91,7 +91,7 @@
 //     HEADs of one directory.
 //  2. A File's io lock (activity.io), across its saves and fetches; one
 //     at a time, except in a rename (the target's, then the source's)
-//     and HoldTree (TryLock only).
+//     and HoldTree (never waiting for one while holding another).
 //  3. Staging.ops, across a copy's fetches and uploads; the File's lock
 //     may be taken under it only by the Namer.
 //  4. DirCaches → DirCache; ReadAhead → Budget.

@@ -3,7 +3,6 @@ package vfs
 import (
 	"context"
 	"log/slog"
-	"time"
 )
 
 // Held is a file whose io lock is held while its object is deleted or
@@ -113,28 +112,29 @@ func (fs *Files) HoldTree(ctx context.Context, key string, inTree []*File) ([]He
 	return held, nil
 }
 
-// lockRetry is how long lockAll waits before trying again.
-const lockRetry = 10 * time.Millisecond
-
 // lockAll takes the io locks of files, all or none at a time: a rename
 // inside the directory being renamed may hold two of them, taken in
 // another order, and waiting for one while holding others could
 // deadlock with it. So a lock that is taken already releases the others,
-// and the attempt starts again once the holder had time to finish.
+// waits for that one's holder to finish, holding nothing, and starts
+// again.
 func (fs *Files) lockAll(files []*File) []Held {
 	for {
 		held := make([]Held, 0, len(files))
+		var busy *File
 		for _, f := range files {
 			if !f.active().io.TryLock() {
+				busy = f
 				break
 			}
 			held = append(held, Held{fs, f})
 		}
-		if len(held) == len(files) {
+		if busy == nil {
 			return held
 		}
 		ReleaseAll(held)
-		time.Sleep(lockRetry)
+		busy.lockIO()
+		busy.unlockIO()
 	}
 }
 

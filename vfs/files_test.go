@@ -519,3 +519,33 @@ func TestFilesDataCache(t *testing.T) {
 		t.Fatalf("second read: %d more blocks fetched, %d from the cache; want none and some", second.DataCacheMisses-first.DataCacheMisses, second.DataCacheHits)
 	}
 }
+
+// TestFilesHoldTreeWaitsForBusyFile: HoldTree waits for a file whose io
+// lock another operation holds (a save under way), holding none of the
+// others meanwhile, and then holds them all.
+func TestFilesHoldTreeWaitsForBusyFile(t *testing.T) {
+	e := newFilesEnv(t)
+	a, _ := e.create(t, "d/a.txt", "a")
+	b, _ := e.create(t, "d/b.txt", "b")
+	b.lockIO() // busy
+	done := make(chan []Held)
+	go func() {
+		held, err := e.files.HoldTree(context.Background(), "d", []*File{a, b})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- held
+	}()
+	// While it waits for b, a stays free for others.
+	a.lockIO()
+	a.unlockIO()
+	b.unlockIO()
+	held := <-done
+	if len(held) != 2 {
+		t.Fatalf("held %d files, want 2", len(held))
+	}
+	if a.act.io.TryLock() || b.act.io.TryLock() {
+		t.Fatal("HoldTree returned without holding every file")
+	}
+	ReleaseAll(held)
+}

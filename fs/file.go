@@ -78,7 +78,7 @@ func (n *file) OnForget() {
 // lookup or listing said, unchecked (vfs.File.MayReadUnchecked): its
 // first GET carries that ETag, and if the object was replaced meanwhile,
 // the handle moves to the new one before it returns any data
-// (handle.readS3), so a fresh open still reads what another client just
+// (vfs.Files.Read), so a fresh open still reads what another client just
 // wrote, without a HEAD per open. Any other open asks S3
 // (vfs.Files.Revalidate), because the kernel may serve the old version's
 // cached pages without a request, and a writer must keep the object's

@@ -81,7 +81,7 @@ type activity struct {
 
 // Writer marks a handle whose close will save the file: opened for
 // writing, or written to, and not closed since. Guarded by the file's
-// lock (File.SetWriting).
+// lock (File.setWriting).
 type Writer struct{ open bool }
 
 // nodeNow returns the node standing for the file now.
@@ -173,8 +173,8 @@ func (f *File) Attr() Entry {
 	return f.attr
 }
 
-// Staged is the file's staging copy, nil when it has none.
-func (f *File) Staged() *Staging {
+// staged is the file's staging copy, nil when it has none.
+func (f *File) staged() *Staging {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.stLocked()
@@ -196,8 +196,8 @@ func (f *File) Replaced() bool {
 	return f.act != nil && f.act.replaced
 }
 
-// LastErr is why the file's last save failed.
-func (f *File) LastErr() error {
+// lastErr is why the file's last save failed.
+func (f *File) lastErr() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lastErrLocked()
@@ -213,12 +213,13 @@ func (f *File) LocalEntry() (Entry, bool) {
 	return f.attr, true
 }
 
-// Local reports whether what the mount holds of the file answers for it:
-// a staging copy, or changes S3 has not seen.
-func (f *File) Local() bool {
+// attrLocal returns the file's attributes, and whether they answer for
+// it without asking S3: it has a staging copy, or changes S3 has not
+// seen.
+func (f *File) attrLocal() (Entry, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.stLocked() != nil || f.localChangesLocked()
+	return f.attr, f.stLocked() != nil || f.localChangesLocked()
 }
 
 // MetaUnknown reports whether only a listing described the file so far,
@@ -241,10 +242,10 @@ func (f *File) MayReadUnchecked(write bool) bool {
 	return !write && (a == nil || a.cacheETag == "" && a.st == nil) && !f.localChangesLocked() && f.attr.ETag != ""
 }
 
-// Opened records that a handle counted by Files.AddHandle, reading
+// opened records that a handle counted by Files.addHandle, reading
 // version etag, now reads it: keepCache says the kernel's cached pages
 // are of that version; staged that the handle reads the staging copy.
-func (f *File) Opened(etag string, write bool) (keepCache, staged bool) {
+func (f *File) opened(etag string, write bool) (keepCache, staged bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a := f.activeLocked()
@@ -254,8 +255,8 @@ func (f *File) Opened(etag string, write bool) (keepCache, staged bool) {
 	return keepCache, staged
 }
 
-// SetCacheETag records that the kernel caches pages of version etag.
-func (f *File) SetCacheETag(etag string) {
+// setCacheETag records that the kernel caches pages of version etag.
+func (f *File) setCacheETag(etag string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.activeLocked().cacheETag = etag
@@ -289,9 +290,9 @@ func (f *File) WriterOpen() bool {
 	return f.act != nil && f.act.writing > 0 && f.act.st != nil
 }
 
-// SetWriting marks w, a handle's, as one whose close will save the file,
+// setWriting marks w, a handle's, as one whose close will save the file,
 // or no longer.
-func (f *File) SetWriting(w *Writer, on bool) {
+func (f *File) setWriting(w *Writer, on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if w.open != on {

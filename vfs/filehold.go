@@ -102,7 +102,7 @@ func (fs *Files) HoldTree(ctx context.Context, key string, inTree []*File) ([]He
 		// The object moves: a staging copy can no longer fetch from it
 		// or copy parts of it, and an upload under way would complete
 		// under the old name; the file goes up whole at its close.
-		if st := f.Staged(); st != nil {
+		if st := f.staged(); st != nil {
 			if err := st.Detach(ctx); err != nil {
 				return held, err
 			}

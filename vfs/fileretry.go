@@ -22,7 +22,7 @@ func (fs *Files) retryLater(f *File, failed bool) {
 	if !ok {
 		// Not reachable as things are: a file leaves the tree with its
 		// data queued, or deleted, and then has nothing to save.
-		fs.log.Error("unsaved data of a file with no name left cannot be kept", slog.Any("err", f.LastErr()))
+		fs.log.Error("unsaved data of a file with no name left cannot be kept", slog.Any("err", f.lastErr()))
 		return
 	}
 	if other, ok := fs.writeBack.At(key); ok && other != f {
@@ -37,7 +37,7 @@ func (fs *Files) retryLater(f *File, failed bool) {
 		// Known already, and said so.
 	case failed:
 		fs.log.Error("upload failed; keeping the data and retrying in the background",
-			slog.String("path", key), slog.Any("err", f.LastErr()))
+			slog.String("path", key), slog.Any("err", f.lastErr()))
 	default:
 		fs.log.Debug("a change is still being saved; checking again later", slog.String("path", key))
 	}
@@ -96,7 +96,7 @@ type UnsavedFile struct {
 func (fs *Files) Unsaved() []UnsavedFile {
 	var out []UnsavedFile
 	for f, failed := range fs.writeBack.Items() {
-		out = append(out, UnsavedFile{Key: fs.keyNow(f), Failed: failed, Err: f.LastErr()})
+		out = append(out, UnsavedFile{Key: fs.keyNow(f), Failed: failed, Err: f.lastErr()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
@@ -107,7 +107,7 @@ func (fs *Files) Unsaved() []UnsavedFile {
 func (fs *Files) Close(ctx context.Context) int {
 	lost := fs.writeBack.Close(ctx)
 	for _, f := range lost {
-		fs.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", fs.keyNow(f)), slog.Any("err", f.LastErr()))
+		fs.log.Error("unsaved data lost at unmount: the upload kept failing", slog.String("path", fs.keyNow(f)), slog.Any("err", f.lastErr()))
 	}
 	return len(lost)
 }

@@ -123,14 +123,14 @@ func (fs *Files) Created(key string, node Node, e Entry, appendOnly bool) (*Hand
 	f.act = &activity{st: st, unsaved: true, handles: 1} // not shared yet
 	fs.handles.Add(1)
 	h := &Handle{f: f, attr: e, appendOnly: appendOnly}
-	f.SetWriting(&h.writer, true)
+	f.setWriting(&h.writer, true)
 	return h, nil
 }
 
-// AddHandle counts a new open handle of f. It is counted before the file
+// addHandle counts a new open handle of f. It is counted before the file
 // is staged, so that the release of another handle meanwhile does not drop
 // the staging copy this one is about to use.
-func (fs *Files) AddHandle(f *File) {
+func (fs *Files) addHandle(f *File) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.activeLocked().handles++
@@ -193,10 +193,7 @@ func (fs *Files) head(ctx context.Context, f *File) (Entry, error) {
 // kernel is told to forget the attributes it caches (size above all);
 // the open then drops the pages it caches (no FOPEN_KEEP_CACHE).
 func (fs *Files) Revalidate(ctx context.Context, f *File) (Entry, error) {
-	f.mu.Lock()
-	e := f.attr
-	local := f.stLocked() != nil || f.localChangesLocked()
-	f.mu.Unlock()
+	e, local := f.attrLocal()
 	if local {
 		return e, nil
 	}
@@ -213,11 +210,7 @@ func (fs *Files) Revalidate(ctx context.Context, f *File) (Entry, error) {
 // Learn asks S3 what the file is unless something here answers for it
 // or its metadata is known, and returns what the file is now.
 func (fs *Files) Learn(ctx context.Context, f *File) (Entry, error) {
-	f.mu.Lock()
-	e := f.attr
-	local := f.stLocked() != nil || f.localChangesLocked()
-	f.mu.Unlock()
-	if e.Meta || local {
+	if e, local := f.attrLocal(); e.Meta || local {
 		return e, nil
 	}
 	return fs.head(ctx, f)

@@ -207,7 +207,7 @@ func TestFilesSaveAtClose(t *testing.T) {
 		t.Error("a saved file still says S3 may not know it")
 	}
 	e.release(f)
-	if f.Staged() != nil {
+	if f.staged() != nil {
 		t.Error("the last release kept a staging copy with nothing unsaved")
 	}
 	if c := e.files.Counts(); c.Saves != 1 || c.OpenHandles != 0 {
@@ -240,7 +240,7 @@ func TestFilesFailedSaveIsRetried(t *testing.T) {
 	if got := unsavedKeys(e.files); len(got) != 0 {
 		t.Fatalf("unsaved %v after the retry, want none", got)
 	}
-	if f.Staged() != nil {
+	if f.staged() != nil {
 		t.Error("the retry kept the staging copy of a file no handle has open")
 	}
 }

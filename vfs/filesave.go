@@ -14,9 +14,9 @@ import (
 // file: when it is made, what the file's attributes say after each
 // change, and what a save does to the file and its directory.
 
-// Stage makes sure the file has a staging copy: empty when trunc, else the
-// object's current content. A handle counted by AddHandle keeps it.
-func (fs *Files) Stage(ctx context.Context, f *File, trunc bool) error {
+// stageFile makes sure the file has a staging copy: empty when trunc, else the
+// object's current content. A handle counted by addHandle keeps it.
+func (fs *Files) stageFile(ctx context.Context, f *File, trunc bool) error {
 	f.lockIO()
 	defer f.unlockIO()
 	f.mu.Lock()
@@ -75,12 +75,12 @@ func (fs *Files) resizeLocked(f *File, st *Staging, size int64) error {
 
 // Truncate sets the file's size, staging it if needed.
 func (fs *Files) Truncate(ctx context.Context, f *File, size int64) error {
-	if err := fs.Stage(ctx, f, size == 0); err != nil {
+	if err := fs.stageFile(ctx, f, size == 0); err != nil {
 		return err
 	}
 	f.lockIO()
 	defer f.unlockIO()
-	return fs.resizeLocked(f, f.Staged(), size)
+	return fs.resizeLocked(f, f.staged(), size)
 }
 
 // Grow extends a file open for writing to size with zeros, if it is
@@ -88,7 +88,7 @@ func (fs *Files) Truncate(ctx context.Context, f *File, size int64) error {
 func (fs *Files) Grow(f *File, size int64) error {
 	f.lockIO()
 	defer f.unlockIO()
-	st := f.Staged()
+	st := f.staged()
 	if st == nil {
 		return ErrNotStaged
 	}
@@ -98,11 +98,11 @@ func (fs *Files) Grow(f *File, size int64) error {
 	return nil
 }
 
-// Write stores p at off (at the end when appendOnly) in the staging copy.
-func (fs *Files) Write(ctx context.Context, f *File, p []byte, off int64, appendOnly bool) (int, error) {
+// write stores p at off (at the end when appendOnly) in the staging copy.
+func (fs *Files) write(ctx context.Context, f *File, p []byte, off int64, appendOnly bool) (int, error) {
 	f.lockIO()
 	defer f.unlockIO()
-	st := f.Staged()
+	st := f.staged()
 	if st == nil {
 		return 0, ErrNotStaged
 	}
@@ -121,10 +121,10 @@ func (fs *Files) Write(ctx context.Context, f *File, p []byte, off int64, append
 	return w, err
 }
 
-// ReadStaged serves a read from the staging copy (see Staging.Read). ok
+// readStaged serves a read from the staging copy (see Staging.Read). ok
 // is false when the file has no copy, or the read should go to S3.
-func (fs *Files) ReadStaged(ctx context.Context, f *File, p []byte, off int64, etag string) (n int, ok bool, err error) {
-	st := f.Staged()
+func (fs *Files) readStaged(ctx context.Context, f *File, p []byte, off int64, etag string) (n int, ok bool, err error) {
+	st := f.staged()
 	if st == nil {
 		return 0, false, nil
 	}
@@ -278,7 +278,7 @@ func (fs *Files) saveMetaLocked(ctx context.Context, f *File, key string) error 
 	return err
 }
 
-// Release closes a handle: the last one drops a staging copy that holds
+// release closes a handle: the last one drops a staging copy that holds
 // nothing unsaved. Unsaved data (its upload failed) stays and is retried
 // in the background until it is saved or the file is deleted.
 //
@@ -286,7 +286,7 @@ func (fs *Files) saveMetaLocked(ctx context.Context, f *File, key string) error 
 // close has returned, while rsync is already setting the times by path),
 // so what that save stores is not taken for unsaved data. A change made
 // but not yet being saved is queued like a failed one, without the error.
-func (fs *Files) Release(f *File) {
+func (fs *Files) release(f *File) {
 	f.lockIO()
 	defer f.unlockIO()
 	f.mu.Lock()

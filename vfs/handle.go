@@ -46,17 +46,17 @@ type OpenMode struct {
 // e; staged that the handle reads and writes the staging copy.
 // ErrWrongKind: the name holds a link the file was taken for.
 func (fs *Files) Open(ctx context.Context, f *File, e Entry, m OpenMode) (h *Handle, keepCache, staged bool, err error) {
-	fs.AddHandle(f)
+	fs.addHandle(f)
 	if m.Write {
-		if err := fs.Stage(ctx, f, m.Trunc); err != nil {
-			fs.Release(f)
+		if err := fs.stageFile(ctx, f, m.Trunc); err != nil {
+			fs.release(f)
 			return nil, false, false, err
 		}
 	}
-	keepCache, staged = f.Opened(e.ETag, m.Write)
+	keepCache, staged = f.opened(e.ETag, m.Write)
 	h = &Handle{f: f, attr: e, unchecked: m.Unchecked, appendOnly: m.Append}
 	if m.Write {
-		f.SetWriting(&h.writer, true)
+		f.setWriting(&h.writer, true)
 	}
 	return h, keepCache, staged, nil
 }
@@ -110,7 +110,7 @@ func (fs *Files) Read(ctx context.Context, h *Handle, p []byte, off int64) (n in
 	h.mu.Lock()
 	etag := h.attr.ETag
 	h.mu.Unlock()
-	n, staged, err := fs.ReadStaged(ctx, h.f, p, off, etag)
+	n, staged, err := fs.readStaged(ctx, h.f, p, off, etag)
 	if staged {
 		return n, nil, err
 	}
@@ -163,7 +163,7 @@ func (fs *Files) moveToCurrent(ctx context.Context, h *Handle, failed *ReadAhead
 	}
 	h.mu.Unlock()
 	if swapped {
-		h.f.SetCacheETag(e.ETag) // the kernel caches what this handle reads now
+		h.f.setCacheETag(e.ETag) // the kernel caches what this handle reads now
 		failed.Close()           // waits for its fetches: not under the handle's lock
 	}
 	return true
@@ -172,14 +172,14 @@ func (fs *Files) moveToCurrent(ctx context.Context, h *Handle, failed *ReadAhead
 // WriteAt stores p at off (at the end for an O_APPEND handle); the
 // handle's close saves it.
 func (fs *Files) WriteAt(ctx context.Context, h *Handle, p []byte, off int64) (int, error) {
-	h.f.SetWriting(&h.writer, true)
-	return fs.Write(ctx, h.f, p, off, h.appendOnly)
+	h.f.setWriting(&h.writer, true)
+	return fs.write(ctx, h.f, p, off, h.appendOnly)
 }
 
 // Flush is close(2) of h: changed content is saved now, and a failure
 // returned, so that close fails.
 func (fs *Files) Flush(ctx context.Context, h *Handle) error {
-	h.f.SetWriting(&h.writer, false)
+	h.f.setWriting(&h.writer, false)
 	return fs.Save(ctx, h.f)
 }
 
@@ -191,6 +191,6 @@ func (fs *Files) CloseHandle(h *Handle) {
 	if ra != nil {
 		ra.Close()
 	}
-	h.f.SetWriting(&h.writer, false)
-	fs.Release(h.f)
+	h.f.setWriting(&h.writer, false)
+	fs.release(h.f)
 }

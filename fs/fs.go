@@ -86,7 +86,7 @@ func New(b Bucket, opts Options) *FS {
 		MetadataTTL:   opts.MetadataTTL,
 		RetryInterval: opts.RetryInterval, Clock: opts.Clock, Log: opts.Logger,
 	})
-	f.names = vfs.NewNamespace(f.b, f.dirs, f.files, opts.MetadataTTL)
+	f.names = vfs.NewNamespace(f.b, f.files)
 	f.finder = &vfs.Finder{Store: f.b, Dirs: f.dirs, Skip: f.logSkipOnce}
 	if opts.MetadataTTL > 0 { // else nothing a lookup fetched would be kept
 		f.finder.Bodies = f.bodies

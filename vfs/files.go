@@ -111,14 +111,16 @@ func (fs *Files) NewFile(node Node, e Entry) *File {
 }
 
 // Created returns the one open handle of a file created here as key,
-// described by e, staged empty and to be saved at the handle's close. A file queued under the name
-// whose node the kernel forgot is dropped: the new file replaces it.
+// described by e, staged empty and to be saved at the handle's close. A
+// file queued under the name whose node the kernel forgot is dropped
+// once the new one is made: the new file replaces it (a create that
+// fails leaves it queued).
 func (fs *Files) Created(key string, node Node, e Entry, appendOnly bool) (*Handle, error) {
-	fs.dropOrphan(key)
 	st, err := fs.stage.Empty(true)
 	if err != nil {
 		return nil, err
 	}
+	fs.dropOrphan(key)
 	f := fs.NewFile(node, e)
 	f.act = &activity{st: st, unsaved: true, handles: 1} // not shared yet
 	fs.handles.Add(1)
@@ -177,7 +179,7 @@ func (fs *Files) Current(ctx context.Context, f *File) (Entry, error) {
 	return fs.head(ctx, f)
 }
 
-// head asks S3 what the file is (Learnt).
+// head asks S3 what the file is, and takes it (learnt).
 func (fs *Files) head(ctx context.Context, f *File) (Entry, error) {
 	o, err := fs.store.Head(ctx, f.key())
 	if err != nil {

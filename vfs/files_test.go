@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -296,6 +298,29 @@ func TestFilesCreateDropsOrphan(t *testing.T) {
 	}
 }
 
+// TestFilesFailedCreateKeepsOrphan: a create under an orphan's name that
+// fails (no staging copy can be made) leaves the orphan's unsaved data
+// queued; it is saved later.
+func TestFilesFailedCreateKeepsOrphan(t *testing.T) {
+	e := newFilesEnv(t)
+	f, node := e.create(t, "a.txt", "orphan's")
+	e.failClose(t, f)
+	node.leave()
+	dir := e.files.stage.Dir
+	e.files.stage.Dir = filepath.Join(e.files.stage.Dir, "a.txt-staging", "sub") // under a file: cannot be made
+	if err := os.WriteFile(filepath.Join(dir, "a.txt-staging"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.files.Created("a.txt", &testNode{key: "a.txt", inTree: true}, Entry{Meta: true}, false); err == nil {
+		t.Fatal("created a file with no staging directory")
+	}
+	e.files.stage.Dir = dir
+	e.runRetries(t)
+	if body, _ := e.body(t, "a.txt"); body != "orphan's" {
+		t.Fatalf("bucket holds %q, want the orphan's data", body)
+	}
+}
+
 // TestFilesGoneNotSaved: a deleted file's queued data is never uploaded.
 func TestFilesGoneNotSaved(t *testing.T) {
 	e := newFilesEnv(t)
@@ -536,7 +561,9 @@ func TestFilesHoldTreeWaitsForBusyFile(t *testing.T) {
 		}
 		done <- held
 	}()
-	// While it waits for b, a stays free for others.
+	// While it waits for b, a stays free for others (were it held, this
+	// would hang; the goroutine may not have reached the wait yet, so a
+	// pass does not prove it).
 	a.lockIO()
 	a.unlockIO()
 	b.unlockIO()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"time"
 
 	"mount-ws/bucket"
 )
@@ -30,21 +29,26 @@ type NamespaceStore interface {
 // is "a/b/").
 type Namespace struct {
 	store NamespaceStore
-	dirs  *DirCaches
+	dirs  *DirCaches // the files' (Files.dirs)
 	files *Files
-	ttl   time.Duration
 }
 
-// NewNamespace returns the namespace of a mount's files and directories;
-// ttl is how long a listing stands.
-func NewNamespace(store NamespaceStore, dirs *DirCaches, files *Files, ttl time.Duration) *Namespace {
-	return &Namespace{store: store, dirs: dirs, files: files, ttl: ttl}
+// NewNamespace returns the namespace of a mount's files, whose store and
+// directory listings it shares.
+func NewNamespace(store NamespaceStore, files *Files) *Namespace {
+	return &Namespace{store: store, dirs: files.dirs, files: files}
 }
 
 // MakeDir creates the directory key, described by e (its mode, owner and
 // times), as a marker object "key/" carrying them.
 func (ns *Namespace) MakeDir(ctx context.Context, key string, e Entry) (Entry, error) {
-	e.Dir = true
+	return ns.putMarker(ctx, key, e)
+}
+
+// putMarker stores e, a directory's attributes, on its marker object, and
+// shows them in its parent's listing.
+func (ns *Namespace) putMarker(ctx context.Context, key string, e Entry) (Entry, error) {
+	e.Meta, e.Dir = true, true
 	if _, err := ns.store.Put(ctx, key+"/", bytes.NewReader(nil), 0, ObjectMeta(e, key+"/", false)); err != nil {
 		return Entry{}, err
 	}
@@ -149,15 +153,11 @@ func (ns *Namespace) DirMeta(ctx context.Context, key string) (Entry, error) {
 // (the root has none: its changes last until unmount), and shows them in
 // its parent's listing.
 func (ns *Namespace) SaveDirMeta(ctx context.Context, key string, e Entry) (Entry, error) {
-	e.Meta, e.Dir = true, true
 	if key == "" {
+		e.Meta, e.Dir = true, true
 		return e, nil
 	}
-	if _, err := ns.store.Put(ctx, key+"/", bytes.NewReader(nil), 0, ObjectMeta(e, key+"/", false)); err != nil {
-		return Entry{}, err
-	}
-	ns.dirs.Set(key, &e)
-	return e, nil
+	return ns.putMarker(ctx, key, e)
 }
 
 // Vanished reports whether the implicit directory key (one without a
@@ -166,7 +166,7 @@ func (ns *Namespace) SaveDirMeta(ctx context.Context, key string, e Entry) (Entr
 // only when what the directory's listing knows does not already show
 // some children remain. c is the directory's cache.
 func (ns *Namespace) Vanished(ctx context.Context, key string, c *DirCache) bool {
-	if left, known := c.Len(ns.ttl); known && left > 0 {
+	if left, known := c.Len(ns.files.ttl); known && left > 0 {
 		return false
 	}
 	if left, err := ns.store.ProbeDir(ctx, key+"/"); err != nil || left.Exists {

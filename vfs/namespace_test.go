@@ -18,7 +18,7 @@ import (
 // the directory dirKey, holding a listing that every change must show.
 func newNamespace(t *testing.T, dirKey string) (*filesEnv, *Namespace, *DirCache) {
 	e := newFilesEnv(t)
-	ns := NewNamespace(e.store, e.files.dirs, e.files, time.Minute)
+	ns := NewNamespace(e.store, e.files)
 	c := e.files.dirs.Hold(dirKey)
 	t.Cleanup(func() { e.files.dirs.Release(c) })
 	c.InstallEmpty()
